@@ -1,0 +1,283 @@
+//! A model: a profile bound to its loaded tokenizer and a shared count cache.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use quick_cache::sync::Cache;
+
+use crate::error::TrimError;
+use crate::message::{Message, Role};
+use crate::profile::{ChatTemplate, ModelProfile};
+use crate::tokenizer::Tokenizer;
+use crate::window::{MessageCounter, Trim, Window};
+
+/// Default number of per-message counts a model remembers.
+pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+
+/// Messages shorter than this are counted, not cached: hashing and a cache probe
+/// cost about as much as encoding a few words.
+const MIN_CACHED_LEN: usize = 64;
+
+/// A model profile with its tokenizer, ready to count and trim.
+///
+/// Cloning is cheap and clones share the count cache, which is bounded and safe to
+/// use from many threads. Counts are cached per message, keyed by a 128-bit hash
+/// of the role and content, because messages are counted independently.
+///
+/// ```
+/// use sluice_core::{Message, Profiles};
+///
+/// let model = Profiles::builtin().model("HCX-003").unwrap();
+/// let history = vec![
+///     Message::system("You are a concise assistant."),
+///     Message::user("What is the capital of Korea?"),
+///     Message::assistant("Seoul."),
+///     Message::user("And its population?"),
+/// ];
+/// let counts = model.count(&history);
+/// assert_eq!(counts.total, counts.per_message.iter().sum::<usize>() + counts.reply);
+///
+/// let trim = model.trim(&history, 100).unwrap();
+/// assert_eq!(trim.report().messages_dropped, 0); // it fits: nothing to drop
+/// ```
+#[derive(Clone)]
+pub struct Model {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    profile: ModelProfile,
+    tokenizer: Tokenizer,
+    roles: [RoleFrame; 4],
+    reply: usize,
+    cache: Option<Cache<u128, u32>>,
+}
+
+/// The template around one role's content, split at the content: everything up to
+/// the last marker before the content and after the first marker after it is a
+/// fixed cost; the text touching the content is tokenized together with it.
+#[derive(Debug, Clone)]
+struct RoleFrame {
+    fixed: usize,
+    head: String,
+    tail: String,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model")
+            .field("profile", &self.inner.profile.name)
+            .field("tokenizer", &self.inner.tokenizer.name())
+            .finish()
+    }
+}
+
+/// Token counts of a list of messages.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Tokens of each message, template included.
+    pub per_message: Vec<usize>,
+    /// Tokens of the reply prefix, counted once.
+    pub reply: usize,
+    /// The sum of all of the above: the prompt's size.
+    pub total: usize,
+}
+
+impl Model {
+    /// Binds a profile to a tokenizer, with a cache of [`DEFAULT_CACHE_CAPACITY`].
+    pub fn new(profile: ModelProfile, tokenizer: Tokenizer) -> Self {
+        Self::with_cache_capacity(profile, tokenizer, DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// Binds a profile to a tokenizer with a count cache of `capacity` messages
+    /// (0 disables the cache).
+    pub fn with_cache_capacity(profile: ModelProfile, tokenizer: Tokenizer, capacity: usize) -> Self {
+        let template = &profile.template;
+        let roles = [Role::System, Role::User, Role::Assistant, Role::Tool]
+            .map(|role| RoleFrame::new(template, role, &tokenizer));
+        let reply = count_template_text(&template.reply_prefix, template, &tokenizer);
+        Self {
+            inner: Arc::new(Inner {
+                profile,
+                tokenizer,
+                roles,
+                reply,
+                cache: (capacity > 0).then(|| Cache::new(capacity)),
+            }),
+        }
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &ModelProfile {
+        &self.inner.profile
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.inner.tokenizer
+    }
+
+    /// Tokens of one message, template included.
+    pub fn count_message(&self, message: &Message) -> usize {
+        self.message_tokens(message, usize::MAX)
+            .expect("no count exceeds usize::MAX")
+    }
+
+    /// Tokens of a list of messages: each message plus the reply prefix once.
+    pub fn count(&self, messages: &[Message]) -> Counts {
+        let per_message: Vec<usize> = messages.iter().map(|m| self.count_message(m)).collect();
+        let total = per_message.iter().sum::<usize>() + self.inner.reply;
+        Counts {
+            per_message,
+            reply: self.inner.reply,
+            total,
+        }
+    }
+
+    /// Trims `messages` so that their tokens plus `max_tokens` fit the profile's
+    /// context limit; see [`Window::trim`] for the rules.
+    pub fn trim(&self, messages: &[Message], max_tokens: i64) -> Result<Trim, TrimError> {
+        self.window().trim(messages, max_tokens)
+    }
+
+    /// A window over this model's limits, for more options than [`Model::trim`].
+    pub fn window(&self) -> Window<'_, Self> {
+        Window::new(self, self.inner.profile.context_limit).max_output(self.inner.profile.max_output)
+    }
+
+    fn count_uncached(&self, message: &Message, body: &str, budget: usize) -> Option<usize> {
+        let frame = &self.inner.roles[role_index(message.role)];
+        let budget = budget.checked_sub(frame.fixed)?;
+        let n = if frame.head.is_empty() && frame.tail.is_empty() {
+            self.inner.tokenizer.count_within(body, budget)?
+        } else {
+            let mut text = String::with_capacity(frame.head.len() + body.len() + frame.tail.len());
+            text.push_str(&frame.head);
+            text.push_str(body);
+            text.push_str(&frame.tail);
+            self.inner.tokenizer.count_within(&text, budget)?
+        };
+        Some(frame.fixed + n)
+    }
+}
+
+impl MessageCounter for Model {
+    fn message_tokens(&self, message: &Message, budget: usize) -> Option<usize> {
+        let body = render_body(message);
+        let cache = match &self.inner.cache {
+            Some(cache) if body.len() >= MIN_CACHED_LEN => cache,
+            _ => return self.count_uncached(message, &body, budget),
+        };
+        let key = cache_key(message.role, &body);
+        if let Some(n) = cache.get(&key) {
+            let n = n as usize;
+            return (n <= budget).then_some(n);
+        }
+        let n = self.count_uncached(message, &body, budget)?;
+        if let Ok(small) = u32::try_from(n) {
+            cache.insert(key, small);
+        }
+        Some(n)
+    }
+
+    fn reply_tokens(&self) -> usize {
+        self.inner.reply
+    }
+}
+
+fn role_index(role: Role) -> usize {
+    match role {
+        Role::System => 0,
+        Role::User => 1,
+        Role::Assistant => 2,
+        Role::Tool => 3,
+    }
+}
+
+fn cache_key(role: Role, body: &str) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(role_index(role) as u64);
+    hasher.update(body.as_bytes());
+    hasher.digest128()
+}
+
+/// The text a message contributes between its template's prefix and suffix: the
+/// content, then each tool call as `\n{name}\n{arguments as JSON}` (our rendering;
+/// the hosted APIs do not document one).
+fn render_body(message: &Message) -> Cow<'_, str> {
+    if message.tool_calls.is_empty() {
+        return Cow::Borrowed(&message.content);
+    }
+    let mut body = message.content.clone();
+    for call in &message.tool_calls {
+        body.push('\n');
+        body.push_str(&call.function.name);
+        body.push('\n');
+        match &call.function.arguments {
+            serde_json::Value::String(s) => body.push_str(s),
+            other => body.push_str(&other.to_string()),
+        }
+    }
+    Cow::Owned(body)
+}
+
+impl RoleFrame {
+    fn new(template: &ChatTemplate, role: Role, tokenizer: &Tokenizer) -> Self {
+        let prefix = template.message_prefix.replace("{role}", role.as_str());
+        let (prefix_fixed, head) = split_at_last_marker(&prefix, template);
+        let (tail, suffix_fixed) = split_at_first_marker(&template.message_suffix, template);
+        Self {
+            fixed: count_template_text(prefix_fixed, template, tokenizer)
+                + count_template_text(suffix_fixed, template, tokenizer),
+            head: head.to_string(),
+            tail: tail.to_string(),
+        }
+    }
+}
+
+/// Splits `text` after the end of its last marker.
+fn split_at_last_marker<'a>(text: &'a str, template: &ChatTemplate) -> (&'a str, &'a str) {
+    let end = template
+        .special_tokens
+        .iter()
+        .filter_map(|m| text.rfind(m.as_str()).map(|i| i + m.len()))
+        .max()
+        .unwrap_or(0);
+    text.split_at(end)
+}
+
+/// Splits `text` at the start of its first marker.
+fn split_at_first_marker<'a>(text: &'a str, template: &ChatTemplate) -> (&'a str, &'a str) {
+    let start = template
+        .special_tokens
+        .iter()
+        .filter_map(|m| text.find(m.as_str()))
+        .min()
+        .unwrap_or(text.len());
+    text.split_at(start)
+}
+
+/// Tokens of template text: each marker is one token, the text between markers is
+/// encoded as ordinary text.
+fn count_template_text(mut text: &str, template: &ChatTemplate, tokenizer: &Tokenizer) -> usize {
+    let mut n = 0;
+    while !text.is_empty() {
+        let next = template
+            .special_tokens
+            .iter()
+            .filter_map(|m| text.find(m.as_str()).map(|i| (i, m.len())))
+            .min_by_key(|&(i, len)| (i, std::cmp::Reverse(len)));
+        match next {
+            Some((i, len)) => {
+                n += tokenizer.count(&text[..i]) + 1;
+                text = &text[i + len..];
+            }
+            None => {
+                n += tokenizer.count(text);
+                break;
+            }
+        }
+    }
+    n
+}

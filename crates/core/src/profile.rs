@@ -1,0 +1,349 @@
+//! Model profiles: which tokenizer, which context limit, which chat template.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::BuildError;
+use crate::model::Model;
+use crate::tokenizer::{Embedded, Tokenizer};
+
+/// Where a profile's tokenizer comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerSource {
+    /// An encoding compiled into the binary.
+    Embedded(Embedded),
+    /// A Hugging Face `tokenizer.json` file.
+    File(PathBuf),
+}
+
+impl TokenizerSource {
+    /// Loads the tokenizer (embedded encodings are loaded once per process).
+    pub fn load(&self) -> Result<Tokenizer, BuildError> {
+        match self {
+            TokenizerSource::Embedded(e) => Ok(e.tokenizer()),
+            TokenizerSource::File(path) => Tokenizer::from_file(path),
+        }
+    }
+}
+
+/// How messages are written out for the model, which decides what they cost.
+///
+/// `count(message) = tokens(message_prefix + content + message_suffix)` with `{role}`
+/// replaced by the message's role; each marker listed in `special_tokens` that
+/// appears in the prefix or suffix counts as one token. The reply prefix is counted
+/// once per list of messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatTemplate {
+    /// Written before each message's content. `{role}` stands for the role.
+    pub message_prefix: String,
+    /// Written after each message's content.
+    pub message_suffix: String,
+    /// Written once after the last message, where the model's reply begins.
+    pub reply_prefix: String,
+    /// Markers in the template that are single special tokens.
+    #[serde(default)]
+    pub special_tokens: Vec<String>,
+}
+
+impl ChatTemplate {
+    /// ChatML, as used by HyperCLOVA X SEED and OpenAI chat models:
+    /// `<|im_start|>{role}\n{content}<|im_end|>\n`, reply prefix
+    /// `<|im_start|>assistant\n`.
+    pub fn chatml() -> Self {
+        Self {
+            message_prefix: "<|im_start|>{role}\n".into(),
+            message_suffix: "<|im_end|>\n".into(),
+            reply_prefix: "<|im_start|>assistant\n".into(),
+            special_tokens: vec!["<|im_start|>".into(), "<|im_end|>".into()],
+        }
+    }
+
+    /// No template: a message costs exactly the tokens of its content.
+    pub fn plain() -> Self {
+        Self {
+            message_prefix: String::new(),
+            message_suffix: String::new(),
+            reply_prefix: String::new(),
+            special_tokens: Vec::new(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(s) = self.special_tokens.iter().find(|s| s.is_empty()) {
+            return Err(format!("template special token {s:?} is empty"));
+        }
+        if self.message_suffix.contains("{role}") || self.reply_prefix.contains("{role}") {
+            return Err("`{role}` may only appear in message_prefix".into());
+        }
+        Ok(())
+    }
+}
+
+/// Everything sluice needs to know about a model to count and trim for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelProfile {
+    /// The model name used in requests (`HCX-003`).
+    pub name: String,
+    /// The tokenizer.
+    pub tokenizer: TokenizerSource,
+    /// Prompt tokens plus `maxTokens` may not exceed this.
+    pub context_limit: u32,
+    /// The largest `maxTokens` a request may ask for.
+    pub max_output: u32,
+    /// How messages are rendered for counting.
+    pub template: ChatTemplate,
+}
+
+impl ModelProfile {
+    fn builtin(name: &str, encoding: Embedded, context_limit: u32, max_output: u32) -> Self {
+        Self {
+            name: name.into(),
+            tokenizer: TokenizerSource::Embedded(encoding),
+            context_limit,
+            max_output,
+            template: ChatTemplate::chatml(),
+        }
+    }
+}
+
+/// The built-in profiles.
+///
+/// The HCX profiles count with `cl100k_base` and ChatML: the hosted HyperCLOVA X
+/// tokenizer is not public, and the open HyperCLOVAX-SEED tokenizer extends
+/// cl100k_base with ChatML markers, so this is a close proxy, not the exact
+/// tokenizer. Point a profile at a `tokenizer.json` for exact counts.
+/// `HCX-003` and `HCX-DASH-001` use the 4,096-token limit of the sliding-window API
+/// page; the others their documented context and output limits.
+pub fn builtin_profiles() -> Vec<ModelProfile> {
+    use Embedded::{Cl100kBase, O200kBase};
+    vec![
+        ModelProfile::builtin("HCX-003", Cl100kBase, 4096, 4096),
+        ModelProfile::builtin("HCX-DASH-001", Cl100kBase, 4096, 4096),
+        ModelProfile::builtin("HCX-005", Cl100kBase, 128_000, 4096),
+        ModelProfile::builtin("HCX-DASH-002", Cl100kBase, 32_000, 4096),
+        ModelProfile::builtin("HCX-007", Cl100kBase, 128_000, 32_768),
+        ModelProfile::builtin("cl100k", Cl100kBase, 8192, 4096),
+        ModelProfile::builtin("o200k", O200kBase, 128_000, 16_384),
+    ]
+}
+
+/// One profile as written in a profiles file; every field optional so that a
+/// file can override single fields of an existing profile.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileEntry {
+    tokenizer: Option<String>,
+    tokenizer_file: Option<PathBuf>,
+    context_limit: Option<u32>,
+    max_output: Option<u32>,
+    template: Option<TemplateEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TemplateEntry {
+    Named(String),
+    Custom(ChatTemplate),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfilesFile {
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileEntry>,
+}
+
+/// The set of model profiles, resolving names to ready [`Model`]s.
+///
+/// Models are built on first use and shared afterwards, so every caller of the
+/// same name shares one tokenizer and one count cache.
+///
+/// ```
+/// let profiles = sluice_core::Profiles::builtin();
+/// let model = profiles.model("HCX-003").unwrap();
+/// assert_eq!(model.profile().context_limit, 4096);
+/// assert!(profiles.model("no-such-model").is_err());
+/// ```
+#[derive(Debug)]
+pub struct Profiles {
+    profiles: BTreeMap<String, ModelProfile>,
+    models: Mutex<BTreeMap<String, Model>>,
+}
+
+impl Default for Profiles {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl Profiles {
+    /// The built-in profiles only.
+    pub fn builtin() -> Self {
+        Self {
+            profiles: builtin_profiles()
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+            models: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds or overrides profiles from a TOML file. Relative tokenizer paths are
+    /// resolved against the file's directory.
+    ///
+    /// ```toml
+    /// [profiles.HCX-003]
+    /// context_limit = 8192             # override one field of a built-in
+    ///
+    /// [profiles.my-seed]
+    /// tokenizer_file = "seed/tokenizer.json"
+    /// context_limit = 32768
+    /// max_output = 4096
+    /// template = "chatml"               # or "plain", or a table of the ChatTemplate fields
+    /// ```
+    pub fn load_file(&mut self, path: impl AsRef<Path>) -> Result<(), BuildError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| BuildError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        self.load_str(&text, &path.display().to_string(), base)
+    }
+
+    /// Adds or overrides profiles from TOML text; `origin` names it in errors and
+    /// `base` is the directory relative tokenizer paths start from.
+    pub fn load_str(&mut self, text: &str, origin: &str, base: &Path) -> Result<(), BuildError> {
+        let err = |message: String| BuildError::Profile {
+            path: origin.to_string(),
+            message,
+        };
+        let file: ProfilesFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        for (name, entry) in file.profiles {
+            let existing = self.profiles.get(&name);
+            let tokenizer = match (&entry.tokenizer, &entry.tokenizer_file) {
+                (Some(_), Some(_)) => {
+                    return Err(err(format!(
+                        "profile {name}: give either `tokenizer` or `tokenizer_file`, not both"
+                    )));
+                }
+                (Some(enc), None) => TokenizerSource::Embedded(
+                    Embedded::from_name(enc).ok_or_else(|| {
+                        err(format!(
+                            "profile {name}: unknown embedded tokenizer {enc:?} \
+                             (expected cl100k_base or o200k_base)"
+                        ))
+                    })?,
+                ),
+                (None, Some(file)) => TokenizerSource::File(base.join(file)),
+                (None, None) => existing.map(|p| p.tokenizer.clone()).ok_or_else(|| {
+                    err(format!(
+                        "profile {name}: `tokenizer` or `tokenizer_file` is required"
+                    ))
+                })?,
+            };
+            let context_limit = entry
+                .context_limit
+                .or(existing.map(|p| p.context_limit))
+                .ok_or_else(|| err(format!("profile {name}: `context_limit` is required")))?;
+            let max_output = entry
+                .max_output
+                .or(existing.map(|p| p.max_output))
+                .unwrap_or(context_limit);
+            let template = match entry.template {
+                Some(TemplateEntry::Named(t)) if t == "chatml" => ChatTemplate::chatml(),
+                Some(TemplateEntry::Named(t)) if t == "plain" => ChatTemplate::plain(),
+                Some(TemplateEntry::Named(t)) => {
+                    return Err(err(format!(
+                        "profile {name}: unknown template {t:?} (expected chatml, plain or a table)"
+                    )));
+                }
+                Some(TemplateEntry::Custom(t)) => t,
+                None => existing.map_or_else(ChatTemplate::chatml, |p| p.template.clone()),
+            };
+            if context_limit == 0 || max_output == 0 {
+                return Err(err(format!(
+                    "profile {name}: context_limit and max_output must be positive"
+                )));
+            }
+            template
+                .validate()
+                .map_err(|m| err(format!("profile {name}: {m}")))?;
+            let profile = ModelProfile {
+                name: name.clone(),
+                tokenizer,
+                context_limit,
+                max_output,
+                template,
+            };
+            self.insert(profile);
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces one profile.
+    pub fn insert(&mut self, profile: ModelProfile) {
+        self.models
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&profile.name);
+        self.profiles.insert(profile.name.clone(), profile);
+    }
+
+    /// Replaces the tokenizer of every profile with one file (the CLI's
+    /// `--tokenizer`).
+    pub fn set_tokenizer_file(&mut self, path: impl Into<PathBuf>) {
+        let path = path.into();
+        let profiles: Vec<_> = self.profiles.values().cloned().collect();
+        for mut p in profiles {
+            p.tokenizer = TokenizerSource::File(path.clone());
+            self.insert(p);
+        }
+    }
+
+    /// The profile called `name` (exact, then ASCII case-insensitive).
+    pub fn get(&self, name: &str) -> Result<&ModelProfile, BuildError> {
+        self.profiles
+            .get(name)
+            .or_else(|| {
+                self.profiles
+                    .values()
+                    .find(|p| p.name.eq_ignore_ascii_case(name))
+            })
+            .ok_or_else(|| BuildError::UnknownModel {
+                name: name.to_string(),
+                known: self.names().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    /// The names of all profiles, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
+
+    /// The ready model for `name`, built on first use and shared afterwards.
+    pub fn model(&self, name: &str) -> Result<Model, BuildError> {
+        let profile = self.get(name)?;
+        let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = models.get(&profile.name) {
+            return Ok(m.clone());
+        }
+        // Models sharing a tokenizer source share the loaded tokenizer.
+        let tokenizer = models
+            .values()
+            .find(|m| m.profile().tokenizer == profile.tokenizer)
+            .map(|m| m.tokenizer().clone());
+        let tokenizer = match tokenizer {
+            Some(t) => t,
+            None => profile.tokenizer.load()?,
+        };
+        let model = Model::new(profile.clone(), tokenizer);
+        models.insert(profile.name.clone(), model.clone());
+        Ok(model)
+    }
+}

@@ -1,0 +1,258 @@
+//! Tokenizers: the embedded BPE encodings and any Hugging Face `tokenizer.json`.
+
+use std::fmt;
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rustc_hash::FxHashMap;
+
+use crate::bpe::{Rank, RankTable};
+use crate::error::BuildError;
+use crate::pretokenize::{CL100K_PATTERN, O200K_PATTERN, Pretokenizer};
+
+/// An encoding embedded in the binary: usable with no files and no network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Embedded {
+    /// OpenAI's `cl100k_base` (GPT-4, GPT-3.5); also the proxy for HyperCLOVA X.
+    Cl100kBase,
+    /// OpenAI's `o200k_base` (GPT-4o and later).
+    O200kBase,
+}
+
+impl Embedded {
+    /// All embedded encodings.
+    pub const ALL: [Embedded; 2] = [Embedded::Cl100kBase, Embedded::O200kBase];
+
+    /// The encoding's conventional name (`cl100k_base`, `o200k_base`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Embedded::Cl100kBase => "cl100k_base",
+            Embedded::O200kBase => "o200k_base",
+        }
+    }
+
+    /// Looks an encoding up by its name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    fn gzipped_table(self) -> &'static [u8] {
+        match self {
+            Embedded::Cl100kBase => include_bytes!("../data/cl100k_base.tiktoken.gz"),
+            Embedded::O200kBase => include_bytes!("../data/o200k_base.tiktoken.gz"),
+        }
+    }
+
+    fn pattern(self) -> &'static str {
+        match self {
+            Embedded::Cl100kBase => CL100K_PATTERN,
+            Embedded::O200kBase => O200K_PATTERN,
+        }
+    }
+
+    /// The split pattern as published (with its look-ahead), for exporting.
+    pub(crate) fn original_pattern(self) -> &'static str {
+        match self {
+            Embedded::Cl100kBase => crate::pretokenize::CL100K_PATTERN_ORIGINAL,
+            Embedded::O200kBase => crate::pretokenize::O200K_PATTERN_ORIGINAL,
+        }
+    }
+
+    /// The encoding's own special tokens.
+    pub(crate) fn special_tokens(self) -> &'static [(&'static str, Rank)] {
+        match self {
+            Embedded::Cl100kBase => &[
+                ("<|endoftext|>", 100257),
+                ("<|fim_prefix|>", 100258),
+                ("<|fim_middle|>", 100259),
+                ("<|fim_suffix|>", 100260),
+                ("<|endofprompt|>", 100276),
+            ],
+            Embedded::O200kBase => &[
+                ("<|endoftext|>", 199999),
+                ("<|endofprompt|>", 200018),
+            ],
+        }
+    }
+
+    /// Loads (once per process) and returns the encoding.
+    pub fn tokenizer(self) -> Tokenizer {
+        static CACHE: [OnceLock<Tokenizer>; 2] = [OnceLock::new(), OnceLock::new()];
+        CACHE[self as usize]
+            .get_or_init(|| {
+                let mut text = String::new();
+                flate2::read::GzDecoder::new(self.gzipped_table())
+                    .read_to_string(&mut text)
+                    .expect("embedded table is valid gzip");
+                let table = RankTable::from_tiktoken(&text).expect("embedded table is valid");
+                Tokenizer::from_bpe(BpeTokenizer {
+                    name: self.name().to_string(),
+                    table,
+                    pretokenizer: Pretokenizer::new(self.pattern()),
+                    specials: self
+                        .special_tokens()
+                        .iter()
+                        .map(|&(s, r)| (s.to_string(), r))
+                        .collect(),
+                })
+            })
+            .clone()
+    }
+}
+
+impl fmt::Display for Embedded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A tiktoken-compatible BPE: a rank table and a split pattern.
+pub(crate) struct BpeTokenizer {
+    name: String,
+    pub(crate) table: RankTable,
+    pretokenizer: Pretokenizer,
+    specials: FxHashMap<String, Rank>,
+}
+
+/// A tokenizer that counts and encodes text.
+///
+/// Cloning is cheap (the tables are shared). Text is always encoded as ordinary
+/// text: a string such as `<|im_start|>` inside the text is counted as the plain
+/// characters it consists of, never as a special token. Special tokens only enter
+/// a count through a chat template's markers (see [`crate::ChatTemplate`]).
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: Arc<Backend>,
+}
+
+enum Backend {
+    Bpe(BpeTokenizer),
+    HuggingFace {
+        name: String,
+        tokenizer: tokenizers::Tokenizer,
+    },
+}
+
+impl fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokenizer").field("name", &self.name()).finish()
+    }
+}
+
+impl Tokenizer {
+    fn from_bpe(bpe: BpeTokenizer) -> Self {
+        Self {
+            inner: Arc::new(Backend::Bpe(bpe)),
+        }
+    }
+
+    /// Loads a Hugging Face `tokenizer.json`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, BuildError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| BuildError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_json_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Loads a Hugging Face `tokenizer.json` from memory; `name` labels it in errors.
+    pub fn from_json_bytes(bytes: &[u8], name: &str) -> Result<Self, BuildError> {
+        let mut tokenizer =
+            tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| BuildError::Tokenizer {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
+        // Content is text: special tokens typed into a message are split like any
+        // other characters instead of collapsing into one id.
+        tokenizer.set_encode_special_tokens(true);
+        Ok(Self {
+            inner: Arc::new(Backend::HuggingFace {
+                name: name.to_string(),
+                tokenizer,
+            }),
+        })
+    }
+
+    /// A short name: the embedded encoding's name or the file it came from.
+    pub fn name(&self) -> &str {
+        match &*self.inner {
+            Backend::Bpe(b) => &b.name,
+            Backend::HuggingFace { name, .. } => name,
+        }
+    }
+
+    /// The number of tokens `text` encodes to.
+    pub fn count(&self, text: &str) -> usize {
+        self.count_within(text, usize::MAX)
+            .expect("no count exceeds usize::MAX")
+    }
+
+    /// The number of tokens `text` encodes to, or `None` as soon as it is known to
+    /// exceed `limit`. The embedded encodings stop reading the text at that point,
+    /// so a huge text costs no more than the limit it is checked against.
+    pub fn count_within(&self, text: &str, limit: usize) -> Option<usize> {
+        match &*self.inner {
+            Backend::Bpe(b) => {
+                let mut n = 0usize;
+                let mut over = false;
+                b.pretokenizer.pieces(text, |piece| {
+                    n += b.table.count_piece(piece.as_bytes());
+                    over = n > limit;
+                    !over
+                });
+                (!over).then_some(n)
+            }
+            Backend::HuggingFace { tokenizer, .. } => {
+                // `tokenizers` fails only for a model with no way to represent some
+                // input (no unknown token, no byte fallback). Such input then costs its
+                // byte length, which no byte-level or unknown-token count exceeds.
+                let n = tokenizer
+                    .encode_fast(text, false)
+                    .map_or(text.len(), |e| e.len());
+                (n <= limit).then_some(n)
+            }
+        }
+    }
+
+    /// Encodes `text` as ordinary text.
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        match &*self.inner {
+            Backend::Bpe(b) => {
+                let mut out = Vec::with_capacity(text.len() / 3);
+                b.pretokenizer.pieces(text, |piece| {
+                    b.table.encode_piece(piece.as_bytes(), &mut out);
+                    true
+                });
+                out
+            }
+            Backend::HuggingFace { tokenizer, .. } => tokenizer
+                .encode_fast(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The id of a special token (such as `<|im_start|>`), if this tokenizer has it.
+    pub fn special_token_id(&self, token: &str) -> Option<u32> {
+        match &*self.inner {
+            Backend::Bpe(b) => b.specials.get(token).copied(),
+            Backend::HuggingFace { tokenizer, .. } => tokenizer.token_to_id(token),
+        }
+    }
+
+    pub(crate) fn bpe(&self) -> Option<&BpeTokenizer> {
+        match &*self.inner {
+            Backend::Bpe(b) => Some(b),
+            Backend::HuggingFace { .. } => None,
+        }
+    }
+}
+
+impl BpeTokenizer {
+    pub(crate) fn specials(&self) -> impl Iterator<Item = (&str, Rank)> {
+        self.specials.iter().map(|(s, r)| (s.as_str(), *r))
+    }
+}

@@ -1,0 +1,238 @@
+//! The sliding-window contract as properties, checked with a simple counter and
+//! with the embedded cl100k_base tokenizer under ChatML.
+
+use proptest::prelude::*;
+use sluice_core::{Message, MessageCounter, Profiles, Role, TrimError, Window};
+
+/// One token per character plus 3 per message; 2 for the reply prefix.
+pub struct CharCounter;
+
+impl MessageCounter for CharCounter {
+    fn message_tokens(&self, m: &Message, budget: usize) -> Option<usize> {
+        let n = m.content.chars().count() + 3;
+        (n <= budget).then_some(n)
+    }
+
+    fn reply_tokens(&self) -> usize {
+        2
+    }
+}
+
+const WORDS: &[&str] = &[
+    "hello", "날씨", "서울의", "how are you?", "미세먼지 정보 알려줘", "ok", "<|im_start|>", " ",
+    "tool output: 23°C", "그럼 부산은?", "longer sentence with several words in it.",
+];
+
+#[derive(Debug, Clone)]
+enum Step {
+    System(String),
+    User(String),
+    Assistant(String),
+    /// An assistant tool call and its tool result.
+    ToolPair(String, String),
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(0..WORDS.len(), 0..6)
+        .prop_map(|ix| ix.into_iter().map(|i| WORDS[i]).collect::<Vec<_>>().join(" "))
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        1 => text().prop_map(Step::System),
+        4 => text().prop_map(Step::User),
+        3 => text().prop_map(Step::Assistant),
+        2 => (text(), text()).prop_map(|(a, b)| Step::ToolPair(a, b)),
+    ]
+}
+
+fn history() -> impl Strategy<Value = Vec<Message>> {
+    prop::collection::vec(step(), 1..40).prop_map(|steps| {
+        let mut out = Vec::new();
+        for (i, s) in steps.into_iter().enumerate() {
+            match s {
+                Step::System(t) => out.push(Message::system(t)),
+                Step::User(t) => out.push(Message::user(t)),
+                Step::Assistant(t) => out.push(Message::assistant(t)),
+                Step::ToolPair(call, result) => {
+                    let id = format!("call_{i}");
+                    let mut m = Message::assistant(call);
+                    m.tool_calls.push(sluice_core::ToolCall {
+                        id: id.clone(),
+                        kind: "function".into(),
+                        function: sluice_core::FunctionCall {
+                            name: "lookup".into(),
+                            arguments: serde_json::json!({"q": i}),
+                        },
+                    });
+                    out.push(m);
+                    out.push(Message::tool(id, result));
+                }
+            }
+        }
+        out
+    })
+}
+
+/// Start indices of turns among the non-system messages.
+fn turn_starts(messages: &[Message]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut seen_non_system = false;
+    for (i, m) in messages.iter().enumerate() {
+        if m.role == Role::System {
+            continue;
+        }
+        if !seen_non_system || m.role == Role::User {
+            starts.push(i);
+        }
+        seen_non_system = true;
+    }
+    starts
+}
+
+fn total<C: MessageCounter>(counter: &C, messages: &[&Message]) -> usize {
+    messages
+        .iter()
+        .map(|m| counter.message_tokens(m, usize::MAX).unwrap())
+        .sum::<usize>()
+        + counter.reply_tokens()
+}
+
+fn check_contract<C: MessageCounter>(
+    counter: &C,
+    messages: &[Message],
+    limit: u32,
+    max_tokens: u32,
+) -> Result<(), TestCaseError> {
+    let before = messages.to_vec();
+    let window = Window::new(counter, limit);
+    let result = window.trim(messages, i64::from(max_tokens));
+    prop_assert_eq!(messages, &before[..], "input unchanged");
+    let budget = limit as usize - max_tokens as usize;
+    let all: Vec<&Message> = messages.iter().collect();
+    let starts = turn_starts(messages);
+    let trim = match result {
+        Ok(trim) => trim,
+        Err(TrimError::ContextExceeded { needed, what, .. }) => {
+            // Only when the system messages (and the newest turn) do not fit.
+            if what == "the reply prefix and maxTokens" {
+                prop_assert_eq!(needed, counter.reply_tokens() + max_tokens as usize);
+                prop_assert!(needed > limit as usize);
+                return Ok(());
+            }
+            let newest = match what {
+                "the system messages" => messages.len(),
+                _ => starts.last().copied().unwrap_or(messages.len()),
+            };
+            let must: Vec<&Message> = messages
+                .iter()
+                .enumerate()
+                .filter(|&(i, m)| m.role == Role::System || i >= newest)
+                .map(|(_, m)| m)
+                .collect();
+            let must_tokens = total(counter, &must);
+            prop_assert!(must_tokens > budget);
+            prop_assert_eq!(needed, must_tokens + max_tokens as usize);
+            return Ok(());
+        }
+        Err(e) => return Err(TestCaseError::fail(format!("unexpected error {e}"))),
+    };
+    let kept: Vec<&Message> = trim.kept(messages).collect();
+    let report = trim.report();
+
+    // The limit is never exceeded, and the report tells the truth.
+    let after = total(counter, &kept);
+    prop_assert!(after <= budget, "limit exceeded: {} > {}", after, budget);
+    prop_assert_eq!(report.tokens_after, after);
+    prop_assert_eq!(report.counts.len(), kept.len());
+    prop_assert_eq!(report.messages_dropped, messages.len() - kept.len());
+
+    // Unchanged when everything fits.
+    let full = total(counter, &all);
+    if full <= budget {
+        prop_assert_eq!(kept.len(), messages.len());
+        prop_assert_eq!(report.tokens_before, Some(full));
+    }
+
+    // Every system message survives, in place; order is kept.
+    for (i, m) in messages.iter().enumerate() {
+        if m.role == Role::System {
+            prop_assert!(trim.is_kept(i, messages));
+        }
+    }
+    let applied = trim.apply(messages.to_vec());
+    prop_assert_eq!(applied.iter().collect::<Vec<_>>(), kept.clone());
+
+    // The kept non-system messages are a contiguous suffix of whole turns.
+    let first = trim.first_kept();
+    prop_assert!(first == messages.len() || starts.contains(&first));
+    for (i, m) in messages.iter().enumerate() {
+        if m.role != Role::System {
+            prop_assert_eq!(trim.is_kept(i, messages), i >= first);
+        }
+    }
+    let dropped_turns = starts.iter().filter(|&&s| s < first).count();
+    prop_assert_eq!(report.turns_dropped, dropped_turns);
+
+    // Maximal: the next older turn would not fit.
+    if let Some(&prev) = starts.iter().rev().find(|&&s| s < first) {
+        let with_prev: Vec<&Message> = messages
+            .iter()
+            .enumerate()
+            .filter(|&(i, m)| m.role == Role::System || i >= prev)
+            .map(|(_, m)| m)
+            .collect();
+        prop_assert!(total(counter, &with_prev) > budget, "not maximal");
+    }
+
+    // No tool result is separated from its call.
+    for m in &kept {
+        if let Some(id) = &m.tool_call_id {
+            let call_kept = kept
+                .iter()
+                .any(|a| a.tool_calls.iter().any(|c| &c.id == id));
+            let call_exists = messages
+                .iter()
+                .any(|a| a.tool_calls.iter().any(|c| &c.id == id));
+            prop_assert!(call_kept || !call_exists, "orphaned tool result {}", id);
+        }
+    }
+
+    // Idempotent.
+    let again = window.trim(&applied, i64::from(max_tokens)).unwrap();
+    prop_assert_eq!(again.report().messages_dropped, 0);
+    prop_assert_eq!(again.report().tokens_after, after);
+    Ok(())
+}
+
+fn hcx() -> &'static sluice_core::Model {
+    static MODEL: std::sync::OnceLock<sluice_core::Model> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| Profiles::builtin().model("HCX-003").unwrap())
+}
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn contract_with_char_counter(messages in history(), limit in 20u32..600, max in 1u32..200) {
+        prop_assume!(max < limit);
+        check_contract(&CharCounter, &messages, limit, max)?;
+    }
+
+    #[test]
+    fn contract_with_cl100k(messages in history(), limit in 20u32..400, max in 1u32..100) {
+        prop_assume!(max < limit);
+        check_contract(hcx(), &messages, limit, max)?;
+    }
+}

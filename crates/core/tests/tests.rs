@@ -1,0 +1,6 @@
+//! Integration tests of sluice-core, compiled into one binary.
+
+mod corpus;
+mod encodings;
+mod properties;
+mod window_cases;
