@@ -1,1 +1,62 @@
-fn main() {}
+//! The `sluice` command: token counting, trimming, routing and the HTTP server.
+//!
+//! This binary is wiring only: arguments are parsed here and handed to the
+//! libraries (`sluice-core`, `sluice-router`, `sluice-http`).
+
+mod route;
+mod serve;
+mod trim;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Deterministic token counting, sliding-window trimming and routing for chat models.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Count the tokens of chat messages (like CLOVA's chat-tokenize API).
+    Count(trim::CountArgs),
+    /// Trim chat histories to fit a model's context (like CLOVA's sliding window).
+    Trim(trim::TrimArgs),
+    /// Route queries to domains and run content and safety filters.
+    Route(route::RouteArgs),
+    /// Run the HTTP server.
+    Serve(serve::ServeArgs),
+    /// Tokenizer utilities.
+    #[command(subcommand)]
+    Tokenizer(trim::TokenizerCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Count(args) => trim::count(args),
+        Command::Trim(args) => trim::trim(args),
+        Command::Route(args) => route::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Tokenizer(cmd) => trim::tokenizer(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`sluice trim big.jsonl | head`) is not a failure.
+            if err
+                .chain()
+                .filter_map(|e| e.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! `sluice count`, `sluice trim` and `sluice tokenizer`.
+//!
+//! One JSON request, or JSONL batches processed in parallel chunks: each chunk is
+//! read, processed with rayon and written in input order before the next is read,
+//! so memory stays flat however large the file is.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice_core::{Embedded, Message, Model, Profiles, TrimReport};
+
+/// Options that choose the model.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// Model profile (built-in: HCX-003, HCX-DASH-001, HCX-005, HCX-DASH-002, HCX-007,
+    /// cl100k, o200k).
+    #[arg(long, default_value = "HCX-003")]
+    model: String,
+    /// A TOML file that adds or overrides model profiles.
+    #[arg(long, value_name = "FILE")]
+    profiles: Option<PathBuf>,
+    /// Count with this Hugging Face tokenizer.json instead of the profile's tokenizer.
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<PathBuf>,
+}
+
+/// Where requests come from and how batches run.
+#[derive(Debug, clap::Args)]
+pub struct InputArgs {
+    /// Input file: one JSON request, or JSONL (one request per line). Default: stdin.
+    #[arg(value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Treat the input as JSONL (implied by a .jsonl file name).
+    #[arg(long)]
+    jsonl: bool,
+    /// Worker threads for JSONL input (default: one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Arguments of `sluice trim`.
+#[derive(Debug, clap::Args)]
+pub struct TrimArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// maxTokens for requests that do not give one.
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+    max_tokens: i64,
+    /// Also count dropped messages, so the report always has tokensBefore.
+    #[arg(long)]
+    full_report: bool,
+    #[command(flatten)]
+    input: InputArgs,
+}
+
+/// Arguments of `sluice count`.
+#[derive(Debug, clap::Args)]
+pub struct CountArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    input: InputArgs,
+}
+
+/// `sluice tokenizer ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenizerCommand {
+    /// Write an embedded encoding as a Hugging Face tokenizer.json.
+    Export {
+        /// cl100k_base or o200k_base.
+        encoding: String,
+        /// Output file (default: stdout).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// One request: the body of CLOVA's sliding-window API, plus `model` and `id` in
+/// batches.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request {
+    messages: Vec<Message>,
+    #[serde(default)]
+    max_tokens: Option<i64>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    id: Option<Value>,
+}
+
+/// An error with its CLOVA status code, as printed per line.
+#[derive(Debug, Serialize)]
+struct LineError {
+    code: &'static str,
+    message: String,
+}
+
+impl LineError {
+    fn json(e: &serde_json::Error) -> Self {
+        match e.classify() {
+            serde_json::error::Category::Data => Self {
+                code: "40001",
+                message: format!("invalid parameter: {e}"),
+            },
+            _ => Self {
+                code: "40000",
+                message: format!("malformed JSON: {e}"),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Trimmed<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    messages: Vec<&'a Message>,
+    report: &'a TrimReport,
+}
+
+#[derive(Serialize)]
+struct CountedMessage<'a> {
+    role: &'a str,
+    content: &'a str,
+    count: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Counted<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    messages: Vec<CountedMessage<'a>>,
+    reply_tokens: usize,
+    total: usize,
+}
+
+#[derive(Serialize)]
+struct Failed<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a Value>,
+    error: LineError,
+}
+
+/// What one processed line contributes to the summary.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    lines: u64,
+    errors: u64,
+    tokens_before: u64,
+    before_unknown: u64,
+    tokens_after: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, o: Self) {
+        self.lines += o.lines;
+        self.errors += o.errors;
+        self.tokens_before += o.tokens_before;
+        self.before_unknown += o.before_unknown;
+        self.tokens_after += o.tokens_after;
+    }
+}
+
+/// The resolved job: the default model and how to process one request.
+struct Job<'p> {
+    profiles: &'p Profiles,
+    default_model: Model,
+    kind: JobKind,
+}
+
+enum JobKind {
+    Count,
+    Trim { max_tokens: i64, full_report: bool },
+}
+
+impl Job<'_> {
+    fn model_for(&self, request: &Request) -> Result<Model, LineError> {
+        match &request.model {
+            None => Ok(self.default_model.clone()),
+            Some(name) => self.profiles.model(name).map_err(|e| LineError {
+                code: e.code(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Processes one request; returns the output JSON and its tally.
+    fn run(&self, request: &Request) -> Result<(String, Tally), LineError> {
+        let model = self.model_for(request)?;
+        let id = request.id.as_ref();
+        match self.kind {
+            JobKind::Count => {
+                let counts = model.count(&request.messages);
+                let out = Counted {
+                    id,
+                    messages: request
+                        .messages
+                        .iter()
+                        .zip(&counts.per_message)
+                        .map(|(m, &count)| CountedMessage {
+                            role: m.role.as_str(),
+                            content: &m.content,
+                            count,
+                        })
+                        .collect(),
+                    reply_tokens: counts.reply,
+                    total: counts.total,
+                };
+                let tally = Tally {
+                    tokens_before: counts.total as u64,
+                    tokens_after: counts.total as u64,
+                    ..Tally::default()
+                };
+                Ok((serde_json::to_string(&out).expect("serializable"), tally))
+            }
+            JobKind::Trim {
+                max_tokens,
+                full_report,
+            } => {
+                let max_tokens = request.max_tokens.unwrap_or(max_tokens);
+                let trim = model
+                    .window()
+                    .full_report(full_report)
+                    .trim(&request.messages, max_tokens)
+                    .map_err(|e| LineError {
+                        code: e.code(),
+                        message: e.to_string(),
+                    })?;
+                let report = trim.report();
+                let out = Trimmed {
+                    id,
+                    messages: trim.kept(&request.messages).collect(),
+                    report,
+                };
+                let tally = Tally {
+                    tokens_before: report.tokens_before.unwrap_or(0) as u64,
+                    before_unknown: u64::from(report.tokens_before.is_none()),
+                    tokens_after: report.tokens_after as u64,
+                    ..Tally::default()
+                };
+                Ok((serde_json::to_string(&out).expect("serializable"), tally))
+            }
+        }
+    }
+
+    /// One JSONL line in, one line out; errors become error objects.
+    fn run_line(&self, line: &str) -> (String, Tally) {
+        let request: Result<Request, _> = serde_json::from_str(line);
+        let (id, result) = match request {
+            Ok(request) => {
+                let result = self.run(&request);
+                (request.id, result)
+            }
+            Err(e) => (recover_id(line), Err(LineError::json(&e))),
+        };
+        match result {
+            Ok((out, tally)) => (out, Tally { lines: 1, ..tally }),
+            Err(error) => self.fail_line_with_id(id.as_ref(), error),
+        }
+    }
+
+    fn fail_line(&self, error: LineError) -> (String, Tally) {
+        self.fail_line_with_id(None, error)
+    }
+
+    fn fail_line_with_id(&self, id: Option<&Value>, error: LineError) -> (String, Tally) {
+        let tally = Tally {
+            lines: 1,
+            errors: 1,
+            ..Tally::default()
+        };
+        let out = Failed { id, error };
+        (serde_json::to_string(&out).expect("serializable"), tally)
+    }
+}
+
+/// The `id` of a line that failed to parse as a request, if the line is at least
+/// a JSON object with one, so that the error can still be matched to its input.
+fn recover_id(line: &str) -> Option<Value> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<Value>,
+    }
+    serde_json::from_str::<IdOnly>(line).ok().and_then(|x| x.id)
+}
+
+fn load_profiles(args: &ModelArgs) -> anyhow::Result<Profiles> {
+    let mut profiles = Profiles::builtin();
+    if let Some(path) = &args.profiles {
+        profiles.load_file(path)?;
+    }
+    if let Some(path) = &args.tokenizer {
+        if !path.is_file() {
+            bail!("cannot read tokenizer file {}", path.display());
+        }
+        profiles.set_tokenizer_file(path);
+    }
+    Ok(profiles)
+}
+
+/// `sluice count`.
+pub fn count(args: CountArgs) -> anyhow::Result<ExitCode> {
+    let profiles = load_profiles(&args.model)?;
+    let job = Job {
+        default_model: profiles.model(&args.model.model)?,
+        profiles: &profiles,
+        kind: JobKind::Count,
+    };
+    run_job(&job, &args.input)
+}
+
+/// `sluice trim`.
+pub fn trim(args: TrimArgs) -> anyhow::Result<ExitCode> {
+    let profiles = load_profiles(&args.model)?;
+    let job = Job {
+        default_model: profiles.model(&args.model.model)?,
+        profiles: &profiles,
+        kind: JobKind::Trim {
+            max_tokens: args.max_tokens,
+            full_report: args.full_report,
+        },
+    };
+    run_job(&job, &args.input)
+}
+
+/// `sluice tokenizer ...`.
+pub fn tokenizer(cmd: TokenizerCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TokenizerCommand::Export { encoding, output } => {
+            let Some(encoding) = Embedded::from_name(&encoding) else {
+                bail!("unknown encoding {encoding:?} (expected cl100k_base or o200k_base)");
+            };
+            let json = sluice_core::export_tokenizer_json(encoding);
+            match output {
+                Some(path) => std::fs::write(&path, json)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => io::stdout().lock().write_all(json.as_bytes())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open_input(path: Option<&Path>) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
+    match path {
+        None => Ok((Box::new(io::stdin()), None)),
+        Some(p) if p.as_os_str() == "-" => Ok((Box::new(io::stdin()), None)),
+        Some(p) => {
+            let file = File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let len = file.metadata().ok().map(|m| m.len());
+            Ok((Box::new(file), len))
+        }
+    }
+}
+
+fn run_job(job: &Job<'_>, input: &InputArgs) -> anyhow::Result<ExitCode> {
+    let is_jsonl = input.jsonl
+        || input
+            .input
+            .as_deref()
+            .and_then(Path::extension)
+            .is_some_and(|e| e == "jsonl");
+    let (reader, len) = open_input(input.input.as_deref())?;
+    if !is_jsonl {
+        return run_single(job, reader);
+    }
+    if let Some(threads) = input.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("cannot start worker threads")?;
+    }
+    let progress = (!input.no_progress && io::stderr().is_terminal()).then(|| progress_bar(len));
+    run_batch(job, reader, progress)
+}
+
+fn run_single(job: &Job<'_>, mut reader: Box<dyn Read + Send>) -> anyhow::Result<ExitCode> {
+    let mut text = String::new();
+    reader
+        .read_to_string(&mut text)
+        .context("cannot read input (is it UTF-8?)")?;
+    let request: Request = serde_json::from_str(&text).map_err(|e| {
+        let e = LineError::json(&e);
+        anyhow::anyhow!("{} {}", e.code, e.message)
+    })?;
+    let (out, _) = job
+        .run(&request)
+        .map_err(|e| anyhow::anyhow!("{} {}", e.code, e.message))?;
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(out.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(len: Option<u64>) -> ProgressBar {
+    match len {
+        Some(len) => ProgressBar::new(len).with_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            )
+            .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} ({bytes_per_sec})")
+                .expect("valid template"),
+        ),
+    }
+}
+
+/// Lines per chunk: large enough to keep every core busy, small enough that
+/// memory stays flat.
+const CHUNK_LINES: usize = 4096;
+/// Bytes per chunk, whichever comes first.
+const CHUNK_BYTES: usize = 16 << 20;
+
+fn run_batch(
+    job: &Job<'_>,
+    reader: Box<dyn Read + Send>,
+    progress: Option<ProgressBar>,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    // (line, whether it was valid UTF-8)
+    let mut lines: Vec<(String, bool)> = Vec::with_capacity(CHUNK_LINES);
+    let mut spare: Vec<(String, bool)> = Vec::new();
+    let mut total = Tally::default();
+    let mut bytes = 0u64;
+    let mut line_no = 0u64;
+    loop {
+        let mut chunk_bytes = 0;
+        while lines.len() < CHUNK_LINES && chunk_bytes < CHUNK_BYTES {
+            let (mut line, _) = spare.pop().unwrap_or_default();
+            line.clear();
+            let (n, valid) = read_line_lossy(&mut reader, &mut line)
+                .with_context(|| format!("cannot read input after line {line_no}"))?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            chunk_bytes += n;
+            lines.push((line, valid));
+        }
+        if lines.is_empty() {
+            break;
+        }
+        let results: Vec<(String, Tally)> = lines
+            .par_iter()
+            .map(|(line, valid)| {
+                if *valid {
+                    job.run_line(line.trim_end_matches(['\n', '\r']))
+                } else {
+                    job.fail_line(LineError {
+                        code: "40000",
+                        message: "malformed input: the line is not valid UTF-8".into(),
+                    })
+                }
+            })
+            .collect();
+        for (text, tally) in results {
+            out.write_all(text.as_bytes())?;
+            out.write_all(b"\n")?;
+            total += tally;
+        }
+        bytes += chunk_bytes as u64;
+        if let Some(p) = &progress {
+            p.set_position(bytes);
+        }
+        spare.append(&mut lines);
+    }
+    out.flush()?;
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let before = if total.before_unknown > 0 {
+        format!(
+            "{} (+{} trimmed lines not fully counted; --full-report counts them)",
+            total.tokens_before, total.before_unknown
+        )
+    } else {
+        total.tokens_before.to_string()
+    };
+    eprintln!(
+        "sluice: {} lines, {} errors, tokens before {}, after {}, {:.0} lines/s, {:.1} MB/s",
+        total.lines,
+        total.errors,
+        before,
+        total.tokens_after,
+        total.lines as f64 / secs,
+        bytes as f64 / secs / 1e6,
+    );
+    Ok(if total.errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Reads one line and tells whether it was valid UTF-8, so that a bad line fails
+/// alone instead of aborting the whole batch.
+fn read_line_lossy(reader: &mut impl BufRead, line: &mut String) -> io::Result<(usize, bool)> {
+    let mut buf = std::mem::take(line).into_bytes();
+    let n = reader.read_until(b'\n', &mut buf)?;
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => {
+            *line = s;
+            (n, true)
+        }
+        Err(e) => {
+            *line = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            (n, false)
+        }
+    })
+}
