@@ -59,7 +59,11 @@ impl RankTable {
     }
 
     pub(crate) fn from_pairs(pairs: Vec<(Box<[u8]>, Rank)>) -> Self {
-        let max = pairs.iter().map(|(_, r)| *r as usize + 1).max().unwrap_or(0);
+        let max = pairs
+            .iter()
+            .map(|(_, r)| *r as usize + 1)
+            .max()
+            .unwrap_or(0);
         let mut decoder = vec![None; max];
         let mut encoder = FxHashMap::with_capacity_and_hasher(pairs.len(), Default::default());
         for (bytes, rank) in pairs {
@@ -124,7 +128,8 @@ impl RankTable {
     fn rank_of(&self, bytes: &[u8]) -> Rank {
         // Every single byte is a token in a byte-level table, and merges only ever
         // produce tokens, so every final part has a rank.
-        self.rank(bytes).expect("byte-level BPE part is always a token")
+        self.rank(bytes)
+            .expect("byte-level BPE part is always a token")
     }
 }
 
@@ -244,7 +249,13 @@ mod tests {
     #[test]
     fn heap_and_scan_agree() {
         let table = toy();
-        let inputs = ["abcd", "aaaaaaa", "abcabcdaaab", "bcabbcdcdab", "aaaaabcdaaaa"];
+        let inputs = [
+            "abcd",
+            "aaaaaaa",
+            "abcabcdaaab",
+            "bcabbcdcdab",
+            "aaaaabcdaaaa",
+        ];
         for input in inputs {
             let long = input.repeat(40);
             for text in [input.to_string(), long] {

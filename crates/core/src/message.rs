@@ -106,7 +106,11 @@ pub struct Message {
     #[serde(default, alias = "tool_calls", skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
     /// For a tool message: the id of the call it answers.
-    #[serde(default, alias = "tool_call_id", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        alias = "tool_call_id",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tool_call_id: Option<String>,
 }
 

@@ -93,7 +93,11 @@ impl Model {
 
     /// Binds a profile to a tokenizer with a count cache of `capacity` messages
     /// (0 disables the cache).
-    pub fn with_cache_capacity(profile: ModelProfile, tokenizer: Tokenizer, capacity: usize) -> Self {
+    pub fn with_cache_capacity(
+        profile: ModelProfile,
+        tokenizer: Tokenizer,
+        capacity: usize,
+    ) -> Self {
         let template = &profile.template;
         let roles = [Role::System, Role::User, Role::Assistant, Role::Tool]
             .map(|role| RoleFrame::new(template, role, &tokenizer));
@@ -144,7 +148,8 @@ impl Model {
 
     /// A window over this model's limits, for more options than [`Model::trim`].
     pub fn window(&self) -> Window<'_, Self> {
-        Window::new(self, self.inner.profile.context_limit).max_output(self.inner.profile.max_output)
+        Window::new(self, self.inner.profile.context_limit)
+            .max_output(self.inner.profile.max_output)
     }
 
     fn count_uncached(&self, message: &Message, body: &str, budget: usize) -> Option<usize> {

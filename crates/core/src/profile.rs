@@ -232,14 +232,14 @@ impl Profiles {
                         "profile {name}: give either `tokenizer` or `tokenizer_file`, not both"
                     )));
                 }
-                (Some(enc), None) => TokenizerSource::Embedded(
-                    Embedded::from_name(enc).ok_or_else(|| {
+                (Some(enc), None) => {
+                    TokenizerSource::Embedded(Embedded::from_name(enc).ok_or_else(|| {
                         err(format!(
                             "profile {name}: unknown embedded tokenizer {enc:?} \
                              (expected cl100k_base or o200k_base)"
                         ))
-                    })?,
-                ),
+                    })?)
+                }
                 (None, Some(file)) => TokenizerSource::File(base.join(file)),
                 (None, None) => existing.map(|p| p.tokenizer.clone()).ok_or_else(|| {
                     err(format!(

@@ -70,10 +70,7 @@ impl Embedded {
                 ("<|fim_suffix|>", 100260),
                 ("<|endofprompt|>", 100276),
             ],
-            Embedded::O200kBase => &[
-                ("<|endoftext|>", 199999),
-                ("<|endofprompt|>", 200018),
-            ],
+            Embedded::O200kBase => &[("<|endoftext|>", 199999), ("<|endofprompt|>", 200018)],
         }
     }
 
@@ -137,7 +134,9 @@ enum Backend {
 
 impl fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tokenizer").field("name", &self.name()).finish()
+        f.debug_struct("Tokenizer")
+            .field("name", &self.name())
+            .finish()
     }
 }
 

@@ -290,8 +290,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
             Some(tokens_after)
         } else if self.full_report {
             Some(
-                tokens_after
-                    + self.full_count(&messages[..first_kept], |m| m.role != Role::System),
+                tokens_after + self.full_count(&messages[..first_kept], |m| m.role != Role::System),
             )
         } else {
             None

@@ -19,8 +19,17 @@ impl MessageCounter for CharCounter {
 }
 
 const WORDS: &[&str] = &[
-    "hello", "날씨", "서울의", "how are you?", "미세먼지 정보 알려줘", "ok", "<|im_start|>", " ",
-    "tool output: 23°C", "그럼 부산은?", "longer sentence with several words in it.",
+    "hello",
+    "날씨",
+    "서울의",
+    "how are you?",
+    "미세먼지 정보 알려줘",
+    "ok",
+    "<|im_start|>",
+    " ",
+    "tool output: 23°C",
+    "그럼 부산은?",
+    "longer sentence with several words in it.",
 ];
 
 #[derive(Debug, Clone)]
@@ -33,8 +42,12 @@ enum Step {
 }
 
 fn text() -> impl Strategy<Value = String> {
-    prop::collection::vec(0..WORDS.len(), 0..6)
-        .prop_map(|ix| ix.into_iter().map(|i| WORDS[i]).collect::<Vec<_>>().join(" "))
+    prop::collection::vec(0..WORDS.len(), 0..6).prop_map(|ix| {
+        ix.into_iter()
+            .map(|i| WORDS[i])
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 fn step() -> impl Strategy<Value = Step> {

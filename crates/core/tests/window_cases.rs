@@ -21,7 +21,9 @@ fn small() -> Vec<Message> {
 #[test]
 fn exact_fit_is_returned_unchanged() {
     let messages = small();
-    let trim = Window::new(&CharCounter, 27 + 5).trim(&messages, 5).unwrap();
+    let trim = Window::new(&CharCounter, 27 + 5)
+        .trim(&messages, 5)
+        .unwrap();
     assert_eq!(trim.report().messages_dropped, 0);
     assert_eq!(trim.report().tokens_after, 27);
     assert_eq!(trim.report().tokens_before, Some(27));
@@ -31,7 +33,9 @@ fn exact_fit_is_returned_unchanged() {
 fn the_boundary_is_inclusive() {
     let messages = small();
     // One token short: the oldest turn goes.
-    let trim = Window::new(&CharCounter, 27 + 5 - 1).trim(&messages, 5).unwrap();
+    let trim = Window::new(&CharCounter, 27 + 5 - 1)
+        .trim(&messages, 5)
+        .unwrap();
     assert_eq!(contents(&trim, &messages), ["sys", "cc"]);
     assert_eq!(trim.report().turns_dropped, 1);
     assert_eq!(trim.report().messages_dropped, 2);
@@ -42,8 +46,14 @@ fn the_boundary_is_inclusive() {
 fn a_larger_max_tokens_drops_more() {
     let messages = small();
     let window = Window::new(&CharCounter, 40);
-    assert_eq!(window.trim(&messages, 13).unwrap().report().turns_dropped, 0);
-    assert_eq!(window.trim(&messages, 14).unwrap().report().turns_dropped, 1);
+    assert_eq!(
+        window.trim(&messages, 13).unwrap().report().turns_dropped,
+        0
+    );
+    assert_eq!(
+        window.trim(&messages, 14).unwrap().report().turns_dropped,
+        1
+    );
 }
 
 #[test]
@@ -107,7 +117,9 @@ fn tool_calls_stay_with_their_results() {
 #[test]
 fn newest_turn_too_large_is_an_error_with_numbers() {
     let messages = vec![Message::system("sys"), Message::user("x".repeat(100))];
-    let err = Window::new(&CharCounter, 50).trim(&messages, 10).unwrap_err();
+    let err = Window::new(&CharCounter, 50)
+        .trim(&messages, 10)
+        .unwrap_err();
     assert_eq!(
         err,
         TrimError::ContextExceeded {
@@ -125,8 +137,17 @@ fn newest_turn_too_large_is_an_error_with_numbers() {
 #[test]
 fn system_messages_alone_too_large_is_an_error() {
     let messages = vec![Message::system("s".repeat(60)), Message::user("hi")];
-    let err = Window::new(&CharCounter, 50).trim(&messages, 10).unwrap_err();
-    assert!(matches!(err, TrimError::ContextExceeded { what: "the system messages", needed: 75, .. }));
+    let err = Window::new(&CharCounter, 50)
+        .trim(&messages, 10)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        TrimError::ContextExceeded {
+            what: "the system messages",
+            needed: 75,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -150,10 +171,16 @@ fn only_system_messages() {
 #[test]
 fn ten_thousand_turns() {
     let model = Profiles::builtin().model("HCX-003").unwrap();
-    let mut messages = vec![Message::system("You are a helpful assistant. 친절하게 답하세요.")];
+    let mut messages = vec![Message::system(
+        "You are a helpful assistant. 친절하게 답하세요.",
+    )];
     for i in 0..10_000 {
-        messages.push(Message::user(format!("질문 {i}: what is the weather in Seoul today?")));
-        messages.push(Message::assistant(format!("답변 {i}: 맑음, 23°C, 미세먼지 보통.")));
+        messages.push(Message::user(format!(
+            "질문 {i}: what is the weather in Seoul today?"
+        )));
+        messages.push(Message::assistant(format!(
+            "답변 {i}: 맑음, 23°C, 미세먼지 보통."
+        )));
     }
     let trim = model.trim(&messages, 500).unwrap();
     let report = trim.report();
@@ -164,11 +191,22 @@ fn ten_thousand_turns() {
     assert_eq!(model.count(&kept).total, report.tokens_after);
     // The next older turn would not fit.
     let first = trim.first_kept();
-    let older = model.count(&messages[first - 2..first]).per_message.iter().sum::<usize>();
+    let older = model
+        .count(&messages[first - 2..first])
+        .per_message
+        .iter()
+        .sum::<usize>();
     assert!(report.tokens_after + older + 500 > 4096);
     // The full report counts everything.
-    let full = model.window().full_report(true).trim(&messages, 500).unwrap();
-    assert_eq!(full.report().tokens_before, Some(model.count(&messages).total));
+    let full = model
+        .window()
+        .full_report(true)
+        .trim(&messages, 500)
+        .unwrap();
+    assert_eq!(
+        full.report().tokens_before,
+        Some(model.count(&messages).total)
+    );
 }
 
 #[test]
@@ -188,10 +226,19 @@ fn chatml_counts_are_exact() {
     let cl100k = sluice_core::Embedded::Cl100kBase.tokenizer();
     let messages = [Message::system("Be brief."), Message::user("안녕하세요")];
     let counts = model.count(&messages);
-    assert_eq!(counts.per_message[0], 1 + cl100k.count("system\nBe brief.") + 1 + 1);
-    assert_eq!(counts.per_message[1], 1 + cl100k.count("user\n안녕하세요") + 1 + 1);
+    assert_eq!(
+        counts.per_message[0],
+        1 + cl100k.count("system\nBe brief.") + 1 + 1
+    );
+    assert_eq!(
+        counts.per_message[1],
+        1 + cl100k.count("user\n안녕하세요") + 1 + 1
+    );
     assert_eq!(counts.reply, 1 + cl100k.count("assistant\n"));
-    assert_eq!(counts.total, counts.per_message.iter().sum::<usize>() + counts.reply);
+    assert_eq!(
+        counts.total,
+        counts.per_message.iter().sum::<usize>() + counts.reply
+    );
 }
 
 #[test]
@@ -239,10 +286,18 @@ fn profiles_file_overrides_and_adds() {
     assert_eq!(tiny.count_message(&Message::user("hello world")), 2);
     assert_eq!(tiny.profile().max_output, 100);
 
-    let bad = profiles.load_str("[profiles.x]\ncontext_limit = \"a\"\n", "bad.toml", std::path::Path::new("."));
+    let bad = profiles.load_str(
+        "[profiles.x]\ncontext_limit = \"a\"\n",
+        "bad.toml",
+        std::path::Path::new("."),
+    );
     let msg = bad.unwrap_err().to_string();
     assert!(msg.contains("bad.toml") && msg.contains("line 2"), "{msg}");
-    let unknown = profiles.load_str("[profiles.x]\ntokenizer = \"p50k\"\ncontext_limit = 5\n", "u.toml", std::path::Path::new("."));
+    let unknown = profiles.load_str(
+        "[profiles.x]\ntokenizer = \"p50k\"\ncontext_limit = 5\n",
+        "u.toml",
+        std::path::Path::new("."),
+    );
     assert!(unknown.unwrap_err().to_string().contains("p50k"));
 }
 

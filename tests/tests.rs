@@ -1,0 +1,3 @@
+//! End-to-end tests of the `sluice` binary, compiled into one test binary.
+
+mod cli;
