@@ -1,9 +1,115 @@
-//! `sluice serve` (being built by the HTTP work; replaced wholesale there).
+//! `sluice serve`: binds, wires and runs the `sluice-http` server.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use sluice_http::{AppState, Config, LogFormat};
 
 /// Arguments of `sluice serve`.
+///
+/// Settings come from the defaults, then the config file, then `SLUICE_*`
+/// environment variables, then these flags.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080; env: SLUICE_ADDR].
+    #[arg(long)]
+    addr: Option<SocketAddr>,
+    /// TOML config file (addr, api_keys, profiles, routers, limits, log_format).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// TOML file of model profiles added to the built-in ones [env: SLUICE_PROFILES].
+    #[arg(long)]
+    profiles: Option<PathBuf>,
+    /// Log format: text or json [env: SLUICE_LOG_FORMAT].
+    #[arg(long, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+}
 
-pub fn run(_args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("sluice serve is not available in this build yet")
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env()?;
+    if let Some(addr) = args.addr {
+        config.addr = addr;
+    }
+    if let Some(path) = args.profiles {
+        config.profiles = Some(path);
+    }
+    match args.log_format.as_deref() {
+        Some("json") => config.log_format = LogFormat::Json,
+        Some(_) => config.log_format = LogFormat::Text,
+        None => {}
+    }
+    init_logging(config.log_format);
+    let state = AppState::from_config(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let local = listener.local_addr()?;
+        banner(local, &config)?;
+        tracing::info!(addr = %local, api_keys = config.api_keys.len(), "listening");
+        sluice_http::serve(
+            listener,
+            sluice_http::app(state),
+            sluice_http::shutdown_signal(),
+        )
+        .await
+        .context("server failed")?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn banner(local: SocketAddr, config: &Config) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "sluice serve: listening on http://{local}")?;
+    let auth = if config.api_keys.is_empty() {
+        writeln!(
+            out,
+            "no API keys configured: the API is open, so it listens on loopback only \
+             (set SLUICE_API_KEYS or api_keys to listen elsewhere)"
+        )?;
+        ""
+    } else {
+        writeln!(out, "API keys: {} configured", config.api_keys.len())?;
+        " -H 'Authorization: Bearer <key>'"
+    };
+    writeln!(out, "try:")?;
+    writeln!(
+        out,
+        "  curl -s http://{local}/v1/api-tools/sliding/chat-messages/HCX-003{auth} \\\n    \
+         -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"maxTokens\":200,\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'"
+    )?;
+    writeln!(
+        out,
+        "  (OpenAPI: http://{local}/openapi.json, metrics: http://{local}/metrics)"
+    )?;
+    out.flush()
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLUICE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }

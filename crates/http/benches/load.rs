@@ -1,0 +1,3 @@
+//! Load benchmark (placeholder while the harness is written).
+
+fn main() {}

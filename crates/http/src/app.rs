@@ -1,0 +1,141 @@
+//! The router: routes, layers and the server loop.
+
+use std::future::Future;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{MethodRouter, get, post};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::timeout::TimeoutLayer;
+
+use crate::handlers;
+use crate::middleware::{auth, layer_error, observe};
+use crate::state::AppState;
+
+/// Every API path is also served under these prefixes, as older CLOVA Studio
+/// deployments use them.
+pub const PREFIXES: [&str; 3] = ["", "/testapp", "/serviceapp"];
+
+/// The API endpoints, without prefix. The router and the OpenAPI document are
+/// both built from this table.
+pub(crate) const API: [(&str, Endpoint); 2] = [
+    (
+        "/v1/api-tools/sliding/chat-messages/{modelName}",
+        Endpoint::Sliding,
+    ),
+    (
+        "/v1/api-tools/chat-tokenize/{modelName}",
+        Endpoint::Tokenize,
+    ),
+];
+
+/// Operational endpoints: no prefix, no auth, no limits.
+pub(crate) const OPS: [&str; 3] = ["/healthz", "/metrics", "/openapi.json"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Sliding,
+    Tokenize,
+}
+
+impl Endpoint {
+    fn method_router(self) -> MethodRouter<AppState> {
+        match self {
+            Endpoint::Sliding => post(handlers::sliding),
+            Endpoint::Tokenize => post(handlers::tokenize),
+        }
+    }
+}
+
+/// Every `(method, path)` the server answers, prefixes included.
+pub fn served_routes() -> Vec<(Method, String)> {
+    let mut routes: Vec<_> = PREFIXES
+        .iter()
+        .flat_map(|prefix| {
+            API.iter()
+                .map(move |(path, _)| (Method::POST, format!("{prefix}{path}")))
+        })
+        .collect();
+    routes.extend(OPS.iter().map(|path| (Method::GET, path.to_string())));
+    routes
+}
+
+/// The server's router: the API routes (under every prefix in [`PREFIXES`]) behind
+/// auth, a concurrency limit with load shedding, a timeout and a body limit; the
+/// operational routes `/healthz`, `/metrics`, `/openapi.json`; an envelope `40400`
+/// for anything else. Every response carries `X-NCP-CLOVASTUDIO-REQUEST-ID`.
+pub fn app(state: AppState) -> Router {
+    let limits = *state.limits();
+    let mut api = Router::new();
+    for prefix in PREFIXES {
+        for (path, endpoint) in API {
+            api = api.route(&format!("{prefix}{path}"), endpoint.method_router());
+        }
+    }
+    // Outermost first. Auth runs before a request takes a slot; the timeout covers
+    // reading the body and the work.
+    let api = api.layer(
+        ServiceBuilder::new()
+            .layer(from_fn_with_state(state.clone(), auth))
+            .layer(HandleErrorLayer::new(layer_error))
+            .layer(LoadShedLayer::new())
+            .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit))
+            .layer(TimeoutLayer::new(limits.request_timeout))
+            .layer(DefaultBodyLimit::max(limits.body_limit)),
+    );
+    let ops = Router::new()
+        .route(OPS[0], get(handlers::healthz))
+        .route(OPS[1], get(handlers::metrics))
+        .route(OPS[2], get(handlers::openapi));
+    api.merge(ops)
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and
+/// waits for the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,192 @@
+//! The one error type of the server and the envelope every response is wrapped in.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sluice_core::{BuildError, TrimError};
+
+/// A status code of the envelope: five digits, of which the first three are the
+/// HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Code(pub &'static str);
+
+impl Code {
+    /// `20000` OK.
+    pub const OK: Code = Code("20000");
+    /// `40000` the body is not valid JSON (or not valid UTF-8).
+    pub const MALFORMED: Code = Code("40000");
+    /// `40001` a field is missing, has the wrong type or is out of range.
+    pub const INVALID_PARAMETER: Code = Code("40001");
+    /// `40003` the newest turn does not fit the context.
+    pub const CONTEXT_EXCEEDED: Code = Code("40003");
+    /// `40080` no model profile has this name.
+    pub const MODEL_NOT_FOUND: Code = Code("40080");
+    /// `40100` the API key is missing or wrong.
+    pub const UNAUTHORIZED: Code = Code("40100");
+    /// `40400` no such route, router or router version.
+    pub const NOT_FOUND: Code = Code("40400");
+    /// `40500` the path exists but not with this method (ours).
+    pub const METHOD_NOT_ALLOWED: Code = Code("40500");
+    /// `40800` the client did not send its body in time.
+    pub const REQUEST_TIMEOUT: Code = Code("40800");
+    /// `41300` the body is over the configured limit (ours).
+    pub const PAYLOAD_TOO_LARGE: Code = Code("41300");
+    /// `42900` every request slot is busy.
+    pub const TOO_MANY_REQUESTS: Code = Code("42900");
+    /// `50000` a bug or a broken configuration; details go to the log only.
+    pub const INTERNAL: Code = Code("50000");
+    /// `50400` the request took longer than the configured timeout.
+    pub const TIMEOUT: Code = Code("50400");
+    /// `65001` a router configuration is invalid.
+    pub const ROUTER_INVALID: Code = Code("65001");
+    /// `65400` a router query is over the router's token limit.
+    pub const ROUTER_TOKEN_LIMIT: Code = Code("65400");
+
+    /// The HTTP status: the first three digits.
+    pub fn http_status(self) -> StatusCode {
+        self.0
+            .get(..3)
+            .and_then(|s| s.parse().ok())
+            .and_then(|n| StatusCode::from_u16(n).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// Everything a request can fail with. The message is shown to the client, so it
+/// must never carry secrets or internal details; use [`ApiError::internal`] for
+/// those, which logs them and shows a generic message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}", code = .code.0)]
+pub struct ApiError {
+    /// The envelope code.
+    pub code: Code,
+    /// The user-facing message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this code and message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `40001 Invalid parameter: <what>`.
+    pub fn invalid(what: impl std::fmt::Display) -> Self {
+        Self::new(
+            Code::INVALID_PARAMETER,
+            format!("Invalid parameter: {what}"),
+        )
+    }
+
+    /// `50000`: logs `detail` and shows only a generic message.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(Code::INTERNAL, "Internal server error")
+    }
+}
+
+impl From<TrimError> for ApiError {
+    fn from(e: TrimError) -> Self {
+        match e.code() {
+            "40003" => Self::new(Code::CONTEXT_EXCEEDED, capitalize(&e.to_string())),
+            _ => Self::new(Code::INVALID_PARAMETER, capitalize(&e.to_string())),
+        }
+    }
+}
+
+impl From<BuildError> for ApiError {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::UnknownModel { name, .. } => {
+                Self::new(Code::MODEL_NOT_FOUND, format!("Model not found: {name}"))
+            }
+            // A profile that names a missing tokenizer file is the operator's
+            // problem; the client gets a 500 and the log says which file.
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// The core's messages are lowercase (`invalid parameter: ...`); the hosted API
+/// writes `Invalid parameter: ...`.
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    status: Status<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<T>,
+}
+
+/// A successful response: `{"status":{"code":"20000","message":"OK"},"result":...}`.
+#[derive(Debug, Clone)]
+pub struct Success<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Success<T> {
+    fn into_response(self) -> Response {
+        let mut response = json_response(
+            StatusCode::OK,
+            &Envelope {
+                status: Status {
+                    code: Code::OK.0,
+                    message: "OK",
+                },
+                result: Some(self.0),
+            },
+        );
+        response.extensions_mut().insert(Code::OK);
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Envelope::<()> {
+            status: Status {
+                code: self.code.0,
+                message: &self.message,
+            },
+            result: None,
+        };
+        let mut response = json_response(self.code.http_status(), &body);
+        if self.code == Code::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // The metrics layer labels requests with the envelope code.
+        response.extensions_mut().insert(self.code);
+        response
+    }
+}
+
+/// `value` as an `application/json` response.
+pub(crate) fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(format!("cannot serialize a response: {e}")).into_response(),
+    }
+}

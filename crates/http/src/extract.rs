@@ -1,0 +1,105 @@
+//! [`ApiJson`]: a JSON body extractor whose every failure is an [`ApiError`] in
+//! the envelope, never axum's plain-text rejection.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::error::{ApiError, Code};
+use crate::state::AppState;
+
+/// A request body parsed as JSON into `T`.
+///
+/// - over the body limit (by `Content-Length` or while reading): `41300`;
+/// - not sent in time (`body_timeout`): `40800`;
+/// - not JSON, not UTF-8, nested deeper than serde_json's recursion limit, or
+///   followed by trailing data: `40000`;
+/// - JSON of the wrong shape (missing field, wrong type, unknown role): `40001`
+///   with the path of the offending field.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.limits().body_limit;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large(limit));
+        }
+        let read = Bytes::from_request(req, state);
+        let bytes = match tokio::time::timeout(state.limits().body_timeout, read).await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    Code::REQUEST_TIMEOUT,
+                    "Request timeout: the body was not received in time",
+                ));
+            }
+            Ok(Err(rejection)) if rejection.status().as_u16() == 413 => {
+                return Err(too_large(limit));
+            }
+            Ok(Err(rejection)) => {
+                return Err(ApiError::new(
+                    Code::MALFORMED,
+                    format!(
+                        "Bad request: cannot read the body: {}",
+                        rejection.body_text()
+                    ),
+                ));
+            }
+            Ok(Ok(bytes)) => bytes,
+        };
+        parse(&bytes).map(ApiJson)
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        Code::PAYLOAD_TOO_LARGE,
+        format!("Payload too large: the body limit is {limit} bytes"),
+    )
+}
+
+/// Parses a JSON body, sorting failures into `40000` (not JSON) and `40001` (JSON of
+/// the wrong shape).
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            Code::MALFORMED,
+            "Bad request: the body is empty",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        classify(e.into_inner(), &path)
+    })?;
+    de.end().map_err(|e| classify(e, "."))?;
+    Ok(value)
+}
+
+fn classify(e: serde_json::Error, path: &str) -> ApiError {
+    match e.classify() {
+        Category::Data if path == "." || path.is_empty() => ApiError::invalid(strip_position(&e)),
+        Category::Data => ApiError::invalid(format!("{path}: {}", strip_position(&e))),
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::new(Code::MALFORMED, format!("Bad request: malformed JSON: {e}"))
+        }
+    }
+}
+
+/// serde_json appends "at line 1 column 57" to data errors; the path says more.
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

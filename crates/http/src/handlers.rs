@@ -1,0 +1,190 @@
+//! The endpoints: each converts a request to a library call and the result (or the
+//! library's error) to the envelope. No business logic lives here.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sluice_core::{Message, Role, TrimReport};
+
+use crate::error::{ApiError, Code, Success};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+/// `maxTokens` when a request leaves it out, as the hosted API documents.
+pub const DEFAULT_MAX_TOKENS: i64 = 100;
+
+/// Inputs up to this many messages are handled on the async worker; larger ones
+/// go to the blocking pool so that one huge history cannot stall other requests.
+const INLINE_MESSAGES: usize = 256;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SlidingRequest {
+    #[serde(default = "default_max_tokens")]
+    max_tokens: i64,
+    messages: Vec<Message>,
+}
+
+fn default_max_tokens() -> i64 {
+    DEFAULT_MAX_TOKENS
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SlidingResult {
+    /// The adjusted history (CLOVA's field).
+    messages: Vec<Message>,
+    /// What was removed and why (ours).
+    report: TrimReport,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenizeRequest {
+    messages: Vec<Message>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CountedMessage {
+    #[serde(flatten)]
+    message: Message,
+    count: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenizeResult {
+    /// Each message with its `count` (CLOVA's field).
+    messages: Vec<CountedMessage>,
+    /// Tokens of the reply prefix, counted once per prompt (ours).
+    reply: usize,
+    /// The prompt's size: all counts plus `reply` (ours).
+    total: usize,
+}
+
+fn path_param(param: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    param
+        .map(|Path(p)| p)
+        .map_err(|e| ApiError::new(Code::NOT_FOUND, format!("Not found: {}", e.body_text())))
+}
+
+/// Runs CPU-bound work inline for small inputs, on the blocking pool otherwise.
+async fn cpu<T: Send + 'static>(
+    size: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if size <= INLINE_MESSAGES {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// `POST /v1/api-tools/sliding/chat-messages/{modelName}`.
+pub(crate) async fn sliding(
+    State(state): State<AppState>,
+    model: Result<Path<String>, PathRejection>,
+    ApiJson(req): ApiJson<SlidingRequest>,
+) -> Result<Success<SlidingResult>, ApiError> {
+    let model = state.profiles().model(&path_param(model)?)?;
+    // The v1 endpoint documents three roles; the library also knows `tool`.
+    if let Some((i, m)) = req
+        .messages
+        .iter()
+        .enumerate()
+        .find(|(_, m)| m.role == Role::Tool)
+    {
+        return Err(ApiError::invalid(format!(
+            "messages[{i}].role: expected system, user or assistant, got {:?}",
+            m.role.as_str()
+        )));
+    }
+    let max_tokens = req.max_tokens;
+    let messages = req.messages;
+    let (messages, trim) = cpu(messages.len(), move || {
+        let trim = model.trim(&messages, max_tokens);
+        (messages, trim)
+    })
+    .await?;
+    let trim = trim?;
+    let report = trim.report().clone();
+    state.metrics().add_tokens("sliding", report.tokens_after);
+    state
+        .metrics()
+        .add_trimmed(report.messages_dropped, report.turns_dropped);
+    Ok(Success(SlidingResult {
+        messages: trim.apply(messages),
+        report,
+    }))
+}
+
+/// `POST /v1/api-tools/chat-tokenize/{modelName}`.
+pub(crate) async fn tokenize(
+    State(state): State<AppState>,
+    model: Result<Path<String>, PathRejection>,
+    ApiJson(req): ApiJson<TokenizeRequest>,
+) -> Result<Success<TokenizeResult>, ApiError> {
+    let model = state.profiles().model(&path_param(model)?)?;
+    if req.messages.is_empty() {
+        return Err(ApiError::invalid("messages must not be empty"));
+    }
+    let messages = req.messages;
+    let (messages, counts) = cpu(messages.len(), move || {
+        let counts = model.count(&messages);
+        (messages, counts)
+    })
+    .await?;
+    state.metrics().add_tokens("tokenize", counts.total);
+    Ok(Success(TokenizeResult {
+        messages: messages
+            .into_iter()
+            .zip(counts.per_message)
+            .map(|(message, count)| CountedMessage { message, count })
+            .collect(),
+        reply: counts.reply,
+        total: counts.total,
+    }))
+}
+
+/// `GET /healthz`: the process is up and serving.
+pub(crate) async fn healthz() -> Success<serde_json::Value> {
+    Success(serde_json::json!({ "healthy": true }))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+        .into_response();
+    response.extensions_mut().insert(Code::OK);
+    response
+}
+
+/// `GET /openapi.json`.
+pub(crate) async fn openapi() -> Response {
+    let mut response =
+        crate::error::json_response(axum::http::StatusCode::OK, &crate::openapi::document());
+    response.extensions_mut().insert(Code::OK);
+    response
+}
+
+/// Any path that is not a route: `40400`.
+pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        Code::NOT_FOUND,
+        format!("Not found: no route for {method} {}", uri.path()),
+    )
+}
+
+/// A route with the wrong method: `40500`.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        Code::METHOD_NOT_ALLOWED,
+        format!("Method not allowed: {method} {}", uri.path()),
+    )
+}

@@ -1,0 +1,53 @@
+//! sluice-http: the HTTP server of sluice, a thin [axum] adapter over
+//! [`sluice_core`] that speaks CLOVA Studio's wire format.
+//!
+//! - [`app`] builds the [`axum::Router`] from an [`AppState`] (model profiles, API
+//!   keys, [`Limits`]); [`serve`] runs it on a listener until a shutdown future
+//!   completes ([`shutdown_signal`] for SIGINT/SIGTERM).
+//! - Endpoints, each also under `/testapp` and `/serviceapp` ([`PREFIXES`]):
+//!   `POST /v1/api-tools/sliding/chat-messages/{modelName}` (sliding window),
+//!   `POST /v1/api-tools/chat-tokenize/{modelName}` (token calculator); and
+//!   `GET /healthz`, `GET /metrics` (Prometheus), `GET /openapi.json`.
+//! - Every answer is the envelope `{"status":{"code","message"},"result"}`; the
+//!   HTTP status is the code's first three digits. Every failure is an
+//!   [`ApiError`] with a [`Code`]: malformed JSON `40000`, a bad field `40001`,
+//!   context exceeded `40003`, unknown model `40080`, no or wrong key `40100`,
+//!   unknown path `40400`, slow body `40800`, body too large `41300`, overload
+//!   `42900`, timeout `50400`.
+//! - [`Config`] reads a TOML file and `SLUICE_*` environment overrides, and
+//!   refuses a non-loopback address without API keys.
+//!
+//! ```
+//! use sluice_http::{AppState, app, serve};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let router = app(AppState::builder().build());
+//! // Stops at once here; a real server passes `sluice_http::shutdown_signal()`.
+//! serve(listener, router, async {}).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod app;
+mod auth;
+mod config;
+mod error;
+mod extract;
+mod handlers;
+mod metrics;
+mod middleware;
+mod openapi;
+mod state;
+
+pub use app::{PREFIXES, app, serve, served_routes, shutdown_signal};
+pub use auth::ApiKeys;
+pub use config::{Config, ConfigError, DEFAULT_ADDR, Limits, LogFormat};
+pub use error::{ApiError, Code, Success};
+pub use extract::ApiJson;
+pub use handlers::DEFAULT_MAX_TOKENS;
+pub use metrics::Metrics;
+pub use middleware::{REQUEST_ID, RequestId};
+pub use openapi::document as openapi_document;
+pub use state::{AppState, StateBuilder};

@@ -1,0 +1,187 @@
+//! A small Prometheus registry: the handful of series the server exports do not
+//! justify a metrics framework.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The server's counters and histograms, rendered in the Prometheus text format.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Registry>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    requests: BTreeMap<(String, &'static str), u64>,
+    latency: BTreeMap<String, Histogram>,
+    tokens_counted: BTreeMap<&'static str, u64>,
+    trimmed_messages: u64,
+    trimmed_turns: u64,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Metrics {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        // A panic elsewhere cannot leave counters half-written: keep counting.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records one finished request.
+    pub fn observe_request(&self, route: &str, code: &'static str, elapsed: Duration) {
+        let mut r = self.registry();
+        *r.requests.entry((route.to_string(), code)).or_default() += 1;
+        let h = match r.latency.get_mut(route) {
+            Some(h) => h,
+            None => r.latency.entry(route.to_string()).or_default(),
+        };
+        let secs = elapsed.as_secs_f64();
+        h.count += 1;
+        h.sum += secs;
+        if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
+            h.buckets[i] += 1;
+        }
+    }
+
+    /// Records tokens counted by an endpoint (`sliding`, `tokenize`, `route`).
+    pub fn add_tokens(&self, endpoint: &'static str, tokens: usize) {
+        *self.registry().tokens_counted.entry(endpoint).or_default() += tokens as u64;
+    }
+
+    /// Records what one sliding-window call removed.
+    pub fn add_trimmed(&self, messages: usize, turns: usize) {
+        let mut r = self.registry();
+        r.trimmed_messages += messages as u64;
+        r.trimmed_turns += turns as u64;
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let r = self.registry();
+        let mut out = String::new();
+        let w = &mut out;
+        header(
+            w,
+            "sluice_http_requests_total",
+            "counter",
+            "Requests by route and envelope status code.",
+        );
+        for ((route, code), n) in &r.requests {
+            let _ = writeln!(
+                w,
+                "sluice_http_requests_total{{route=\"{}\",code=\"{code}\"}} {n}",
+                escape(route)
+            );
+        }
+        header(
+            w,
+            "sluice_http_request_duration_seconds",
+            "histogram",
+            "Request latency by route.",
+        );
+        for (route, h) in &r.latency {
+            let route = escape(route);
+            let mut cumulative = 0;
+            for (bound, n) in BUCKETS.iter().zip(h.buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    w,
+                    "sluice_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                w,
+                "sluice_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                w,
+                "sluice_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                w,
+                "sluice_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        header(
+            w,
+            "sluice_tokens_counted_total",
+            "counter",
+            "Prompt tokens counted: kept tokens for the sliding window, all for chat-tokenize, \
+             query plus history for the router.",
+        );
+        for (endpoint, n) in &r.tokens_counted {
+            let _ = writeln!(
+                w,
+                "sluice_tokens_counted_total{{endpoint=\"{endpoint}\"}} {n}"
+            );
+        }
+        header(
+            w,
+            "sluice_trimmed_messages_total",
+            "counter",
+            "Messages removed by the sliding window.",
+        );
+        let _ = writeln!(w, "sluice_trimmed_messages_total {}", r.trimmed_messages);
+        header(
+            w,
+            "sluice_trimmed_turns_total",
+            "counter",
+            "Whole turns removed by the sliding window.",
+        );
+        let _ = writeln!(w, "sluice_trimmed_turns_total {}", r.trimmed_turns);
+        out
+    }
+}
+
+fn header(w: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(w, "# HELP {name} {help}");
+    let _ = writeln!(w, "# TYPE {name} {kind}");
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        m.observe_request("/a", "20000", Duration::from_micros(300));
+        m.observe_request("/a", "40001", Duration::from_millis(3));
+        m.observe_request("/a", "20000", Duration::from_secs(60));
+        let text = m.render();
+        assert!(text.contains("sluice_http_requests_total{route=\"/a\",code=\"20000\"} 2"));
+        assert!(text.contains("sluice_http_requests_total{route=\"/a\",code=\"40001\"} 1"));
+        assert!(text.contains("_bucket{route=\"/a\",le=\"0.0005\"} 1\n"));
+        assert!(text.contains("_bucket{route=\"/a\",le=\"0.005\"} 2\n"));
+        assert!(text.contains("_bucket{route=\"/a\",le=\"10\"} 2\n"));
+        assert!(text.contains("_bucket{route=\"/a\",le=\"+Inf\"} 3\n"));
+        assert!(text.contains("sluice_http_request_duration_seconds_count{route=\"/a\"} 3\n"));
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

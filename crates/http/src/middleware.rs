@@ -1,0 +1,176 @@
+//! Per-request plumbing: request ids, tracing spans, metrics, auth, and turning
+//! the errors of the tower layers (timeout, load shedding) into envelopes.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::BoxError;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use crate::error::{ApiError, Code};
+use crate::state::AppState;
+
+/// The request id header of CLOVA Studio, echoed on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-ncp-clovastudio-request-id");
+
+/// The request id of the current request, in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
+/// Outermost layer: takes or makes the request id, opens the span every log line
+/// of the request is written in, records metrics and echoes the id.
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| (1..=256).contains(&v.len()) && v.to_str().is_ok())
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    let route = matched
+        .as_ref()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        method = %req.method(),
+        route = %route,
+    );
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let code = response
+        .extensions()
+        .get::<Code>()
+        .map_or_else(|| fallback_code(response.status().as_u16()), |c| c.0);
+    state.metrics().observe_request(&route, code, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            code,
+            latency_us = elapsed.as_micros() as u64,
+            "finished"
+        );
+    });
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// A code for a response that did not come through [`ApiError`] or
+/// [`Success`](crate::error::Success).
+fn fallback_code(status: u16) -> &'static str {
+    match status {
+        200..=299 => Code::OK.0,
+        400 => Code::MALFORMED.0,
+        401 => Code::UNAUTHORIZED.0,
+        404 => Code::NOT_FOUND.0,
+        405 => Code::METHOD_NOT_ALLOWED.0,
+        408 => Code::REQUEST_TIMEOUT.0,
+        413 => Code::PAYLOAD_TOO_LARGE.0,
+        429 => Code::TOO_MANY_REQUESTS.0,
+        504 => Code::TIMEOUT.0,
+        _ => Code::INTERNAL.0,
+    }
+}
+
+/// A random UUID v4. Not for secrets: it only has to be unique.
+fn new_request_id() -> HeaderValue {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // `RandomState` carries per-process random SipHash keys; hashing a counter
+    // with them gives unpredictable, distinct values without a RNG dependency.
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let state = std::hash::RandomState::new();
+    let mut h = state.build_hasher();
+    h.write_u64(n);
+    let a = h.finish();
+    h.write_u64(a);
+    let b = h.finish();
+    let a = (a & 0xffff_ffff_ffff_0fff) | 0x4000;
+    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    let text = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    );
+    HeaderValue::from_str(&text).expect("hex digits and dashes")
+}
+
+/// Rejects API requests without a configured key (`40100`). With no keys
+/// configured (loopback only) every request passes. The key is never logged.
+pub(crate) async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let keys = state.api_keys();
+    if keys.is_empty() {
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::auth::bearer);
+    match presented {
+        Some(key) if keys.verify(key) => next.run(req).await,
+        Some(_) => {
+            tracing::warn!("rejected: invalid API key");
+            ApiError::new(Code::UNAUTHORIZED, "Unauthorized: invalid API key").into_response()
+        }
+        None => ApiError::new(
+            Code::UNAUTHORIZED,
+            "Unauthorized: send the API key as `Authorization: Bearer <key>`",
+        )
+        .into_response(),
+    }
+}
+
+/// Maps the errors of the tower layers to envelopes: load shedding to `42900`,
+/// the request timeout to `50400`.
+pub(crate) async fn layer_error(err: BoxError) -> ApiError {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::new(
+            Code::TOO_MANY_REQUESTS,
+            "Too many requests: every request slot is busy, retry later",
+        )
+    } else if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::new(
+            Code::TIMEOUT,
+            "Timeout: the request took longer than the server's limit",
+        )
+    } else {
+        ApiError::internal(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_uuid_v4_and_distinct() {
+        let ids: std::collections::HashSet<String> = (0..1000)
+            .map(|_| new_request_id().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(20) {
+            let parts: Vec<_> = id.split('-').collect();
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12]
+            );
+            assert!(parts[2].starts_with('4'), "{id}");
+            assert!("89ab".contains(&parts[3][..1]), "{id}");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`, written by hand and
+//! expanded over [`PREFIXES`] from the same table the router is built from.
+
+use serde_json::{Map, Value, json};
+
+use crate::app::{API, Endpoint, PREFIXES};
+
+/// The OpenAPI document describing every route the server answers.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for prefix in PREFIXES {
+        for (path, endpoint) in API {
+            let mut op = operation(endpoint);
+            // operationIds must be unique across the document.
+            let suffix = prefix.trim_start_matches('/');
+            if !suffix.is_empty() {
+                let id = format!(
+                    "{}_{suffix}",
+                    op["operationId"].as_str().unwrap_or_default()
+                );
+                op["operationId"] = Value::String(id);
+            }
+            paths.insert(format!("{prefix}{path}"), json!({ "post": op }));
+        }
+    }
+    paths.insert(
+        "/healthz".into(),
+        json!({"get": {
+            "operationId": "healthz",
+            "summary": "Liveness: the process is up and serving.",
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}}
+        }}),
+    );
+    paths.insert(
+        "/metrics".into(),
+        json!({"get": {
+            "operationId": "metrics",
+            "summary": "Prometheus metrics: requests by route and code, latency histograms, tokens counted and trimmed.",
+            "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+        }}),
+    );
+    paths.insert(
+        "/openapi.json".into(),
+        json!({"get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {"200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {"schema": {"type": "object"}}}}}
+        }}),
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sluice",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Local, deterministic stand-in for CLOVA Studio's sliding-window and token-calculator APIs. \
+                Every response is the envelope {status: {code, message}, result}; the HTTP status is the code's first three digits. \
+                Every API path is also served under /testapp and /serviceapp."
+        },
+        "paths": paths,
+        "components": components(),
+        "security": [{"bearer": []}, {}],
+    })
+}
+
+fn operation(endpoint: Endpoint) -> Value {
+    let (id, summary, request, result, codes) = match endpoint {
+        Endpoint::Sliding => (
+            "slidingChatMessages",
+            "Sliding window: drop the oldest whole turns so that the history plus maxTokens fits the model's context.",
+            "SlidingRequest",
+            "SlidingResult",
+            "40000 malformed body, 40001 invalid parameter (maxTokens out of 1..=max, empty messages, role not system/user/assistant), 40003 context length exceeded, 40080 model not found",
+        ),
+        Endpoint::Tokenize => (
+            "chatTokenize",
+            "Token calculator: the token count of each message under the model's profile.",
+            "TokenizeRequest",
+            "TokenizeResult",
+            "40000 malformed body, 40001 invalid parameter, 40080 model not found",
+        ),
+    };
+    json!({
+        "operationId": id,
+        "summary": summary,
+        "parameters": [
+            {"name": "modelName", "in": "path", "required": true, "schema": {"type": "string"}, "example": "HCX-003"},
+            {"$ref": "#/components/parameters/RequestId"}
+        ],
+        "requestBody": {
+            "required": true,
+            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{request}")}}}
+        },
+        "responses": {
+            "200": {
+                "description": "OK (code 20000)",
+                "headers": {"X-NCP-CLOVASTUDIO-REQUEST-ID": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Envelope"},
+                        {"type": "object", "properties": {"result": {"$ref": format!("#/components/schemas/{result}")}}}
+                    ]
+                }}}
+            },
+            "400": {"description": codes, "content": error_content()},
+            "401": {"description": "40100 missing or invalid API key", "content": error_content()},
+            "404": {"description": "40400 not found", "content": error_content()},
+            "408": {"description": "40800 the body was not received in time", "content": error_content()},
+            "413": {"description": "41300 body over the configured limit", "content": error_content()},
+            "429": {"description": "42900 every request slot is busy", "content": error_content()},
+            "500": {"description": "50000 internal error", "content": error_content()},
+            "504": {"description": "50400 the request took longer than the configured timeout", "content": error_content()}
+        }
+    })
+}
+
+fn error_content() -> Value {
+    json!({"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}})
+}
+
+fn components() -> Value {
+    json!({
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "Required when the server has API keys configured."}
+        },
+        "parameters": {
+            "RequestId": {
+                "name": "X-NCP-CLOVASTUDIO-REQUEST-ID", "in": "header", "required": false,
+                "description": "Echoed on the response; generated (UUID v4) when absent.",
+                "schema": {"type": "string", "maxLength": 256}
+            }
+        },
+        "headers": {
+            "RequestId": {"description": "The request id, echoed or generated.", "schema": {"type": "string"}}
+        },
+        "schemas": {
+            "Envelope": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {
+                    "status": {"$ref": "#/components/schemas/Status"},
+                    "result": {"description": "The result; absent on error."}
+                }
+            },
+            "Status": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "pattern": "^[0-9]{5}$", "example": "20000"},
+                    "message": {"type": "string", "example": "OK"}
+                }
+            },
+            "Role": {"type": "string", "enum": ["system", "user", "assistant", "tool"]},
+            "Message": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {
+                    "role": {"$ref": "#/components/schemas/Role"},
+                    "content": {"type": "string", "default": ""},
+                    "toolCalls": {"type": "array", "items": {"type": "object"}},
+                    "toolCallId": {"type": "string"}
+                }
+            },
+            "SlidingRequest": {
+                "type": "object",
+                "required": ["messages"],
+                "properties": {
+                    "maxTokens": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 100,
+                        "description": "Tokens reserved for the reply; the upper bound is the model profile's max output."},
+                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"},
+                        "description": "Roles system, user, assistant."}
+                }
+            },
+            "TrimReport": {
+                "type": "object",
+                "properties": {
+                    "tokensBefore": {"type": ["integer", "null"]},
+                    "tokensAfter": {"type": "integer"},
+                    "maxTokens": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "turnsDropped": {"type": "integer"},
+                    "messagesDropped": {"type": "integer"},
+                    "counts": {"type": "array", "items": {"type": "integer"}}
+                }
+            },
+            "SlidingResult": {
+                "type": "object",
+                "required": ["messages"],
+                "properties": {
+                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                    "report": {"$ref": "#/components/schemas/TrimReport"}
+                }
+            },
+            "TokenizeRequest": {
+                "type": "object",
+                "required": ["messages"],
+                "properties": {
+                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}
+                }
+            },
+            "TokenizeResult": {
+                "type": "object",
+                "required": ["messages"],
+                "properties": {
+                    "messages": {"type": "array", "items": {
+                        "allOf": [
+                            {"$ref": "#/components/schemas/Message"},
+                            {"type": "object", "required": ["count"], "properties": {"count": {"type": "integer"}}}
+                        ]
+                    }},
+                    "reply": {"type": "integer", "description": "Tokens of the reply prefix, counted once."},
+                    "total": {"type": "integer", "description": "Sum of the counts plus reply."}
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,167 @@
+//! Every class of bad input gets its documented code, and the server keeps
+//! serving afterwards.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sluice_http::AppState;
+
+use crate::support::*;
+
+const OK_BODY: &str = r#"{"maxTokens":100,"messages":[{"role":"user","content":"hello"}]}"#;
+
+/// Nesting inside a field parsed as a JSON value (tool-call arguments): serde_json
+/// stops at its recursion limit.
+fn nested(depth: usize) -> String {
+    format!(
+        r#"{{"maxTokens":100,"messages":[{{"role":"user","content":"x"}},{{"role":"assistant","toolCalls":[{{"id":"c1","function":{{"name":"f","arguments":{}{}}}}}]}}]}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    )
+}
+
+/// Nesting inside an unknown field, which serde_json skips without recursing.
+fn nested_unknown(depth: usize) -> String {
+    format!(
+        r#"{{"maxTokens":100,"messages":[{{"role":"user","content":"x","extra":{}{}}}]}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    )
+}
+
+/// (what, path, body, expected code, a word the message must contain)
+fn cases() -> Vec<(
+    &'static str,
+    &'static str,
+    Vec<u8>,
+    &'static str,
+    &'static str,
+)> {
+    let user = r#"[{"role":"user","content":"hello"}]"#;
+    let s = |t: String| t.into_bytes();
+    vec![
+        ("malformed JSON", SLIDING, s(r#"{"maxTokens":100,"messages":["#.into()), "40000", "malformed"),
+        ("not JSON at all", SLIDING, s("maxTokens=100".into()), "40000", "malformed"),
+        ("empty body", SLIDING, vec![], "40000", "empty"),
+        ("trailing data", SLIDING, s(format!("{OK_BODY} {{}}")), "40000", "malformed"),
+        ("invalid UTF-8", SLIDING, [&br#"{"maxTokens":100,"messages":[{"role":"user","content":""#[..], &[0xff, 0xfe], &br#""}]}"#[..]].concat(), "40000", "malformed"),
+        ("invalid UTF-8 escape", SLIDING, s(r#"{"messages":[{"role":"user","content":"\udc00"}]}"#.into()), "40000", "malformed"),
+        ("body is an array", SLIDING, s("[1,2]".into()), "40001", "Invalid parameter"),
+        ("messages is a string", SLIDING, s(r#"{"maxTokens":100,"messages":"hello"}"#.into()), "40001", "messages"),
+        ("content is a number", SLIDING, s(r#"{"messages":[{"role":"user","content":5}]}"#.into()), "40001", "messages[0].content"),
+        ("role is missing", SLIDING, s(r#"{"messages":[{"content":"x"}]}"#.into()), "40001", "role"),
+        ("messages is missing", SLIDING, s(r#"{"maxTokens":100}"#.into()), "40001", "messages"),
+        ("maxTokens 0", SLIDING, s(format!(r#"{{"maxTokens":0,"messages":{user}}}"#)), "40001", "maxTokens"),
+        ("maxTokens 4097", SLIDING, s(format!(r#"{{"maxTokens":4097,"messages":{user}}}"#)), "40001", "maxTokens"),
+        ("maxTokens -1", SLIDING, s(format!(r#"{{"maxTokens":-1,"messages":{user}}}"#)), "40001", "maxTokens"),
+        ("maxTokens \"abc\"", SLIDING, s(format!(r#"{{"maxTokens":"abc","messages":{user}}}"#)), "40001", "maxTokens"),
+        ("maxTokens 1e10", SLIDING, s(format!(r#"{{"maxTokens":1e10,"messages":{user}}}"#)), "40001", "maxTokens"),
+        ("maxTokens 2.5", SLIDING, s(format!(r#"{{"maxTokens":2.5,"messages":{user}}}"#)), "40001", "maxTokens"),
+        ("maxTokens 2^70", SLIDING, s(format!(r#"{{"maxTokens":1180591620717411303424,"messages":{user}}}"#)), "40001", "maxTokens"),
+        ("maxTokens null", SLIDING, s(format!(r#"{{"maxTokens":null,"messages":{user}}}"#)), "40001", "maxTokens"),
+        ("unknown role", SLIDING, s(r#"{"messages":[{"role":"bot","content":"x"}]}"#.into()), "40001", "messages[0].role"),
+        ("tool role on the v1 sliding endpoint", SLIDING, s(r#"{"messages":[{"role":"user","content":"x"},{"role":"tool","content":"42","toolCallId":"c1"}]}"#.into()), "40001", "messages[1].role"),
+        ("empty messages", SLIDING, s(r#"{"maxTokens":100,"messages":[]}"#.into()), "40001", "messages"),
+        ("empty messages (tokenize)", TOKENIZE, s(r#"{"messages":[]}"#.into()), "40001", "messages"),
+        ("unknown role (tokenize)", TOKENIZE, s(r#"{"messages":[{"role":"robot","content":"x"}]}"#.into()), "40001", "role"),
+        ("malformed (tokenize)", TOKENIZE, s("{".into()), "40000", "malformed"),
+        ("deeply nested JSON", SLIDING, s(nested(100_000)), "40000", "recursion"),
+        ("deeply nested JSON, unclosed", SLIDING, s(nested(100_000)[..150_000].to_string()), "40000", "malformed"),
+        ("deeply nested unknown field (ignored)", SLIDING, s(nested_unknown(100_000)), "20000", "OK"),
+        ("deeply nested top level", SLIDING, s("[".repeat(200_000)), "4000", ""),
+    ]
+}
+
+async fn still_serving(app: &axum::Router) {
+    let reply = call(app, "POST", SLIDING, &[], OK_BODY).await;
+    assert_eq!(reply.code(), "20000");
+}
+
+#[tokio::test]
+async fn each_bad_input_class_gets_its_code_in_process() {
+    let app = default_app();
+    for (what, path, body, code, word) in cases() {
+        let reply = call(
+            &app,
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+        assert!(
+            reply.code().starts_with(code),
+            "{what}: {} {}",
+            reply.code(),
+            reply.message()
+        );
+        assert!(
+            reply.message().contains(word),
+            "{what}: {}",
+            reply.message()
+        );
+        still_serving(&app).await;
+    }
+}
+
+#[tokio::test]
+async fn each_bad_input_class_gets_its_code_over_a_socket() {
+    let server = Server::start(AppState::builder().build()).await;
+    for (what, path, body, code, _) in cases() {
+        let reply = http(
+            server.addr,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            &body,
+        )
+        .await;
+        assert!(reply.code().starts_with(code), "{what}: {}", reply.code());
+    }
+    let reply = http(server.addr, "POST", SLIDING, &[], OK_BODY.as_bytes()).await;
+    assert_eq!(reply.code(), "20000");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_hundred_thousand_messages_are_trimmed_in_bounded_time() {
+    let messages = history(50_000);
+    assert!(messages.len() > 100_000);
+    let body = json!({"maxTokens": 500, "messages": messages}).to_string();
+    assert!(
+        body.len() < AppState::builder().build().limits().body_limit,
+        "fits the default body limit"
+    );
+    let server = Server::start(AppState::builder().build()).await;
+    let started = Instant::now();
+    let reply = http(
+        server.addr,
+        "POST",
+        SLIDING,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.code(), "20000");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let result = reply.json()["result"].clone();
+    let kept = result["messages"].as_array().unwrap();
+    assert!(kept.len() > 2 && kept.len() < 1000, "{}", kept.len());
+    assert_eq!(
+        result["report"]["messagesDropped"].as_u64().unwrap() as usize,
+        messages.len() - kept.len()
+    );
+    // And the token calculator counts all of them.
+    let body = json!({"messages": &messages[..100_001]}).to_string();
+    let reply = http(server.addr, "POST", TOKENIZE, &[], body.as_bytes()).await;
+    assert_eq!(reply.code(), "20000");
+    assert_eq!(
+        reply.json()["result"]["messages"].as_array().unwrap().len(),
+        100_001
+    );
+    server.stop().await;
+}

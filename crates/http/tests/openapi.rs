@@ -1,0 +1,150 @@
+//! /openapi.json lists exactly the served routes, and is a well-formed document.
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            out.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    out
+}
+
+/// A concrete URL for a templated path.
+fn instantiate(path: &str) -> String {
+    path.replace("{modelName}", "HCX-003")
+}
+
+#[tokio::test]
+async fn openapi_lists_exactly_the_served_routes() {
+    let app = default_app();
+    let reply = call(&app, "GET", "/openapi.json", &[], "").await;
+    assert_eq!(reply.status, 200);
+    let doc = reply.json();
+    assert_eq!(doc, sluice_http::openapi_document());
+    let served: BTreeSet<_> = sluice_http::served_routes()
+        .into_iter()
+        .map(|(m, p)| (m.to_string(), p))
+        .collect();
+    assert_eq!(documented(&doc), served);
+    // Each documented route is really served: not the 40400 fallback, not 40500.
+    for (method, path) in &served {
+        let reply = call(
+            &app,
+            method,
+            &instantiate(path),
+            &[],
+            r#"{"messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .await;
+        assert!(
+            !matches!(reply.status.as_u16(), 404 | 405),
+            "{method} {path}: {}",
+            reply.status
+        );
+        // The other method is not.
+        let other = if method == "GET" { "POST" } else { "GET" };
+        let reply = call(&app, other, &instantiate(path), &[], "").await;
+        assert_eq!(reply.status, 405, "{other} {path}");
+    }
+    // And paths next to them are not.
+    for path in [
+        "/v1/api-tools/sliding/chat-messages",
+        "/v2/api-tools/chat-tokenize/HCX-003",
+        "/other/v1/api-tools/chat-tokenize/HCX-003",
+    ] {
+        assert_eq!(
+            call(&app, "POST", path, &[], "{}").await.code(),
+            "40400",
+            "{path}"
+        );
+    }
+}
+
+fn resolve<'a>(doc: &'a Value, reference: &str) -> &'a Value {
+    let pointer = reference
+        .strip_prefix('#')
+        .unwrap_or_else(|| panic!("local ref: {reference}"));
+    doc.pointer(pointer)
+        .unwrap_or_else(|| panic!("dangling $ref {reference}"))
+}
+
+fn check_refs(doc: &Value, node: &Value) {
+    match node {
+        Value::Object(map) => {
+            if let Some(r) = map.get("$ref") {
+                resolve(doc, r.as_str().expect("$ref is a string"));
+            }
+            map.values().for_each(|v| check_refs(doc, v));
+        }
+        Value::Array(items) => items.iter().for_each(|v| check_refs(doc, v)),
+        _ => {}
+    }
+}
+
+#[test]
+fn openapi_document_validates() {
+    let doc = sluice_http::openapi_document();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    check_refs(&doc, &doc);
+    let mut ids = HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        assert!(path.starts_with('/'), "{path}");
+        for (method, op) in item.as_object().unwrap() {
+            assert!(
+                ["get", "post", "put", "delete", "patch"].contains(&method.as_str()),
+                "{method}"
+            );
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: operationId"));
+            assert!(ids.insert(id.to_string()), "duplicate operationId {id}");
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(!responses.is_empty());
+            for (status, response) in responses {
+                assert!(
+                    status == "default" || status.parse::<u16>().is_ok(),
+                    "{status}"
+                );
+                assert!(response["description"].is_string(), "{path} {status}");
+            }
+            // Every `{param}` of the path is declared as a required path parameter.
+            let declared: HashSet<String> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| {
+                            if p.get("$ref").is_some() {
+                                resolve(&doc, p["$ref"].as_str().unwrap())
+                            } else {
+                                p
+                            }
+                        })
+                        .filter(|p| p["in"] == "path")
+                        .inspect(|p| assert_eq!(p["required"], true))
+                        .map(|p| p["name"].as_str().unwrap().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let templated: HashSet<String> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(str::to_string)
+                .collect();
+            assert_eq!(declared, templated, "{method} {path}");
+            if method == "post" {
+                assert!(
+                    op["requestBody"]["content"]["application/json"]["schema"].is_object(),
+                    "{path}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! /healthz, /metrics, graceful shutdown.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_http::AppState;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn healthz_answers_in_the_envelope() {
+    let reply = call(&default_app(), "GET", "/healthz", &[], "").await;
+    assert_eq!(reply.code(), "20000");
+    assert_eq!(reply.json()["result"]["healthy"], true);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_code_latency_and_tokens() {
+    let app = default_app();
+    post_json(
+        &app,
+        SLIDING,
+        &json!({"maxTokens": 1000, "messages": history(400)}),
+    )
+    .await;
+    post_json(
+        &app,
+        SLIDING,
+        &json!({"maxTokens": 0, "messages": history(1)}),
+    )
+    .await;
+    post_json(&app, TOKENIZE, &json!({"messages": history(1)})).await;
+    call(&app, "GET", "/nope", &[], "").await;
+    let reply = call(&app, "GET", "/metrics", &[], "").await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = String::from_utf8(reply.body).unwrap();
+    let sliding = "route=\"/v1/api-tools/sliding/chat-messages/{modelName}\"";
+    assert!(
+        text.contains(&format!(
+            "sluice_http_requests_total{{{sliding},code=\"20000\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "sluice_http_requests_total{{{sliding},code=\"40001\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("sluice_http_requests_total{route=\"unmatched\",code=\"40400\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "sluice_http_request_duration_seconds_count{{{sliding}}} 2"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE sluice_http_request_duration_seconds histogram"));
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    assert!(value("sluice_tokens_counted_total{endpoint=\"sliding\"}") > 0);
+    assert!(value("sluice_tokens_counted_total{endpoint=\"tokenize\"}") > 0);
+    assert!(value("sluice_trimmed_messages_total") > 0);
+    assert!(value("sluice_trimmed_turns_total") > 0);
+    // Every sample line is `name{labels} number` or `name number`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, v) = line.rsplit_once(' ').unwrap();
+        assert!(v.parse::<f64>().is_ok(), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_the_request_in_flight_then_stops() {
+    let server = Server::start(AppState::builder().build()).await;
+    let body = br#"{"maxTokens":100,"messages":[{"role":"user","content":"hello"}]}"#;
+    let request = raw_request("POST", SLIDING, &[], body);
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(&request[..request.len() - 5])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = server.addr;
+    let stopping = tokio::spawn(server.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!stopping.is_finished(), "waits for the request in flight");
+    stream
+        .write_all(&request[request.len() - 5..])
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut stream).await.code(), "20000");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+    // No longer accepting.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
