@@ -1,0 +1,832 @@
+//! The compiled router: one Aho-Corasick automaton for every literal, one
+//! `RegexSet` for every pattern, one bigram index for every example.
+//!
+//! Scoring, in integer thousandths so that scores are exact and ties stable:
+//!
+//! | evidence | points |
+//! |---|---|
+//! | each distinct keyword of the domain that fired | 1000 |
+//! | each distinct pattern of the domain that fired | 1500 |
+//! | best example similarity `s` (Jaccard of bigrams, 0..=1) | `2000 × s` |
+//!
+//! A domain is chosen when it has the most points and at least the threshold
+//! (1.0 = 1000 points by default): one keyword is enough, an example alone needs
+//! a similarity of 0.5. Equal points go to the domain declared first.
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::{Regex, RegexSet, RegexSetBuilder};
+use rustc_hash::FxHashMap;
+use sluice_core::{Message, Model, Profiles, Role};
+
+use crate::api::{
+    DomainResult, DomainScore, Explanation, FilterResult, FiredRule, RouteRequest, RouteResult,
+    Routed, RuleKind, Source, Target, Usage,
+};
+use crate::config::{self, Category, Config, Origin};
+use crate::error::{BuildError, Problem, RouteError};
+use crate::normalize::{self, Normalized};
+use crate::safety::builtin_rules;
+use crate::similarity::{self, ExampleIndex};
+
+/// Points for each distinct keyword that fired.
+pub const KEYWORD_POINTS: u32 = 1000;
+/// Points for each distinct pattern that fired.
+pub const PATTERN_POINTS: u32 = 1500;
+/// Points for a perfect example match (similarity 1.0).
+pub const EXAMPLE_POINTS: u32 = 2000;
+
+static PROFILES: LazyLock<Profiles> = LazyLock::new(Profiles::builtin);
+
+/// Who a rule belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    Domain(u32),
+    Filter(u32, u32),
+    Safety(Category),
+}
+
+/// A rule: its owner and its position in the owner's keyword or pattern list.
+#[derive(Clone, Copy, Debug)]
+struct RuleRef {
+    owner: Owner,
+    index: u32,
+}
+
+/// A router version, compiled and ready to route. Immutable, cheap to share
+/// (`Arc`) and safe to use from many threads.
+#[derive(Debug)]
+pub struct Router {
+    config: Config,
+    model: Model,
+    token_limit: usize,
+    threshold: u32,
+    /// Safety rule texts, built-in then from the file, by category.
+    safety_keywords: [Vec<String>; 2],
+    safety_patterns: [Vec<String>; 2],
+    literals: AhoCorasick,
+    literal_owners: Vec<Vec<RuleRef>>,
+    literal_word_start: Vec<bool>,
+    patterns: RegexSet,
+    pattern_regexes: Vec<Regex>,
+    pattern_owners: Vec<Vec<RuleRef>>,
+    examples: ExampleIndex,
+    example_owner: Vec<(u32, u32)>,
+}
+
+/// What fired in one text.
+struct Scan {
+    norm: Normalized,
+    /// (literal id, compact range), every occurrence that passed the word check.
+    literals: Vec<(u32, usize, usize)>,
+    /// Pattern ids that matched.
+    patterns: Vec<u32>,
+    /// Per domain: best example similarity (thousandths) and that example.
+    similarity: Vec<(u32, u32)>,
+}
+
+/// One domain's points in one text.
+#[derive(Clone, Copy, Debug, Default)]
+struct Points {
+    total: u32,
+    keywords: u32,
+    patterns: u32,
+    similarity: u32,
+}
+
+impl Router {
+    /// Loads a router from TOML text with the built-in model profiles. `file`
+    /// names the text in error messages; the router id and version must be in
+    /// the text's `[router]` table.
+    ///
+    /// ```
+    /// let router = sluice_router::Router::from_toml(
+    ///     r#"
+    ///     [router]
+    ///     id = "demo"
+    ///     version = 1
+    ///     [[domain]]
+    ///     name = "weather"
+    ///     keywords = ["weather", "날씨"]
+    ///     "#,
+    ///     "demo.toml",
+    /// )
+    /// .unwrap();
+    /// assert_eq!(router.domains().collect::<Vec<_>>(), ["weather"]);
+    /// ```
+    pub fn from_toml(text: &str, file: &str) -> Result<Router, BuildError> {
+        Self::from_toml_with(text, file, &PROFILES)
+    }
+
+    /// Like [`Router::from_toml`], resolving the model name in `profiles`.
+    pub fn from_toml_with(
+        text: &str,
+        file: &str,
+        profiles: &Profiles,
+    ) -> Result<Router, BuildError> {
+        Self::load(text, file, &Origin::default(), profiles)
+    }
+
+    /// Loads `routers/<id>/<version>.toml`: the id and version come from the
+    /// path, and must agree with the file's `[router]` table where it has them.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Router, BuildError> {
+        Self::from_file_with(path.as_ref(), &PROFILES)
+    }
+
+    /// Like [`Router::from_file`], resolving the model name in `profiles`.
+    pub fn from_file_with(path: &Path, profiles: &Profiles) -> Result<Router, BuildError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BuildError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::load(
+            &text,
+            &path.display().to_string(),
+            &origin_of(path),
+            profiles,
+        )
+    }
+
+    pub(crate) fn load(
+        text: &str,
+        file: &str,
+        origin: &Origin,
+        profiles: &Profiles,
+    ) -> Result<Router, BuildError> {
+        let config = config::parse(text, file, origin)?;
+        let model = profiles.model(&config.model).map_err(|e| {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("model"))
+                .map_or(0, |i| i + 1);
+            BuildError::Invalid(vec![Problem {
+                file: file.to_string(),
+                line,
+                reason: e.to_string(),
+            }])
+        })?;
+        Self::compile(config, model)
+    }
+
+    fn compile(config: Config, model: Model) -> Result<Router, BuildError> {
+        let token_limit = config
+            .token_limit
+            .unwrap_or(model.profile().context_limit as usize);
+        let threshold = (config.threshold * 1000.0).round() as u32;
+
+        let mut safety_keywords: [Vec<String>; 2] = Default::default();
+        let mut safety_patterns: [Vec<String>; 2] = Default::default();
+        for c in Category::ALL {
+            let builtin = builtin_rules(c);
+            let extra = &config.safety[c.index()];
+            safety_keywords[c.index()] = builtin
+                .keywords
+                .iter()
+                .map(|s| s.to_string())
+                .chain(extra.keywords.iter().map(|r| r.text.clone()))
+                .collect();
+            safety_patterns[c.index()] = builtin
+                .patterns
+                .iter()
+                .map(|s| s.to_string())
+                .chain(extra.patterns.iter().map(|r| r.text.clone()))
+                .collect();
+        }
+
+        // Every literal and pattern, deduplicated, with all of its owners.
+        let mut literal_ids: FxHashMap<String, usize> = FxHashMap::default();
+        let mut literal_texts: Vec<String> = Vec::new();
+        let mut literal_owners: Vec<Vec<RuleRef>> = Vec::new();
+        let mut pattern_ids: FxHashMap<String, usize> = FxHashMap::default();
+        let mut pattern_texts: Vec<String> = Vec::new();
+        let mut pattern_owners: Vec<Vec<RuleRef>> = Vec::new();
+        let mut add_literal = |text: &str, owner: Owner, index: usize| {
+            let key = normalize::compact(text);
+            let id = *literal_ids.entry(key.clone()).or_insert_with(|| {
+                literal_texts.push(key);
+                literal_owners.push(Vec::new());
+                literal_texts.len() - 1
+            });
+            literal_owners[id].push(RuleRef {
+                owner,
+                index: index as u32,
+            });
+        };
+        let mut add_pattern = |text: &str, owner: Owner, index: usize| {
+            let id = *pattern_ids.entry(text.to_string()).or_insert_with(|| {
+                pattern_texts.push(text.to_string());
+                pattern_owners.push(Vec::new());
+                pattern_texts.len() - 1
+            });
+            pattern_owners[id].push(RuleRef {
+                owner,
+                index: index as u32,
+            });
+        };
+        let mut examples = ExampleIndex::default();
+        let mut example_owner = Vec::new();
+        for (d, domain) in config.domains.iter().enumerate() {
+            let owner = Owner::Domain(d as u32);
+            for (i, k) in domain.rules.keywords.iter().enumerate() {
+                add_literal(&k.text, owner, i);
+            }
+            for (i, p) in domain.rules.patterns.iter().enumerate() {
+                add_pattern(&p.text, owner, i);
+            }
+            for (i, e) in domain.examples.iter().enumerate() {
+                examples.add(d, &normalize::compact(&e.text));
+                example_owner.push((d as u32, i as u32));
+            }
+            for (f, filter) in domain.filters.iter().enumerate() {
+                let owner = Owner::Filter(d as u32, f as u32);
+                for (i, k) in filter.rules.keywords.iter().enumerate() {
+                    add_literal(&k.text, owner, i);
+                }
+                for (i, p) in filter.rules.patterns.iter().enumerate() {
+                    add_pattern(&p.text, owner, i);
+                }
+            }
+        }
+        for c in Category::ALL {
+            for (i, k) in safety_keywords[c.index()].iter().enumerate() {
+                add_literal(k, Owner::Safety(c), i);
+            }
+            for (i, p) in safety_patterns[c.index()].iter().enumerate() {
+                add_pattern(p, Owner::Safety(c), i);
+            }
+        }
+
+        let invalid = |reason: String| {
+            BuildError::Invalid(vec![Problem {
+                file: config.file.clone(),
+                line: 0,
+                reason,
+            }])
+        };
+        let literal_word_start = literal_texts
+            .iter()
+            .map(|t| t.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric))
+            .collect();
+        let literals = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&literal_texts)
+            .map_err(|e| invalid(format!("keywords cannot be compiled: {e}")))?;
+        let set_limit = config::PATTERN_SIZE_LIMIT
+            .saturating_mul(pattern_texts.len().max(1))
+            .min(1 << 30);
+        let patterns = RegexSetBuilder::new(&pattern_texts)
+            .case_insensitive(true)
+            .size_limit(set_limit)
+            .dfa_size_limit(set_limit.min(64 << 20))
+            .build()
+            .map_err(|e| invalid(format!("patterns together cannot be compiled: {e}")))?;
+        let pattern_regexes = pattern_texts
+            .iter()
+            .map(|p| config::pattern_builder(p).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("pattern cannot be compiled: {e}")))?;
+
+        Ok(Router {
+            config,
+            model,
+            token_limit,
+            threshold,
+            safety_keywords,
+            safety_patterns,
+            literals,
+            literal_owners,
+            literal_word_start,
+            patterns,
+            pattern_regexes,
+            pattern_owners,
+            examples,
+            example_owner,
+        })
+    }
+
+    /// The router id.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// The router version.
+    pub fn version(&self) -> u32 {
+        self.config.version
+    }
+
+    /// The router's description.
+    pub fn description(&self) -> &str {
+        &self.config.description
+    }
+
+    /// The file it was loaded from (or the name it was given).
+    pub fn file(&self) -> &str {
+        &self.config.file
+    }
+
+    /// The domain names, in declaration order.
+    pub fn domains(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.config.domains.iter().map(|d| d.name.as_str())
+    }
+
+    /// The content filter names of a domain, in declaration order.
+    pub fn filters(&self, domain: &str) -> impl Iterator<Item = &str> {
+        self.config
+            .domains
+            .iter()
+            .filter(move |d| d.name == domain)
+            .flat_map(|d| d.filters.iter().map(|f| f.name.as_str()))
+    }
+
+    /// A domain's description (documentation, not used for matching).
+    pub fn domain_description(&self, domain: &str) -> Option<&str> {
+        self.config
+            .domains
+            .iter()
+            .find(|d| d.name == domain)
+            .map(|d| d.description.as_str())
+    }
+
+    /// A content filter's description: what a request that it blocks *is*.
+    pub fn filter_description(&self, domain: &str, filter: &str) -> Option<&str> {
+        self.config
+            .domains
+            .iter()
+            .find(|d| d.name == domain)
+            .and_then(|d| d.filters.iter().find(|f| f.name == filter))
+            .map(|f| f.description.as_str())
+    }
+
+    /// The safety categories a domain checks.
+    pub fn safety_categories(&self, domain: &str) -> &[Category] {
+        self.config
+            .domains
+            .iter()
+            .find(|d| d.name == domain)
+            .map_or(&[], |d| d.safety.as_slice())
+    }
+
+    /// The model profile that counts `usage`.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The most prompt tokens a request may have.
+    pub fn token_limit(&self) -> usize {
+        self.token_limit
+    }
+
+    /// The score a domain needs, in points (1.0 = one keyword).
+    pub fn threshold(&self) -> f64 {
+        f64::from(self.threshold) / 1000.0
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Routes a request.
+    ///
+    /// ```
+    /// use sluice_router::{RouteRequest, RouterStore};
+    ///
+    /// let store = RouterStore::embedded_sample();
+    /// let router = store.get("sample", 1).unwrap();
+    /// let result = router.route(&RouteRequest::new("내일 부산 날씨 어때?")).unwrap();
+    /// assert_eq!(result.domain.result, "날씨");
+    /// assert!(result.safety.called);
+    /// ```
+    pub fn route(&self, request: &RouteRequest) -> Result<RouteResult, RouteError> {
+        self.run(request, false).map(|r| r.result)
+    }
+
+    /// Routes a request and says why.
+    pub fn route_explained(&self, request: &RouteRequest) -> Result<Routed, RouteError> {
+        self.run(request, true)
+    }
+
+    /// Tokens of the history plus the query, as `usage.promptTokens` reports them.
+    pub fn prompt_tokens(&self, request: &RouteRequest) -> usize {
+        let query = Message::user(request.query.as_str());
+        let reply = self.model.count(&[]).total;
+        request
+            .chat_history
+            .iter()
+            .chain(std::iter::once(&query))
+            .map(|m| self.model.count_message(m))
+            .sum::<usize>()
+            + reply
+    }
+
+    fn run(&self, request: &RouteRequest, explain: bool) -> Result<Routed, RouteError> {
+        if request.query.trim().is_empty() {
+            return Err(RouteError::EmptyQuery);
+        }
+        let tokens = self.prompt_tokens(request);
+        if tokens > self.token_limit {
+            return Err(RouteError::TokenLimit {
+                tokens,
+                limit: self.token_limit,
+            });
+        }
+        let usage = Usage {
+            prompt_tokens: tokens,
+            completion_tokens: 0,
+            total_tokens: tokens,
+        };
+
+        // The texts that may decide, newest first: the query, then recent user turns.
+        let mut sources = vec![(Source::Query, request.query.as_str())];
+        sources.extend(
+            request
+                .chat_history
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, m)| m.role == Role::User)
+                .take(self.config.history_turns)
+                .map(|(i, m)| (Source::ChatHistory(i), m.content.as_str())),
+        );
+        let mut scans: Vec<Option<Scan>> = (0..sources.len()).map(|_| None).collect();
+
+        let mut decided: Option<(usize, usize)> = None;
+        let mut ranked_first: Vec<(usize, Points)> = Vec::new();
+        for (s, (_, text)) in sources.iter().enumerate() {
+            let scan = scans[s].insert(self.scan(text));
+            let ranked = self.rank(scan);
+            let top = ranked
+                .first()
+                .filter(|(_, p)| p.total >= self.threshold)
+                .map(|(d, _)| *d);
+            if s == 0 || top.is_some() {
+                ranked_first = ranked;
+            }
+            if let Some(d) = top {
+                decided = Some((s, d));
+                break;
+            }
+        }
+
+        let Some((decider, domain)) = decided else {
+            let result = RouteResult {
+                domain: DomainResult {
+                    result: String::new(),
+                    called: true,
+                },
+                blocked_content: FilterResult {
+                    result: Vec::new(),
+                    called: false,
+                },
+                safety: FilterResult {
+                    result: Vec::new(),
+                    called: false,
+                },
+                usage,
+            };
+            let explanation = explain.then(|| Explanation {
+                decided_by: None,
+                threshold: self.threshold(),
+                scores: ranked_first
+                    .iter()
+                    .map(|&(d, p)| self.domain_score(d, p))
+                    .collect(),
+                runner_up: ranked_first.first().map(|&(d, p)| self.domain_score(d, p)),
+                fired: scans[0]
+                    .as_ref()
+                    .map(|scan| {
+                        self.fired_domain_rules(scan, Source::Query, request.query.as_str())
+                    })
+                    .unwrap_or_default(),
+            });
+            return Ok(Routed {
+                result,
+                explanation: explanation.unwrap_or_else(|| self.empty_explanation()),
+            });
+        };
+
+        // Filters read the query and every recent user turn.
+        for (s, (_, text)) in sources.iter().enumerate() {
+            if scans[s].is_none() {
+                scans[s] = Some(self.scan(text));
+            }
+        }
+        let d = domain as u32;
+        let dom = &self.config.domains[domain];
+        let mut filter_hit = vec![false; dom.filters.len()];
+        let mut safety_hit = [false; 2];
+        let mut fired = Vec::new();
+        if explain {
+            let (src, text) = sources[decider];
+            fired = self.fired_domain_rules(scans[decider].as_ref().expect("scanned"), src, text);
+        }
+        for (s, scan) in scans.iter().enumerate() {
+            let scan = scan.as_ref().expect("scanned");
+            let (src, text) = sources[s];
+            let mut on = |r: &RuleRef, kind: RuleKind, span: std::ops::Range<usize>| -> bool {
+                let hit = match r.owner {
+                    Owner::Filter(fd, f) if fd == d => {
+                        filter_hit[f as usize] = true;
+                        true
+                    }
+                    Owner::Safety(c) if dom.safety.contains(&c) => {
+                        safety_hit[c.index()] = true;
+                        true
+                    }
+                    _ => false,
+                };
+                if hit && explain {
+                    fired.push(self.fired_rule(r, kind, src, text, span));
+                }
+                hit
+            };
+            for &(id, start, end) in &scan.literals {
+                for r in &self.literal_owners[id as usize] {
+                    on(r, RuleKind::Keyword, scan.norm.compact_origin(start..end));
+                }
+            }
+            for &id in &scan.patterns {
+                for r in &self.pattern_owners[id as usize] {
+                    if matches!(r.owner, Owner::Domain(_)) {
+                        continue;
+                    }
+                    let span = if explain {
+                        self.pattern_span(id, &scan.norm)
+                    } else {
+                        0..0
+                    };
+                    on(r, RuleKind::Pattern, span);
+                }
+            }
+        }
+
+        let result = RouteResult {
+            domain: DomainResult {
+                result: dom.name.clone(),
+                called: true,
+            },
+            blocked_content: FilterResult {
+                result: dom
+                    .filters
+                    .iter()
+                    .zip(&filter_hit)
+                    .filter(|(_, hit)| **hit)
+                    .map(|(f, _)| f.name.clone())
+                    .collect(),
+                called: true,
+            },
+            safety: FilterResult {
+                result: dom
+                    .safety
+                    .iter()
+                    .filter(|c| safety_hit[c.index()])
+                    .map(|c| c.as_str().to_string())
+                    .collect(),
+                called: true,
+            },
+            usage,
+        };
+        let explanation = if explain {
+            fired.sort_by_key(|f| (f.source, f.start, f.end));
+            fired.dedup();
+            Explanation {
+                decided_by: Some(sources[decider].0),
+                threshold: self.threshold(),
+                scores: ranked_first
+                    .iter()
+                    .map(|&(d, p)| self.domain_score(d, p))
+                    .collect(),
+                runner_up: ranked_first.get(1).map(|&(d, p)| self.domain_score(d, p)),
+                fired,
+            }
+        } else {
+            self.empty_explanation()
+        };
+        Ok(Routed {
+            result,
+            explanation,
+        })
+    }
+
+    fn empty_explanation(&self) -> Explanation {
+        Explanation {
+            decided_by: None,
+            threshold: self.threshold(),
+            scores: Vec::new(),
+            runner_up: None,
+            fired: Vec::new(),
+        }
+    }
+
+    fn scan(&self, text: &str) -> Scan {
+        let norm = Normalized::new(text);
+        let mut literals = Vec::new();
+        for m in self.literals.find_overlapping_iter(norm.compact.as_str()) {
+            let id = m.pattern().as_usize();
+            if self.literal_word_start[id] && !norm.compact_word_start(m.start()) {
+                continue;
+            }
+            literals.push((id as u32, m.start(), m.end()));
+        }
+        let patterns = if self.pattern_regexes.is_empty() {
+            Vec::new()
+        } else {
+            self.patterns
+                .matches(&norm.spaced)
+                .into_iter()
+                .map(|i| i as u32)
+                .collect()
+        };
+        let similarity = if self.examples.len() == 0 {
+            Vec::new()
+        } else {
+            self.examples
+                .best(&similarity::grams(&norm.compact), self.config.domains.len())
+        };
+        Scan {
+            norm,
+            literals,
+            patterns,
+            similarity,
+        }
+    }
+
+    /// Domains with any points, best first, ties in declaration order.
+    fn rank(&self, scan: &Scan) -> Vec<(usize, Points)> {
+        let n = self.config.domains.len();
+        let mut points = vec![Points::default(); n];
+        let mut seen: Vec<(u32, u32, bool)> = Vec::new();
+        for &(id, _, _) in &scan.literals {
+            for r in &self.literal_owners[id as usize] {
+                if let Owner::Domain(d) = r.owner {
+                    seen.push((d, r.index, false));
+                }
+            }
+        }
+        for &id in &scan.patterns {
+            for r in &self.pattern_owners[id as usize] {
+                if let Owner::Domain(d) = r.owner {
+                    seen.push((d, r.index, true));
+                }
+            }
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        for (d, _, is_pattern) in seen {
+            let p = &mut points[d as usize];
+            if is_pattern {
+                p.patterns += 1;
+                p.total += PATTERN_POINTS;
+            } else {
+                p.keywords += 1;
+                p.total += KEYWORD_POINTS;
+            }
+        }
+        for (d, &(sim, _)) in scan.similarity.iter().enumerate() {
+            points[d].similarity = sim;
+            points[d].total += sim * EXAMPLE_POINTS / 1000;
+        }
+        let mut ranked: Vec<(usize, Points)> = points
+            .into_iter()
+            .enumerate()
+            .filter(|(_, p)| p.total > 0)
+            .collect();
+        ranked.sort_by(|a, b| b.1.total.cmp(&a.1.total).then(a.0.cmp(&b.0)));
+        ranked
+    }
+
+    fn domain_score(&self, d: usize, p: Points) -> DomainScore {
+        DomainScore {
+            domain: self.config.domains[d].name.clone(),
+            score: f64::from(p.total) / 1000.0,
+            keywords: p.keywords as usize,
+            patterns: p.patterns as usize,
+            similarity: f64::from(p.similarity) / 1000.0,
+        }
+    }
+
+    fn pattern_span(&self, id: u32, norm: &Normalized) -> std::ops::Range<usize> {
+        self.pattern_regexes[id as usize]
+            .find(&norm.spaced)
+            .map(|m| norm.spaced_origin(m.range()))
+            .unwrap_or(0..0)
+    }
+
+    fn fired_domain_rules(&self, scan: &Scan, src: Source, text: &str) -> Vec<FiredRule> {
+        let mut out = Vec::new();
+        for &(id, start, end) in &scan.literals {
+            for r in &self.literal_owners[id as usize] {
+                if matches!(r.owner, Owner::Domain(_)) {
+                    out.push(self.fired_rule(
+                        r,
+                        RuleKind::Keyword,
+                        src,
+                        text,
+                        scan.norm.compact_origin(start..end),
+                    ));
+                }
+            }
+        }
+        for &id in &scan.patterns {
+            for r in &self.pattern_owners[id as usize] {
+                if matches!(r.owner, Owner::Domain(_)) {
+                    let span = self.pattern_span(id, &scan.norm);
+                    out.push(self.fired_rule(r, RuleKind::Pattern, src, text, span));
+                }
+            }
+        }
+        for (d, &(sim, example)) in scan.similarity.iter().enumerate() {
+            if sim == 0 {
+                continue;
+            }
+            let (_, i) = self.example_owner[example as usize];
+            let r = RuleRef {
+                owner: Owner::Domain(d as u32),
+                index: i,
+            };
+            let mut rule = self.fired_rule(&r, RuleKind::Example, src, text, 0..text.len());
+            rule.similarity = Some(f64::from(sim) / 1000.0);
+            out.push(rule);
+        }
+        out.sort_by_key(|f| (f.start, f.end));
+        out
+    }
+
+    fn fired_rule(
+        &self,
+        r: &RuleRef,
+        kind: RuleKind,
+        source: Source,
+        text: &str,
+        span: std::ops::Range<usize>,
+    ) -> FiredRule {
+        let i = r.index as usize;
+        let (target, rule) = match r.owner {
+            Owner::Domain(d) => {
+                let dom = &self.config.domains[d as usize];
+                let rule = match kind {
+                    RuleKind::Keyword => &dom.rules.keywords[i].text,
+                    RuleKind::Pattern => &dom.rules.patterns[i].text,
+                    RuleKind::Example => &dom.examples[i].text,
+                };
+                (
+                    Target::Domain {
+                        domain: dom.name.clone(),
+                    },
+                    rule.clone(),
+                )
+            }
+            Owner::Filter(d, f) => {
+                let dom = &self.config.domains[d as usize];
+                let filter = &dom.filters[f as usize];
+                let rule = match kind {
+                    RuleKind::Pattern => &filter.rules.patterns[i].text,
+                    _ => &filter.rules.keywords[i].text,
+                };
+                (
+                    Target::Filter {
+                        domain: dom.name.clone(),
+                        filter: filter.name.clone(),
+                    },
+                    rule.clone(),
+                )
+            }
+            Owner::Safety(c) => {
+                let rule = match kind {
+                    RuleKind::Pattern => &self.safety_patterns[c.index()][i],
+                    _ => &self.safety_keywords[c.index()][i],
+                };
+                (Target::Safety { category: c }, rule.clone())
+            }
+        };
+        FiredRule {
+            target,
+            kind,
+            rule,
+            source,
+            start: span.start,
+            end: span.end,
+            text: text.get(span.clone()).unwrap_or_default().to_string(),
+            similarity: None,
+        }
+    }
+}
+
+/// The id and version a path `…/<id>/<version>.toml` names.
+/// Only a file named after its version is taken to sit in its router's directory.
+pub(crate) fn origin_of(path: &Path) -> Origin {
+    let version: Option<u32> = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok());
+    Origin {
+        id: version.and_then(|_| {
+            path.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+        }),
+        version,
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of sluice-router, compiled into one binary.
+
+mod api;
+mod cases;
+mod config;
+mod properties;
+mod safety;
+mod support;
