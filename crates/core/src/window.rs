@@ -202,18 +202,32 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
             .checked_sub(reserved)
             .ok_or_else(|| exceeded("the reply prefix and maxTokens", reserved))?;
 
-        // Pinned messages first: they are kept whatever else happens.
+        // The one pass over the whole history, reading roles only: where the pinned
+        // system messages are and how many turns there are. Everything after this
+        // touches only the messages that are kept.
+        let mut systems: Vec<(usize, usize)> = Vec::new(); // (index, tokens)
         let mut first_non_system = None;
-        let mut system_counts = Vec::new();
+        let mut users_after_first = 0;
         for (i, m) in messages.iter().enumerate() {
-            if m.role != Role::System {
-                first_non_system.get_or_insert(i);
-                continue;
+            match m.role {
+                Role::System => systems.push((i, 0)),
+                role => {
+                    if first_non_system.is_some() {
+                        users_after_first += usize::from(role == Role::User);
+                    } else {
+                        first_non_system = Some(i);
+                    }
+                }
             }
-            match self.counter.message_tokens(m, budget) {
+        }
+        let turns_total = first_non_system.map_or(0, |_| users_after_first + 1);
+
+        // Pinned messages first: they are kept whatever else happens.
+        for (i, tokens) in &mut systems {
+            match self.counter.message_tokens(&messages[*i], budget) {
                 Some(n) => {
                     budget -= n;
-                    system_counts.push(n);
+                    *tokens = n;
                 }
                 None => {
                     let needed = reserved + self.full_count(messages, |m| m.role == Role::System);
@@ -261,28 +275,19 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
             }
         }
 
-        let turns_total = first_non_system.map_or(0, |first| {
-            messages[first..]
-                .iter()
-                .enumerate()
-                .filter(|&(j, m)| m.role == Role::User && j > 0)
-                .count()
-                + 1
-        });
         let turns_dropped = turns_total - turns_kept;
-        let messages_dropped = messages[..first_kept]
-            .iter()
-            .filter(|m| m.role != Role::System)
-            .count();
+        let systems_before = systems.partition_point(|&(i, _)| i < first_kept);
+        let messages_dropped = first_kept - systems_before;
 
-        let mut counts = Vec::with_capacity(system_counts.len() + suffix_counts.len());
-        let mut systems = system_counts.into_iter();
+        // Counts in output order: merge the pinned messages into the kept suffix.
+        let mut counts = Vec::with_capacity(systems.len() + suffix_counts.len());
+        counts.extend(systems[..systems_before].iter().map(|&(_, n)| n));
+        let mut later_systems = systems[systems_before..].iter().peekable();
         let mut suffix = suffix_counts.into_iter().rev();
-        for (i, m) in messages.iter().enumerate() {
-            if m.role == Role::System {
-                counts.extend(systems.next());
-            } else if i >= first_kept {
-                counts.extend(suffix.next());
+        for i in first_kept..messages.len() {
+            match later_systems.next_if(|&&(s, _)| s == i) {
+                Some(&(_, n)) => counts.push(n),
+                None => counts.extend(suffix.next()),
             }
         }
         let tokens_after = counts.iter().sum::<usize>() + self.counter.reply_tokens();

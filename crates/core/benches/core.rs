@@ -1,0 +1,147 @@
+//! Criterion benches of sluice-core: counting throughput (side by side with the
+//! fastest Rust BPE crates on the same text) and trimming at a 4,096 budget.
+//!
+//! Run: `cargo bench -p sluice-core --bench core`
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_core::{Embedded, Message, Model, Profiles};
+
+/// Deterministic text: English, Korean or both, in sentences of varying shape.
+fn text(kind: &str, bytes: usize) -> String {
+    const EN: &[&str] = &[
+        "The quick brown fox jumps over the lazy dog.", "It's 23°C in Seoul today,",
+        "and they'll announce the forecast at 10:30.", "Tokenizers split text into pieces;",
+        "each piece becomes one or more tokens.", "HTTP/1.1 200 OK", "x = f(y) + 42;",
+    ];
+    const KO: &[&str] = &[
+        "내일 서울의 강수 예보 알려줘.", "미세먼지 정보는 오후에 업데이트됩니다.",
+        "하이퍼클로바 X는 한국어에 강한 모델입니다.", "부산은 맑고 따뜻하겠습니다.",
+        "슬라이딩 윈도우는 오래된 대화부터 삭제합니다.", "감사합니다!",
+    ];
+    let mut out = String::with_capacity(bytes + 64);
+    let mut i = 0usize;
+    while out.len() < bytes {
+        let pick = match kind {
+            "en" => EN[i % EN.len()],
+            "ko" => KO[i % KO.len()],
+            _ => {
+                if i % 2 == 0 {
+                    EN[(i / 2) % EN.len()]
+                } else {
+                    KO[(i / 2) % KO.len()]
+                }
+            }
+        };
+        out.push_str(pick);
+        out.push(if i % 5 == 4 { '\n' } else { ' ' });
+        i += 1;
+    }
+    out
+}
+
+fn counting(c: &mut Criterion) {
+    let sluice = Embedded::Cl100kBase.tokenizer();
+    let tiktoken = tiktoken_rs::cl100k_base().unwrap();
+    let bpe = bpe_openai::cl100k_base();
+    for kind in ["en", "ko", "mixed"] {
+        let text = text(kind, 64 * 1024);
+        // The comparison is only fair if everyone gets the same answer.
+        let n = sluice.count(&text);
+        assert_eq!(n, tiktoken.encode_ordinary(&text).len());
+        assert_eq!(n, bpe.count(&text));
+        let mut group = c.benchmark_group(format!("count/cl100k/{kind}"));
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function("sluice", |b| b.iter(|| sluice.count(black_box(&text))));
+        group.bench_function("bpe-openai", |b| b.iter(|| bpe.count(black_box(&text))));
+        group.bench_function("tiktoken-rs", |b| {
+            b.iter(|| tiktoken.encode_ordinary(black_box(&text)).len())
+        });
+        group.finish();
+    }
+    let o200k = Embedded::O200kBase.tokenizer();
+    let bpe_o200k = bpe_openai::o200k_base();
+    let text = text("mixed", 64 * 1024);
+    assert_eq!(o200k.count(&text), bpe_o200k.count(&text));
+    let mut group = c.benchmark_group("count/o200k/mixed");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("sluice", |b| b.iter(|| o200k.count(black_box(&text))));
+    group.bench_function("bpe-openai", |b| b.iter(|| bpe_o200k.count(black_box(&text))));
+    group.finish();
+
+    // Per message: many short texts, as in a chat history.
+    let messages: Vec<String> = text
+        .split('\n')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let bytes: usize = messages.iter().map(String::len).sum();
+    let mut group = c.benchmark_group("count/cl100k/per-message");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("sluice", |b| {
+        b.iter(|| messages.iter().map(|m| sluice.count(m)).sum::<usize>())
+    });
+    group.bench_function("bpe-openai", |b| {
+        b.iter(|| messages.iter().map(|m| bpe.count(m)).sum::<usize>())
+    });
+    group.finish();
+}
+
+fn history(turns: usize) -> Vec<Message> {
+    let mut messages = vec![Message::system("You are a helpful assistant. 친절하고 정확하게 답하세요.")];
+    for i in 0..turns {
+        messages.push(Message::user(format!(
+            "질문 {i}: 내일 서울의 강수 예보와 미세먼지 정보를 알려줘. What should I wear?"
+        )));
+        messages.push(Message::assistant(format!(
+            "답변 {i}: 내일 서울은 오전에 비가 오고 오후에 갭니다. Bring an umbrella and a light jacket."
+        )));
+    }
+    messages
+}
+
+fn trimming(c: &mut Criterion) {
+    let profiles = Profiles::builtin();
+    let warm = profiles.model("HCX-003").unwrap();
+    let profile = warm.profile().clone();
+    let cold = Model::with_cache_capacity(profile, warm.tokenizer().clone(), 0);
+    let mut group = c.benchmark_group("trim/4096");
+    for turns in [10, 100, 1_000, 10_000] {
+        let messages = history(turns);
+        let expected = cold.trim(&messages, 1024).unwrap();
+        assert_eq!(warm.trim(&messages, 1024).unwrap(), expected);
+        group.bench_with_input(BenchmarkId::new("uncached", turns), &messages, |b, m| {
+            b.iter(|| cold.trim(black_box(m), 1024).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("cached", turns), &messages, |b, m| {
+            b.iter(|| warm.trim(black_box(m), 1024).unwrap())
+        });
+    }
+    group.finish();
+
+    // A conversation that grew by one turn since it was last trimmed: only the new
+    // turn is tokenized, everything else comes from the cache.
+    let mut group = c.benchmark_group("retrim-grown-by-one-turn");
+    let base = history(1_000);
+    warm.trim(&base, 1024).unwrap();
+    let mut grown = base.clone();
+    let mut n = 0u64;
+    group.bench_function("1000-turns", |b| {
+        b.iter_batched_ref(
+            || {
+                n += 1;
+                grown.truncate(base.len());
+                grown.push(Message::user(format!("새 질문 {n}: 그럼 부산은 어때? And tomorrow?")));
+                grown.push(Message::assistant(format!("새 답변 {n}: 부산은 맑습니다. Sunny all day.")));
+                grown.clone()
+            },
+            |m| warm.trim(m, 1024).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, counting, trimming);
+criterion_main!(benches);
