@@ -24,7 +24,11 @@ fn sluice(args: &[&str], stdin: &str) -> Output {
 }
 
 fn stdout_json(out: &Output) -> Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -48,7 +52,9 @@ fn trims_the_seed_request() {
 fn trims_a_long_history() {
     let mut messages = vec![json!({"role": "system", "content": "시스템 지시문"})];
     for i in 0..300 {
-        messages.push(json!({"role": "user", "content": format!("질문 {i} about the weather in Seoul")}));
+        messages.push(
+            json!({"role": "user", "content": format!("질문 {i} about the weather in Seoul")}),
+        );
         messages.push(json!({"role": "assistant", "content": format!("answer {i}: 맑음")}));
     }
     let body = json!({"maxTokens": 3000, "messages": messages}).to_string();
@@ -106,12 +112,21 @@ fn batch_keeps_order_echoes_ids_and_isolates_bad_lines() {
         .iter()
         .map(|l| l["error"]["code"].as_str().unwrap_or("ok"))
         .collect();
-    assert_eq!(codes, ["ok", "40000", "40001", "40001", "40080", "40003", "40001", "ok"]);
+    assert_eq!(
+        codes,
+        [
+            "ok", "40000", "40001", "40001", "40080", "40003", "40001", "ok"
+        ]
+    );
     assert_eq!(lines[0]["id"], 1);
     assert_eq!(lines[2]["id"], "two");
     assert_eq!(lines[7]["id"], 7);
     assert_eq!(lines[7]["report"]["limit"], 128_000);
-    assert!(stderr(&out).contains("8 lines, 6 errors"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("8 lines, 6 errors"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -137,7 +152,11 @@ fn batch_output_is_the_same_on_one_and_many_threads() {
     let ids: Vec<u64> = String::from_utf8(one.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(ids, (0..5000).collect::<Vec<_>>());
 }
@@ -145,7 +164,8 @@ fn batch_output_is_the_same_on_one_and_many_threads() {
 #[test]
 fn invalid_utf8_fails_only_its_line() {
     let mut input = b"{\"id\":1,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n".to_vec();
-    input.extend_from_slice(b"{\"id\":2,\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}\n");
+    input
+        .extend_from_slice(b"{\"id\":2,\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}\n");
     input.extend_from_slice(b"{\"id\":3,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n");
     let dir = std::env::temp_dir().join(format!("sluice-utf8-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -164,7 +184,11 @@ fn bad_input_gets_a_one_line_error_and_a_non_zero_exit() {
     let hi = r#"{"messages":[{"role":"user","content":"hi"}]}"#;
     let cases: [(&[&str], &str, &str); 6] = [
         (&["trim"], r#"{"messages":["#, "40000"),
-        (&["trim"], r#"{"messages":[{"role":"robot","content":"hi"}]}"#, "unknown role"),
+        (
+            &["trim"],
+            r#"{"messages":[{"role":"robot","content":"hi"}]}"#,
+            "unknown role",
+        ),
         (&["trim", "--max-tokens", "0"], hi, "maxTokens"),
         (&["trim", "--max-tokens", "-1"], hi, "maxTokens"),
         (&["trim", "/no/such/file.json"], "", "cannot read"),
@@ -198,13 +222,22 @@ fn exported_tokenizer_loads_back_with_the_same_counts() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("cl100k.json");
     let out = sluice(
-        &["tokenizer", "export", "cl100k_base", "-o", path.to_str().unwrap()],
+        &[
+            "tokenizer",
+            "export",
+            "cl100k_base",
+            "-o",
+            path.to_str().unwrap(),
+        ],
         "",
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let body = r#"{"messages":[{"role":"system","content":"당신은 친절한 비서입니다."},{"role":"user","content":"What's the weather like in 서울 today?  Tell me\n\nplease!"}]}"#;
     let embedded = stdout_json(&sluice(&["count"], body));
-    let from_file = stdout_json(&sluice(&["count", "--tokenizer", path.to_str().unwrap()], body));
+    let from_file = stdout_json(&sluice(
+        &["count", "--tokenizer", path.to_str().unwrap()],
+        body,
+    ));
     assert_eq!(embedded["total"], from_file["total"]);
     assert_eq!(embedded["messages"], from_file["messages"]);
     let out = sluice(&["tokenizer", "export", "p50k_base"], "");

@@ -1,3 +1,4 @@
 //! End-to-end tests of the `sluice` binary, compiled into one test binary.
 
 mod cli;
+mod readme;

@@ -11,14 +11,21 @@ use sluice_core::{Embedded, Message, Model, Profiles};
 /// Deterministic text: English, Korean or both, in sentences of varying shape.
 fn text(kind: &str, bytes: usize) -> String {
     const EN: &[&str] = &[
-        "The quick brown fox jumps over the lazy dog.", "It's 23°C in Seoul today,",
-        "and they'll announce the forecast at 10:30.", "Tokenizers split text into pieces;",
-        "each piece becomes one or more tokens.", "HTTP/1.1 200 OK", "x = f(y) + 42;",
+        "The quick brown fox jumps over the lazy dog.",
+        "It's 23°C in Seoul today,",
+        "and they'll announce the forecast at 10:30.",
+        "Tokenizers split text into pieces;",
+        "each piece becomes one or more tokens.",
+        "HTTP/1.1 200 OK",
+        "x = f(y) + 42;",
     ];
     const KO: &[&str] = &[
-        "내일 서울의 강수 예보 알려줘.", "미세먼지 정보는 오후에 업데이트됩니다.",
-        "하이퍼클로바 X는 한국어에 강한 모델입니다.", "부산은 맑고 따뜻하겠습니다.",
-        "슬라이딩 윈도우는 오래된 대화부터 삭제합니다.", "감사합니다!",
+        "내일 서울의 강수 예보 알려줘.",
+        "미세먼지 정보는 오후에 업데이트됩니다.",
+        "하이퍼클로바 X는 한국어에 강한 모델입니다.",
+        "부산은 맑고 따뜻하겠습니다.",
+        "슬라이딩 윈도우는 오래된 대화부터 삭제합니다.",
+        "감사합니다!",
     ];
     let mut out = String::with_capacity(bytes + 64);
     let mut i = 0usize;
@@ -67,7 +74,9 @@ fn counting(c: &mut Criterion) {
     let mut group = c.benchmark_group("count/o200k/mixed");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.bench_function("sluice", |b| b.iter(|| o200k.count(black_box(&text))));
-    group.bench_function("bpe-openai", |b| b.iter(|| bpe_o200k.count(black_box(&text))));
+    group.bench_function("bpe-openai", |b| {
+        b.iter(|| bpe_o200k.count(black_box(&text)))
+    });
     group.finish();
 
     // Per message: many short texts, as in a chat history.
@@ -89,7 +98,9 @@ fn counting(c: &mut Criterion) {
 }
 
 fn history(turns: usize) -> Vec<Message> {
-    let mut messages = vec![Message::system("You are a helpful assistant. 친절하고 정확하게 답하세요.")];
+    let mut messages = vec![Message::system(
+        "You are a helpful assistant. 친절하고 정확하게 답하세요.",
+    )];
     for i in 0..turns {
         messages.push(Message::user(format!(
             "질문 {i}: 내일 서울의 강수 예보와 미세먼지 정보를 알려줘. What should I wear?"
@@ -132,8 +143,12 @@ fn trimming(c: &mut Criterion) {
             || {
                 n += 1;
                 grown.truncate(base.len());
-                grown.push(Message::user(format!("새 질문 {n}: 그럼 부산은 어때? And tomorrow?")));
-                grown.push(Message::assistant(format!("새 답변 {n}: 부산은 맑습니다. Sunny all day.")));
+                grown.push(Message::user(format!(
+                    "새 질문 {n}: 그럼 부산은 어때? And tomorrow?"
+                )));
+                grown.push(Message::assistant(format!(
+                    "새 답변 {n}: 부산은 맑습니다. Sunny all day."
+                )));
                 grown.clone()
             },
             |m| warm.trim(m, 1024).unwrap(),

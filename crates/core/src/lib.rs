@@ -58,3 +58,8 @@ pub use model::{Counts, DEFAULT_CACHE_CAPACITY, Model};
 pub use profile::{ChatTemplate, ModelProfile, Profiles, TokenizerSource, builtin_profiles};
 pub use tokenizer::{Embedded, Tokenizer};
 pub use window::{MessageCounter, Trim, TrimReport, Window};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
