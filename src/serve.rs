@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// TOML file of model profiles added to the built-in ones [env: SLUICE_PROFILES].
     #[arg(long)]
     profiles: Option<PathBuf>,
+    /// Router directory (`<router-id>/<version>.toml`) [default: the embedded
+    /// sample router; env: SLUICE_ROUTERS].
+    #[arg(long)]
+    routers: Option<PathBuf>,
     /// Log format: text or json [env: SLUICE_LOG_FORMAT].
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -41,6 +45,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = args.profiles {
         config.profiles = Some(path);
     }
+    if let Some(dir) = args.routers {
+        config.routers = Some(dir);
+    }
     match args.log_format.as_deref() {
         Some("json") => config.log_format = LogFormat::Json,
         Some(_) => config.log_format = LogFormat::Text,
@@ -48,6 +55,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     init_logging(config.log_format);
     let state = AppState::from_config(&config)?;
+    // Load the tokenizers now, not on the first request.
+    for (model, error) in state.warm_up() {
+        tracing::warn!(model, error, "model profile cannot be loaded");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,6 +104,13 @@ fn banner(local: SocketAddr, config: &Config) -> std::io::Result<()> {
          -H 'Content-Type: application/json' \\\n    \
          -d '{{\"maxTokens\":200,\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'"
     )?;
+    if config.routers.is_none() {
+        writeln!(
+            out,
+            "  curl -s 'http://{local}/v1/routers/sample/versions/1/route?explain=true'{auth} \\\n    \
+         -H 'Content-Type: application/json' -d '{{\"query\":\"내일 서울 날씨 어때?\"}}'"
+        )?;
+    }
     writeln!(
         out,
         "  (OpenAPI: http://{local}/openapi.json, metrics: http://{local}/metrics)"

@@ -24,7 +24,7 @@ pub const PREFIXES: [&str; 3] = ["", "/testapp", "/serviceapp"];
 
 /// The API endpoints, without prefix. The router and the OpenAPI document are
 /// both built from this table.
-pub(crate) const API: [(&str, Endpoint); 2] = [
+pub(crate) const API: [(&str, Endpoint); 3] = [
     (
         "/v1/api-tools/sliding/chat-messages/{modelName}",
         Endpoint::Sliding,
@@ -32,6 +32,10 @@ pub(crate) const API: [(&str, Endpoint); 2] = [
     (
         "/v1/api-tools/chat-tokenize/{modelName}",
         Endpoint::Tokenize,
+    ),
+    (
+        "/v1/routers/{router-id}/versions/{version}/route",
+        Endpoint::Route,
     ),
 ];
 
@@ -42,6 +46,7 @@ pub(crate) const OPS: [&str; 3] = ["/healthz", "/metrics", "/openapi.json"];
 pub(crate) enum Endpoint {
     Sliding,
     Tokenize,
+    Route,
 }
 
 impl Endpoint {
@@ -49,6 +54,7 @@ impl Endpoint {
         match self {
             Endpoint::Sliding => post(handlers::sliding),
             Endpoint::Tokenize => post(handlers::tokenize),
+            Endpoint::Route => post(handlers::route),
         }
     }
 }

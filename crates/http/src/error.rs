@@ -19,6 +19,8 @@ impl Code {
     pub const INVALID_PARAMETER: Code = Code("40001");
     /// `40003` the newest turn does not fit the context.
     pub const CONTEXT_EXCEEDED: Code = Code("40003");
+    /// `40004` the text to work on is empty (router `query`).
+    pub const TEXT_EMPTY: Code = Code("40004");
     /// `40080` no model profile has this name.
     pub const MODEL_NOT_FOUND: Code = Code("40080");
     /// `40100` the API key is missing or wrong.
@@ -42,8 +44,12 @@ impl Code {
     /// `65400` a router query is over the router's token limit.
     pub const ROUTER_TOKEN_LIMIT: Code = Code("65400");
 
-    /// The HTTP status: the first three digits.
+    /// The HTTP status: the first three digits, except that the router's own
+    /// `65xxx` codes are sent as 400.
     pub fn http_status(self) -> StatusCode {
+        if self.0.starts_with('6') {
+            return StatusCode::BAD_REQUEST;
+        }
         self.0
             .get(..3)
             .and_then(|s| s.parse().ok())
@@ -106,6 +112,30 @@ impl From<BuildError> for ApiError {
             // A profile that names a missing tokenizer file is the operator's
             // problem; the client gets a 500 and the log says which file.
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<sluice_router::NotFound> for ApiError {
+    fn from(e: sluice_router::NotFound) -> Self {
+        Self::new(
+            Code::NOT_FOUND,
+            format!("Not found: router {} version {}", e.router_id, e.version),
+        )
+    }
+}
+
+impl From<sluice_router::RouteError> for ApiError {
+    fn from(e: sluice_router::RouteError) -> Self {
+        Self::new(Code(e.code()), capitalize(&e.to_string()))
+    }
+}
+
+impl From<sluice_router::BuildError> for ApiError {
+    fn from(e: sluice_router::BuildError) -> Self {
+        match e.code() {
+            "65001" => Self::new(Code::ROUTER_INVALID, format!("Invalid router: {e}")),
+            _ => Self::internal(e),
         }
     }
 }

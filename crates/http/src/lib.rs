@@ -1,19 +1,22 @@
 //! sluice-http: the HTTP server of sluice, a thin [axum] adapter over
-//! [`sluice_core`] that speaks CLOVA Studio's wire format.
+//! [`sluice_core`] and [`sluice_router`] that speaks CLOVA Studio's wire format.
 //!
-//! - [`app`] builds the [`axum::Router`] from an [`AppState`] (model profiles, API
-//!   keys, [`Limits`]); [`serve`] runs it on a listener until a shutdown future
-//!   completes ([`shutdown_signal`] for SIGINT/SIGTERM).
+//! - [`app`] builds the [`axum::Router`] from an [`AppState`] (model profiles,
+//!   routers, API keys, [`Limits`]); [`serve`] runs it on a listener until a
+//!   shutdown future completes ([`shutdown_signal`] for SIGINT/SIGTERM).
 //! - Endpoints, each also under `/testapp` and `/serviceapp` ([`PREFIXES`]):
 //!   `POST /v1/api-tools/sliding/chat-messages/{modelName}` (sliding window),
-//!   `POST /v1/api-tools/chat-tokenize/{modelName}` (token calculator); and
-//!   `GET /healthz`, `GET /metrics` (Prometheus), `GET /openapi.json`.
+//!   `POST /v1/api-tools/chat-tokenize/{modelName}` (token calculator),
+//!   `POST /v1/routers/{router-id}/versions/{version}/route[?explain=true]`
+//!   (router); and `GET /healthz`, `GET /metrics` (Prometheus), `GET /openapi.json`.
 //! - Every answer is the envelope `{"status":{"code","message"},"result"}`; the
 //!   HTTP status is the code's first three digits. Every failure is an
 //!   [`ApiError`] with a [`Code`]: malformed JSON `40000`, a bad field `40001`,
-//!   context exceeded `40003`, unknown model `40080`, no or wrong key `40100`,
-//!   unknown path `40400`, slow body `40800`, body too large `41300`, overload
-//!   `42900`, timeout `50400`.
+//!   context exceeded `40003`, empty router query `40004`, unknown model
+//!   `40080`, no or wrong key `40100`, unknown path, router or version `40400`,
+//!   slow body `40800`, body too large `41300`, overload `42900`, timeout
+//!   `50400`, invalid router file `65001`, over the router's token limit `65400`
+//!   (the `65xxx` codes are sent with HTTP 400).
 //! - [`Config`] reads a TOML file and `SLUICE_*` environment overrides, and
 //!   refuses a non-loopback address without API keys.
 //!
@@ -39,6 +42,7 @@ mod handlers;
 mod metrics;
 mod middleware;
 mod openapi;
+mod routers;
 mod state;
 
 pub use app::{PREFIXES, app, serve, served_routes, shutdown_signal};

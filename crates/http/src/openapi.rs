@@ -52,7 +52,7 @@ pub fn document() -> Value {
         "info": {
             "title": "sluice",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Local, deterministic stand-in for CLOVA Studio's sliding-window and token-calculator APIs. \
+            "description": "Local, deterministic stand-in for CLOVA Studio's sliding-window, token-calculator and router APIs. \
                 Every response is the envelope {status: {code, message}, result}; the HTTP status is the code's first three digits. \
                 Every API path is also served under /testapp and /serviceapp."
         },
@@ -78,14 +78,31 @@ fn operation(endpoint: Endpoint) -> Value {
             "TokenizeResult",
             "40000 malformed body, 40001 invalid parameter, 40080 model not found",
         ),
+        Endpoint::Route => (
+            "route",
+            "Router: classify a query (with its chat history) into a domain and run that domain's content and safety filters.",
+            "RouteRequest",
+            "RouteResult",
+            "40000 malformed body, 40001 invalid parameter (version not an integer >= 1), 40004 empty query, 65001 invalid router file, 65400 over the router's token limit",
+        ),
+    };
+    let parameters = match endpoint {
+        Endpoint::Sliding | Endpoint::Tokenize => json!([
+            {"name": "modelName", "in": "path", "required": true, "schema": {"type": "string"}, "example": "HCX-003"},
+            {"$ref": "#/components/parameters/RequestId"}
+        ]),
+        Endpoint::Route => json!([
+            {"name": "router-id", "in": "path", "required": true, "schema": {"type": "string"}, "example": "sample"},
+            {"name": "version", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}, "example": 1},
+            {"name": "explain", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
+                "description": "Add `result.explanation`: per-domain scores, the runner-up and every rule that fired, with spans."},
+            {"$ref": "#/components/parameters/RequestId"}
+        ]),
     };
     json!({
         "operationId": id,
         "summary": summary,
-        "parameters": [
-            {"name": "modelName", "in": "path", "required": true, "schema": {"type": "string"}, "example": "HCX-003"},
-            {"$ref": "#/components/parameters/RequestId"}
-        ],
+        "parameters": parameters,
         "requestBody": {
             "required": true,
             "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{request}")}}}
@@ -103,7 +120,7 @@ fn operation(endpoint: Endpoint) -> Value {
             },
             "400": {"description": codes, "content": error_content()},
             "401": {"description": "40100 missing or invalid API key", "content": error_content()},
-            "404": {"description": "40400 not found", "content": error_content()},
+            "404": {"description": "40400 not found (for the router: unknown router id or version)", "content": error_content()},
             "408": {"description": "40800 the body was not received in time", "content": error_content()},
             "413": {"description": "41300 body over the configured limit", "content": error_content()},
             "429": {"description": "42900 every request slot is busy", "content": error_content()},
@@ -195,6 +212,40 @@ fn components() -> Value {
                 "required": ["messages"],
                 "properties": {
                     "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}
+                }
+            },
+            "RouteRequest": {
+                "type": "object",
+                "required": ["query"],
+                "properties": {
+                    "query": {"type": "string"},
+                    "chatHistory": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}
+                }
+            },
+            "FilterResult": {
+                "type": "object",
+                "required": ["result", "called"],
+                "properties": {
+                    "result": {"type": "array", "items": {"type": "string"}},
+                    "called": {"type": "boolean"}
+                }
+            },
+            "RouteResult": {
+                "type": "object",
+                "required": ["domain", "blockedContent", "safety", "usage"],
+                "properties": {
+                    "domain": {"type": "object", "required": ["result", "called"], "properties": {
+                        "result": {"type": "string", "description": "The domain, or \"\" when none matched."},
+                        "called": {"type": "boolean"}
+                    }},
+                    "blockedContent": {"$ref": "#/components/schemas/FilterResult"},
+                    "safety": {"$ref": "#/components/schemas/FilterResult"},
+                    "usage": {"type": "object", "required": ["promptTokens", "completionTokens", "totalTokens"], "properties": {
+                        "promptTokens": {"type": "integer"},
+                        "completionTokens": {"type": "integer"},
+                        "totalTokens": {"type": "integer"}
+                    }},
+                    "explanation": {"type": "object", "description": "Only with ?explain=true (ours)."}
                 }
             },
             "TokenizeResult": {

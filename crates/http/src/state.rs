@@ -2,11 +2,15 @@
 
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
 use sluice_core::Profiles;
+use sluice_router::RouterStore;
 
 use crate::auth::ApiKeys;
 use crate::config::{Config, ConfigError, Limits};
 use crate::metrics::Metrics;
+use crate::routers::Routers;
 
 /// The shared state of [`app`](crate::app). Cloning is cheap.
 ///
@@ -28,6 +32,7 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     profiles: Profiles,
+    routers: Routers,
     api_keys: ApiKeys,
     limits: Limits,
     metrics: Metrics,
@@ -37,6 +42,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct StateBuilder {
     profiles: Option<Profiles>,
+    routers: Option<RouterStore>,
+    routers_dir: Option<PathBuf>,
     api_keys: ApiKeys,
     limits: Limits,
 }
@@ -45,6 +52,19 @@ impl StateBuilder {
     /// Model profiles. Default: [`Profiles::builtin`].
     pub fn profiles(mut self, profiles: Profiles) -> Self {
         self.profiles = Some(profiles);
+        self
+    }
+
+    /// Routers. Default: [`RouterStore::embedded_sample`].
+    pub fn routers(mut self, routers: RouterStore) -> Self {
+        self.routers = Some(routers);
+        self
+    }
+
+    /// A router directory (`<id>/<version>.toml`) where versions not loaded yet
+    /// are looked up on first use. Default: none.
+    pub fn routers_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.routers_dir = Some(dir.into());
         self
     }
 
@@ -65,6 +85,10 @@ impl StateBuilder {
         AppState {
             inner: Arc::new(Inner {
                 profiles: self.profiles.unwrap_or_else(Profiles::builtin),
+                routers: Routers::new(
+                    self.routers.unwrap_or_else(RouterStore::embedded_sample),
+                    self.routers_dir,
+                ),
                 api_keys: self.api_keys,
                 limits: self.limits,
                 metrics: Metrics::default(),
@@ -80,7 +104,8 @@ impl AppState {
     }
 
     /// The state a [`Config`] describes: built-in profiles plus its profile file,
-    /// its keys and limits.
+    /// the routers of its router directory (every file must be valid) or the
+    /// embedded sample, its keys and limits.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut profiles = Profiles::builtin();
@@ -89,16 +114,39 @@ impl AppState {
                 .load_file(path)
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
-        Ok(Self::builder()
+        let mut builder = Self::builder();
+        if let Some(dir) = &config.routers {
+            let store = RouterStore::load_dir_with(dir, &profiles)
+                .map_err(|e| ConfigError::Invalid(format!("routers: {e}")))?;
+            builder = builder.routers(store).routers_dir(dir);
+        }
+        Ok(builder
             .profiles(profiles)
             .api_keys(config.api_keys.clone())
             .limits(config.limits())
             .build())
     }
 
+    /// Loads every model profile's tokenizer now, so that no request pays for it;
+    /// returns the profiles that cannot be loaded, with the reason.
+    pub fn warm_up(&self) -> Vec<(String, String)> {
+        let profiles = self.profiles();
+        profiles
+            .names()
+            .filter_map(|name| {
+                let error = profiles.model(name).err()?;
+                Some((name.to_string(), error.to_string()))
+            })
+            .collect()
+    }
+
     /// The model profiles.
     pub fn profiles(&self) -> &Profiles {
         &self.inner.profiles
+    }
+
+    pub(crate) fn routers(&self) -> &Routers {
+        &self.inner.routers
     }
 
     /// The accepted API keys.

@@ -1,7 +1,7 @@
 //! `Authorization: Bearer <key>` against the configured keys; keys never logged.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::json;
 use sluice_http::{ApiKeys, AppState, app};
@@ -93,17 +93,26 @@ impl Write for Captured {
     }
 }
 
+/// The log lines of this test binary. A global subscriber: thread-scoped ones
+/// miss callsites that other test threads registered first.
+fn captured_logs() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        captured
+    })
+}
+
 #[tokio::test]
 async fn logs_carry_the_request_id_and_never_the_key() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    // The test runtime is single-threaded, so every span of these requests is seen.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = captured_logs();
     let app = keyed();
     let right = format!("Bearer {KEY}");
     let wrong = "Bearer nv-guessed-key-123";
@@ -130,9 +139,20 @@ async fn logs_carry_the_request_id_and_never_the_key() {
     )
     .await;
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("req-right"), "{logs}");
-    assert!(logs.contains("req-wrong"), "{logs}");
-    assert!(logs.contains("invalid API key"), "{logs}");
+    let line = |id: &str| {
+        logs.lines()
+            .find(|l| l.contains(id) && l.contains("finished"))
+            .map(str::to_string)
+    };
+    let right_line = line("req-right").unwrap_or_else(|| panic!("{logs}"));
+    assert!(right_line.contains("code=\"20000\""), "{right_line}");
+    let wrong_line = line("req-wrong").unwrap_or_else(|| panic!("{logs}"));
+    assert!(wrong_line.contains("code=\"40100\""), "{wrong_line}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("req-wrong") && l.contains("invalid API key")),
+        "{logs}"
+    );
     assert!(!logs.contains(KEY), "{logs}");
     assert!(!logs.contains("nv-guessed-key-123"), "{logs}");
 }

@@ -7,4 +7,5 @@ mod endpoints;
 mod limits;
 mod openapi;
 mod ops;
+mod router;
 mod support;
