@@ -3,6 +3,9 @@
 //!
 //! Run: `cargo bench -p sluice-core --bench core`
 
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

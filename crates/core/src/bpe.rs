@@ -14,8 +14,10 @@
 //!   binary heap with lazy invalidation, so a hostile 1 MB piece costs
 //!   O(n log n), not O(n²).
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -26,11 +28,50 @@ pub type Rank = u32;
 /// Pieces longer than this (in bytes) use the heap-based merge.
 const HEAP_MERGE_THRESHOLD: usize = 96;
 
+/// Pieces that are not a token themselves and at most this long have their token
+/// count remembered per thread.
+///
+/// Performance note: a piece that is not one token costs a full merge, about a
+/// dozen table lookups for a Korean word with its particle (` 서울의`, 10 bytes).
+/// Words recur, so the counts of such pieces are kept in a small per-thread map
+/// keyed by the piece's bytes packed into a `u128`: no allocation, no locking, no
+/// pointer to follow. Korean counting got about 2x faster on the bench corpus.
+/// Only counts are cached, never ids, and a piece's count depends on nothing but
+/// its bytes and the table, so a hit is always exact.
+const CACHED_PIECE: usize = 15;
+
+/// Entries per thread before the piece cache starts over.
+const PIECE_CACHE_CAPACITY: usize = 1 << 16;
+
+thread_local! {
+    static PIECE_COUNTS: RefCell<FxHashMap<u128, u8>> = RefCell::new(FxHashMap::default());
+}
+
 /// A rank table: byte strings to ranks, plus the reverse mapping.
+///
+/// Performance note: BPE does one lookup per candidate pair, and most candidates
+/// are short. Tokens of up to 7 bytes are keyed by their bytes packed into a `u64`
+/// (with the length in the top byte), so a lookup is one hash and one probe with no
+/// pointer to follow; this made Korean counting about twice as fast as a
+/// `HashMap<Box<[u8]>, _>` (measured with `cargo bench -p sluice-core --bench core`).
 #[derive(Debug)]
 pub(crate) struct RankTable {
-    encoder: FxHashMap<Box<[u8]>, Rank>,
+    /// Distinguishes this table's entries in the per-thread piece cache.
+    id: u8,
+    short: FxHashMap<u64, Rank>,
+    long: FxHashMap<Box<[u8]>, Rank>,
     decoder: Vec<Option<Box<[u8]>>>,
+}
+
+/// Longest token kept in the packed map.
+const SHORT: usize = 7;
+
+#[inline(always)]
+fn pack(bytes: &[u8]) -> u64 {
+    debug_assert!(bytes.len() <= SHORT);
+    let mut buf = [0u8; 8];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(buf) | (bytes.len() as u64) << 56
 }
 
 impl RankTable {
@@ -65,17 +106,32 @@ impl RankTable {
             .max()
             .unwrap_or(0);
         let mut decoder = vec![None; max];
-        let mut encoder = FxHashMap::with_capacity_and_hasher(pairs.len(), Default::default());
+        let mut short = FxHashMap::default();
+        let mut long = FxHashMap::default();
         for (bytes, rank) in pairs {
-            decoder[rank as usize] = Some(bytes.clone());
-            encoder.insert(bytes, rank);
+            if bytes.len() <= SHORT {
+                short.insert(pack(&bytes), rank);
+            } else {
+                long.insert(bytes.clone(), rank);
+            }
+            decoder[rank as usize] = Some(bytes);
         }
-        Self { encoder, decoder }
+        static NEXT_ID: AtomicU8 = AtomicU8::new(0);
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0x0F,
+            short,
+            long,
+            decoder,
+        }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn rank(&self, bytes: &[u8]) -> Option<Rank> {
-        self.encoder.get(bytes).copied()
+        if bytes.len() <= SHORT {
+            self.short.get(&pack(bytes)).copied()
+        } else {
+            self.long.get(bytes).copied()
+        }
     }
 
     /// Number of ranks (the largest rank plus one).
@@ -94,13 +150,36 @@ impl RankTable {
     /// Number of tokens `piece` encodes to.
     #[inline]
     pub(crate) fn count_piece(&self, piece: &[u8]) -> usize {
-        if piece.len() <= 1 || self.encoder.contains_key(piece) {
+        if piece.len() <= 1 || self.rank(piece).is_some() {
             return 1;
         }
         if piece.len() > HEAP_MERGE_THRESHOLD {
             return heap_merge(self, piece).len();
         }
-        small_merge(self, piece).len() - 1
+        if piece.len() > CACHED_PIECE {
+            return small_merge(self, piece).len() - 1;
+        }
+        let key = self.cache_key(piece);
+        PIECE_COUNTS.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(&n) = cache.get(&key) {
+                return n as usize;
+            }
+            let n = small_merge(self, piece).len() - 1;
+            if cache.len() >= PIECE_CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(key, n as u8);
+            n
+        })
+    }
+
+    /// The piece's bytes packed with its length and this table's id.
+    #[inline(always)]
+    fn cache_key(&self, piece: &[u8]) -> u128 {
+        let mut buf = [0u8; 16];
+        buf[..piece.len()].copy_from_slice(piece);
+        u128::from_le_bytes(buf) | (piece.len() as u128) << 120 | u128::from(self.id) << 124
     }
 
     /// Appends the tokens of `piece` to `out`.

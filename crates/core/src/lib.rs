@@ -48,6 +48,7 @@ mod message;
 mod model;
 mod pretokenize;
 mod profile;
+mod scan;
 mod tokenizer;
 mod window;
 

@@ -8,17 +8,22 @@
 //! the backtracking engine does for `\s+(?!\S)` followed by the fallback `\s+`, and a
 //! test compares every piece against the reference implementation.
 
+#[cfg(test)]
 use regex::Regex;
 
-/// The split pattern of a BPE encoding.
+/// The split pattern of a BPE encoding, run by the `regex` crate: the reference
+/// the hand-written scanners in [`crate::scan`] are tested against.
+#[cfg(test)]
 #[derive(Debug)]
 pub(crate) struct Pretokenizer {
     regex: Regex,
 }
 
+#[cfg(test)]
 /// `cl100k_base`, with `\s+(?!\S)` removed (emulated in [`Pretokenizer::pieces`]).
 pub(crate) const CL100K_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+";
 
+#[cfg(test)]
 /// `o200k_base`, with `\s+(?!\S)` removed (emulated in [`Pretokenizer::pieces`]).
 pub(crate) const O200K_PATTERN: &str = concat!(
     r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
@@ -43,6 +48,7 @@ pub(crate) const O200K_PATTERN_ORIGINAL: &str = concat!(
     r"|\s+",
 );
 
+#[cfg(test)]
 impl Pretokenizer {
     pub(crate) fn new(pattern: &str) -> Self {
         Self {
@@ -76,6 +82,7 @@ impl Pretokenizer {
     }
 }
 
+#[cfg(test)]
 /// True for a run of two or more whitespace characters with no newline at its end:
 /// the only kind of match that `\s+(?!\S)` would have shortened.
 #[inline]

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use crate::bpe::{Rank, RankTable};
 use crate::error::BuildError;
-use crate::pretokenize::{CL100K_PATTERN, O200K_PATTERN, Pretokenizer};
+use crate::scan::{Pattern, Scanner};
 
 /// An encoding embedded in the binary: usable with no files and no network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -45,10 +45,10 @@ impl Embedded {
         }
     }
 
-    fn pattern(self) -> &'static str {
+    fn pattern(self) -> Pattern {
         match self {
-            Embedded::Cl100kBase => CL100K_PATTERN,
-            Embedded::O200kBase => O200K_PATTERN,
+            Embedded::Cl100kBase => Pattern::Cl100k,
+            Embedded::O200kBase => Pattern::O200k,
         }
     }
 
@@ -87,7 +87,7 @@ impl Embedded {
                 Tokenizer::from_bpe(BpeTokenizer {
                     name: self.name().to_string(),
                     table,
-                    pretokenizer: Pretokenizer::new(self.pattern()),
+                    pretokenizer: Scanner::new(self.pattern()),
                     specials: self
                         .special_tokens()
                         .iter()
@@ -109,7 +109,7 @@ impl fmt::Display for Embedded {
 pub(crate) struct BpeTokenizer {
     name: String,
     pub(crate) table: RankTable,
-    pretokenizer: Pretokenizer,
+    pretokenizer: Scanner,
     specials: FxHashMap<String, Rank>,
 }
 
@@ -128,7 +128,7 @@ enum Backend {
     Bpe(BpeTokenizer),
     HuggingFace {
         name: String,
-        tokenizer: tokenizers::Tokenizer,
+        tokenizer: Box<tokenizers::Tokenizer>,
     },
 }
 
@@ -170,7 +170,7 @@ impl Tokenizer {
         Ok(Self {
             inner: Arc::new(Backend::HuggingFace {
                 name: name.to_string(),
-                tokenizer,
+                tokenizer: Box::new(tokenizer),
             }),
         })
     }
