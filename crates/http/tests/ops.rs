@@ -111,3 +111,21 @@ async fn shutdown_waits_for_the_request_in_flight_then_stops() {
     // No longer accepting.
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn shutdown_signal_completes_on_sigterm() {
+    let signal = tokio::spawn(sluice_http::shutdown_signal());
+    // Let it install its handlers (which replace SIGTERM's default action).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!signal.is_finished());
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::timeout(Duration::from_secs(10), signal)
+        .await
+        .expect("SIGTERM ends the wait")
+        .unwrap();
+}
