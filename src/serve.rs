@@ -131,3 +131,27 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_public_address_without_keys() {
+        if std::env::var_os("SLUICE_API_KEYS").is_some() {
+            return; // the environment supplies keys: nothing to refuse
+        }
+        let args = ServeArgs {
+            addr: Some("0.0.0.0:0".parse().unwrap()),
+            config: None,
+            profiles: None,
+            routers: None,
+            log_format: None,
+        };
+        let err = run(args).unwrap_err().to_string();
+        assert!(
+            err.contains("refusing to listen on 0.0.0.0:0 without API keys"),
+            "{err}"
+        );
+    }
+}

@@ -245,3 +245,32 @@ async fn request_id_is_echoed_or_generated_on_every_response() {
     assert_eq!(a.len(), 36, "a UUID: {a}");
     assert_eq!(&a[14..15], "4", "version 4: {a}");
 }
+
+#[tokio::test]
+async fn a_broken_profile_is_50000_without_details() {
+    let mut profiles = Profiles::builtin();
+    profiles
+        .load_str(
+            "[profiles.broken]\ntokenizer_file = \"/nonexistent/secret-dir/tokenizer.json\"\ncontext_limit = 4096\n",
+            "test.toml",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+    let app = sluice_http::app(AppState::builder().profiles(profiles).build());
+    let reply = post_json(
+        &app,
+        "/v1/api-tools/sliding/chat-messages/broken",
+        &seed_sliding_request(),
+    )
+    .await;
+    assert_eq!(reply.code(), "50000");
+    assert_eq!(reply.message(), "Internal server error");
+    assert!(!String::from_utf8_lossy(&reply.body).contains("secret-dir"));
+    // Other models are unaffected.
+    assert_eq!(
+        post_json(&app, SLIDING, &seed_sliding_request())
+            .await
+            .code(),
+        "20000"
+    );
+}
