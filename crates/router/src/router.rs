@@ -69,7 +69,8 @@ pub struct Router {
     literals: AhoCorasick,
     literal_owners: Vec<Vec<RuleRef>>,
     literal_word_start: Vec<bool>,
-    patterns: RegexSet,
+    /// Pattern sets and, per set index, the pattern id.
+    patterns: Vec<(RegexSet, Vec<u32>)>,
     pattern_regexes: Vec<Regex>,
     pattern_owners: Vec<Vec<RuleRef>>,
     examples: ExampleIndex,
@@ -273,15 +274,36 @@ impl Router {
             .match_kind(MatchKind::Standard)
             .build(&literal_texts)
             .map_err(|e| invalid(format!("keywords cannot be compiled: {e}")))?;
-        let set_limit = config::PATTERN_SIZE_LIMIT
-            .saturating_mul(pattern_texts.len().max(1))
-            .min(1 << 30);
-        let patterns = RegexSetBuilder::new(&pattern_texts)
-            .case_insensitive(true)
-            .size_limit(set_limit)
-            .dfa_size_limit(set_limit.min(64 << 20))
-            .build()
-            .map_err(|e| invalid(format!("patterns together cannot be compiled: {e}")))?;
+        // Unicode word boundaries (`\b`) make the lazy DFA give up on non-ASCII
+        // text, and a set falls back to the much slower PikeVM as a whole: with
+        // 1,000 patterns and one `\b` among them, a Korean query took 1.1 ms
+        // instead of microseconds (measured, BENCH_NOTES.md). So patterns with
+        // Unicode word boundaries get a set of their own.
+        let mut groups: [Vec<u32>; 2] = Default::default();
+        for (id, p) in pattern_texts.iter().enumerate() {
+            let slow = regex_syntax::ParserBuilder::new()
+                .case_insensitive(true)
+                .build()
+                .parse(p)
+                .is_ok_and(|h| h.properties().look_set().contains_word_unicode());
+            groups[usize::from(slow)].push(id as u32);
+        }
+        let mut patterns = Vec::new();
+        for ids in groups {
+            if ids.is_empty() {
+                continue;
+            }
+            let set_limit = config::PATTERN_SIZE_LIMIT
+                .saturating_mul(ids.len())
+                .min(1 << 30);
+            let set = RegexSetBuilder::new(ids.iter().map(|&i| &pattern_texts[i as usize]))
+                .case_insensitive(true)
+                .size_limit(set_limit)
+                .dfa_size_limit(set_limit.min(64 << 20))
+                .build()
+                .map_err(|e| invalid(format!("patterns together cannot be compiled: {e}")))?;
+            patterns.push((set, ids));
+        }
         let pattern_regexes = pattern_texts
             .iter()
             .map(|p| config::pattern_builder(p).build())
@@ -629,15 +651,10 @@ impl Router {
             }
             literals.push((id as u32, m.start(), m.end()));
         }
-        let patterns = if self.pattern_regexes.is_empty() {
-            Vec::new()
-        } else {
-            self.patterns
-                .matches(&norm.spaced)
-                .into_iter()
-                .map(|i| i as u32)
-                .collect()
-        };
+        let mut patterns = Vec::new();
+        for (set, ids) in &self.patterns {
+            patterns.extend(set.matches(&norm.spaced).into_iter().map(|i| ids[i]));
+        }
         let similarity = if self.examples.len() == 0 {
             Vec::new()
         } else {
@@ -828,5 +845,31 @@ pub(crate) fn origin_of(path: &Path) -> Origin {
                 .map(str::to_string)
         }),
         version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression for the 1.39 ms/query bench: one Unicode `\b` pattern must not
+    /// share a set with the others (BENCH_NOTES.md).
+    #[test]
+    fn unicode_word_boundary_patterns_get_their_own_set() {
+        let router = Router::from_toml(
+            "[router]\nid = \"t\"\nversion = 1\n[[domain]]\nname = \"a\"\npatterns = ['\\bword\\b', '(?-u:\\b)ascii', '숫자\\d+']\n",
+            "t.toml",
+        )
+        .unwrap();
+        let sizes: Vec<usize> = router.patterns.iter().map(|(_, ids)| ids.len()).collect();
+        // Built-in safety patterns plus two of ours in the fast set; one slow.
+        assert_eq!(sizes.len(), 2);
+        assert_eq!(sizes[1], 1);
+        let slow = router.patterns[1].1[0] as usize;
+        assert_eq!(router.pattern_regexes[slow].as_str(), "\\bword\\b");
+        let routed = router
+            .route(&RouteRequest::new("한국어 word 문장"))
+            .unwrap();
+        assert_eq!(routed.domain.result, "a");
     }
 }
