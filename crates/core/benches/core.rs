@@ -82,6 +82,21 @@ fn counting(c: &mut Criterion) {
     });
     group.finish();
 
+    // A byte-level BPE tokenizer.json (here the exported cl100k_base): sluice's
+    // fast path against the `tokenizers` library loading the same file.
+    let json = sluice_core::export_tokenizer_json(Embedded::Cl100kBase);
+    let from_file =
+        sluice_core::Tokenizer::from_json_bytes(json.as_bytes(), "cl100k.json").unwrap();
+    assert!(from_file.fast_counting());
+    let hf = tokenizers::Tokenizer::from_bytes(json.as_bytes()).unwrap();
+    let count_hf = |t: &str| hf.encode_fast(t, false).unwrap().len();
+    assert_eq!(from_file.count(&text), count_hf(&text));
+    let mut group = c.benchmark_group("count/tokenizer-json/mixed");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("sluice", |b| b.iter(|| from_file.count(black_box(&text))));
+    group.bench_function("tokenizers", |b| b.iter(|| count_hf(black_box(&text))));
+    group.finish();
+
     // Per message: many short texts, as in a chat history.
     let messages: Vec<String> = text
         .split('\n')

@@ -44,6 +44,7 @@
 mod bpe;
 mod error;
 mod export;
+mod fast_json;
 mod message;
 mod model;
 mod pretokenize;

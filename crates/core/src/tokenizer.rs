@@ -129,6 +129,9 @@ enum Backend {
     HuggingFace {
         name: String,
         tokenizer: Box<tokenizers::Tokenizer>,
+        /// sluice's own BPE for the same file, when it is a byte-level BPE that
+        /// sluice can count exactly (see `fast_json`).
+        fast: Option<BpeTokenizer>,
     },
 }
 
@@ -167,12 +170,37 @@ impl Tokenizer {
         // Content is text: special tokens typed into a message are split like any
         // other characters instead of collapsing into one id.
         tokenizer.set_encode_special_tokens(true);
+        let fast = crate::fast_json::rank_table(bytes)
+            .map(|(table, pretokenizer)| BpeTokenizer {
+                name: name.to_string(),
+                table,
+                pretokenizer,
+                specials: FxHashMap::default(),
+            })
+            .filter(|fast| {
+                crate::fast_json::validation_lines().iter().all(|line| {
+                    let expected = tokenizer.encode_fast(line.as_str(), false).map(|e| e.len());
+                    expected.ok() == fast.count_within(line, usize::MAX)
+                })
+            });
         Ok(Self {
             inner: Arc::new(Backend::HuggingFace {
                 name: name.to_string(),
                 tokenizer: Box::new(tokenizer),
+                fast,
             }),
         })
+    }
+
+    /// Whether counting runs on sluice's own BPE. Always true for the embedded
+    /// encodings; true for a `tokenizer.json` that is a byte-level BPE split by the
+    /// cl100k or o200k pattern and counts exactly like `tokenizers` on a validation
+    /// text. Otherwise counting goes through the `tokenizers` library.
+    pub fn fast_counting(&self) -> bool {
+        match &*self.inner {
+            Backend::Bpe(_) => true,
+            Backend::HuggingFace { fast, .. } => fast.is_some(),
+        }
     }
 
     /// A short name: the embedded encoding's name or the file it came from.
@@ -194,15 +222,8 @@ impl Tokenizer {
     /// so a huge text costs no more than the limit it is checked against.
     pub fn count_within(&self, text: &str, limit: usize) -> Option<usize> {
         match &*self.inner {
-            Backend::Bpe(b) => {
-                let mut n = 0usize;
-                let mut over = false;
-                b.pretokenizer.pieces(text, |piece| {
-                    n += b.table.count_piece(piece.as_bytes());
-                    over = n > limit;
-                    !over
-                });
-                (!over).then_some(n)
+            Backend::Bpe(b) | Backend::HuggingFace { fast: Some(b), .. } => {
+                b.count_within(text, limit)
             }
             Backend::HuggingFace { tokenizer, .. } => {
                 // `tokenizers` fails only for a model with no way to represent some
@@ -251,6 +272,17 @@ impl Tokenizer {
 }
 
 impl BpeTokenizer {
+    fn count_within(&self, text: &str, limit: usize) -> Option<usize> {
+        let mut n = 0usize;
+        let mut over = false;
+        self.pretokenizer.pieces(text, |piece| {
+            n += self.table.count_piece(piece.as_bytes());
+            over = n > limit;
+            !over
+        });
+        (!over).then_some(n)
+    }
+
     pub(crate) fn specials(&self) -> impl Iterator<Item = (&str, Rank)> {
         self.specials.iter().map(|(s, r)| (s.as_str(), *r))
     }

@@ -90,3 +90,33 @@ fn counts_are_known_values() {
     let o200k = Embedded::O200kBase.tokenizer();
     assert_eq!(o200k.encode("hello world"), vec![24912, 2375]);
 }
+
+#[test]
+fn byte_level_tokenizer_json_counts_on_the_fast_path() {
+    let texts = corpus_for_tests();
+    for encoding in Embedded::ALL {
+        let json = export_tokenizer_json(encoding);
+        let file = Tokenizer::from_json_bytes(json.as_bytes(), "exported").unwrap();
+        assert!(file.fast_counting(), "{encoding}");
+        for text in &texts {
+            // `encode` always goes through `tokenizers`; `count` took the fast path.
+            assert_eq!(
+                file.count(text),
+                file.encode(text).len(),
+                "{encoding}: {text:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn other_tokenizer_json_files_count_through_tokenizers() {
+    // A pattern sluice has no scanner for: the file must still count exactly.
+    let json = export_tokenizer_json(Embedded::Cl100kBase).replace(r"\\p{N}{1,3}", r"\\p{N}{1,2}");
+    let file = Tokenizer::from_json_bytes(json.as_bytes(), "modified").unwrap();
+    assert!(!file.fast_counting());
+    for text in corpus_for_tests().iter().take(300) {
+        assert_eq!(file.count(text), file.encode(text).len());
+    }
+    assert_eq!(file.count("12345"), 3);
+}
