@@ -21,7 +21,11 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+/// Bodies up to this size are parsed on the async worker; larger ones (up to the
+/// body limit, 16 MiB by default) on the blocking pool.
+const INLINE_PARSE_BYTES: usize = 256 * 1024;
+
+impl<T: DeserializeOwned + Send + 'static> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -56,7 +60,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             }
             Ok(Ok(bytes)) => bytes,
         };
-        parse(&bytes).map(ApiJson)
+        if bytes.len() <= INLINE_PARSE_BYTES {
+            return parse(&bytes).map(ApiJson);
+        }
+        tokio::task::spawn_blocking(move || parse(&bytes))
+            .await
+            .map_err(ApiError::internal)?
+            .map(ApiJson)
     }
 }
 
