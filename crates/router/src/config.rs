@@ -132,6 +132,8 @@ pub(crate) struct Config {
     pub version: u32,
     pub description: String,
     pub model: String,
+    /// The line of `model` (0 when it is the default).
+    pub model_line: usize,
     pub token_limit: Option<usize>,
     pub threshold: f64,
     pub history_turns: usize,
@@ -465,10 +467,10 @@ pub(crate) fn parse(text: &str, file: &str, origin: &Origin) -> Result<Config, B
         "router description",
         2000,
     );
-    let model = router
-        .and_then(|r| r.model.as_ref())
-        .map(|m| m.get_ref().clone())
-        .unwrap_or_else(|| "HCX-003".to_string());
+    let (model, model_line) = match router.and_then(|r| r.model.as_ref()) {
+        Some(m) => (m.get_ref().clone(), ck.line(m.span().start)),
+        None => ("HCX-003".to_string(), 0),
+    };
     let token_limit = match router.and_then(|r| r.token_limit.as_ref()) {
         Some(t) if *t.get_ref() < 1 => {
             ck.at(t, format!("token_limit must be >= 1, not {}", t.get_ref()));
@@ -624,6 +626,7 @@ pub(crate) fn parse(text: &str, file: &str, origin: &Origin) -> Result<Config, B
         version,
         description,
         model,
+        model_line,
         token_limit,
         threshold,
         history_turns,
