@@ -827,6 +827,32 @@ mod tests {
     }
 
     #[test]
+    fn bad_input_is_a_one_line_error() {
+        for (args, code) in [
+            (&["", "--no-progress"][..], "40004 "),
+            (&["q", "--version", "9"][..], "40400 "),
+            (&["q", "--router-id", "nope"][..], "40400 "),
+            (&["q", "--router", "/nonexistent/routers"][..], "50000 "),
+            (
+                &["q", "--jsonl", "x.jsonl"][..],
+                "give either a query or --jsonl",
+            ),
+        ] {
+            let err = run(parse(args).unwrap()).unwrap_err().to_string();
+            assert!(
+                err.starts_with(code) || err.contains(code),
+                "{args:?}: {err}"
+            );
+            assert!(!err.contains('\n'), "{args:?}: {err}");
+        }
+        // A good query succeeds.
+        assert_eq!(
+            run(parse(&["서울 날씨"]).unwrap()).unwrap(),
+            ExitCode::SUCCESS
+        );
+    }
+
+    #[test]
     fn batch_keeps_input_order_across_chunks_and_reports_errors_per_line() {
         let queries = ["내일 서울 날씨 어때?", "서울 맛집", "안녕", "쿠폰 있어?"];
         let n = CHUNK_LINES + 500;
