@@ -58,6 +58,9 @@ thread_local! {
 pub(crate) struct RankTable {
     /// Distinguishes this table's entries in the per-thread piece cache.
     id: u8,
+    /// Ranks of all two-byte tokens, indexed by the two bytes: the first lookups of
+    /// every merge are pairs of bytes, and a direct index beats any hash.
+    pairs: Box<[Rank]>,
     short: FxHashMap<u64, Rank>,
     long: FxHashMap<Box<[u8]>, Rank>,
     decoder: Vec<Option<Box<[u8]>>>,
@@ -108,7 +111,11 @@ impl RankTable {
         let mut decoder = vec![None; max];
         let mut short = FxHashMap::default();
         let mut long = FxHashMap::default();
+        let mut pair_ranks = vec![Rank::MAX; 1 << 16].into_boxed_slice();
         for (bytes, rank) in pairs {
+            if let [a, b] = *bytes {
+                pair_ranks[usize::from(a) << 8 | usize::from(b)] = rank;
+            }
             if bytes.len() <= SHORT {
                 short.insert(pack(&bytes), rank);
             } else {
@@ -119,6 +126,7 @@ impl RankTable {
         static NEXT_ID: AtomicU8 = AtomicU8::new(0);
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0x0F,
+            pairs: pair_ranks,
             short,
             long,
             decoder,
@@ -127,6 +135,10 @@ impl RankTable {
 
     #[inline(always)]
     pub(crate) fn rank(&self, bytes: &[u8]) -> Option<Rank> {
+        if let [a, b] = *bytes {
+            let r = self.pairs[usize::from(a) << 8 | usize::from(b)];
+            return (r != Rank::MAX).then_some(r);
+        }
         if bytes.len() <= SHORT {
             self.short.get(&pack(bytes)).copied()
         } else {
