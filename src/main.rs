@@ -3,6 +3,7 @@
 //! This binary is wiring only: arguments are parsed here and handed to the
 //! libraries (`sluice-core`, `sluice-router`, `sluice-http`).
 
+mod batch;
 mod route;
 mod serve;
 mod trim;

@@ -4,20 +4,21 @@
 //! order before the next chunk is read, so memory stays flat.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Write};
+use std::io::{self, BufWriter, IsTerminal as _, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::Message;
 use sluice_router::{Explanation, RouteRequest, RouteResult, Router, RouterStore};
+
+use crate::batch::{self, LineError, open_input, progress_bar, recover_id};
 
 /// Arguments of `sluice route`.
 #[derive(Debug, clap::Args)]
@@ -156,19 +157,6 @@ struct Output<'a> {
     explanation: Option<&'a Explanation>,
 }
 
-#[derive(Serialize)]
-struct LineError {
-    code: &'static str,
-    message: String,
-}
-
-#[derive(Serialize)]
-struct Failed<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Value>,
-    error: LineError,
-}
-
 /// A JSONL request: the router API's body plus an optional `id`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -177,19 +165,6 @@ struct Request {
     request: RouteRequest,
     #[serde(default)]
     id: Option<Value>,
-}
-
-fn json_error(e: &serde_json::Error) -> LineError {
-    match e.classify() {
-        serde_json::error::Category::Data => LineError {
-            code: "40001",
-            message: format!("invalid parameter: {e}"),
-        },
-        _ => LineError {
-            code: "40000",
-            message: format!("malformed JSON: {e}"),
-        },
-    }
 }
 
 fn route(args: QueryArgs) -> anyhow::Result<ExitCode> {
@@ -236,56 +211,27 @@ fn route(args: QueryArgs) -> anyhow::Result<ExitCode> {
     batch(&router, args.explain, reader, progress)
 }
 
-fn open_input(path: Option<&Path>) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
-    match path {
-        None => Ok((Box::new(io::stdin()), None)),
-        Some(p) if p.as_os_str() == "-" => Ok((Box::new(io::stdin()), None)),
-        Some(p) => {
-            let file = File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let len = file.metadata().ok().map(|m| m.len());
-            Ok((Box::new(file), len))
-        }
-    }
-}
-
-fn progress_bar(len: Option<u64>) -> ProgressBar {
-    match len {
-        Some(len) => ProgressBar::new(len).with_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-            )
-            .expect("valid template"),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} ({bytes_per_sec})")
-                .expect("valid template"),
-        ),
-    }
-}
-
-/// Lines per chunk: large enough to keep every core busy, small enough that
-/// memory stays flat.
-const CHUNK_LINES: usize = 4096;
-
 /// What one routed line adds to the summary: its domain, or None for an error.
 type Outcome = Option<String>;
 
-fn route_line(router: &Router, explain: bool, line: &str) -> (String, Outcome) {
-    let parsed: Result<Request, _> = serde_json::from_str(line);
-    let (id, result) = match parsed {
-        Ok(r) => {
-            let result = router.route_explained(&r.request).map_err(|e| LineError {
-                code: e.code(),
-                message: e.to_string(),
-            });
-            (r.id, result)
-        }
-        Err(e) => (recover_id(line), Err(json_error(&e))),
+fn route_line(router: &Router, explain: bool, line: Result<&str, LineError>) -> (String, Outcome) {
+    let line = match line {
+        Ok(line) => line,
+        Err(error) => return (error.into_line(None), None),
     };
-    match result {
+    let request: Request = match serde_json::from_str(line) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                LineError::json(&e).into_line(recover_id(line).as_ref()),
+                None,
+            );
+        }
+    };
+    match router.route_explained(&request.request) {
         Ok(routed) => {
             let out = Output {
-                id: id.as_ref(),
+                id: request.id.as_ref(),
                 result: &routed.result,
                 explanation: explain.then_some(&routed.explanation),
             };
@@ -295,23 +241,14 @@ fn route_line(router: &Router, explain: bool, line: &str) -> (String, Outcome) {
                 Some(domain),
             )
         }
-        Err(error) => {
-            let out = Failed {
-                id: id.as_ref(),
-                error,
+        Err(e) => {
+            let error = LineError {
+                code: e.code(),
+                message: e.to_string(),
             };
-            (serde_json::to_string(&out).expect("serializable"), None)
+            (error.into_line(request.id.as_ref()), None)
         }
     }
-}
-
-/// The `id` of a line that is not a valid request, if it has one.
-fn recover_id(line: &str) -> Option<Value> {
-    #[derive(Deserialize)]
-    struct IdOnly {
-        id: Option<Value>,
-    }
-    serde_json::from_str::<IdOnly>(line).ok().and_then(|x| x.id)
 }
 
 /// Totals of a batch, for the summary.
@@ -360,53 +297,24 @@ fn route_stream(
     router: &Router,
     explain: bool,
     reader: impl Read,
-    mut out: impl Write,
+    out: impl Write,
     progress: Option<&ProgressBar>,
 ) -> anyhow::Result<BatchSummary> {
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut lines: Vec<String> = Vec::with_capacity(CHUNK_LINES);
-    let (mut total, mut errors, mut bytes) = (0u64, 0u64, 0u64);
-    let mut per_domain: BTreeMap<String, u64> = BTreeMap::new();
-    loop {
-        lines.clear();
-        while lines.len() < CHUNK_LINES {
-            let mut buf = Vec::new();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .with_context(|| format!("cannot read input after line {total}"))?;
-            if n == 0 {
-                break;
-            }
-            bytes += n as u64;
-            // A line that is not UTF-8 fails alone, as malformed JSON.
-            lines.push(String::from_utf8(buf).unwrap_or_else(|_| "\u{FFFD}".into()));
-        }
-        if lines.is_empty() {
-            break;
-        }
-        let results: Vec<(String, Outcome)> = lines
-            .par_iter()
-            .map(|line| route_line(router, explain, line.trim_end_matches(['\n', '\r'])))
-            .collect();
-        for (text, outcome) in results {
-            out.write_all(text.as_bytes())?;
-            out.write_all(b"\n")?;
-            total += 1;
+    let mut summary = BatchSummary::default();
+    batch::stream(
+        reader,
+        out,
+        progress,
+        |line| route_line(router, explain, line),
+        |outcome| {
+            summary.lines += 1;
             match outcome {
-                Some(domain) => *per_domain.entry(domain).or_default() += 1,
-                None => errors += 1,
+                Some(domain) => *summary.per_domain.entry(domain).or_default() += 1,
+                None => summary.errors += 1,
             }
-        }
-        out.flush()?;
-        if let Some(p) = progress {
-            p.set_position(bytes);
-        }
-    }
-    Ok(BatchSummary {
-        lines: total,
-        errors,
-        per_domain,
-    })
+        },
+    )?;
+    Ok(summary)
 }
 
 /// Reads all lines of `path` ("-" for stdin), skipping blank ones, with their
@@ -488,7 +396,7 @@ fn eval_report(router: &Router, file: &Path) -> anyhow::Result<EvalReport> {
         .map(|(n, l)| {
             serde_json::from_str::<Labelled>(l)
                 .map(|x| (*n, x))
-                .map_err(|e| anyhow!("{}:{n}: {}", file.display(), json_error(&e).message))
+                .map_err(|e| anyhow!("{}:{n}: {}", file.display(), LineError::json(&e).message))
         })
         .collect::<anyhow::Result<_>>()?;
     let predicted: Vec<String> = items
@@ -657,7 +565,7 @@ fn find_changes(old: &Router, new: &Router, file: &Path) -> anyhow::Result<(usiz
             if l.trim_start().starts_with('{') {
                 serde_json::from_str::<Request>(l)
                     .map(|r| (*n, r))
-                    .map_err(|e| anyhow!("{}:{n}: {}", file.display(), json_error(&e).message))
+                    .map_err(|e| anyhow!("{}:{n}: {}", file.display(), LineError::json(&e).message))
             } else {
                 Ok((
                     *n,
@@ -855,7 +763,7 @@ mod tests {
     #[test]
     fn batch_keeps_input_order_across_chunks_and_reports_errors_per_line() {
         let queries = ["내일 서울 날씨 어때?", "서울 맛집", "안녕", "쿠폰 있어?"];
-        let n = CHUNK_LINES + 500;
+        let n = 4096 + 500;
         let mut input = String::new();
         for i in 0..n {
             if i == 7 {

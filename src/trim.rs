@@ -4,18 +4,18 @@
 //! read, processed with rayon and written in input order before the next is read,
 //! so memory stays flat however large the file is.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Write};
+use std::io::{self, BufWriter, IsTerminal as _, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::{Embedded, Message, Model, Profiles, TrimReport};
+
+use crate::batch::{self, LineError, open_input, progress_bar, recover_id};
 
 /// Options that choose the model.
 #[derive(Debug, clap::Args)]
@@ -100,28 +100,6 @@ struct Request {
     id: Option<Value>,
 }
 
-/// An error with its CLOVA status code, as printed per line.
-#[derive(Debug, Serialize)]
-struct LineError {
-    code: &'static str,
-    message: String,
-}
-
-impl LineError {
-    fn json(e: &serde_json::Error) -> Self {
-        match e.classify() {
-            serde_json::error::Category::Data => Self {
-                code: "40001",
-                message: format!("invalid parameter: {e}"),
-            },
-            _ => Self {
-                code: "40000",
-                message: format!("malformed JSON: {e}"),
-            },
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct Trimmed<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,13 +123,6 @@ struct Counted<'a> {
     messages: Vec<CountedMessage<'a>>,
     reply_tokens: usize,
     total: usize,
-}
-
-#[derive(Serialize)]
-struct Failed<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Value>,
-    error: LineError,
 }
 
 /// What one processed line contributes to the summary.
@@ -257,44 +228,30 @@ impl Job<'_> {
     }
 
     /// One JSONL line in, one line out; errors become error objects.
-    fn run_line(&self, line: &str) -> (String, Tally) {
-        let request: Result<Request, _> = serde_json::from_str(line);
-        let (id, result) = match request {
-            Ok(request) => {
-                let result = self.run(&request);
-                (request.id, result)
-            }
-            Err(e) => (recover_id(line), Err(LineError::json(&e))),
-        };
-        match result {
-            Ok((out, tally)) => (out, Tally { lines: 1, ..tally }),
-            Err(error) => self.fail_line_with_id(id.as_ref(), error),
-        }
-    }
-
-    fn fail_line(&self, error: LineError) -> (String, Tally) {
-        self.fail_line_with_id(None, error)
-    }
-
-    fn fail_line_with_id(&self, id: Option<&Value>, error: LineError) -> (String, Tally) {
-        let tally = Tally {
+    fn run_line(&self, line: Result<&str, LineError>) -> (String, Tally) {
+        let failed = Tally {
             lines: 1,
             errors: 1,
             ..Tally::default()
         };
-        let out = Failed { id, error };
-        (serde_json::to_string(&out).expect("serializable"), tally)
+        let line = match line {
+            Ok(line) => line,
+            Err(error) => return (error.into_line(None), failed),
+        };
+        let request: Request = match serde_json::from_str(line) {
+            Ok(request) => request,
+            Err(e) => {
+                return (
+                    LineError::json(&e).into_line(recover_id(line).as_ref()),
+                    failed,
+                );
+            }
+        };
+        match self.run(&request) {
+            Ok((out, tally)) => (out, Tally { lines: 1, ..tally }),
+            Err(error) => (error.into_line(request.id.as_ref()), failed),
+        }
     }
-}
-
-/// The `id` of a line that failed to parse as a request, if the line is at least
-/// a JSON object with one, so that the error can still be matched to its input.
-fn recover_id(line: &str) -> Option<Value> {
-    #[derive(Deserialize)]
-    struct IdOnly {
-        id: Option<Value>,
-    }
-    serde_json::from_str::<IdOnly>(line).ok().and_then(|x| x.id)
 }
 
 fn load_profiles(args: &ModelArgs) -> anyhow::Result<Profiles> {
@@ -354,18 +311,6 @@ pub fn tokenizer(cmd: TokenizerCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open_input(path: Option<&Path>) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
-    match path {
-        None => Ok((Box::new(io::stdin()), None)),
-        Some(p) if p.as_os_str() == "-" => Ok((Box::new(io::stdin()), None)),
-        Some(p) => {
-            let file = File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let len = file.metadata().ok().map(|m| m.len());
-            Ok((Box::new(file), len))
-        }
-    }
-}
-
 fn run_job(job: &Job<'_>, input: &InputArgs) -> anyhow::Result<ExitCode> {
     let is_jsonl = input.jsonl
         || input
@@ -392,39 +337,14 @@ fn run_single(job: &Job<'_>, mut reader: Box<dyn Read + Send>) -> anyhow::Result
     reader
         .read_to_string(&mut text)
         .context("cannot read input (is it UTF-8?)")?;
-    let request: Request = serde_json::from_str(&text).map_err(|e| {
-        let e = LineError::json(&e);
-        anyhow::anyhow!("{} {}", e.code, e.message)
-    })?;
-    let (out, _) = job
-        .run(&request)
-        .map_err(|e| anyhow::anyhow!("{} {}", e.code, e.message))?;
+    let request: Request =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}", LineError::json(&e)))?;
+    let (out, _) = job.run(&request).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut stdout = io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.write_all(b"\n")?;
     Ok(ExitCode::SUCCESS)
 }
-
-fn progress_bar(len: Option<u64>) -> ProgressBar {
-    match len {
-        Some(len) => ProgressBar::new(len).with_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-            )
-            .expect("valid template"),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} ({bytes_per_sec})")
-                .expect("valid template"),
-        ),
-    }
-}
-
-/// Lines per chunk: large enough to keep every core busy, small enough that
-/// memory stays flat.
-const CHUNK_LINES: usize = 4096;
-/// Bytes per chunk, whichever comes first.
-const CHUNK_BYTES: usize = 16 << 20;
 
 fn run_batch(
     job: &Job<'_>,
@@ -432,56 +352,15 @@ fn run_batch(
     progress: Option<ProgressBar>,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
-    // (line, whether it was valid UTF-8)
-    let mut lines: Vec<(String, bool)> = Vec::with_capacity(CHUNK_LINES);
-    let mut spare: Vec<(String, bool)> = Vec::new();
+    let out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
     let mut total = Tally::default();
-    let mut bytes = 0u64;
-    let mut line_no = 0u64;
-    loop {
-        let mut chunk_bytes = 0;
-        while lines.len() < CHUNK_LINES && chunk_bytes < CHUNK_BYTES {
-            let (mut line, _) = spare.pop().unwrap_or_default();
-            line.clear();
-            let (n, valid) = read_line_lossy(&mut reader, &mut line)
-                .with_context(|| format!("cannot read input after line {line_no}"))?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            chunk_bytes += n;
-            lines.push((line, valid));
-        }
-        if lines.is_empty() {
-            break;
-        }
-        let results: Vec<(String, Tally)> = lines
-            .par_iter()
-            .map(|(line, valid)| {
-                if *valid {
-                    job.run_line(line.trim_end_matches(['\n', '\r']))
-                } else {
-                    job.fail_line(LineError {
-                        code: "40000",
-                        message: "malformed input: the line is not valid UTF-8".into(),
-                    })
-                }
-            })
-            .collect();
-        for (text, tally) in results {
-            out.write_all(text.as_bytes())?;
-            out.write_all(b"\n")?;
-            total += tally;
-        }
-        bytes += chunk_bytes as u64;
-        if let Some(p) = &progress {
-            p.set_position(bytes);
-        }
-        spare.append(&mut lines);
-    }
-    out.flush()?;
+    let bytes = batch::stream(
+        reader,
+        out,
+        progress.as_ref(),
+        |line| job.run_line(line),
+        |tally| total += tally,
+    )?;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
@@ -507,22 +386,5 @@ fn run_batch(
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
-}
-
-/// Reads one line and tells whether it was valid UTF-8, so that a bad line fails
-/// alone instead of aborting the whole batch.
-fn read_line_lossy(reader: &mut impl BufRead, line: &mut String) -> io::Result<(usize, bool)> {
-    let mut buf = std::mem::take(line).into_bytes();
-    let n = reader.read_until(b'\n', &mut buf)?;
-    Ok(match String::from_utf8(buf) {
-        Ok(s) => {
-            *line = s;
-            (n, true)
-        }
-        Err(e) => {
-            *line = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            (n, false)
-        }
     })
 }
