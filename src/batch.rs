@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
+use std::sync::mpsc;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -105,57 +106,99 @@ pub fn progress_bar(len: Option<u64>) -> ProgressBar {
 /// Streams JSONL from `reader` to `out`: `process` turns each line (without its
 /// line ending; an `Err` for a line that is not UTF-8) into one output line and a
 /// value that `tally` receives in input order. Returns the bytes read.
+///
+/// Performance note: reading, processing and writing overlap. A reader thread
+/// fills the next chunk and a writer thread writes the previous chunk's output
+/// while rayon processes the current one; with the three in lock step, the serial
+/// reading and writing held two threads to 1.6x of one on a 1 GB file.
 pub fn stream<T: Send>(
-    reader: impl Read,
-    mut out: impl Write,
+    reader: impl Read + Send,
+    out: impl Write + Send,
     progress: Option<&ProgressBar>,
     process: impl Fn(Result<&str, LineError>) -> (String, T) + Sync,
     mut tally: impl FnMut(T),
 ) -> anyhow::Result<u64> {
+    // Chunks in flight: one being read, one processed, one written.
+    let (chunk_tx, chunks) = mpsc::sync_channel::<io::Result<(Vec<Vec<u8>>, usize)>>(0);
+    let (output_tx, outputs) = mpsc::sync_channel::<Vec<String>>(0);
+    let (spare_tx, spares) = mpsc::channel::<Vec<Vec<u8>>>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_chunks(reader, chunk_tx, spares));
+        let writer = scope.spawn(move || write_outputs(out, outputs));
+        let mut bytes = 0u64;
+        for chunk in chunks {
+            let (lines, chunk_bytes) = chunk.context("cannot read input")?;
+            let results: Vec<(String, T)> = lines
+                .par_iter()
+                .map(|line| match std::str::from_utf8(line) {
+                    Ok(text) => process(Ok(text.trim_end_matches(['\n', '\r']))),
+                    Err(_) => process(Err(LineError {
+                        code: "40000",
+                        message: "malformed input: the line is not valid UTF-8".into(),
+                    })),
+                })
+                .collect();
+            let _ = spare_tx.send(lines);
+            let mut texts = Vec::with_capacity(results.len());
+            for (text, value) in results {
+                texts.push(text);
+                tally(value);
+            }
+            if output_tx.send(texts).is_err() {
+                break; // the writer failed; its error is reported below
+            }
+            bytes += chunk_bytes as u64;
+            if let Some(p) = progress {
+                p.set_position(bytes);
+            }
+        }
+        drop(output_tx);
+        writer.join().expect("writer thread")?;
+        Ok(bytes)
+    })
+}
+
+/// Reads chunks of lines until the input ends, reusing line buffers sent back.
+fn read_chunks(
+    reader: impl Read,
+    chunks: mpsc::SyncSender<io::Result<(Vec<Vec<u8>>, usize)>>,
+    spares: mpsc::Receiver<Vec<Vec<u8>>>,
+) {
     let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut lines: Vec<Vec<u8>> = Vec::with_capacity(CHUNK_LINES);
     let mut spare: Vec<Vec<u8>> = Vec::new();
-    let mut bytes = 0u64;
-    let mut line_no = 0u64;
     loop {
+        spare.extend(spares.try_iter().flatten());
+        let mut lines = Vec::with_capacity(CHUNK_LINES);
         let mut chunk_bytes = 0;
         while lines.len() < CHUNK_LINES && chunk_bytes < CHUNK_BYTES {
             let mut line = spare.pop().unwrap_or_default();
             line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("cannot read input after line {line_no}"))?;
-            if n == 0 {
-                break;
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk_bytes += n;
+                    lines.push(line);
+                }
+                Err(e) => {
+                    let _ = chunks.send(Err(e));
+                    return;
+                }
             }
-            line_no += 1;
-            chunk_bytes += n;
-            lines.push(line);
         }
-        if lines.is_empty() {
-            break;
+        if lines.is_empty() || chunks.send(Ok((lines, chunk_bytes))).is_err() {
+            return;
         }
-        let results: Vec<(String, T)> = lines
-            .par_iter()
-            .map(|line| match std::str::from_utf8(line) {
-                Ok(text) => process(Ok(text.trim_end_matches(['\n', '\r']))),
-                Err(_) => process(Err(LineError {
-                    code: "40000",
-                    message: "malformed input: the line is not valid UTF-8".into(),
-                })),
-            })
-            .collect();
-        for (text, value) in results {
+    }
+}
+
+/// Writes each chunk's output lines, in order.
+fn write_outputs(mut out: impl Write, outputs: mpsc::Receiver<Vec<String>>) -> anyhow::Result<()> {
+    for texts in outputs {
+        for text in texts {
             out.write_all(text.as_bytes())?;
             out.write_all(b"\n")?;
-            tally(value);
         }
         out.flush()?;
-        bytes += chunk_bytes as u64;
-        if let Some(p) = progress {
-            p.set_position(bytes);
-        }
-        spare.append(&mut lines);
     }
-    Ok(bytes)
+    Ok(())
 }

@@ -266,7 +266,7 @@ fn batch(
     progress: Option<ProgressBar>,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let out = BufWriter::with_capacity(1 << 20, io::stdout());
     let summary = route_stream(router, explain, reader, out, progress.as_ref())?;
     if let Some(p) = progress {
         p.finish_and_clear();
@@ -296,8 +296,8 @@ fn batch(
 fn route_stream(
     router: &Router,
     explain: bool,
-    reader: impl Read,
-    out: impl Write,
+    reader: impl Read + Send,
+    out: impl Write + Send,
     progress: Option<&ProgressBar>,
 ) -> anyhow::Result<BatchSummary> {
     let mut summary = BatchSummary::default();

@@ -352,7 +352,7 @@ fn run_batch(
     progress: Option<ProgressBar>,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let out = BufWriter::with_capacity(1 << 20, io::stdout());
     let mut total = Tally::default();
     let bytes = batch::stream(
         reader,
@@ -367,18 +367,21 @@ fn run_batch(
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     let before = if total.before_unknown > 0 {
         format!(
-            "{} (+{} trimmed lines not fully counted; --full-report counts them)",
-            total.tokens_before, total.before_unknown
+            "{} on the {} lines kept whole ({} trimmed lines are not counted in full; \
+             --full-report counts them)",
+            total.tokens_before,
+            total.lines - total.errors - total.before_unknown,
+            total.before_unknown
         )
     } else {
         total.tokens_before.to_string()
     };
     eprintln!(
-        "sluice: {} lines, {} errors, tokens before {}, after {}, {:.0} lines/s, {:.1} MB/s",
+        "sluice: {} lines, {} errors, tokens after {}, before {}, {:.0} lines/s, {:.1} MB/s",
         total.lines,
         total.errors,
-        before,
         total.tokens_after,
+        before,
         total.lines as f64 / secs,
         bytes as f64 / secs / 1e6,
     );
