@@ -7,8 +7,8 @@
 //! table for the Basic Multilingual Plane and a binary search above it. They
 //! implement exactly the leftmost-first semantics of OpenAI's patterns, including the
 //! `\s+(?!\S)` look-ahead; tests compare them piece by piece with the regex
-//! implementation ([`crate::pretokenize`]) on random Unicode and with `tiktoken-rs`
-//! on a generated corpus.
+//! implementation (`crate::pretokenize::reference`) on random Unicode and with
+//! `tiktoken-rs` on a generated corpus.
 
 use std::sync::OnceLock;
 
@@ -368,7 +368,7 @@ fn upper_then_maybe_lower(t: &Text<'_>, q: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pretokenize::{CL100K_PATTERN, O200K_PATTERN, Pretokenizer};
+    use crate::pretokenize::reference::{CL100K_PATTERN, O200K_PATTERN, Pretokenizer};
 
     fn split_scan(s: &Scanner, text: &str) -> Vec<String> {
         let mut out = Vec::new();
