@@ -51,6 +51,35 @@ fn text(kind: &str, bytes: usize) -> String {
     out
 }
 
+/// Korean words that rarely recur: 1 to 4 syllables drawn at random from the
+/// syllables of ordinary Korean sentences (a deterministic generator), each with a
+/// particle now and then.
+fn novel_korean(bytes: usize) -> String {
+    let pool: Vec<char> = "내일서울의강수예보알려줘미세먼지정보는오후에업데이트됩니다하이퍼클로바한국어강한모델입니다\
+                           부산은맑고따뜻하겠습니다슬라이딩윈도우오래된대화부터삭제감사합니다"
+        .chars()
+        .collect();
+    const PARTICLES: &[&str] = &[
+        "", "", "은", "는", "이", "가", "을", "를", "의", "에서", "으로",
+    ];
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = String::with_capacity(bytes + 16);
+    while out.len() < bytes {
+        for _ in 0..1 + next() % 4 {
+            out.push(pool[(next() % pool.len() as u64) as usize]);
+        }
+        out.push_str(PARTICLES[(next() % PARTICLES.len() as u64) as usize]);
+        out.push(' ');
+    }
+    out
+}
+
 fn counting(c: &mut Criterion) {
     let sluice = Embedded::Cl100kBase.tokenizer();
     let tiktoken = tiktoken_rs::cl100k_base().unwrap();
@@ -70,6 +99,16 @@ fn counting(c: &mut Criterion) {
         });
         group.finish();
     }
+    // Worst case for caches: Korean words that never recur (random syllables),
+    // so every word is a full BPE merge.
+    let novel = novel_korean(64 * 1024);
+    assert_eq!(sluice.count(&novel), bpe.count(&novel));
+    let mut group = c.benchmark_group("count/cl100k/ko-novel");
+    group.throughput(Throughput::Bytes(novel.len() as u64));
+    group.bench_function("sluice", |b| b.iter(|| sluice.count(black_box(&novel))));
+    group.bench_function("bpe-openai", |b| b.iter(|| bpe.count(black_box(&novel))));
+    group.finish();
+
     let o200k = Embedded::O200kBase.tokenizer();
     let bpe_o200k = bpe_openai::o200k_base();
     let text = text("mixed", 64 * 1024);
