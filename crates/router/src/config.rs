@@ -247,54 +247,44 @@ impl Checker<'_> {
     }
 
     fn keywords(&mut self, raw: &[Spanned<String>], owner: &str) -> Vec<Rule> {
-        let mut out = Vec::with_capacity(raw.len());
-        for k in raw {
-            let line = self.line(k.span().start);
-            let n = k.get_ref().chars().count();
-            if n > MAX_LITERAL {
-                self.push(
-                    line,
-                    format!("{owner}: keyword is {n} characters long, the limit is {MAX_LITERAL}"),
-                );
-            } else if normalize::compact(k.get_ref()).is_empty() {
-                self.push(
-                    line,
-                    format!(
-                        "{owner}: keyword {:?} is empty after normalisation",
-                        k.get_ref()
-                    ),
-                );
-            } else {
-                out.push(Rule {
-                    text: k.get_ref().clone(),
-                    line,
-                });
-            }
-        }
-        out
+        self.literals(raw, owner, "keyword", |k| {
+            (normalize::compact(k).is_empty()).then_some("is empty after normalisation")
+        })
     }
 
     fn examples(&mut self, raw: &[Spanned<String>], owner: &str) -> Vec<Rule> {
+        self.literals(raw, owner, "example", |e| {
+            crate::similarity::grams(&normalize::compact(e))
+                .is_empty()
+                .then_some("has no letters or digits")
+        })
+    }
+
+    /// Literal rules (keywords, example queries): each within [`MAX_LITERAL`]
+    /// characters and not rejected by `unusable`, which says why a text cannot
+    /// match anything.
+    fn literals(
+        &mut self,
+        raw: &[Spanned<String>],
+        owner: &str,
+        what: &str,
+        unusable: impl Fn(&str) -> Option<&'static str>,
+    ) -> Vec<Rule> {
         let mut out = Vec::with_capacity(raw.len());
-        for e in raw {
-            let line = self.line(e.span().start);
-            let n = e.get_ref().chars().count();
+        for item in raw {
+            let text = item.get_ref();
+            let line = self.line(item.span().start);
+            let n = text.chars().count();
             if n > MAX_LITERAL {
                 self.push(
                     line,
-                    format!("{owner}: example is {n} characters long, the limit is {MAX_LITERAL}"),
+                    format!("{owner}: {what} is {n} characters long, the limit is {MAX_LITERAL}"),
                 );
-            } else if crate::similarity::grams(&normalize::compact(e.get_ref())).is_empty() {
-                self.push(
-                    line,
-                    format!(
-                        "{owner}: example {:?} has no letters or digits",
-                        e.get_ref()
-                    ),
-                );
+            } else if let Some(reason) = unusable(text) {
+                self.push(line, format!("{owner}: {what} {text:?} {reason}"));
             } else {
                 out.push(Rule {
-                    text: e.get_ref().clone(),
+                    text: text.clone(),
                     line,
                 });
             }
