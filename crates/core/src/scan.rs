@@ -368,7 +368,8 @@ fn upper_then_maybe_lower(t: &Text<'_>, q: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pretokenize::reference::{CL100K_PATTERN, O200K_PATTERN, Pretokenizer};
+    use crate::pretokenize::reference::{Pretokenizer, without_lookahead};
+    use crate::pretokenize::{CL100K_PATTERN_ORIGINAL, O200K_PATTERN_ORIGINAL};
 
     fn split_scan(s: &Scanner, text: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -482,11 +483,11 @@ mod tests {
     #[test]
     fn scanners_agree_with_the_regex_pre_tokenizers() {
         for (pattern, regex) in [
-            (Pattern::Cl100k, CL100K_PATTERN),
-            (Pattern::O200k, O200K_PATTERN),
+            (Pattern::Cl100k, CL100K_PATTERN_ORIGINAL),
+            (Pattern::O200k, O200K_PATTERN_ORIGINAL),
         ] {
             let scanner = Scanner::new(pattern);
-            let reference = Pretokenizer::new(regex);
+            let reference = Pretokenizer::new(&without_lookahead(regex));
             for text in random_texts(0x5EED, 60_000) {
                 assert_eq!(
                     split_scan(&scanner, &text),
