@@ -66,12 +66,22 @@ impl std::fmt::Display for LineError {
 
 /// The `id` of a line that failed to parse as a request, if the line is at least
 /// a JSON object with one, so that the error can still be matched to its input.
-pub fn recover_id(line: &str) -> Option<Value> {
+fn recover_id(line: &str) -> Option<Value> {
     #[derive(Deserialize)]
     struct IdOnly {
         id: Option<Value>,
     }
     serde_json::from_str::<IdOnly>(line).ok().and_then(|x| x.id)
+}
+
+/// Parses one batch line as a request, or returns the error line to write for it:
+/// the line's own error (not UTF-8), or `40000`/`40001` with the line's `id` when
+/// it has one.
+pub fn parse_line<R: serde::de::DeserializeOwned>(
+    line: Result<&str, LineError>,
+) -> Result<R, String> {
+    let line = line.map_err(|error| error.into_line(None))?;
+    serde_json::from_str(line).map_err(|e| LineError::json(&e).into_line(recover_id(line).as_ref()))
 }
 
 /// The input file (or stdin for `None` or `-`) and its length when known.

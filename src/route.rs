@@ -18,7 +18,7 @@ use serde_json::Value;
 use sluice_core::Message;
 use sluice_router::{Explanation, RouteRequest, RouteResult, Router, RouterStore};
 
-use crate::batch::{self, LineError, open_input, progress_bar, recover_id};
+use crate::batch::{self, LineError, open_input, progress_bar};
 
 /// Arguments of `sluice route`.
 #[derive(Debug, clap::Args)]
@@ -215,18 +215,9 @@ fn route(args: QueryArgs) -> anyhow::Result<ExitCode> {
 type Outcome = Option<String>;
 
 fn route_line(router: &Router, explain: bool, line: Result<&str, LineError>) -> (String, Outcome) {
-    let line = match line {
-        Ok(line) => line,
-        Err(error) => return (error.into_line(None), None),
-    };
-    let request: Request = match serde_json::from_str(line) {
+    let request: Request = match batch::parse_line(line) {
         Ok(r) => r,
-        Err(e) => {
-            return (
-                LineError::json(&e).into_line(recover_id(line).as_ref()),
-                None,
-            );
-        }
+        Err(out) => return (out, None),
     };
     match router.route_explained(&request.request) {
         Ok(routed) => {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice_core::{Embedded, Message, Model, Profiles, TrimReport};
 
-use crate::batch::{self, LineError, open_input, progress_bar, recover_id};
+use crate::batch::{self, LineError, open_input, progress_bar};
 
 /// Options that choose the model.
 #[derive(Debug, clap::Args)]
@@ -234,18 +234,9 @@ impl Job<'_> {
             errors: 1,
             ..Tally::default()
         };
-        let line = match line {
-            Ok(line) => line,
-            Err(error) => return (error.into_line(None), failed),
-        };
-        let request: Request = match serde_json::from_str(line) {
+        let request: Request = match batch::parse_line(line) {
             Ok(request) => request,
-            Err(e) => {
-                return (
-                    LineError::json(&e).into_line(recover_id(line).as_ref()),
-                    failed,
-                );
-            }
+            Err(out) => return (out, failed),
         };
         match self.run(&request) {
             Ok((out, tally)) => (out, Tally { lines: 1, ..tally }),
