@@ -10,6 +10,9 @@
 //! - [`Model`] counts messages (`tokens(render(message))`, cached per message) and
 //!   trims histories with a [`Window`], which returns a [`Trim`]: the kept messages
 //!   and a [`TrimReport`].
+//! - [`Conversation`] owns a growing chat history and remembers what it counted:
+//!   re-trimming after a new turn tokenizes only the new messages and reads only
+//!   the kept ones.
 //!
 //! Counting a text:
 //!
@@ -42,6 +45,7 @@
 //! ```
 
 mod bpe;
+mod conversation;
 mod error;
 mod export;
 mod fast_json;
@@ -53,6 +57,7 @@ mod scan;
 mod tokenizer;
 mod window;
 
+pub use conversation::Conversation;
 pub use error::{BuildError, TrimError};
 pub use export::export_tokenizer_json;
 pub use message::{FunctionCall, Message, Role, ToolCall, UnknownRole};

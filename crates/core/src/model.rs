@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 
+use crate::conversation::Conversation;
 use crate::error::TrimError;
 use crate::message::{Message, Role};
 use crate::profile::{ChatTemplate, ModelProfile};
@@ -144,6 +145,12 @@ impl Model {
     /// context limit; see [`Window::trim`] for the rules.
     pub fn trim(&self, messages: &[Message], max_tokens: i64) -> Result<Trim, TrimError> {
         self.window().trim(messages, max_tokens)
+    }
+
+    /// An empty [`Conversation`] for this model: for a history that grows and is
+    /// re-trimmed after every turn.
+    pub fn conversation(&self) -> Conversation {
+        Conversation::new(self.clone())
     }
 
     /// A window over this model's limits, for more options than [`Model::trim`].

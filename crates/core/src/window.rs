@@ -180,6 +180,25 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
     /// `max_tokens` is signed so that out-of-range input from the wire (`-1`)
     /// gets the same [`TrimError::MaxTokens`] as `0`.
     pub fn trim(&self, messages: &[Message], max_tokens: i64) -> Result<Trim, TrimError> {
+        // The one pass over the whole history, reading roles only. Everything after
+        // it touches only the messages that are kept.
+        let layout = Layout::of(messages);
+        self.trim_laid_out(messages, &layout, max_tokens, |i, budget| {
+            self.counter.message_tokens(&messages[i], budget)
+        })
+    }
+
+    /// [`Window::trim`] with the history's [`Layout`] known and messages counted by
+    /// index through `count` (which may remember counts; see
+    /// [`crate::Conversation`]). Only ever asks for the messages it keeps, plus the
+    /// first one that does not fit.
+    pub(crate) fn trim_laid_out(
+        &self,
+        messages: &[Message],
+        layout: &Layout,
+        max_tokens: i64,
+        mut count: impl FnMut(usize, usize) -> Option<usize>,
+    ) -> Result<Trim, TrimError> {
         let max_tokens = u32::try_from(max_tokens)
             .ok()
             .filter(|&m| m >= 1 && m <= self.max_output)
@@ -202,35 +221,17 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
             .checked_sub(reserved)
             .ok_or_else(|| exceeded("the reply prefix and maxTokens", reserved))?;
 
-        // The one pass over the whole history, reading roles only: where the pinned
-        // system messages are and how many turns there are. Everything after this
-        // touches only the messages that are kept.
-        let mut systems: Vec<(usize, usize)> = Vec::new(); // (index, tokens)
-        let mut first_non_system = None;
-        let mut users_after_first = 0;
-        for (i, m) in messages.iter().enumerate() {
-            match m.role {
-                Role::System => systems.push((i, 0)),
-                role => {
-                    if first_non_system.is_some() {
-                        users_after_first += usize::from(role == Role::User);
-                    } else {
-                        first_non_system = Some(i);
-                    }
-                }
-            }
-        }
-        let turns_total = first_non_system.map_or(0, |_| users_after_first + 1);
-
         // Pinned messages first: they are kept whatever else happens.
-        for (i, tokens) in &mut systems {
-            match self.counter.message_tokens(&messages[*i], budget) {
+        let systems = &layout.systems;
+        let mut system_counts = Vec::with_capacity(systems.len());
+        for &i in systems {
+            match count(i, budget) {
                 Some(n) => {
                     budget -= n;
-                    *tokens = n;
+                    system_counts.push(n);
                 }
                 None => {
-                    let needed = reserved + self.full_count(messages, |m| m.role == Role::System);
+                    let needed = reserved + full_count(systems.iter().copied(), &mut count);
                     return Err(exceeded("the system messages", needed));
                 }
             }
@@ -242,21 +243,23 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
         let mut turn_start_len = 0; // suffix_counts.len() when the current turn began
         let mut turn_tokens = 0;
         let mut turns_kept = 0;
-        if let Some(first) = first_non_system {
+        if let Some(first) = layout.first_non_system {
             for i in (first..messages.len()).rev() {
                 let m = &messages[i];
                 if m.role == Role::System {
                     continue;
                 }
-                let Some(n) = self.counter.message_tokens(m, budget - turn_tokens) else {
+                let Some(n) = count(i, budget - turn_tokens) else {
                     if turns_kept == 0 {
                         let start = messages[first..=i]
                             .iter()
                             .rposition(|m| m.role == Role::User)
                             .map_or(first, |p| first + p);
                         let system = limit - reserved - budget;
-                        let newest =
-                            self.full_count(&messages[start..], |m| m.role != Role::System);
+                        let newest = full_count(
+                            (start..messages.len()).filter(|&j| messages[j].role != Role::System),
+                            &mut count,
+                        );
                         let needed = reserved + system + newest;
                         return Err(exceeded("the system messages and the newest turn", needed));
                     }
@@ -275,18 +278,21 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
             }
         }
 
-        let turns_dropped = turns_total - turns_kept;
-        let systems_before = systems.partition_point(|&(i, _)| i < first_kept);
+        let turns_dropped = layout.turns - turns_kept;
+        let systems_before = systems.partition_point(|&i| i < first_kept);
         let messages_dropped = first_kept - systems_before;
 
         // Counts in output order: merge the pinned messages into the kept suffix.
         let mut counts = Vec::with_capacity(systems.len() + suffix_counts.len());
-        counts.extend(systems[..systems_before].iter().map(|&(_, n)| n));
-        let mut later_systems = systems[systems_before..].iter().peekable();
+        counts.extend_from_slice(&system_counts[..systems_before]);
+        let mut later_systems = systems[systems_before..]
+            .iter()
+            .zip(&system_counts[systems_before..])
+            .peekable();
         let mut suffix = suffix_counts.into_iter().rev();
         for i in first_kept..messages.len() {
-            match later_systems.next_if(|&&(s, _)| s == i) {
-                Some(&(_, n)) => counts.push(n),
+            match later_systems.next_if(|&(&s, _)| s == i) {
+                Some((_, &n)) => counts.push(n),
                 None => counts.extend(suffix.next()),
             }
         }
@@ -294,9 +300,8 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
         let tokens_before = if messages_dropped == 0 {
             Some(tokens_after)
         } else if self.full_report {
-            Some(
-                tokens_after + self.full_count(&messages[..first_kept], |m| m.role != Role::System),
-            )
+            let dropped = (0..first_kept).filter(|&j| messages[j].role != Role::System);
+            Some(tokens_after + full_count(dropped, &mut count))
         } else {
             None
         };
@@ -313,16 +318,70 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
             },
         })
     }
+}
 
-    fn full_count(&self, messages: &[Message], include: impl Fn(&Message) -> bool) -> usize {
-        messages
-            .iter()
-            .filter(|m| include(m))
-            .map(|m| {
-                self.counter
-                    .message_tokens(m, usize::MAX)
-                    .expect("no count exceeds usize::MAX")
-            })
-            .sum()
+/// Tokens of the messages at `indices`, counted to the end.
+fn full_count(
+    indices: impl Iterator<Item = usize>,
+    count: &mut impl FnMut(usize, usize) -> Option<usize>,
+) -> usize {
+    indices
+        .map(|i| count(i, usize::MAX).expect("no count exceeds usize::MAX"))
+        .sum()
+}
+
+/// What trimming needs to know about a whole history without counting it: where
+/// the pinned system messages are, where the first turn starts and how many turns
+/// there are. [`Window::trim`] finds it with one pass over the roles;
+/// [`crate::Conversation`] keeps it up to date as messages are added, so that
+/// re-trimming a long conversation does not read its dropped messages at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Indices of the system messages, ascending.
+    systems: Vec<usize>,
+    /// Index of the first non-system message: the start of the oldest turn.
+    first_non_system: Option<usize>,
+    /// Number of turns.
+    turns: usize,
+}
+
+impl Layout {
+    /// The layout of `messages`.
+    pub(crate) fn of(messages: &[Message]) -> Self {
+        let mut layout = Self::default();
+        for (i, m) in messages.iter().enumerate() {
+            layout.push(i, m.role);
+        }
+        layout
+    }
+
+    /// Accounts for a message with `role` appended at index `i`.
+    #[inline]
+    pub(crate) fn push(&mut self, i: usize, role: Role) {
+        match role {
+            Role::System => self.systems.push(i),
+            role => match self.first_non_system {
+                None => {
+                    self.first_non_system = Some(i);
+                    self.turns = 1;
+                }
+                Some(_) => self.turns += usize::from(role == Role::User),
+            },
+        }
+    }
+
+    /// Undoes [`Layout::push`] of the last message, at index `i`, with `role`.
+    pub(crate) fn pop(&mut self, i: usize, role: Role) {
+        match role {
+            Role::System => {
+                let last = self.systems.pop();
+                debug_assert_eq!(last, Some(i));
+            }
+            _ if self.first_non_system == Some(i) => {
+                self.first_non_system = None;
+                self.turns = 0;
+            }
+            role => self.turns -= usize::from(role == Role::User),
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! with the embedded cl100k_base tokenizer under ChatML.
 
 use proptest::prelude::*;
-use sluice_core::{Message, MessageCounter, Profiles, Role, TrimError, Window};
+use sluice_core::{
+    Conversation, Message, MessageCounter, Model, Profiles, Role, TrimError, Window,
+};
 
 /// One token per character plus 3 per message; 2 for the reply prefix.
 pub struct CharCounter;
@@ -223,6 +225,54 @@ fn hcx() -> &'static sluice_core::Model {
     MODEL.get_or_init(|| Profiles::builtin().model("HCX-003").unwrap())
 }
 
+/// HCX-003's tokenizer and template with a small context, so that short
+/// generated histories get trimmed; `cache` is the shared count cache's capacity.
+fn small_hcx(limit: u32, cache: usize) -> Model {
+    let mut profile = Profiles::builtin().get("HCX-003").unwrap().clone();
+    profile.context_limit = limit;
+    profile.max_output = limit;
+    Model::with_cache_capacity(profile, hcx().tokenizer().clone(), cache)
+}
+
+/// Grows a [`Conversation`] one message at a time (with some messages taken back
+/// and dropped ones forgotten) and checks that every re-trim equals trimming the
+/// same messages from scratch with an uncached model.
+fn check_conversation(
+    messages: &[Message],
+    limit: u32,
+    max_tokens: u32,
+    ops: &[u8],
+) -> Result<(), TestCaseError> {
+    let reference = small_hcx(limit, 0);
+    let mut chat = Conversation::new(small_hcx(limit, 1024)).full_report(ops.len() % 2 == 0);
+    let window = reference.window().full_report(ops.len() % 2 == 0);
+    let mut ops = ops.iter().cycle();
+    for m in messages {
+        chat.push(m.clone());
+        let op = ops.next().copied().unwrap_or(0);
+        if op % 7 == 0 {
+            chat.pop();
+        }
+        let got = chat.trim(i64::from(max_tokens));
+        let want = window.trim(chat.messages(), i64::from(max_tokens));
+        prop_assert_eq!(&got, &want);
+        if let (Ok(trim), 1) = (&got, op % 5) {
+            let kept: Vec<Message> = trim.kept(chat.messages()).cloned().collect();
+            chat.forget_dropped(trim);
+            prop_assert_eq!(chat.messages(), &kept[..]);
+            let again = chat.trim(i64::from(max_tokens)).unwrap();
+            prop_assert_eq!(again.report().messages_dropped, 0);
+            prop_assert_eq!(again.report().tokens_after, trim.report().tokens_after);
+        }
+    }
+    chat.truncate(chat.len() / 2);
+    if !chat.is_empty() {
+        let want = window.trim(chat.messages(), i64::from(max_tokens));
+        prop_assert_eq!(chat.trim(i64::from(max_tokens)), want);
+    }
+    Ok(())
+}
+
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
@@ -245,5 +295,15 @@ proptest! {
     #[test]
     fn contract_with_cl100k(messages in history(), max in 1u32..100, room in 1u32..350) {
         check_contract(hcx(), &messages, max + room, max)?;
+    }
+
+    #[test]
+    fn conversation_retrims_like_a_fresh_trim(
+        messages in history(),
+        max in 1u32..100,
+        room in 1u32..350,
+        ops in prop::collection::vec(any::<u8>(), 1..8),
+    ) {
+        check_conversation(&messages, max + room, max, &ops)?;
     }
 }
