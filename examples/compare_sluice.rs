@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::json;
-use sluice_core::{Embedded, Message, Model, Profiles};
+use sluice_core::{Conversation, Embedded, Message, Model, Profiles};
 
 /// The profile the harness compares: cl100k_base with ChatML, 4,096-token limit.
 const PROFILE: &str = "HCX-003";
@@ -50,7 +50,7 @@ struct SetEntry {
 }
 
 #[derive(Deserialize)]
-struct Conversation {
+struct ConversationLine {
     messages: Vec<Message>,
 }
 
@@ -89,7 +89,7 @@ fn read_conversations(path: &Path) -> Result<Vec<Vec<Message>>> {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, line)| {
-            serde_json::from_str::<Conversation>(line)
+            serde_json::from_str::<ConversationLine>(line)
                 .map(|c| c.messages)
                 .with_context(|| format!("{}: line {}", path.display(), i + 1))
         })
@@ -101,6 +101,89 @@ fn kept_indices(trim: &sluice_core::Trim, messages: &[Message]) -> Vec<usize> {
     (0..messages.len())
         .filter(|&i| trim.is_kept(i, messages))
         .collect()
+}
+
+/// How the grow-by-one-turn runs re-trim.
+#[derive(Clone, Copy)]
+enum GrowMode {
+    /// `Model::trim` on the whole slice each time, with the model's count cache.
+    Trim,
+    /// A `Conversation` that the new turn is pushed into, then `Conversation::trim`.
+    Conversation,
+}
+
+impl GrowMode {
+    fn name(self) -> &'static str {
+        match self {
+            GrowMode::Trim => "Model::trim",
+            GrowMode::Conversation => "Conversation::trim",
+        }
+    }
+}
+
+/// Appends `turns` to `base` one at a time and times re-trimming after each, with
+/// a fresh model (default cache) warmed by trimming `base` once. Pushing the new
+/// messages is not timed; counting them is (it happens inside the trim).
+fn grow(
+    mode: GrowMode,
+    name: &str,
+    base: &[Message],
+    turns: &[Vec<Message>],
+    profile: &sluice_core::ModelProfile,
+    tokenizer: &sluice_core::Tokenizer,
+    manifest: &Manifest,
+) -> Result<serde_json::Value> {
+    let max_tokens = manifest.grow_max_tokens;
+    let model = Model::new(profile.clone(), tokenizer.clone());
+    let mut messages = base.to_vec();
+    let mut chat = Conversation::with_messages(model.clone(), base.to_vec());
+    match mode {
+        GrowMode::Trim => model.trim(&messages, max_tokens).map(drop)?,
+        GrowMode::Conversation => chat.trim(max_tokens).map(drop)?,
+    }
+    let mut samples = Vec::with_capacity(turns.len());
+    let mut checkpoints = Vec::new();
+    for (step, turn) in turns.iter().enumerate() {
+        let (trim, elapsed) = match mode {
+            GrowMode::Trim => {
+                messages.extend(turn.iter().cloned());
+                let t = Instant::now();
+                let trim = model.trim(&messages, max_tokens);
+                (trim, t.elapsed())
+            }
+            GrowMode::Conversation => {
+                chat.extend(turn.iter().cloned());
+                let t = Instant::now();
+                let trim = chat.trim(max_tokens);
+                (trim, t.elapsed())
+            }
+        };
+        samples.push(elapsed.as_nanos() as u64);
+        let trim = trim?;
+        if (step + 1) % manifest.grow_checkpoint == 0 || step + 1 == turns.len() {
+            let all = match mode {
+                GrowMode::Trim => &messages[..],
+                GrowMode::Conversation => chat.messages(),
+            };
+            checkpoints.push(json!({
+                "turns": step + 1,
+                "kept": kept_indices(&trim, all),
+                "tokensAfter": trim.report().tokens_after,
+            }));
+        }
+    }
+    samples.sort_unstable();
+    Ok(json!({
+        "set": name,
+        "mode": mode.name(),
+        "baseMessages": base.len(),
+        "maxTokens": max_tokens,
+        "steps": samples.len(),
+        "medianNs": median(&samples),
+        "p90Ns": percentile(&samples, 0.9),
+        "p99Ns": percentile(&samples, 0.99),
+        "checkpoints": checkpoints,
+    }))
 }
 
 fn main() -> Result<()> {
@@ -172,7 +255,7 @@ fn main() -> Result<()> {
     // ---- re-trimming a conversation that grew by one turn (warm cache) ----
     let grow_text =
         fs::read_to_string(dir.join(&manifest.grow_turns)).context("cannot read grow turns")?;
-    let grow_turns: Vec<Vec<Message>> = serde_json::from_str::<Vec<Conversation>>(&grow_text)?
+    let grow_turns: Vec<Vec<Message>> = serde_json::from_str::<Vec<ConversationLine>>(&grow_text)?
         .into_iter()
         .map(|c| c.messages)
         .collect();
@@ -181,39 +264,27 @@ fn main() -> Result<()> {
     }
     let mut grows = Vec::new();
     for (name, conversations) in &loaded {
-        // A fresh model with the default cache per run, warmed by trimming the
-        // conversation as it was before it grew.
-        let cached = Model::new(profile.clone(), tokenizer.clone());
-        let mut messages = conversations[0].clone();
-        cached.trim(&messages, manifest.grow_max_tokens)?;
-        let base_len = messages.len();
-        let mut samples = Vec::with_capacity(grow_turns.len());
-        let mut checkpoints = Vec::new();
-        for (step, turn) in grow_turns.iter().enumerate() {
-            messages.extend(turn.iter().cloned());
-            let t = Instant::now();
-            let trim = cached.trim(&messages, manifest.grow_max_tokens);
-            samples.push(t.elapsed().as_nanos() as u64);
-            let trim = trim?;
-            if (step + 1) % manifest.grow_checkpoint == 0 || step + 1 == grow_turns.len() {
-                checkpoints.push(json!({
-                    "turns": step + 1,
-                    "kept": kept_indices(&trim, &messages),
-                    "tokensAfter": trim.report().tokens_after,
-                }));
-            }
+        for mode in [GrowMode::Trim, GrowMode::Conversation] {
+            // Each run on a thread of its own: tokenizers keep a per-thread cache
+            // of word counts, and no run may find the new turns' words there
+            // because an earlier run counted them.
+            let run = std::thread::scope(|s| {
+                s.spawn(|| {
+                    grow(
+                        mode,
+                        name,
+                        &conversations[0],
+                        &grow_turns,
+                        &profile,
+                        &tokenizer,
+                        &manifest,
+                    )
+                })
+                .join()
+                .expect("grow run panicked")
+            })?;
+            grows.push(run);
         }
-        samples.sort_unstable();
-        grows.push(json!({
-            "set": name,
-            "baseMessages": base_len,
-            "maxTokens": manifest.grow_max_tokens,
-            "steps": samples.len(),
-            "medianNs": median(&samples),
-            "p90Ns": percentile(&samples, 0.9),
-            "p99Ns": percentile(&samples, 0.99),
-            "checkpoints": checkpoints,
-        }));
     }
 
     let out = json!({
