@@ -7,9 +7,10 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sluice_core::{Embedded, Message, Model, Profiles};
+use sluice_core::{Conversation, Embedded, Message, Model, Profiles};
 
 /// Deterministic text: English, Korean or both, in sentences of varying shape.
 fn text(kind: &str, bytes: usize) -> String {
@@ -189,29 +190,52 @@ fn trimming(c: &mut Criterion) {
     group.finish();
 
     // A conversation that grew by one turn since it was last trimmed: only the new
-    // turn is tokenized, everything else comes from the cache.
+    // turn is tokenized, everything else comes from the cache. `Model::trim` takes
+    // the grown history as a slice (one pass over its roles, a hash of each kept
+    // message); a `Conversation` remembers its layout and counts.
     let mut group = c.benchmark_group("retrim-grown-by-one-turn");
-    let base = history(1_000);
-    warm.trim(&base, 1024).unwrap();
-    let mut grown = base.clone();
-    let mut n = 0u64;
-    group.bench_function("1000-turns", |b| {
-        b.iter_batched_ref(
-            || {
-                n += 1;
-                grown.truncate(base.len());
-                grown.push(Message::user(format!(
-                    "새 질문 {n}: 그럼 부산은 어때? And tomorrow?"
-                )));
-                grown.push(Message::assistant(format!(
-                    "새 답변 {n}: 부산은 맑습니다. Sunny all day."
-                )));
-                grown.clone()
-            },
-            |m| warm.trim(m, 1024).unwrap(),
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    for turns in [1_000, 10_000] {
+        let base = history(turns);
+        let new_turn = |n: u64| {
+            [
+                Message::user(format!("새 질문 {n}: 그럼 부산은 어때? And tomorrow?")),
+                Message::assistant(format!("새 답변 {n}: 부산은 맑습니다. Sunny all day.")),
+            ]
+        };
+        warm.trim(&base, 1024).unwrap();
+        let mut grown = base.clone();
+        let mut n = 0u64;
+        group.bench_function(BenchmarkId::new("Model::trim", turns), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    grown.truncate(base.len());
+                    grown.extend(new_turn(n));
+                    let t = Instant::now();
+                    black_box(warm.trim(&grown, 1024).unwrap());
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+        let mut chat = Conversation::with_messages(warm.clone(), base.clone());
+        chat.trim(1024).unwrap();
+        group.bench_function(BenchmarkId::new("Conversation::trim", turns), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    chat.truncate(base.len());
+                    chat.extend(new_turn(n));
+                    let t = Instant::now();
+                    black_box(chat.trim(1024).unwrap());
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+    }
     group.finish();
 }
 
