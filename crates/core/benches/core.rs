@@ -7,6 +7,7 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -170,6 +171,26 @@ fn history(turns: usize) -> Vec<Message> {
     messages
 }
 
+/// Runs `step` `iters` times, each with a new turn never seen before, and adds up
+/// the times it reports (its set-up is not timed).
+fn time_grown<S>(
+    iters: u64,
+    state: &mut S,
+    mut step: impl FnMut(&mut S, [Message; 2]) -> Duration,
+) -> Duration {
+    static TURN: AtomicU64 = AtomicU64::new(0);
+    (0..iters)
+        .map(|_| {
+            let n = TURN.fetch_add(1, Ordering::Relaxed);
+            let turn = [
+                Message::user(format!("새 질문 {n}: 그럼 부산은 어때? And tomorrow?")),
+                Message::assistant(format!("새 답변 {n}: 부산은 맑습니다. Sunny all day.")),
+            ];
+            step(state, turn)
+        })
+        .sum()
+}
+
 fn trimming(c: &mut Criterion) {
     let profiles = Profiles::builtin();
     let warm = profiles.model("HCX-003").unwrap();
@@ -196,43 +217,30 @@ fn trimming(c: &mut Criterion) {
     let mut group = c.benchmark_group("retrim-grown-by-one-turn");
     for turns in [1_000, 10_000] {
         let base = history(turns);
-        let new_turn = |n: u64| {
-            [
-                Message::user(format!("새 질문 {n}: 그럼 부산은 어때? And tomorrow?")),
-                Message::assistant(format!("새 답변 {n}: 부산은 맑습니다. Sunny all day.")),
-            ]
-        };
         warm.trim(&base, 1024).unwrap();
         let mut grown = base.clone();
-        let mut n = 0u64;
         group.bench_function(BenchmarkId::new("Model::trim", turns), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    n += 1;
+                time_grown(iters, &mut grown, |grown, turn| {
                     grown.truncate(base.len());
-                    grown.extend(new_turn(n));
+                    grown.extend(turn);
                     let t = Instant::now();
-                    black_box(warm.trim(&grown, 1024).unwrap());
-                    total += t.elapsed();
-                }
-                total
+                    black_box(warm.trim(grown, 1024).unwrap());
+                    t.elapsed()
+                })
             })
         });
         let mut chat = Conversation::with_messages(warm.clone(), base.clone());
         chat.trim(1024).unwrap();
         group.bench_function(BenchmarkId::new("Conversation::trim", turns), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    n += 1;
+                time_grown(iters, &mut chat, |chat, turn| {
                     chat.truncate(base.len());
-                    chat.extend(new_turn(n));
+                    chat.extend(turn);
                     let t = Instant::now();
                     black_box(chat.trim(1024).unwrap());
-                    total += t.elapsed();
-                }
-                total
+                    t.elapsed()
+                })
             })
         });
     }
