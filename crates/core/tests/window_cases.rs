@@ -308,6 +308,70 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<sluice_core::Tokenizer>();
     assert_send_sync::<sluice_core::Profiles>();
     assert_send_sync::<sluice_core::Trim>();
+    assert_send_sync::<sluice_core::Conversation>();
     assert_send_sync::<sluice_core::TrimError>();
     assert_send_sync::<sluice_core::BuildError>();
+}
+
+/// HCX-003 with a 300-token context, so that a few messages get trimmed.
+fn small_model() -> sluice_core::Model {
+    let hcx = Profiles::builtin().model("HCX-003").unwrap();
+    let mut profile = hcx.profile().clone();
+    profile.context_limit = 300;
+    profile.max_output = 300;
+    sluice_core::Model::new(profile, hcx.tokenizer().clone())
+}
+
+#[test]
+fn conversation_pins_a_system_message_added_later_and_forgets_what_it_dropped() {
+    let model = small_model();
+    let mut chat = model.conversation();
+    for i in 0..20 {
+        chat.push(Message::user(format!(
+            "question {i}: what is the weather in Seoul?"
+        )));
+        chat.push(Message::assistant(format!(
+            "answer {i}: sunny and 23°C all day."
+        )));
+        if i == 3 {
+            chat.push(Message::system("From now on, answer in Korean."));
+        }
+    }
+    let trim = chat.trim(100).unwrap();
+    assert_eq!(trim, model.trim(chat.messages(), 100).unwrap());
+    let kept: Vec<String> = trim
+        .kept(chat.messages())
+        .map(|m| m.content.clone())
+        .collect();
+    assert_eq!(kept[0], "From now on, answer in Korean."); // pinned, though its turn was dropped
+    assert!(trim.report().turns_dropped > 0);
+    assert_eq!(kept.last().unwrap(), "answer 19: sunny and 23°C all day.");
+
+    chat.forget_dropped(&trim);
+    let remaining: Vec<&str> = chat.messages().iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(remaining, kept);
+    chat.push(Message::user("and tomorrow?"));
+    let again = chat.trim(100).unwrap();
+    assert_eq!(again, model.trim(chat.messages(), 100).unwrap());
+    assert_eq!(
+        contents(&again, chat.messages())[0],
+        "From now on, answer in Korean."
+    );
+}
+
+#[test]
+fn conversation_pop_and_truncate_undo_pushes() {
+    let model = small_model();
+    let mut chat = sluice_core::Conversation::with_messages(model.clone(), small());
+    chat.push(Message::system("late system"));
+    chat.push(Message::assistant("reply"));
+    assert_eq!(chat.pop().map(|m| m.content), Some("reply".to_string()));
+    assert_eq!(chat.pop().map(|m| m.role), Some(Role::System));
+    assert_eq!(chat.messages(), &small()[..]);
+    assert_eq!(chat.trim(10).unwrap(), model.trim(&small(), 10).unwrap());
+    chat.truncate(1); // only the system message: no turn left
+    assert_eq!(chat.trim(10).unwrap().report().turns_dropped, 0);
+    chat.truncate(0);
+    assert!(chat.is_empty());
+    assert_eq!(chat.trim(10), Err(TrimError::EmptyMessages));
 }
