@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_core::{Embedded, Message, Model, Profiles, TrimReport};
+use sluice_core::{CacheScope, Embedded, Message, Model, Profiles, TrimReport};
 
 use crate::batch::{self, LineError, open_input, progress_bar};
 
@@ -245,8 +245,17 @@ impl Job<'_> {
     }
 }
 
+/// Messages each worker thread remembers the count of: enough for the recent
+/// lines it handled (a history and its continuations are usually neighbours).
+const COUNTS_PER_THREAD: usize = 32_768;
+
+/// The profiles, with `--profiles` and `--tokenizer` applied. Their models keep
+/// one count cache per worker thread, so that workers share no memory they write
+/// (see `sluice_core::CacheScope` for what it costs and saves).
 fn load_profiles(args: &ModelArgs) -> anyhow::Result<Profiles> {
-    let mut profiles = Profiles::builtin();
+    let mut profiles = Profiles::builtin().with_cache_scope(CacheScope::PerThread {
+        capacity: COUNTS_PER_THREAD,
+    });
     if let Some(path) = &args.profiles {
         profiles.load_file(path)?;
     }

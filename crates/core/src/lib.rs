@@ -61,7 +61,7 @@ pub use conversation::Conversation;
 pub use error::{BuildError, TrimError};
 pub use export::export_tokenizer_json;
 pub use message::{FunctionCall, Message, Role, ToolCall, UnknownRole};
-pub use model::{Counts, DEFAULT_CACHE_CAPACITY, Model};
+pub use model::{CacheScope, Counts, DEFAULT_CACHE_CAPACITY, Model};
 pub use profile::{ChatTemplate, ModelProfile, Profiles, TokenizerSource, builtin_profiles};
 pub use tokenizer::{Embedded, Tokenizer};
 pub use window::{MessageCounter, Trim, TrimReport, Window};

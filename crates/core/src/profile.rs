@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::BuildError;
-use crate::model::Model;
+use crate::model::{CacheScope, Model};
 use crate::tokenizer::{Embedded, Tokenizer};
 
 /// Where a profile's tokenizer comes from.
@@ -173,6 +173,7 @@ struct ProfilesFile {
 pub struct Profiles {
     profiles: BTreeMap<String, ModelProfile>,
     models: Mutex<BTreeMap<String, Model>>,
+    cache: CacheScope,
 }
 
 impl Default for Profiles {
@@ -190,7 +191,15 @@ impl Profiles {
                 .map(|p| (p.name.clone(), p))
                 .collect(),
             models: Mutex::new(BTreeMap::new()),
+            cache: CacheScope::default(),
         }
+    }
+
+    /// Where the models built from now on keep their counts (default: one cache
+    /// of [`crate::DEFAULT_CACHE_CAPACITY`] messages shared by all threads).
+    pub fn with_cache_scope(mut self, scope: CacheScope) -> Self {
+        self.cache = scope;
+        self
     }
 
     /// Adds or overrides profiles from a TOML file. Relative tokenizer paths are
@@ -342,7 +351,7 @@ impl Profiles {
             Some(t) => t,
             None => profile.tokenizer.load()?,
         };
-        let model = Model::new(profile.clone(), tokenizer);
+        let model = Model::with_cache(profile.clone(), tokenizer, self.cache);
         models.insert(profile.name.clone(), model.clone());
         Ok(model)
     }

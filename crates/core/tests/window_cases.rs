@@ -375,3 +375,56 @@ fn conversation_pop_and_truncate_undo_pushes() {
     assert!(chat.is_empty());
     assert_eq!(chat.trim(10), Err(TrimError::EmptyMessages));
 }
+
+#[test]
+fn every_cache_scope_gives_the_same_counts_on_every_thread() {
+    use sluice_core::{CacheScope, Model};
+    let hcx = Profiles::builtin().model("HCX-003").unwrap();
+    let history: Vec<Message> = (0..300)
+        .flat_map(|i| {
+            [
+                Message::user(format!(
+                    "질문 {i}: 내일 서울의 강수 예보와 미세먼지 정보를 알려줘."
+                )),
+                Message::assistant(format!(
+                    "답변 {i}: 오전에 비, 오후에 갬. Bring an umbrella."
+                )),
+            ]
+        })
+        .collect();
+    let reference = Model::with_cache(
+        hcx.profile().clone(),
+        hcx.tokenizer().clone(),
+        CacheScope::Off,
+    );
+    let want = (
+        reference.count(&history),
+        reference.trim(&history, 1024).unwrap(),
+    );
+    for scope in [
+        CacheScope::Shared { capacity: 64 },
+        CacheScope::PerThread { capacity: 64 },
+        CacheScope::PerThread { capacity: 100_000 },
+    ] {
+        let model = Model::with_cache(hcx.profile().clone(), hcx.tokenizer().clone(), scope);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for _ in 0..2 {
+                        let got = (model.count(&history), model.trim(&history, 1024).unwrap());
+                        assert_eq!(got, want, "{scope:?}");
+                    }
+                });
+            }
+        });
+    }
+    let profiles = Profiles::builtin().with_cache_scope(CacheScope::PerThread { capacity: 8 });
+    assert_eq!(
+        profiles
+            .model("HCX-003")
+            .unwrap()
+            .trim(&history, 1024)
+            .unwrap(),
+        want.1
+    );
+}
