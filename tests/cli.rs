@@ -147,8 +147,13 @@ fn batch_output_is_the_same_on_one_and_many_threads() {
     }
     let one = sluice(&["trim", "--jsonl", "--threads", "1"], &input);
     let many = sluice(&["trim", "--jsonl", "--threads", "4"], &input);
-    assert!(one.status.success() && many.status.success());
+    let uncached = sluice(
+        &["trim", "--jsonl", "--threads", "3", "--cache", "0"],
+        &input,
+    );
+    assert!(one.status.success() && many.status.success() && uncached.status.success());
     assert_eq!(one.stdout, many.stdout);
+    assert_eq!(one.stdout, uncached.stdout);
     let ids: Vec<u64> = String::from_utf8(one.stdout)
         .unwrap()
         .lines()
