@@ -13,12 +13,15 @@ const UNCOUNTED: u32 = u32::MAX;
 ///
 /// [`Model::trim`] takes any slice of messages, so it reads every message's role
 /// once (system messages are pinned wherever they are) and finds earlier counts by
-/// hashing each kept message into the model's shared cache. A `Conversation` owns
+/// hashing each kept message into the model's count cache. A `Conversation` owns
 /// its messages and keeps, as they are added, where the system messages and turns
 /// are and the count of every message it has counted. Re-trimming after a new turn
 /// then tokenizes only the new messages and reads nothing but the messages it
 /// keeps, however long the conversation has become. The result is always the same
 /// as [`Model::trim`] on [`Conversation::messages`] (a tested property).
+///
+/// Messages cannot be edited in place, since their counts are remembered: to
+/// change one, [`Conversation::truncate`] to it and push again.
 ///
 /// ```
 /// use sluice_core::{Conversation, Message, Profiles};
