@@ -140,6 +140,9 @@ pub fn progress_bar(len: Option<u64>) -> ProgressBar {
 ///   records where lines end (memchr). Reading each line into a buffer of its own
 ///   cost it ~9% of the workers' time (copies, allocations, page faults), which
 ///   would have capped the speed-up near 10x however many cores there are.
+/// - Lines are checked for UTF-8 with `simdutf8` (vector instructions chosen at
+///   run time): `std::str::from_utf8` took 6.5% of a worker's time on mostly
+///   Korean text; the whole batch got ~9% faster on one thread.
 pub fn stream<T: Send>(
     reader: impl Read + Send,
     out: impl Write + Send,
@@ -159,7 +162,7 @@ pub fn stream<T: Send>(
             let chunk = chunk.context("cannot read input")?;
             let results: Vec<(String, T)> = (0..chunk.ends.len())
                 .into_par_iter()
-                .map(|i| match std::str::from_utf8(chunk.line(i)) {
+                .map(|i| match simdutf8::basic::from_utf8(chunk.line(i)) {
                     Ok(text) => process(Ok(text.trim_end_matches(['\n', '\r']))),
                     Err(_) => process(Err(LineError {
                         code: "40000",
