@@ -135,40 +135,27 @@ fn grow(
 ) -> Result<serde_json::Value> {
     let max_tokens = manifest.grow_max_tokens;
     let model = Model::new(profile.clone(), tokenizer.clone());
-    let mut messages = base.to_vec();
+    // The history grows in a `Conversation` either way (untimed); `Model::trim`
+    // gets it as a slice, so it never sees the conversation's remembered counts.
     let mut chat = Conversation::with_messages(model.clone(), base.to_vec());
-    match mode {
-        GrowMode::Trim => model.trim(&messages, max_tokens).map(drop)?,
-        GrowMode::Conversation => chat.trim(max_tokens).map(drop)?,
-    }
+    let trim = |chat: &mut Conversation| match mode {
+        GrowMode::Trim => model.trim(chat.messages(), max_tokens),
+        GrowMode::Conversation => chat.trim(max_tokens),
+    };
+    trim(&mut chat)?;
     let mut samples = Vec::with_capacity(turns.len());
     let mut checkpoints = Vec::new();
     for (step, turn) in turns.iter().enumerate() {
-        let (trim, elapsed) = match mode {
-            GrowMode::Trim => {
-                messages.extend(turn.iter().cloned());
-                let t = Instant::now();
-                let trim = model.trim(&messages, max_tokens);
-                (trim, t.elapsed())
-            }
-            GrowMode::Conversation => {
-                chat.extend(turn.iter().cloned());
-                let t = Instant::now();
-                let trim = chat.trim(max_tokens);
-                (trim, t.elapsed())
-            }
-        };
-        samples.push(elapsed.as_nanos() as u64);
-        let trim = trim?;
+        chat.extend(turn.iter().cloned());
+        let t = Instant::now();
+        let result = trim(&mut chat);
+        samples.push(t.elapsed().as_nanos() as u64);
+        let result = result?;
         if (step + 1) % manifest.grow_checkpoint == 0 || step + 1 == turns.len() {
-            let all = match mode {
-                GrowMode::Trim => &messages[..],
-                GrowMode::Conversation => chat.messages(),
-            };
             checkpoints.push(json!({
                 "turns": step + 1,
-                "kept": kept_indices(&trim, all),
-                "tokensAfter": trim.report().tokens_after,
+                "kept": kept_indices(&result, chat.messages()),
+                "tokensAfter": result.report().tokens_after,
             }));
         }
     }

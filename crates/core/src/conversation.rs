@@ -128,15 +128,13 @@ impl Conversation {
         if trim.report().messages_dropped == 0 {
             return;
         }
-        let keep: Vec<bool> = (0..self.messages.len())
-            .map(|i| trim.is_kept(i, &self.messages))
-            .collect();
-        let mut flags = keep.iter();
-        self.messages
-            .retain(|_| *flags.next().expect("one flag per message"));
-        let mut flags = keep.iter();
-        self.counts
-            .retain(|_| *flags.next().expect("one flag per count"));
+        let mut i = 0;
+        let messages = &self.messages;
+        self.counts.retain(|_| {
+            i += 1;
+            trim.is_kept(i - 1, messages)
+        });
+        self.messages = trim.apply(std::mem::take(&mut self.messages));
         self.layout = Layout::of(&self.messages);
     }
 
@@ -158,10 +156,8 @@ impl Conversation {
                     // Counting stops once `budget` is passed: only full counts are
                     // remembered.
                     let n = model.message_tokens(&messages[i], budget)?;
-                    if let Ok(small) = u32::try_from(n) {
-                        if small != UNCOUNTED {
-                            counts[i] = small;
-                        }
+                    if let Some(small) = u32::try_from(n).ok().filter(|&c| c != UNCOUNTED) {
+                        counts[i] = small;
                     }
                     Some(n)
                 }

@@ -1,10 +1,9 @@
 //! A model: a profile bound to its loaded tokenizer and a count cache.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
-
-use std::cell::RefCell;
 
 use quick_cache::{sync, unsync};
 use thread_local::ThreadLocal;
