@@ -1,0 +1,152 @@
+-- sluice practice store, version 1 (SQLite). Times are RFC 3339 UTC text written
+-- by sluice; JSON columns are text. The PostgreSQL schema mirrors this one.
+CREATE TABLE users (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE api_keys (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key_hash    TEXT NOT NULL UNIQUE,
+    prefix      TEXT NOT NULL,
+    label       TEXT,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+CREATE TABLE classes (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    name           TEXT NOT NULL,
+    primary_model  TEXT NOT NULL,
+    created_at     TEXT NOT NULL
+);
+CREATE TABLE class_members (
+    class_id  INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    user_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    role      TEXT NOT NULL CHECK (role IN ('instructor', 'student')),
+    PRIMARY KEY (class_id, user_id)
+);
+CREATE INDEX class_members_user ON class_members(user_id);
+CREATE TABLE class_models (
+    class_id    INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    model_name  TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    PRIMARY KEY (class_id, model_name)
+);
+CREATE TABLE agents (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner_id           INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    class_id           INTEGER REFERENCES classes(id) ON DELETE SET NULL,
+    name               TEXT NOT NULL,
+    instructions       TEXT NOT NULL,
+    model_name         TEXT,
+    style_preset       TEXT,
+    style_params       TEXT,
+    generation_params  TEXT,
+    created_at         TEXT NOT NULL,
+    updated_at         TEXT NOT NULL
+);
+CREATE INDEX agents_owner ON agents(owner_id);
+CREATE TABLE projects (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    class_id     INTEGER REFERENCES classes(id) ON DELETE SET NULL,
+    name         TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX projects_owner ON projects(owner_id);
+CREATE TABLE knowledge_bases (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    class_id     INTEGER REFERENCES classes(id) ON DELETE SET NULL,
+    name         TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX knowledge_bases_owner ON knowledge_bases(owner_id);
+CREATE TABLE documents (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    knowledge_id  INTEGER NOT NULL REFERENCES knowledge_bases(id) ON DELETE CASCADE,
+    title         TEXT NOT NULL,
+    format        TEXT NOT NULL,
+    bytes         INTEGER NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX documents_knowledge ON documents(knowledge_id);
+CREATE TABLE passages (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id   INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    knowledge_id  INTEGER NOT NULL,
+    position      INTEGER NOT NULL,
+    text          TEXT NOT NULL,
+    term_count    INTEGER NOT NULL
+);
+CREATE INDEX passages_document ON passages(document_id);
+CREATE INDEX passages_knowledge ON passages(knowledge_id);
+CREATE TABLE passage_terms (
+    knowledge_id  INTEGER NOT NULL,
+    term          TEXT NOT NULL,
+    passage_id    INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
+    tf            INTEGER NOT NULL,
+    PRIMARY KEY (knowledge_id, term, passage_id)
+);
+CREATE INDEX passage_terms_passage ON passage_terms(passage_id);
+CREATE TABLE few_shot_examples (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    class_id    INTEGER REFERENCES classes(id) ON DELETE SET NULL,
+    input       TEXT NOT NULL,
+    output      TEXT NOT NULL,
+    note        TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX few_shot_examples_owner ON few_shot_examples(owner_id);
+CREATE TABLE sessions (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id        INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    class_id       INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    project_id     INTEGER REFERENCES projects(id) ON DELETE SET NULL,
+    agent_id       INTEGER REFERENCES agents(id) ON DELETE SET NULL,
+    title          TEXT,
+    knowledge_ids  TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+);
+CREATE INDEX sessions_user ON sessions(user_id, id);
+CREATE TABLE session_models (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    model_name  TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    UNIQUE (session_id, model_name)
+);
+CREATE TABLE turns (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id   INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    prompt_text  TEXT NOT NULL,
+    settings     TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    UNIQUE (session_id, position)
+);
+CREATE TABLE results (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    turn_id            INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+    session_model_id   INTEGER NOT NULL REFERENCES session_models(id) ON DELETE CASCADE,
+    model_name         TEXT NOT NULL,
+    is_primary         BOOLEAN NOT NULL,
+    response_text      TEXT,
+    error              TEXT,
+    token_usage        TEXT NOT NULL,
+    latency_ms         INTEGER NOT NULL,
+    generation_params  TEXT NOT NULL,
+    request            TEXT NOT NULL,
+    finish_reason      TEXT,
+    upstream_id        TEXT,
+    created_at         TEXT NOT NULL
+);
+CREATE INDEX results_turn ON results(turn_id);

@@ -1,0 +1,91 @@
+//! What can go wrong, split the way a client has to react: bad input (422 with
+//! the field's location, or 400), who you are (401), what you may use (403),
+//! what does not exist or is not yours (404, the same for both), and failures of
+//! the store itself, which are never the client's fault.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// One invalid field, in the shape FastAPI (pydantic) reports it:
+/// `{"loc":["body","generation_params","temperature"],"msg":"...","type":"less_than_equal"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    /// Where: `"body"`/`"query"`/`"path"`, then keys and list indices.
+    pub loc: Vec<Value>,
+    /// What is wrong, in words.
+    pub msg: String,
+    /// pydantic's error type (`missing`, `int_type`, `greater_than_equal`, ...).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+impl FieldError {
+    /// An error at `loc`.
+    pub fn new(loc: Vec<Value>, kind: &'static str, msg: impl Into<String>) -> Self {
+        Self {
+            loc,
+            msg: msg.into(),
+            kind,
+        }
+    }
+}
+
+/// An error of a practice operation.
+#[derive(Debug, thiserror::Error)]
+pub enum PracticeError {
+    /// The request is malformed: every invalid field (422).
+    #[error("invalid request: {}", .0.iter().map(|e| e.msg.as_str()).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    /// Well-formed but cannot be served, e.g. a model the class does not allow (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No key, an unknown key or a revoked one (401).
+    #[error("invalid or missing API key")]
+    Unauthorized,
+    /// The user may not use this class or object (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The object does not exist or the user may not see it: never said which (404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A name that must be unique is taken (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// An upload or field is larger than allowed (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Every model of a run failed; each one's error is in the list (502).
+    #[error("every model failed")]
+    AllModelsFailed(Vec<Value>),
+    /// The database failed. Internal: logged, not shown to clients.
+    #[error("store: {0}")]
+    Store(#[from] sqlx::Error),
+    /// Stored data that cannot be read back (a bug or a hand-edited database).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+impl PracticeError {
+    /// The HTTP status the original API answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Validation(_) => 422,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::TooLarge(_) => 413,
+            Self::AllModelsFailed(_) => 502,
+            Self::Store(_) | Self::Corrupt(_) => 500,
+        }
+    }
+
+    /// A validation error for one field.
+    pub fn field(loc: Vec<Value>, kind: &'static str, msg: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(loc, kind, msg)])
+    }
+}
+
+/// A result of a practice operation.
+pub type Result<T, E = PracticeError> = std::result::Result<T, E>;

@@ -1,0 +1,33 @@
+//! sluice-practice: practice sessions — one prompt, built from an agent, a style
+//! preset, few-shot examples and retrieved knowledge, checked by the router,
+//! trimmed per model and sent to several chat models at once; every answer is
+//! stored.
+//!
+//! This crate is async (tokio) but knows no HTTP server: `sluice-http` maps the
+//! `/user/practice/...` routes onto it.
+//!
+//! - [`Store`] is one API over two databases: a SQLite file (the zero set-up
+//!   default) and PostgreSQL (for several server replicas), with versioned
+//!   migrations. It holds users and their API keys (hashed), classes, agents,
+//!   projects, knowledge bases, few-shot examples and sessions.
+//! - [`retrieval`] splits documents into passages and ranks them with BM25 over
+//!   terms that work for Korean without a model (character bigrams for Hangul
+//!   runs, Latin words whole); the scores are computed here, so both databases
+//!   rank identically.
+//! - [`provider`] calls OpenAI-compatible and CLOVA Studio v3 chat completions,
+//!   with retries, deadlines and streaming.
+
+mod error;
+pub mod provider;
+mod request;
+pub mod retrieval;
+mod store;
+pub mod validate;
+
+pub use error::{FieldError, PracticeError};
+pub use request::{
+    FORMATS, GenerationParams, LENGTH_PRESETS, RunRequest, STYLE_PRESETS, StyleParams, parse_agent,
+    parse_few_shot, parse_knowledge, parse_project,
+};
+pub use store::*;
+pub use store::{Page, PageRequest};

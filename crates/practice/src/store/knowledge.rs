@@ -1,0 +1,470 @@
+//! Knowledge bases: documents split into passages, indexed by terms, searched
+//! with BM25. Scores are computed here from integer statistics the database
+//! returns, summed in a fixed order, so SQLite and PostgreSQL rank identically.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use super::library::{Object, VISIBLE};
+use super::{Page, PageRequest, Store, now, on_pool, placeholders, write_tx};
+use crate::error::{PracticeError, Result};
+use crate::retrieval::{self, Bm25, DocumentFormat};
+
+/// Largest document upload, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Passages are at most this many tokens (cl100k), so a handful fit any prompt.
+pub const PASSAGE_TOKENS: usize = 200;
+
+/// A knowledge base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KnowledgeBase {
+    /// Id.
+    pub id: i64,
+    /// Owner.
+    pub owner_id: i64,
+    /// The class it is shared with, if any.
+    pub class_id: Option<i64>,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// When it was made.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// The fields of a knowledge base.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnowledgeInput {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Share with this class.
+    pub class_id: Option<i64>,
+}
+
+/// A document of a knowledge base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Document {
+    /// Id.
+    pub id: i64,
+    /// Its knowledge base.
+    pub knowledge_id: i64,
+    /// Title: the file name, or the JSONL line's title.
+    pub title: String,
+    /// `text`, `markdown` or `jsonl`.
+    pub format: String,
+    /// Size of its text in bytes.
+    pub bytes: i64,
+    /// How many passages it was split into.
+    pub passages: i64,
+    /// When it was uploaded.
+    pub created_at: String,
+}
+
+/// A passage, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Passage {
+    /// Id.
+    pub id: i64,
+    /// Its document.
+    pub document_id: i64,
+    /// Its knowledge base.
+    pub knowledge_id: i64,
+    /// Text.
+    pub text: String,
+}
+
+/// A passage found by [`Store::search`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    /// The passage.
+    pub passage: Passage,
+    /// Its BM25 score (higher is better).
+    pub score: f64,
+}
+
+impl Object for KnowledgeBase {
+    const TABLE: &'static str = "knowledge_bases";
+    const NOUN: &'static str = "knowledge base";
+    const COLUMNS: &'static str =
+        "id, owner_id, class_id, name, description, created_at, updated_at";
+    type Row = (i64, i64, Option<i64>, String, String, String, String);
+    fn from_row(r: Self::Row) -> Result<Self> {
+        Ok(Self {
+            id: r.0,
+            owner_id: r.1,
+            class_id: r.2,
+            name: r.3,
+            description: r.4,
+            created_at: r.5,
+            updated_at: r.6,
+        })
+    }
+}
+
+/// The tokenizer passages are measured with. Loaded once: it takes tens of
+/// milliseconds.
+fn passage_tokens(text: &str) -> usize {
+    static TOKENIZER: OnceLock<sluice_core::Tokenizer> = OnceLock::new();
+    TOKENIZER
+        .get_or_init(|| sluice_core::Embedded::Cl100kBase.tokenizer())
+        .count(text)
+}
+
+impl Store {
+    /// Makes a knowledge base owned by `user_id`.
+    pub async fn create_knowledge(&self, user_id: i64, input: &KnowledgeInput) -> Result<KnowledgeBase> {
+        self.check_share(user_id, input.class_id).await?;
+        let at = now();
+        let id: i64 = on_pool!(self, pool => sqlx::query_scalar(
+            "INSERT INTO knowledge_bases (owner_id, class_id, name, description, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(input.class_id)
+        .bind(&input.name)
+        .bind(&input.description)
+        .bind(&at)
+        .fetch_one(pool)
+        .await?);
+        self.visible(user_id, id).await
+    }
+
+    /// A knowledge base the user may see.
+    pub async fn knowledge(&self, user_id: i64, id: i64) -> Result<KnowledgeBase> {
+        self.visible(user_id, id).await
+    }
+
+    /// The knowledge bases the user sees, newest first.
+    pub async fn list_knowledge(&self, user_id: i64, page: PageRequest) -> Result<Page<KnowledgeBase>> {
+        self.list_visible(user_id, page).await
+    }
+
+    /// Deletes a knowledge base with its documents and passages.
+    pub async fn delete_knowledge(&self, user_id: i64, id: i64) -> Result<()> {
+        // Terms carry no foreign key to the base (they are keyed for search),
+        // so they go explicitly, in the same transaction.
+        self.visible::<KnowledgeBase>(user_id, id).await?;
+        self.delete_object::<KnowledgeBase>(user_id, id).await?;
+        on_pool!(self, pool => sqlx::query("DELETE FROM passage_terms WHERE knowledge_id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    /// Parses an uploaded file (`.txt`, `.md`, `.jsonl`; `format` overrides the
+    /// extension), splits it into passages, indexes them and stores it all in
+    /// one transaction. A JSONL file gives one document per line.
+    pub async fn add_document(
+        &self,
+        user_id: i64,
+        knowledge_id: i64,
+        file_name: &str,
+        format: Option<DocumentFormat>,
+        bytes: &[u8],
+    ) -> Result<Vec<Document>> {
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(PracticeError::TooLarge(format!(
+                "a document is at most {MAX_DOCUMENT_BYTES} bytes (got {})",
+                bytes.len()
+            )));
+        }
+        // Only the owner or the class's instructor may add to a base.
+        self.visible::<KnowledgeBase>(user_id, knowledge_id).await?;
+        let writable: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT id FROM knowledge_bases WHERE id = $2 AND (owner_id = $1 OR class_id IN \
+             (SELECT class_id FROM class_members WHERE user_id = $1 AND role = 'instructor'))",
+        )
+        .bind(user_id)
+        .bind(knowledge_id)
+        .fetch_optional(pool)
+        .await?);
+        if writable.is_none() {
+            return Err(PracticeError::Forbidden(
+                "only the owner or the class's instructor may add documents".into(),
+            ));
+        }
+        let format = match format.or_else(|| DocumentFormat::from_file_name(file_name)) {
+            Some(f) => f,
+            None => {
+                return Err(PracticeError::BadRequest(format!(
+                    "cannot tell the format of {file_name:?}: use a .txt, .md or .jsonl file, or give the format"
+                )));
+            }
+        };
+        let parsed = retrieval::parse_document(file_name, Some(format), bytes)
+            .map_err(|e| PracticeError::BadRequest(e.to_string()))?;
+        // Split and index before the transaction: it is CPU work, and the
+        // write lock should be held only for the writes.
+        let documents: Vec<_> = parsed
+            .into_iter()
+            .map(|doc| {
+                let passages: Vec<_> = retrieval::split_passages(&doc.text, PASSAGE_TOKENS, &passage_tokens)
+                    .into_iter()
+                    .map(|text| {
+                        let (terms, count) = retrieval::term_frequencies(&text);
+                        (text, terms, count)
+                    })
+                    .collect();
+                (doc, passages)
+            })
+            .collect();
+        let at = now();
+        let ids = write_tx!(self, tx => {
+            let mut ids = Vec::with_capacity(documents.len());
+            for (doc, passages) in &documents {
+                let document_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO documents (knowledge_id, title, format, bytes, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(knowledge_id)
+                .bind(&doc.title)
+                .bind(format.as_str())
+                .bind(doc.text.len() as i64)
+                .bind(&at)
+                .fetch_one(&mut *tx)
+                .await?;
+                for (position, (text, terms, count)) in passages.iter().enumerate() {
+                    let passage_id: i64 = sqlx::query_scalar(
+                        "INSERT INTO passages (document_id, knowledge_id, position, text, term_count) \
+                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    )
+                    .bind(document_id)
+                    .bind(knowledge_id)
+                    .bind(position as i64)
+                    .bind(text)
+                    .bind(i64::from(*count))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    // Many rows per statement: one round trip per ~100 terms.
+                    for chunk in terms.chunks(100) {
+                        let values = (0..chunk.len())
+                            .map(|i| format!("($1, $2, ${}, ${})", 3 + 2 * i, 4 + 2 * i))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let sql = format!(
+                            "INSERT INTO passage_terms (knowledge_id, passage_id, term, tf) VALUES {values}"
+                        );
+                        let mut query = sqlx::query(&sql).bind(knowledge_id).bind(passage_id);
+                        for (term, tf) in chunk {
+                            query = query.bind(term.as_str()).bind(i64::from(*tf));
+                        }
+                        query.execute(&mut *tx).await?;
+                    }
+                }
+                sqlx::query("UPDATE knowledge_bases SET updated_at = $2 WHERE id = $1")
+                    .bind(knowledge_id)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                ids.push(document_id);
+            }
+            ids
+        });
+        let mut stored = Vec::with_capacity(ids.len());
+        for id in ids {
+            stored.push(self.document(user_id, id).await?);
+        }
+        Ok(stored)
+    }
+
+    /// A document the user may see.
+    pub async fn document(&self, user_id: i64, document_id: i64) -> Result<Document> {
+        let sql = format!(
+            "SELECT d.id, d.knowledge_id, d.title, d.format, d.bytes, d.created_at, \
+             (SELECT COUNT(*) FROM passages p WHERE p.document_id = d.id) \
+             FROM documents d WHERE d.id = $2 AND d.knowledge_id IN \
+             (SELECT id FROM knowledge_bases WHERE {VISIBLE})"
+        );
+        let row: Option<DocumentRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(document_id)
+            .fetch_optional(pool)
+            .await?);
+        row.map(document_from_row)
+            .ok_or(PracticeError::NotFound("document"))
+    }
+
+    /// The documents of a knowledge base the user may see, newest first.
+    pub async fn list_documents(
+        &self,
+        user_id: i64,
+        knowledge_id: i64,
+        page: PageRequest,
+    ) -> Result<Page<Document>> {
+        self.visible::<KnowledgeBase>(user_id, knowledge_id).await?;
+        let sql = "SELECT d.id, d.knowledge_id, d.title, d.format, d.bytes, d.created_at, \
+             (SELECT COUNT(*) FROM passages p WHERE p.document_id = d.id) \
+             FROM documents d WHERE d.knowledge_id = $1 ORDER BY d.id DESC LIMIT $2 OFFSET $3";
+        let (rows, total): (Vec<DocumentRow>, i64) = on_pool!(self, pool => (
+            sqlx::query_as(sql)
+                .bind(knowledge_id)
+                .bind(page.size)
+                .bind(page.offset())
+                .fetch_all(pool)
+                .await?,
+            sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE knowledge_id = $1")
+                .bind(knowledge_id)
+                .fetch_one(pool)
+                .await?,
+        ));
+        Ok(Page {
+            items: rows.into_iter().map(document_from_row).collect(),
+            total,
+            page: page.page,
+            size: page.size,
+        })
+    }
+
+    /// Deletes a document and its passages.
+    pub async fn delete_document(&self, user_id: i64, document_id: i64) -> Result<()> {
+        let document = self.document(user_id, document_id).await?;
+        let kb: KnowledgeBase = self.visible(user_id, document.knowledge_id).await?;
+        let instructor = match kb.class_id {
+            Some(class_id) => {
+                self.role_in(class_id, user_id).await? == Some(super::ClassRole::Instructor)
+            }
+            None => false,
+        };
+        if kb.owner_id != user_id && !instructor {
+            return Err(PracticeError::Forbidden(
+                "only the owner or the class's instructor may delete documents".into(),
+            ));
+        }
+        write_tx!(self, tx => {
+            sqlx::query(
+                "DELETE FROM passage_terms WHERE passage_id IN \
+                 (SELECT id FROM passages WHERE document_id = $1)",
+            )
+            .bind(document_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM documents WHERE id = $1")
+                .bind(document_id)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The `k` passages of the given knowledge bases that best match `query`
+    /// (BM25, k1 1.2, b 0.75), best first; ties go to the older passage. Every
+    /// base must be visible to the user (else 404).
+    pub async fn search(
+        &self,
+        user_id: i64,
+        knowledge_ids: &[i64],
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        for &id in knowledge_ids {
+            self.visible::<KnowledgeBase>(user_id, id).await?;
+        }
+        self.search_unchecked(knowledge_ids, query, k).await
+    }
+
+    /// [`Store::search`] without the visibility check (for callers that did it).
+    pub(crate) async fn search_unchecked(
+        &self,
+        knowledge_ids: &[i64],
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<SearchHit>> {
+        let mut terms = retrieval::terms(query);
+        terms.sort_unstable();
+        terms.dedup();
+        if knowledge_ids.is_empty() || terms.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        let kb_list = placeholders(1, knowledge_ids.len());
+        let stats_sql = format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(term_count), 0) AS BIGINT) FROM passages WHERE knowledge_id IN ({kb_list})"
+        );
+        let term_list = placeholders(knowledge_ids.len() + 1, terms.len());
+        let postings_sql = format!(
+            "SELECT t.term, t.passage_id, t.tf, p.term_count FROM passage_terms t \
+             JOIN passages p ON p.id = t.passage_id \
+             WHERE t.knowledge_id IN ({kb_list}) AND t.term IN ({term_list})"
+        );
+        let ((n_docs, total_len), mut postings): ((i64, i64), Vec<(String, i64, i64, i64)>) =
+            on_pool!(self, pool => {
+                let mut stats = sqlx::query_as(&stats_sql);
+                let mut postings = sqlx::query_as(&postings_sql);
+                for id in knowledge_ids {
+                    stats = stats.bind(*id);
+                    postings = postings.bind(*id);
+                }
+                for term in &terms {
+                    postings = postings.bind(term.as_str());
+                }
+                (stats.fetch_one(pool).await?, postings.fetch_all(pool).await?)
+            });
+        if n_docs == 0 || postings.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A fixed summation order makes the floating-point scores identical
+        // whatever order the database returned the rows in.
+        postings.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        let mut df: HashMap<&str, u64> = HashMap::new();
+        for (term, ..) in &postings {
+            *df.entry(term.as_str()).or_default() += 1;
+        }
+        let bm25 = Bm25::default();
+        let n = n_docs as u64;
+        let avg_len = total_len as f64 / n_docs as f64;
+        let mut scores: Vec<(i64, f64)> = Vec::new();
+        for (term, passage_id, tf, len) in &postings {
+            let s = bm25.term_score(*tf as u32, df[term.as_str()], n, *len as u32, avg_len);
+            match scores.last_mut() {
+                Some((id, score)) if id == passage_id => *score += s,
+                _ => scores.push((*passage_id, s)),
+            }
+        }
+        scores.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scores.truncate(k);
+        let ids: Vec<i64> = scores.iter().map(|(id, _)| *id).collect();
+        let sql = format!(
+            "SELECT id, document_id, knowledge_id, text FROM passages WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let rows: Vec<(i64, i64, i64, String)> = on_pool!(self, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for id in &ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?
+        });
+        let mut by_id: HashMap<i64, Passage> = rows
+            .into_iter()
+            .map(|(id, document_id, knowledge_id, text)| {
+                (id, Passage { id, document_id, knowledge_id, text })
+            })
+            .collect();
+        Ok(scores
+            .into_iter()
+            .filter_map(|(id, score)| Some(SearchHit { passage: by_id.remove(&id)?, score }))
+            .collect())
+    }
+}
+
+type DocumentRow = (i64, i64, String, String, i64, String, i64);
+
+fn document_from_row(r: DocumentRow) -> Document {
+    Document {
+        id: r.0,
+        knowledge_id: r.1,
+        title: r.2,
+        format: r.3,
+        bytes: r.4,
+        created_at: r.5,
+        passages: r.6,
+    }
+}

@@ -1,0 +1,404 @@
+//! Request validation with FastAPI's (pydantic's) error shape: every invalid
+//! field is reported at once, each with its location, message and type, and an
+//! unknown field is an error (`extra_forbidden`), as in the original API.
+
+use serde_json::{Map, Value};
+
+use crate::error::{FieldError, PracticeError, Result};
+
+/// A location: `["body", "generation_params", "temperature"]`.
+pub type Loc = Vec<Value>;
+
+/// `loc` with `key` appended.
+pub fn at(loc: &[Value], key: impl Into<Value>) -> Loc {
+    let mut loc = loc.to_vec();
+    loc.push(key.into());
+    loc
+}
+
+/// Collects the errors of one request.
+#[derive(Debug, Default)]
+pub struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    /// A checker with no errors.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records an error.
+    pub fn error(&mut self, loc: Loc, kind: &'static str, msg: impl Into<String>) {
+        self.errors.push(FieldError::new(loc, kind, msg));
+    }
+
+    /// True if nothing is wrong so far.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// `Ok` if nothing was wrong, else every error (422).
+    pub fn finish(self) -> Result<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PracticeError::Validation(self.errors))
+        }
+    }
+
+    /// `value` as an object; records `model_attributes_type` otherwise.
+    pub fn object<'v>(&mut self, value: &'v Value, loc: &[Value]) -> Option<&'v Map<String, Value>> {
+        match value {
+            Value::Object(map) => Some(map),
+            _ => {
+                self.error(
+                    loc.to_vec(),
+                    "model_attributes_type",
+                    "Input should be a valid dictionary or object to extract fields from",
+                );
+                None
+            }
+        }
+    }
+
+    /// Records `extra_forbidden` for every key not in `allowed`.
+    pub fn no_unknown(&mut self, map: &Map<String, Value>, allowed: &[&str], loc: &[Value]) {
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                self.error(at(loc, key.as_str()), "extra_forbidden", "Extra inputs are not permitted");
+            }
+        }
+    }
+
+    /// Records `missing` if `value` is `None`.
+    pub fn required<T>(&mut self, value: Option<T>, present: bool, loc: Loc) -> Option<T> {
+        if value.is_none() && !present {
+            self.error(loc, "missing", "Field required");
+        }
+        value
+    }
+
+    /// An optional string of `min..=max` characters (after trimming when `trim`).
+    pub fn string(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        loc: &[Value],
+        chars: std::ops::RangeInclusive<usize>,
+        trim: bool,
+    ) -> Option<String> {
+        let value = map.get(key)?;
+        let loc = at(loc, key);
+        match value {
+            Value::Null => None,
+            Value::String(s) => {
+                let s = if trim { s.trim() } else { s.as_str() };
+                let n = s.chars().count();
+                if n < *chars.start() {
+                    let (min, plural) = plural(*chars.start());
+                    self.error(loc, "string_too_short", format!("String should have at least {min} character{plural}"));
+                    None
+                } else if n > *chars.end() {
+                    let (max, plural) = plural(*chars.end());
+                    self.error(loc, "string_too_long", format!("String should have at most {max} character{plural}"));
+                    None
+                } else {
+                    Some(s.to_string())
+                }
+            }
+            _ => {
+                self.error(loc, "string_type", "Input should be a valid string");
+                None
+            }
+        }
+    }
+
+    /// An optional integer ≥ `min` (`1.0` counts as 1, `"1"` does not).
+    pub fn int(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value], min: i64, max: i64) -> Option<i64> {
+        let value = map.get(key)?;
+        self.int_value(value, at(loc, key), min, max)
+    }
+
+    /// `value` as an integer in `min..=max`; `null` is `None`.
+    pub fn int_value(&mut self, value: &Value, loc: Loc, min: i64, max: i64) -> Option<i64> {
+        let n = match value {
+            Value::Null => return None,
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
+            _ => None,
+        };
+        let Some(n) = n else {
+            let (kind, msg) = match value {
+                Value::Number(_) => ("int_from_float", "Input should be a valid integer, got a number with a fractional part"),
+                _ => ("int_type", "Input should be a valid integer"),
+            };
+            self.error(loc, kind, msg);
+            return None;
+        };
+        self.in_range(n, loc, min, max)
+    }
+
+    /// An optional number in `min..=max`.
+    pub fn float(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value], min: f64, max: f64) -> Option<f64> {
+        let loc = at(loc, key);
+        match map.get(key)? {
+            Value::Null => None,
+            Value::Number(n) => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f < min {
+                    self.error(loc, "greater_than_equal", format!("Input should be greater than or equal to {}", num(min)));
+                    None
+                } else if f > max {
+                    self.error(loc, "less_than_equal", format!("Input should be less than or equal to {}", num(max)));
+                    None
+                } else {
+                    Some(f)
+                }
+            }
+            _ => {
+                self.error(loc, "float_type", "Input should be a valid number");
+                None
+            }
+        }
+    }
+
+    /// An optional boolean.
+    pub fn boolean(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value]) -> Option<bool> {
+        match map.get(key)? {
+            Value::Null => None,
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.error(at(loc, key), "bool_type", "Input should be a valid boolean");
+                None
+            }
+        }
+    }
+
+    /// An optional string from a fixed set.
+    pub fn choice(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value], options: &[&'static str]) -> Option<&'static str> {
+        let value = map.get(key)?;
+        let loc = at(loc, key);
+        if value.is_null() {
+            return None;
+        }
+        let found = value.as_str().and_then(|s| options.iter().find(|o| **o == s).copied());
+        if found.is_none() {
+            let quoted: Vec<String> = options.iter().map(|o| format!("'{o}'")).collect();
+            let list = match quoted.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                _ => quoted.join(""),
+            };
+            self.error(loc, "enum", format!("Input should be {list}"));
+        }
+        found
+    }
+
+    /// An optional list of ids ≥ 1; duplicates removed keeping the first.
+    pub fn id_list(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value]) -> Option<Vec<i64>> {
+        let items = self.list(map, key, loc)?;
+        let loc = at(loc, key);
+        let mut ids = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if item.is_null() {
+                self.error(at(&loc, i), "int_type", "Input should be a valid integer");
+                continue;
+            }
+            if let Some(id) = self.int_value(item, at(&loc, i), 1, i64::MAX) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Some(ids)
+    }
+
+    /// An optional list of non-empty strings; duplicates removed keeping the first.
+    pub fn string_list(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value], max_chars: usize) -> Option<Vec<String>> {
+        let items = self.list(map, key, loc)?;
+        let loc = at(loc, key);
+        let mut out: Vec<String> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str().map(str::trim) {
+                Some("") => self.error(at(&loc, i), "string_too_short", "String should have at least 1 character"),
+                Some(s) if s.chars().count() > max_chars => self.error(
+                    at(&loc, i),
+                    "string_too_long",
+                    format!("String should have at most {max_chars} characters"),
+                ),
+                Some(s) => {
+                    if !out.iter().any(|x| x == s) {
+                        out.push(s.to_string());
+                    }
+                }
+                None => self.error(at(&loc, i), "string_type", "Input should be a valid string"),
+            }
+        }
+        Some(out)
+    }
+
+    fn list<'v>(&mut self, map: &'v Map<String, Value>, key: &str, loc: &[Value]) -> Option<&'v Vec<Value>> {
+        match map.get(key)? {
+            Value::Null => None,
+            Value::Array(items) => Some(items),
+            _ => {
+                self.error(at(loc, key), "list_type", "Input should be a valid list");
+                None
+            }
+        }
+    }
+
+    fn in_range(&mut self, n: i64, loc: Loc, min: i64, max: i64) -> Option<i64> {
+        if n < min {
+            self.error(loc, "greater_than_equal", format!("Input should be greater than or equal to {min}"));
+            None
+        } else if n > max {
+            self.error(loc, "less_than_equal", format!("Input should be less than or equal to {max}"));
+            None
+        } else {
+            Some(n)
+        }
+    }
+}
+
+fn plural(n: usize) -> (usize, &'static str) {
+    (n, if n == 1 { "" } else { "s" })
+}
+
+/// A bound as pydantic prints it: `2` rather than `2.0`.
+fn num(f: f64) -> String {
+    if f.fract() == 0.0 { format!("{}", f as i64) } else { f.to_string() }
+}
+
+/// A query parameter that must be an integer in `min..=max` (FastAPI's checks
+/// of `class_id`, `page`, `size`).
+pub fn query_int(value: Option<&str>, name: &str, default: Option<i64>, min: i64, max: i64) -> Result<i64> {
+    let loc = vec![Value::from("query"), Value::from(name)];
+    let mut check = Checker::new();
+    let n = match value {
+        None => match default {
+            Some(d) => Some(d),
+            None => {
+                check.error(loc, "missing", "Field required");
+                None
+            }
+        },
+        Some(text) => match text.trim().parse::<i64>() {
+            Ok(n) => check.in_range(n, loc, min, max),
+            Err(_) => {
+                check.error(loc, "int_parsing", "Input should be a valid integer, unable to parse string as an integer");
+                None
+            }
+        },
+    };
+    check.finish()?;
+    Ok(n.expect("a value when there is no error"))
+}
+
+/// A path id (`/sessions/{session_id}`): an integer ≥ 1.
+pub fn path_id(value: &str, name: &str) -> Result<i64> {
+    let loc = vec![Value::from("path"), Value::from(name)];
+    let mut check = Checker::new();
+    let n = match value.parse::<i64>() {
+        Ok(n) => check.in_range(n, loc, 1, i64::MAX),
+        Err(_) => {
+            check.error(loc, "int_parsing", "Input should be a valid integer, unable to parse string as an integer");
+            None
+        }
+    };
+    check.finish()?;
+    Ok(n.expect("a value when there is no error"))
+}
+
+/// The body as JSON, or FastAPI's `json_invalid` error.
+pub fn json_body(bytes: &[u8]) -> Result<Value> {
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    serde_json::from_slice(text).map_err(|e| {
+        PracticeError::field(
+            vec![Value::from("body"), Value::from(e.column())],
+            "json_invalid",
+            format!("JSON decode error: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn errors(result: Result<()>) -> Vec<(String, &'static str)> {
+        match result {
+            Err(PracticeError::Validation(e)) => e
+                .into_iter()
+                .map(|e| (serde_json::to_string(&e.loc).unwrap(), e.kind))
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_location() {
+        let body = json!({"a": "x", "b": 0, "c": 3.5, "d": [1, "2", 0], "e": "nope", "zzz": 1});
+        let map = body.as_object().unwrap();
+        let loc = vec![Value::from("body")];
+        let mut c = Checker::new();
+        c.no_unknown(map, &["a", "b", "c", "d", "e"], &loc);
+        assert_eq!(c.int(map, "a", &loc, 1, 10), None);
+        assert_eq!(c.int(map, "b", &loc, 1, 10), None);
+        assert_eq!(c.float(map, "c", &loc, 0.0, 2.0), None);
+        assert_eq!(c.id_list(map, "d", &loc), Some(vec![1]));
+        assert_eq!(c.choice(map, "e", &loc, &["short", "long"]), None);
+        assert_eq!(
+            errors(c.finish()),
+            [
+                (r#"["body","zzz"]"#.into(), "extra_forbidden"),
+                (r#"["body","a"]"#.into(), "int_type"),
+                (r#"["body","b"]"#.into(), "greater_than_equal"),
+                (r#"["body","c"]"#.into(), "less_than_equal"),
+                (r#"["body","d",1]"#.into(), "int_type"),
+                (r#"["body","d",2]"#.into(), "greater_than_equal"),
+                (r#"["body","e"]"#.into(), "enum"),
+            ]
+        );
+    }
+
+    #[test]
+    fn lists_drop_duplicates_keeping_the_first() {
+        let body = json!({"ids": [3, 1, 3, 2, 1], "names": ["b", "a", "b"]});
+        let map = body.as_object().unwrap();
+        let mut c = Checker::new();
+        assert_eq!(c.id_list(map, "ids", &[]), Some(vec![3, 1, 2]));
+        assert_eq!(c.string_list(map, "names", &[], 10), Some(vec!["b".into(), "a".into()]));
+        assert!(c.is_ok());
+    }
+
+    #[test]
+    fn query_and_path_ints() {
+        assert_eq!(query_int(Some("3"), "class_id", None, 1, i64::MAX).unwrap(), 3);
+        assert_eq!(query_int(None, "page", Some(1), 1, i64::MAX).unwrap(), 1);
+        for bad in [Some("0"), Some("x"), None] {
+            assert!(matches!(
+                query_int(bad, "class_id", None, 1, i64::MAX),
+                Err(PracticeError::Validation(_))
+            ));
+        }
+        assert!(path_id("-1", "session_id").is_err());
+        assert_eq!(path_id("12", "session_id").unwrap(), 12);
+    }
+
+    #[test]
+    fn enum_messages_read_like_pydantic() {
+        let body = json!({"p": "fast"});
+        let mut c = Checker::new();
+        c.choice(body.as_object().unwrap(), "p", &[Value::from("body")], &["a", "b", "c"]);
+        match c.finish() {
+            Err(PracticeError::Validation(e)) => assert_eq!(e[0].msg, "Input should be 'a', 'b' or 'c'"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

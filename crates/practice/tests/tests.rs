@@ -1,0 +1,6 @@
+//! Integration tests of sluice-practice.
+
+mod backends;
+mod providers;
+mod store;
+mod support;
