@@ -39,6 +39,9 @@ pub(crate) const API: [(&str, Endpoint); 3] = [
     ),
 ];
 
+/// The least time a practice request may take: model calls with retries.
+const PRACTICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Operational endpoints: no prefix, no auth, no limits.
 pub(crate) const OPS: [&str; 3] = ["/healthz", "/metrics", "/openapi.json"];
 
@@ -95,11 +98,22 @@ pub fn app(state: AppState) -> Router {
             .layer(TimeoutLayer::new(limits.request_timeout))
             .layer(DefaultBodyLimit::max(limits.body_limit)),
     );
+    // Practice routes authenticate their own users and answer in FastAPI's
+    // shape; a run waits on model calls, so it gets a longer deadline.
+    let practice = crate::practice::routes().layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(layer_error))
+            .layer(LoadShedLayer::new())
+            .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit))
+            .layer(TimeoutLayer::new(limits.request_timeout.max(PRACTICE_TIMEOUT)))
+            .layer(DefaultBodyLimit::max(limits.body_limit)),
+    );
     let ops = Router::new()
         .route(OPS[0], get(handlers::healthz))
         .route(OPS[1], get(handlers::metrics))
         .route(OPS[2], get(handlers::openapi));
-    api.merge(ops)
+    api.merge(practice)
+        .merge(ops)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), observe))

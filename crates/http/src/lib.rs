@@ -42,6 +42,7 @@ mod handlers;
 mod metrics;
 mod middleware;
 mod openapi;
+mod practice;
 mod routers;
 mod state;
 
@@ -54,4 +55,5 @@ pub use handlers::DEFAULT_MAX_TOKENS;
 pub use metrics::Metrics;
 pub use middleware::{REQUEST_ID, RequestId};
 pub use openapi::document as openapi_document;
+pub use practice::PRACTICE_ROUTES;
 pub use state::{AppState, StateBuilder};

@@ -109,8 +109,9 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(&text).expect("hex digits and dashes")
 }
 
-/// Rejects API requests without a configured key (`40100`). With no keys
-/// configured (loopback only) every request passes. The key is never logged.
+/// Rejects API requests without a configured key or a practice user's key
+/// (`40100`). With no keys configured (loopback only) every request passes. The
+/// key is never logged.
 pub(crate) async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let keys = state.api_keys();
     if keys.is_empty() {
@@ -121,8 +122,14 @@ pub(crate) async fn auth(State(state): State<AppState>, req: Request, next: Next
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::auth::bearer);
+    let user_key = match (presented, state.practice()) {
+        (Some(key), Some(practice)) if !keys.verify(key) => {
+            matches!(practice.store().authenticate(key).await, Ok(Some(_)))
+        }
+        _ => false,
+    };
     match presented {
-        Some(key) if keys.verify(key) => next.run(req).await,
+        Some(key) if user_key || keys.verify(key) => next.run(req).await,
         Some(_) => {
             tracing::warn!("rejected: invalid API key");
             ApiError::new(Code::UNAUTHORIZED, "Unauthorized: invalid API key").into_response()

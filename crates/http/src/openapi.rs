@@ -47,6 +47,7 @@ pub fn document() -> Value {
             "responses": {"200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {"schema": {"type": "object"}}}}}
         }}),
     );
+    practice_paths(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -57,7 +58,15 @@ pub fn document() -> Value {
                 Every API path is also served under /testapp and /serviceapp."
         },
         "paths": paths,
-        "components": components(),
+        "components": {
+            let mut components = components();
+            if let (Some(schemas), Value::Object(extra)) =
+                (components["schemas"].as_object_mut(), practice_schemas())
+            {
+                schemas.extend(extra);
+            }
+            components
+        },
         "security": [{"bearer": []}, {}],
     })
 }
@@ -261,6 +270,123 @@ fn components() -> Value {
                     "reply": {"type": "integer", "description": "Tokens of the reply prefix, counted once."},
                     "total": {"type": "integer", "description": "Sum of the counts plus reply."}
                 }
+            }
+        }
+    })
+}
+
+/// The `/user/practice/...` routes, from [`crate::PRACTICE_ROUTES`]. They keep
+/// the original FastAPI conventions: plain bodies, `{"detail": ...}` errors.
+fn practice_paths(paths: &mut Map<String, Value>) {
+    for (method, path, summary, status) in crate::PRACTICE_ROUTES {
+        let mut parameters: Vec<Value> = path
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}))
+            .collect();
+        let query = |name: &str, required: bool, schema: Value| {
+            json!({"name": name, "in": "query", "required": required, "schema": schema})
+        };
+        if *path == "/user/practice/sessions/run" {
+            parameters.push(query("class_id", true, json!({"type": "integer", "minimum": 1})));
+        }
+        if *method == "GET" && !path.ends_with('}') && *path != "/user/practice/me" {
+            parameters.push(query("page", false, json!({"type": "integer", "minimum": 1, "default": 1})));
+            parameters.push(query("size", false, json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50})));
+        }
+        if *path == "/user/practice/sessions" && *method == "GET" {
+            parameters.push(query("class_id", false, json!({"type": "integer", "minimum": 1})));
+            parameters.push(query("project_id", false, json!({"type": "integer", "minimum": 1})));
+        }
+        let body = match (*method, *path) {
+            ("POST", "/user/practice/sessions/run") => Some(json!({"$ref": "#/components/schemas/PracticeRunRequest"})),
+            ("POST", p) if p.ends_with("/chat") => Some(json!({"$ref": "#/components/schemas/PracticeRunRequest"})),
+            ("POST", p) if p.ends_with("/documents") => {
+                parameters.push(query("file_name", true, json!({"type": "string"})));
+                parameters.push(query("format", false, json!({"enum": ["text", "markdown", "jsonl"]})));
+                None
+            }
+            ("POST" | "PATCH", _) => Some(json!({"type": "object"})),
+            _ => None,
+        };
+        let id = format!(
+            "practice_{}_{}",
+            method.to_lowercase(),
+            path.trim_start_matches("/user/practice/").replace(['/', '-'], "_").replace(['{', '}'], "")
+        );
+        let mut responses = json!({
+            "401": {"description": "Missing, invalid or revoked key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}},
+            "404": {"description": "Not found, or not visible to the caller", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}},
+            "422": {"description": "Validation error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationDetail"}}}}
+        });
+        let ok = if *status == 204 {
+            json!({"description": "Done"})
+        } else if path.ends_with("/run") || path.ends_with("/chat") {
+            responses["400"] = json!({"description": "Model not allowed or not configured, or the prompt blocked by the router"});
+            responses["403"] = json!({"description": "Not a member of the class"});
+            responses["502"] = json!({"description": "Every model failed; each model's error is listed"});
+            json!({"description": "The turn, stored. With Accept: text/event-stream: token, model_done and result events.",
+                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PracticeRunResponse"}},
+                               "text/event-stream": {"schema": {"type": "string"}}}})
+        } else {
+            json!({"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}})
+        };
+        responses[status.to_string()] = ok;
+        let mut op = json!({
+            "operationId": id,
+            "summary": summary,
+            "tags": ["practice"],
+            "security": [{"bearer": []}],
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if let Some(schema) = body {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+        let item = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        item[method.to_lowercase()] = op;
+    }
+}
+
+/// Schemas of the practice routes.
+pub(crate) fn practice_schemas() -> Value {
+    json!({
+        "Detail": {"type": "object", "required": ["detail"], "properties": {"detail": {}}},
+        "ValidationDetail": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "array", "items": {
+            "type": "object", "required": ["loc", "msg", "type"],
+            "properties": {"loc": {"type": "array", "items": {"type": ["string", "integer"]}}, "msg": {"type": "string"}, "type": {"type": "string"}}}}}},
+        "PracticeRunRequest": {
+            "type": "object", "additionalProperties": false, "required": ["prompt_text"],
+            "properties": {
+                "prompt_text": {"type": "string", "minLength": 1},
+                "model_names": {"type": ["array", "null"], "items": {"type": "string"}},
+                "agent_id": {"type": ["integer", "null"], "minimum": 1},
+                "project_id": {"type": ["integer", "null"], "minimum": 1, "description": "run only"},
+                "knowledge_ids": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 1}, "description": "run only"},
+                "style_preset": {"enum": ["accurate", "balanced", "creative", "custom", null],
+                    "description": "accurate: temperature 0.2, top_p 0.8, precise answers; balanced: 0.7, 0.9; creative: 1.0, 0.95, imaginative answers with alternatives; custom: from style_params and generation_params"},
+                "style_params": {"type": ["object", "null"], "additionalProperties": false, "properties": {
+                    "format": {"enum": ["plain", "markdown", "bullets", "json"]},
+                    "persona": {"type": "string"}, "hint_mode": {"type": "boolean"},
+                    "self_check": {"type": "boolean"}, "system_prompt": {"type": "string"}}},
+                "generation_params": {"type": ["object", "null"], "additionalProperties": false, "properties": {
+                    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                    "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+                    "response_length_preset": {"enum": ["short", "normal", "long", "custom"]},
+                    "max_completion_tokens": {"type": "integer", "minimum": 1},
+                    "max_tokens": {"type": "integer", "minimum": 1},
+                    "seed": {"type": "integer", "minimum": 0}}},
+                "few_shot_example_ids": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 1}}
+            }
+        },
+        "PracticeRunResponse": {
+            "type": "object", "required": ["session_id", "prompt_text", "results"],
+            "properties": {
+                "session_id": {"type": "integer"}, "prompt_text": {"type": "string"},
+                "session_title": {"type": ["string", "null"]},
+                "results": {"type": "array", "items": {"type": "object", "required": [
+                    "session_model_id", "model_name", "response_id", "prompt_text", "response_text",
+                    "created_at", "token_usage", "latency_ms", "is_primary", "generation_params"]}}
             }
         }
     })

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::path::PathBuf;
 
 use sluice_core::Profiles;
+use sluice_practice::Practice;
 use sluice_router::RouterStore;
 
 use crate::auth::ApiKeys;
@@ -36,6 +37,7 @@ struct Inner {
     api_keys: ApiKeys,
     limits: Limits,
     metrics: Metrics,
+    practice: Option<Practice>,
 }
 
 /// Builds an [`AppState`]; every setter has a default.
@@ -46,6 +48,7 @@ pub struct StateBuilder {
     routers_dir: Option<PathBuf>,
     api_keys: ApiKeys,
     limits: Limits,
+    practice: Option<Practice>,
 }
 
 impl StateBuilder {
@@ -80,6 +83,13 @@ impl StateBuilder {
         self
     }
 
+    /// The practice-session service behind `/user/practice/...`. Default: none
+    /// (those routes answer 503). Its users' keys also open the API routes.
+    pub fn practice(mut self, practice: Practice) -> Self {
+        self.practice = Some(practice);
+        self
+    }
+
     /// The state.
     pub fn build(self) -> AppState {
         AppState {
@@ -92,6 +102,7 @@ impl StateBuilder {
                 api_keys: self.api_keys,
                 limits: self.limits,
                 metrics: Metrics::default(),
+                practice: self.practice,
             }),
         }
     }
@@ -157,6 +168,11 @@ impl AppState {
     /// The request limits.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The practice-session service, if enabled.
+    pub fn practice(&self) -> Option<&Practice> {
+        self.inner.practice.as_ref()
     }
 
     /// The metrics registry.

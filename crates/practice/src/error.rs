@@ -54,6 +54,10 @@ pub enum PracticeError {
     /// An upload or field is larger than allowed (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The router blocked the prompt; no model was called (400). The value
+    /// says which domain, content filters and safety categories.
+    #[error("the prompt was blocked by the router")]
+    Blocked(Value),
     /// Every model of a run failed; each one's error is in the list (502).
     #[error("every model failed")]
     AllModelsFailed(Vec<Value>),
@@ -70,7 +74,7 @@ impl PracticeError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Validation(_) => 422,
-            Self::BadRequest(_) => 400,
+            Self::BadRequest(_) | Self::Blocked(_) => 400,
             Self::Unauthorized => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,

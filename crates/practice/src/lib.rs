@@ -19,7 +19,9 @@
 
 mod error;
 pub mod provider;
+pub mod prompt;
 mod request;
+mod run;
 pub mod retrieval;
 mod store;
 pub mod validate;
@@ -29,5 +31,6 @@ pub use request::{
     FORMATS, GenerationParams, LENGTH_PRESETS, RunRequest, STYLE_PRESETS, StyleParams, parse_agent,
     parse_few_shot, parse_knowledge, parse_project,
 };
+pub use run::{Blocked, Practice, PracticeModel, RunEvent, RunResponse, error_json};
 pub use store::*;
 pub use store::{Page, PageRequest};

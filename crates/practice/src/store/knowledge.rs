@@ -136,6 +136,30 @@ impl Store {
         self.visible(user_id, id).await
     }
 
+    /// Replaces a knowledge base's fields.
+    pub async fn update_knowledge(
+        &self,
+        user_id: i64,
+        id: i64,
+        input: &KnowledgeInput,
+    ) -> Result<KnowledgeBase> {
+        self.check_writable::<KnowledgeBase>(user_id, id).await?;
+        self.check_share(user_id, input.class_id).await?;
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE knowledge_bases SET class_id = $2, name = $3, description = $4, updated_at = $5 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(input.class_id)
+        .bind(&input.name)
+        .bind(&input.description)
+        .bind(now())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        self.visible(user_id, id).await
+    }
+
     /// A knowledge base the user may see.
     pub async fn knowledge(&self, user_id: i64, id: i64) -> Result<KnowledgeBase> {
         self.visible(user_id, id).await

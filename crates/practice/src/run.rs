@@ -1,0 +1,523 @@
+//! Running a practice turn: resolve the class, models, agent, project,
+//! knowledge and few-shot examples; build the prompt; check it with the router;
+//! trim it per model; call every model at once, each with its own deadline; and
+//! store the turn with every result in one transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sluice_core::{Model, Profiles};
+use sluice_router::{RouteRequest, Router};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::error::{PracticeError, Result};
+use crate::prompt::{self, CONTEXT_TOKENS, EffectiveParams, Source};
+use crate::provider::{ChatReply, ChatRequest, Provider, ProviderError};
+use crate::request::RunRequest;
+use crate::store::{
+    Agent, NewResult, NewSession, NewTurn, SearchHit, SessionDetail, StoredResult, Store, User,
+};
+
+/// Passages retrieved per turn, before packing into the token budget.
+const RETRIEVED: usize = 8;
+
+/// One configured model: its provider and the profile that counts and trims for it.
+#[derive(Debug, Clone)]
+pub struct PracticeModel {
+    /// The client.
+    pub provider: Arc<Provider>,
+    /// The tokenizer, context limit and template of the model.
+    pub model: Arc<Model>,
+}
+
+/// The practice service: the store, the configured models and the router that
+/// checks prompts. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct Practice {
+    store: Store,
+    models: Arc<BTreeMap<String, PracticeModel>>,
+    router: Option<Arc<Router>>,
+}
+
+/// Something that happened during a streamed run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunEvent {
+    /// A piece of one model's answer.
+    Token {
+        /// The logical model name.
+        model_name: String,
+        /// The text delta.
+        text: String,
+    },
+    /// One model finished (its result is not stored yet).
+    ModelDone {
+        /// The logical model name.
+        model_name: String,
+        /// `None` when it succeeded.
+        error: Option<Value>,
+    },
+}
+
+/// The answer to a run or a next turn: the seed's response body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunResponse {
+    /// The session.
+    pub session_id: i64,
+    /// The prompt as stored.
+    pub prompt_text: String,
+    /// One per model, in the order of `model_names`; the first is primary.
+    pub results: Vec<StoredResult>,
+    /// The session's title.
+    pub session_title: Option<String>,
+}
+
+/// Why the router refused a prompt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Blocked {
+    /// The domain the prompt was put in.
+    pub domain: String,
+    /// The content filters that hit.
+    pub content_filters: Vec<String>,
+    /// The safety categories that hit.
+    pub safety: Vec<String>,
+}
+
+/// Everything resolved for one turn, before any model is called.
+struct Plan {
+    prompt_text: String,
+    models: Vec<String>,
+    agent: Option<Agent>,
+    few_shots: Vec<(String, String)>,
+    hits: Vec<SearchHit>,
+    preset: &'static str,
+    settings: Value,
+}
+
+impl Practice {
+    /// The service over `store`, with `models` by logical name and an optional
+    /// router that checks every prompt before a model is called.
+    pub fn new(store: Store, models: BTreeMap<String, PracticeModel>, router: Option<Arc<Router>>) -> Self {
+        Self {
+            store,
+            models: Arc::new(models),
+            router,
+        }
+    }
+
+    /// Builds the models of a config: each provider with the profile named by
+    /// its `profile` (default: the logical name when it is a profile, else
+    /// `o200k` for OpenAI-compatible servers and `HCX-005` for CLOVA).
+    pub fn models_from(providers: Vec<Provider>, profiles: &Profiles) -> std::result::Result<BTreeMap<String, PracticeModel>, String> {
+        let mut models = BTreeMap::new();
+        for provider in providers {
+            let name = provider.name().to_string();
+            let profile = match &provider.config().profile {
+                Some(p) => p.clone(),
+                None if profiles.get(&name).is_ok() => name.clone(),
+                None => match provider.config().provider {
+                    crate::provider::ProviderKind::Openai => "o200k".into(),
+                    crate::provider::ProviderKind::Clova => "HCX-005".into(),
+                },
+            };
+            let model = profiles
+                .model(&profile)
+                .map_err(|e| format!("model {name:?}: profile {profile:?}: {e}"))?;
+            models.insert(
+                name,
+                PracticeModel {
+                    provider: Arc::new(provider),
+                    model: Arc::new(model),
+                },
+            );
+        }
+        Ok(models)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configured model names.
+    pub fn model_names(&self) -> impl Iterator<Item = &str> {
+        self.models.keys().map(String::as_str)
+    }
+
+    /// `POST /user/practice/sessions/run?class_id=N`: a new session with its first turn.
+    pub async fn run(
+        &self,
+        user: &User,
+        class_id: i64,
+        request: &RunRequest,
+        events: Option<UnboundedSender<RunEvent>>,
+    ) -> Result<RunResponse> {
+        let (class, _) = self.store.class_for_member(class_id, user.id).await?;
+        if let Some(project_id) = request.project_id {
+            self.store.project(user.id, project_id).await?;
+        }
+        let agent = match request.agent_id {
+            Some(id) => Some(self.store.agent(user.id, id).await?),
+            None => None,
+        };
+        let models = match &request.model_names {
+            Some(names) => names.clone(),
+            None => vec![
+                agent
+                    .as_ref()
+                    .and_then(|a| a.model_name.clone())
+                    .filter(|m| class.models.contains(m))
+                    .unwrap_or_else(|| class.primary_model.clone()),
+            ],
+        };
+        for name in &models {
+            if !class.models.contains(name) {
+                return Err(PracticeError::BadRequest(format!(
+                    "model {name:?} is not allowed in this class (allowed: {})",
+                    class.models.join(", ")
+                )));
+            }
+        }
+        let plan = self
+            .plan(user, request, models, agent, &request.knowledge_ids)
+            .await?;
+        let history = BTreeMap::new();
+        let results = self.call_models(&plan, request, &history, events).await?;
+        let title = prompt::session_title(&plan.prompt_text);
+        let session = NewSession {
+            user_id: user.id,
+            class_id,
+            project_id: request.project_id,
+            agent_id: request.agent_id,
+            title: Some(title.clone()),
+            knowledge_ids: request.knowledge_ids.clone(),
+        };
+        let turn = NewTurn {
+            prompt_text: plan.prompt_text.clone(),
+            settings: plan.settings,
+            results,
+        };
+        let (session_id, stored) = self.store.create_session(&session, &turn).await?;
+        Ok(RunResponse {
+            session_id,
+            prompt_text: plan.prompt_text,
+            results: stored.results,
+            session_title: Some(title),
+        })
+    }
+
+    /// `POST /user/practice/sessions/{id}/chat`: the next turn. Each model sees
+    /// its own earlier answers (trimmed with its own profile); `model_names`
+    /// defaults to the session's models.
+    pub async fn chat(
+        &self,
+        user: &User,
+        session_id: i64,
+        request: &RunRequest,
+        events: Option<UnboundedSender<RunEvent>>,
+    ) -> Result<RunResponse> {
+        let session = self.store.session(user.id, session_id).await?;
+        let (class, _) = self
+            .store
+            .class_for_member(session.summary.class_id, user.id)
+            .await?;
+        let agent_id = request.agent_id.or(session.summary.agent_id);
+        let agent = match agent_id {
+            Some(id) => Some(self.store.agent(user.id, id).await?),
+            None => None,
+        };
+        let models = match &request.model_names {
+            Some(names) => names.clone(),
+            None => session.summary.models.iter().map(|m| m.model_name.clone()).collect(),
+        };
+        for name in &models {
+            if !class.models.contains(name) {
+                return Err(PracticeError::BadRequest(format!(
+                    "model {name:?} is not allowed in this class (allowed: {})",
+                    class.models.join(", ")
+                )));
+            }
+        }
+        let knowledge_ids = session.summary.knowledge_ids.clone();
+        let plan = self.plan(user, request, models, agent, &knowledge_ids).await?;
+        let history = own_history(&session);
+        let results = self.call_models(&plan, request, &history, events).await?;
+        let turn = NewTurn {
+            prompt_text: plan.prompt_text.clone(),
+            settings: plan.settings,
+            results,
+        };
+        let stored = self.store.append_turn(user.id, session_id, &turn).await?;
+        Ok(RunResponse {
+            session_id,
+            prompt_text: plan.prompt_text,
+            results: stored.results,
+            session_title: session.summary.session_title,
+        })
+    }
+
+    /// Resolves everything a turn needs and checks the prompt with the router.
+    async fn plan(
+        &self,
+        user: &User,
+        request: &RunRequest,
+        models: Vec<String>,
+        agent: Option<Agent>,
+        knowledge_ids: &[i64],
+    ) -> Result<Plan> {
+        for name in &models {
+            if !self.models.contains_key(name) {
+                return Err(PracticeError::BadRequest(format!(
+                    "model {name:?} is not configured on this server"
+                )));
+            }
+        }
+        let mut few_shots = Vec::with_capacity(request.few_shot_example_ids.len());
+        for &id in &request.few_shot_example_ids {
+            let shot = self.store.few_shot(user.id, id).await?;
+            few_shots.push((shot.input, shot.output));
+        }
+        for &id in knowledge_ids {
+            self.store.knowledge(user.id, id).await?;
+        }
+        if let Some(router) = &self.router {
+            let routed = router
+                .route(&RouteRequest::new(request.prompt_text.as_str()))
+                .map_err(|e| PracticeError::BadRequest(format!("the router cannot check the prompt: {e}")))?;
+            if !routed.blocked_content.result.is_empty() || !routed.safety.result.is_empty() {
+                let blocked = Blocked {
+                    domain: routed.domain.result,
+                    content_filters: routed.blocked_content.result,
+                    safety: routed.safety.result,
+                };
+                return Err(PracticeError::Blocked(serde_json::to_value(blocked).expect("serializable")));
+            }
+        }
+        let hits = if knowledge_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .search_unchecked(knowledge_ids, &request.prompt_text, RETRIEVED)
+                .await?
+        };
+        let preset = request
+            .style_preset
+            .or_else(|| {
+                agent.as_ref().and_then(|a| a.style_preset.as_deref()).and_then(|p| {
+                    crate::request::STYLE_PRESETS.iter().find(|s| **s == p).copied()
+                })
+            })
+            .unwrap_or("balanced");
+        let settings = json!({
+            "model_names": models,
+            "agent_id": agent.as_ref().map(|a| a.id),
+            "knowledge_ids": knowledge_ids,
+            "few_shot_example_ids": request.few_shot_example_ids,
+            "style_preset": preset,
+            "style_params": request.style_params,
+            "generation_params": request.generation_params,
+        });
+        Ok(Plan {
+            prompt_text: request.prompt_text.clone(),
+            models,
+            agent,
+            few_shots,
+            hits,
+            preset,
+            settings,
+        })
+    }
+
+    /// Calls every model of the plan at once and collects the results in order.
+    /// When every model failed, nothing is stored and the answer is 502.
+    async fn call_models(
+        &self,
+        plan: &Plan,
+        request: &RunRequest,
+        history: &BTreeMap<String, Vec<(String, String)>>,
+        events: Option<UnboundedSender<RunEvent>>,
+    ) -> Result<Vec<NewResult>> {
+        let style = if request.style_params == Default::default() {
+            prompt::stored_style(plan.agent.as_ref().and_then(|a| a.style_params.as_ref()))
+        } else {
+            request.style_params.clone()
+        };
+        let agent_params = prompt::stored_params(plan.agent.as_ref().and_then(|a| a.generation_params.as_ref()));
+        let system = prompt::system_text(
+            plan.preset,
+            &style,
+            plan.agent.as_ref().map(|a| a.instructions.as_str()),
+        );
+        let calls = plan.models.iter().enumerate().map(|(i, name)| {
+            let configured = &self.models[name];
+            let params = prompt::effective_params(
+                &agent_params,
+                plan.preset,
+                &request.generation_params,
+                configured.model.profile().max_output,
+            );
+            let own = history.get(name).map_or(&[][..], Vec::as_slice);
+            let events = events.clone();
+            let system = system.as_str();
+            async move {
+                let outcome = call_one(configured, plan, system, own, &params, events.clone()).await;
+                if let Some(events) = &events {
+                    let _ = events.send(RunEvent::ModelDone {
+                        model_name: name.clone(),
+                        error: outcome.error.clone(),
+                    });
+                }
+                NewResult {
+                    model_name: name.clone(),
+                    is_primary: i == 0,
+                    response_text: outcome.reply.as_ref().map(|r| r.text.clone()),
+                    error: outcome.error,
+                    token_usage: json!({
+                        "prompt_tokens": outcome.reply.as_ref().map(|r| r.usage.prompt_tokens),
+                        "completion_tokens": outcome.reply.as_ref().map(|r| r.usage.completion_tokens),
+                        "total_tokens": outcome.reply.as_ref().map(|r| r.usage.total_tokens),
+                        "counted_prompt_tokens": outcome.counted_prompt_tokens,
+                        "sources": outcome.sources,
+                    }),
+                    latency_ms: outcome.latency_ms,
+                    generation_params: serde_json::to_value(&params).expect("serializable"),
+                    request: outcome.sent,
+                    finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
+                    upstream_id: outcome.reply.and_then(|r| r.upstream_id),
+                }
+            }
+        });
+        let results = join_all(calls).await;
+        if results.iter().all(|r| r.error.is_some()) {
+            let errors = results
+                .iter()
+                .map(|r| json!({"model_name": r.model_name, "error": r.error}))
+                .collect();
+            return Err(PracticeError::AllModelsFailed(errors));
+        }
+        Ok(results)
+    }
+}
+
+/// What came of calling one model.
+struct Outcome {
+    reply: Option<ChatReply>,
+    error: Option<Value>,
+    latency_ms: i64,
+    sources: Vec<Source>,
+    counted_prompt_tokens: Option<usize>,
+    sent: Value,
+}
+
+async fn call_one(
+    configured: &PracticeModel,
+    plan: &Plan,
+    system: &str,
+    history: &[(String, String)],
+    params: &EffectiveParams,
+    events: Option<UnboundedSender<RunEvent>>,
+) -> Outcome {
+    let model = &configured.model;
+    let limit = model.profile().context_limit as usize;
+    // Context gets what is left of the window after the answer, capped so a
+    // large window does not fill with marginal passages.
+    let budget = limit
+        .saturating_sub(params.max_tokens as usize)
+        .saturating_sub(model.count_message(&sluice_core::Message::user(plan.prompt_text.as_str())))
+        .saturating_sub(model.count_message(&sluice_core::Message::system(system)))
+        .min(CONTEXT_TOKENS);
+    let (user, sources) = prompt::user_message(&plan.prompt_text, &plan.hits, model, budget);
+    let messages = prompt::messages(system, &plan.few_shots, history, user);
+    let kept = match model.trim(&messages, i64::from(params.max_tokens)) {
+        Ok(trim) => trim.apply(messages),
+        Err(e) => {
+            return Outcome {
+                reply: None,
+                error: Some(json!({"kind": "context_exceeded", "message": e.to_string(), "status": null})),
+                latency_ms: 0,
+                sources,
+                counted_prompt_tokens: None,
+                sent: Value::Null,
+            };
+        }
+    };
+    let counted = model.count(&kept).total;
+    let request = ChatRequest {
+        messages: kept,
+        temperature: params.temperature,
+        top_p: params.top_p,
+        max_tokens: params.max_tokens,
+        seed: params.seed,
+        request_id: None,
+    };
+    let sent = json!({
+        "messages": request.messages.iter().map(|m| json!({"role": m.role.as_str(), "content": m.content})).collect::<Vec<_>>(),
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_tokens,
+        "seed": request.seed,
+    });
+    let started = Instant::now();
+    let reply = match events {
+        Some(events) => {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let name = configured.provider.name().to_string();
+            let forward = tokio::spawn(async move {
+                while let Some(text) = rx.recv().await {
+                    let _ = events.send(RunEvent::Token {
+                        model_name: name.clone(),
+                        text,
+                    });
+                }
+            });
+            let reply = configured.provider.chat_stream(&request, tx).await;
+            let _ = forward.await;
+            reply
+        }
+        None => configured.provider.chat(&request).await,
+    };
+    let latency_ms = started.elapsed().as_millis() as i64;
+    match reply {
+        Ok(reply) => Outcome {
+            reply: Some(reply),
+            error: None,
+            latency_ms,
+            sources,
+            counted_prompt_tokens: Some(counted),
+            sent,
+        },
+        Err(e) => Outcome {
+            reply: None,
+            error: Some(error_json(&e)),
+            latency_ms,
+            sources,
+            counted_prompt_tokens: Some(counted),
+            sent,
+        },
+    }
+}
+
+/// A provider error as stored and returned: kind, message, upstream status.
+pub fn error_json(e: &ProviderError) -> Value {
+    json!({"kind": e.kind(), "message": e.to_string(), "status": e.status()})
+}
+
+/// Per model, the earlier turns it answered: (prompt, its answer).
+fn own_history(session: &SessionDetail) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut history: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for turn in &session.history {
+        for result in &turn.results {
+            if let Some(text) = &result.response_text {
+                history
+                    .entry(result.model_name.clone())
+                    .or_default()
+                    .push((turn.prompt_text.clone(), text.clone()));
+            }
+        }
+    }
+    history
+}
