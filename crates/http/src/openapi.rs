@@ -58,15 +58,7 @@ pub fn document() -> Value {
                 Every API path is also served under /testapp and /serviceapp."
         },
         "paths": paths,
-        "components": {
-            let mut components = components();
-            if let (Some(schemas), Value::Object(extra)) =
-                (components["schemas"].as_object_mut(), practice_schemas())
-            {
-                schemas.extend(extra);
-            }
-            components
-        },
+        "components": all_components(),
         "security": [{"bearer": []}, {}],
     })
 }
@@ -346,6 +338,17 @@ fn practice_paths(paths: &mut Map<String, Value>) {
         let item = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         item[method.to_lowercase()] = op;
     }
+}
+
+/// The components, practice schemas included.
+fn all_components() -> Value {
+    let mut components = components();
+    if let (Some(schemas), Value::Object(extra)) =
+        (components["schemas"].as_object_mut(), practice_schemas())
+    {
+        schemas.extend(extra);
+    }
+    components
 }
 
 /// Schemas of the practice routes.
