@@ -1,8 +1,9 @@
 //! The `sluice` command: token counting, trimming, routing and the HTTP server.
 //!
 //! This binary is wiring only: arguments are parsed here and handed to the
-//! libraries (`sluice-core`, `sluice-router`, `sluice-http`).
+//! libraries (`sluice-core`, `sluice-router`, `sluice-practice`, `sluice-http`).
 
+mod admin;
 mod batch;
 mod route;
 mod serve;
@@ -31,6 +32,8 @@ enum Command {
     Route(route::RouteArgs),
     /// Run the HTTP server.
     Serve(serve::ServeArgs),
+    /// Manage practice users, keys, classes and libraries in the store.
+    Admin(admin::AdminArgs),
     /// Tokenizer utilities.
     #[command(subcommand)]
     Tokenizer(trim::TokenizerCommand),
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Trim(args) => trim::trim(args),
         Command::Route(args) => route::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Admin(args) => admin::run(args),
         Command::Tokenizer(cmd) => trim::tokenizer(cmd),
     };
     match result {

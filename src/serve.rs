@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// sample router; env: SLUICE_ROUTERS].
     #[arg(long)]
     routers: Option<PathBuf>,
+    /// Practice store: sqlite:PATH, sqlite::memory: or postgres://... [default:
+    /// sluice.db in the data directory; env: SLUICE_DATABASE_URL].
+    #[arg(long)]
+    database: Option<String>,
     /// Log format: text or json [env: SLUICE_LOG_FORMAT].
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -48,27 +52,40 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.routers {
         config.routers = Some(dir);
     }
+    if let Some(url) = args.database {
+        config.database = Some(url);
+    }
     match args.log_format.as_deref() {
         Some("json") => config.log_format = LogFormat::Json,
         Some(_) => config.log_format = LogFormat::Text,
         None => {}
     }
     init_logging(config.log_format);
-    let state = AppState::from_config(&config)?;
-    // Load the tokenizers now, not on the first request.
-    for (model, error) in state.warm_up() {
-        tracing::warn!(model, error, "model profile cannot be loaded");
-    }
+    config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let state = AppState::from_config_with_practice(&config).await?;
+        // Load the tokenizers now, not on the first request.
+        for (model, error) in state.warm_up() {
+            tracing::warn!(model, error, "model profile cannot be loaded");
+        }
+        let users = match state.practice() {
+            Some(practice) => practice
+                .store()
+                .list_users()
+                .await
+                .map(|u| u.len())
+                .unwrap_or(0),
+            None => 0,
+        };
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let local = listener.local_addr()?;
-        banner(local, &config)?;
+        banner(local, &config, users)?;
         tracing::info!(addr = %local, api_keys = config.api_keys.len(), "listening");
         sluice_http::serve(
             listener,
@@ -83,9 +100,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn banner(local: SocketAddr, config: &Config) -> std::io::Result<()> {
+fn banner(local: SocketAddr, config: &Config, users: usize) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "sluice serve: listening on http://{local}")?;
+    let database = sluice_practice::redact_url(&config.database_url());
+    writeln!(
+        out,
+        "practice store: {database} ({users} users; models: {})",
+        if config.models.is_empty() {
+            "none configured, see [models.NAME] in the README".to_string()
+        } else {
+            config.models.keys().cloned().collect::<Vec<_>>().join(", ")
+        }
+    )?;
+    if users == 0 {
+        writeln!(
+            out,
+            "first run: create a user and their key with\n  sluice admin --database '{database}' user create NAME\n\
+             then a class with\n  sluice admin --database '{database}' class create NAME --instructor NAME --models A,B --primary A"
+        )?;
+    }
     let auth = if config.api_keys.is_empty() {
         writeln!(
             out,
@@ -146,6 +180,7 @@ mod tests {
             config: None,
             profiles: None,
             routers: None,
+            database: None,
             log_format: None,
         };
         let err = run(args).unwrap_err().to_string();

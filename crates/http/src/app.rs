@@ -105,7 +105,9 @@ pub fn app(state: AppState) -> Router {
             .layer(HandleErrorLayer::new(layer_error))
             .layer(LoadShedLayer::new())
             .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit))
-            .layer(TimeoutLayer::new(limits.request_timeout.max(PRACTICE_TIMEOUT)))
+            .layer(TimeoutLayer::new(
+                limits.request_timeout.max(PRACTICE_TIMEOUT),
+            ))
             .layer(DefaultBodyLimit::max(limits.body_limit)),
     );
     let ops = Router::new()

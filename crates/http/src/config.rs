@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
+use sluice_practice::provider::ModelConfig;
 
 use crate::auth::ApiKeys;
 
@@ -23,6 +26,13 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// request_timeout_ms = 30000        # SLUICE_REQUEST_TIMEOUT_MS
 /// concurrency_limit = 256           # SLUICE_CONCURRENCY_LIMIT
 /// log_format = "text"               # SLUICE_LOG_FORMAT: text or json
+/// database = "sqlite:sluice.db"     # SLUICE_DATABASE_URL: practice store (or postgres://...)
+/// data_dir = "/var/lib/sluice"      # SLUICE_DATA_DIR: where the default SQLite file lives
+/// practice_router = "sample/1"      # router that checks practice prompts ("none": no check)
+///
+/// [models.gpt-small]                # a model practice sessions may call
+/// provider = "openai"               # or "clova"
+/// base_url = "http://127.0.0.1:8000/v1"
 /// ```
 ///
 /// Relative paths in a file are resolved against the file's directory.
@@ -48,6 +58,17 @@ pub struct Config {
     pub concurrency_limit: usize,
     /// `text` (default) or `json` log lines.
     pub log_format: LogFormat,
+    /// The practice store: `sqlite:PATH`, `sqlite::memory:` or `postgres://...`.
+    /// Default: `sluice.db` in [`Config::data_dir`].
+    pub database: Option<String>,
+    /// Where the default SQLite file lives. Default: `$SLUICE_DATA_DIR`,
+    /// `$XDG_DATA_HOME/sluice`, `~/.local/share/sluice`, or `./sluice-data`.
+    pub data_dir: Option<PathBuf>,
+    /// The router (`id/version`) that checks every practice prompt; `none`
+    /// turns the check off. Default: `sample/1`, the embedded sample router.
+    pub practice_router: Option<String>,
+    /// The models practice sessions may call, by logical name.
+    pub models: BTreeMap<String, ModelConfig>,
 }
 
 /// How log lines are written.
@@ -73,6 +94,10 @@ impl Default for Config {
             request_timeout_ms: 30_000,
             concurrency_limit: 256,
             log_format: LogFormat::Text,
+            database: None,
+            data_dir: None,
+            practice_router: None,
+            models: BTreeMap::new(),
         }
     }
 }
@@ -118,9 +143,13 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let mut config: Config = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.profiles, &mut config.routers]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut config.profiles,
+            &mut config.routers,
+            &mut config.data_dir,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -169,6 +198,12 @@ impl Config {
         if let Some(v) = var("SLUICE_CONCURRENCY_LIMIT") {
             self.concurrency_limit = parse("SLUICE_CONCURRENCY_LIMIT", &v)?;
         }
+        if let Some(v) = var("SLUICE_DATABASE_URL") {
+            self.database = Some(v.trim().to_string());
+        }
+        if let Some(v) = var("SLUICE_DATA_DIR") {
+            self.data_dir = Some(v.into());
+        }
         if let Some(v) = var("SLUICE_LOG_FORMAT") {
             self.log_format = match v.trim() {
                 "text" => LogFormat::Text,
@@ -201,6 +236,16 @@ impl Config {
         Ok(())
     }
 
+    /// The practice store's URL: [`Config::database`], or `sluice.db` in the
+    /// data directory.
+    pub fn database_url(&self) -> String {
+        if let Some(url) = &self.database {
+            return url.clone();
+        }
+        let dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+        format!("sqlite:{}", dir.join("sluice.db").display())
+    }
+
     /// The request limits.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -209,6 +254,26 @@ impl Config {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             concurrency_limit: self.concurrency_limit,
         }
+    }
+}
+
+/// The default data directory: `$XDG_DATA_HOME/sluice`,
+/// `~/.local/share/sluice`, or `./sluice-data` when neither is known.
+pub fn default_data_dir() -> PathBuf {
+    let env = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = env("SLUICE_DATA_DIR") {
+        return dir;
+    }
+    if let Some(xdg) = env("XDG_DATA_HOME") {
+        return xdg.join("sluice");
+    }
+    match env("HOME") {
+        Some(home) => home.join(".local/share/sluice"),
+        None => PathBuf::from("sluice-data"),
     }
 }
 

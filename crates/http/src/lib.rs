@@ -48,7 +48,7 @@ mod state;
 
 pub use app::{PREFIXES, app, serve, served_routes, shutdown_signal};
 pub use auth::ApiKeys;
-pub use config::{Config, ConfigError, DEFAULT_ADDR, Limits, LogFormat};
+pub use config::{Config, ConfigError, DEFAULT_ADDR, Limits, LogFormat, default_data_dir};
 pub use error::{ApiError, Code, Success};
 pub use extract::ApiJson;
 pub use handlers::DEFAULT_MAX_TOKENS;

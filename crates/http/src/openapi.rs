@@ -276,26 +276,52 @@ fn practice_paths(paths: &mut Map<String, Value>) {
             .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}))
             .collect();
-        let query = |name: &str, required: bool, schema: Value| {
-            json!({"name": name, "in": "query", "required": required, "schema": schema})
-        };
+        let query = |name: &str, required: bool, schema: Value| json!({"name": name, "in": "query", "required": required, "schema": schema});
         if *path == "/user/practice/sessions/run" {
-            parameters.push(query("class_id", true, json!({"type": "integer", "minimum": 1})));
+            parameters.push(query(
+                "class_id",
+                true,
+                json!({"type": "integer", "minimum": 1}),
+            ));
         }
         if *method == "GET" && !path.ends_with('}') && *path != "/user/practice/me" {
-            parameters.push(query("page", false, json!({"type": "integer", "minimum": 1, "default": 1})));
-            parameters.push(query("size", false, json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50})));
+            parameters.push(query(
+                "page",
+                false,
+                json!({"type": "integer", "minimum": 1, "default": 1}),
+            ));
+            parameters.push(query(
+                "size",
+                false,
+                json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+            ));
         }
         if *path == "/user/practice/sessions" && *method == "GET" {
-            parameters.push(query("class_id", false, json!({"type": "integer", "minimum": 1})));
-            parameters.push(query("project_id", false, json!({"type": "integer", "minimum": 1})));
+            parameters.push(query(
+                "class_id",
+                false,
+                json!({"type": "integer", "minimum": 1}),
+            ));
+            parameters.push(query(
+                "project_id",
+                false,
+                json!({"type": "integer", "minimum": 1}),
+            ));
         }
         let body = match (*method, *path) {
-            ("POST", "/user/practice/sessions/run") => Some(json!({"$ref": "#/components/schemas/PracticeRunRequest"})),
-            ("POST", p) if p.ends_with("/chat") => Some(json!({"$ref": "#/components/schemas/PracticeRunRequest"})),
+            ("POST", "/user/practice/sessions/run") => {
+                Some(json!({"$ref": "#/components/schemas/PracticeRunRequest"}))
+            }
+            ("POST", p) if p.ends_with("/chat") => {
+                Some(json!({"$ref": "#/components/schemas/PracticeRunRequest"}))
+            }
             ("POST", p) if p.ends_with("/documents") => {
                 parameters.push(query("file_name", true, json!({"type": "string"})));
-                parameters.push(query("format", false, json!({"enum": ["text", "markdown", "jsonl"]})));
+                parameters.push(query(
+                    "format",
+                    false,
+                    json!({"enum": ["text", "markdown", "jsonl"]}),
+                ));
                 None
             }
             ("POST" | "PATCH", _) => Some(json!({"type": "object"})),
@@ -304,7 +330,9 @@ fn practice_paths(paths: &mut Map<String, Value>) {
         let id = format!(
             "practice_{}_{}",
             method.to_lowercase(),
-            path.trim_start_matches("/user/practice/").replace(['/', '-'], "_").replace(['{', '}'], "")
+            path.trim_start_matches("/user/practice/")
+                .replace(['/', '-'], "_")
+                .replace(['{', '}'], "")
         );
         let mut responses = json!({
             "401": {"description": "Missing, invalid or revoked key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}},
@@ -316,7 +344,8 @@ fn practice_paths(paths: &mut Map<String, Value>) {
         } else if path.ends_with("/run") || path.ends_with("/chat") {
             responses["400"] = json!({"description": "Model not allowed or not configured, or the prompt blocked by the router"});
             responses["403"] = json!({"description": "Not a member of the class"});
-            responses["502"] = json!({"description": "Every model failed; each model's error is listed"});
+            responses["502"] =
+                json!({"description": "Every model failed; each model's error is listed"});
             json!({"description": "The turn, stored. With Accept: text/event-stream: token, model_done and result events.",
                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PracticeRunResponse"}},
                                "text/event-stream": {"schema": {"type": "string"}}}})
@@ -333,7 +362,8 @@ fn practice_paths(paths: &mut Map<String, Value>) {
             "responses": responses,
         });
         if let Some(schema) = body {
-            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": schema}}});
         }
         let item = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         item[method.to_lowercase()] = op;

@@ -27,37 +27,177 @@ use crate::state::AppState;
 /// Every practice route: method, path, summary, success status. The router and
 /// the OpenAPI document are both checked against this table.
 pub const PRACTICE_ROUTES: &[(&str, &str, &str, u16)] = &[
-    ("GET", "/user/practice/me", "The caller and the classes they belong to.", 200),
-    ("POST", "/user/practice/sessions/run", "Quick run: a new session and its first turn, one prompt sent to every model at once.", 201),
-    ("GET", "/user/practice/sessions", "The caller's sessions, newest first (page, size, class_id, project_id).", 200),
-    ("GET", "/user/practice/sessions/{session_id}", "A session with every turn and result.", 200),
-    ("PATCH", "/user/practice/sessions/{session_id}", "Change a session's title or project.", 200),
-    ("DELETE", "/user/practice/sessions/{session_id}", "Delete a session.", 204),
-    ("POST", "/user/practice/sessions/{session_id}/chat", "The next turn of a session: each model sees its own earlier answers.", 201),
+    (
+        "GET",
+        "/user/practice/me",
+        "The caller and the classes they belong to.",
+        200,
+    ),
+    (
+        "POST",
+        "/user/practice/sessions/run",
+        "Quick run: a new session and its first turn, one prompt sent to every model at once.",
+        201,
+    ),
+    (
+        "GET",
+        "/user/practice/sessions",
+        "The caller's sessions, newest first (page, size, class_id, project_id).",
+        200,
+    ),
+    (
+        "GET",
+        "/user/practice/sessions/{session_id}",
+        "A session with every turn and result.",
+        200,
+    ),
+    (
+        "PATCH",
+        "/user/practice/sessions/{session_id}",
+        "Change a session's title or project.",
+        200,
+    ),
+    (
+        "DELETE",
+        "/user/practice/sessions/{session_id}",
+        "Delete a session.",
+        204,
+    ),
+    (
+        "POST",
+        "/user/practice/sessions/{session_id}/chat",
+        "The next turn of a session: each model sees its own earlier answers.",
+        201,
+    ),
     ("POST", "/user/practice/agents", "Create an agent.", 201),
-    ("GET", "/user/practice/agents", "The agents the caller sees.", 200),
+    (
+        "GET",
+        "/user/practice/agents",
+        "The agents the caller sees.",
+        200,
+    ),
     ("GET", "/user/practice/agents/{agent_id}", "An agent.", 200),
-    ("PATCH", "/user/practice/agents/{agent_id}", "Update an agent.", 200),
-    ("DELETE", "/user/practice/agents/{agent_id}", "Delete an agent.", 204),
+    (
+        "PATCH",
+        "/user/practice/agents/{agent_id}",
+        "Update an agent.",
+        200,
+    ),
+    (
+        "DELETE",
+        "/user/practice/agents/{agent_id}",
+        "Delete an agent.",
+        204,
+    ),
     ("POST", "/user/practice/projects", "Create a project.", 201),
-    ("GET", "/user/practice/projects", "The projects the caller sees.", 200),
-    ("GET", "/user/practice/projects/{project_id}", "A project.", 200),
-    ("PATCH", "/user/practice/projects/{project_id}", "Update a project.", 200),
-    ("DELETE", "/user/practice/projects/{project_id}", "Delete a project.", 204),
-    ("POST", "/user/practice/few-shot-examples", "Create a few-shot example.", 201),
-    ("GET", "/user/practice/few-shot-examples", "The few-shot examples the caller sees.", 200),
-    ("GET", "/user/practice/few-shot-examples/{example_id}", "A few-shot example.", 200),
-    ("PATCH", "/user/practice/few-shot-examples/{example_id}", "Update a few-shot example.", 200),
-    ("DELETE", "/user/practice/few-shot-examples/{example_id}", "Delete a few-shot example.", 204),
-    ("POST", "/user/practice/knowledge", "Create a knowledge base.", 201),
-    ("GET", "/user/practice/knowledge", "The knowledge bases the caller sees.", 200),
-    ("GET", "/user/practice/knowledge/{knowledge_id}", "A knowledge base.", 200),
-    ("PATCH", "/user/practice/knowledge/{knowledge_id}", "Update a knowledge base.", 200),
-    ("DELETE", "/user/practice/knowledge/{knowledge_id}", "Delete a knowledge base with its documents.", 204),
-    ("POST", "/user/practice/knowledge/{knowledge_id}/documents", "Upload a document (raw body; file_name query: .txt, .md or .jsonl).", 201),
-    ("GET", "/user/practice/knowledge/{knowledge_id}/documents", "The documents of a knowledge base.", 200),
-    ("DELETE", "/user/practice/knowledge/{knowledge_id}/documents/{document_id}", "Delete a document.", 204),
-    ("POST", "/user/practice/knowledge/search", "BM25 search over knowledge bases: {knowledge_ids, query, k}.", 200),
+    (
+        "GET",
+        "/user/practice/projects",
+        "The projects the caller sees.",
+        200,
+    ),
+    (
+        "GET",
+        "/user/practice/projects/{project_id}",
+        "A project.",
+        200,
+    ),
+    (
+        "PATCH",
+        "/user/practice/projects/{project_id}",
+        "Update a project.",
+        200,
+    ),
+    (
+        "DELETE",
+        "/user/practice/projects/{project_id}",
+        "Delete a project.",
+        204,
+    ),
+    (
+        "POST",
+        "/user/practice/few-shot-examples",
+        "Create a few-shot example.",
+        201,
+    ),
+    (
+        "GET",
+        "/user/practice/few-shot-examples",
+        "The few-shot examples the caller sees.",
+        200,
+    ),
+    (
+        "GET",
+        "/user/practice/few-shot-examples/{example_id}",
+        "A few-shot example.",
+        200,
+    ),
+    (
+        "PATCH",
+        "/user/practice/few-shot-examples/{example_id}",
+        "Update a few-shot example.",
+        200,
+    ),
+    (
+        "DELETE",
+        "/user/practice/few-shot-examples/{example_id}",
+        "Delete a few-shot example.",
+        204,
+    ),
+    (
+        "POST",
+        "/user/practice/knowledge",
+        "Create a knowledge base.",
+        201,
+    ),
+    (
+        "GET",
+        "/user/practice/knowledge",
+        "The knowledge bases the caller sees.",
+        200,
+    ),
+    (
+        "GET",
+        "/user/practice/knowledge/{knowledge_id}",
+        "A knowledge base.",
+        200,
+    ),
+    (
+        "PATCH",
+        "/user/practice/knowledge/{knowledge_id}",
+        "Update a knowledge base.",
+        200,
+    ),
+    (
+        "DELETE",
+        "/user/practice/knowledge/{knowledge_id}",
+        "Delete a knowledge base with its documents.",
+        204,
+    ),
+    (
+        "POST",
+        "/user/practice/knowledge/{knowledge_id}/documents",
+        "Upload a document (raw body; file_name query: .txt, .md or .jsonl).",
+        201,
+    ),
+    (
+        "GET",
+        "/user/practice/knowledge/{knowledge_id}/documents",
+        "The documents of a knowledge base.",
+        200,
+    ),
+    (
+        "DELETE",
+        "/user/practice/knowledge/{knowledge_id}/documents/{document_id}",
+        "Delete a document.",
+        204,
+    ),
+    (
+        "POST",
+        "/user/practice/knowledge/search",
+        "BM25 search over knowledge bases: {knowledge_ids, query, k}.",
+        200,
+    ),
 ];
 
 /// The practice routes, with their state.
@@ -76,21 +216,34 @@ pub(crate) fn routes() -> Router<AppState> {
             "/user/practice/agents/{agent_id}",
             get(get_agent).patch(patch_agent).delete(delete_agent),
         )
-        .route("/user/practice/projects", post(create_project).get(list_projects))
+        .route(
+            "/user/practice/projects",
+            post(create_project).get(list_projects),
+        )
         .route(
             "/user/practice/projects/{project_id}",
             get(get_project).patch(patch_project).delete(delete_project),
         )
-        .route("/user/practice/few-shot-examples", post(create_few_shot).get(list_few_shots))
+        .route(
+            "/user/practice/few-shot-examples",
+            post(create_few_shot).get(list_few_shots),
+        )
         .route(
             "/user/practice/few-shot-examples/{example_id}",
-            get(get_few_shot).patch(patch_few_shot).delete(delete_few_shot),
+            get(get_few_shot)
+                .patch(patch_few_shot)
+                .delete(delete_few_shot),
         )
-        .route("/user/practice/knowledge", post(create_knowledge).get(list_knowledge))
+        .route(
+            "/user/practice/knowledge",
+            post(create_knowledge).get(list_knowledge),
+        )
         .route("/user/practice/knowledge/search", post(search))
         .route(
             "/user/practice/knowledge/{knowledge_id}",
-            get(get_knowledge).patch(patch_knowledge).delete(delete_knowledge),
+            get(get_knowledge)
+                .patch(patch_knowledge)
+                .delete(delete_knowledge),
         )
         .route(
             "/user/practice/knowledge/{knowledge_id}/documents",
@@ -113,7 +266,8 @@ impl From<PracticeError> for Detail {
 
 impl IntoResponse for Detail {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let detail = match &self.0 {
             PracticeError::Validation(errors) => json!(errors),
             PracticeError::Blocked(verdict) => {
@@ -131,9 +285,10 @@ impl IntoResponse for Detail {
         };
         let mut response = (status, axum::Json(json!({ "detail": detail }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }
@@ -150,7 +305,10 @@ pub(crate) struct Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(practice) = state.practice().cloned() else {
             let body = json!({"detail": "practice sessions are not enabled on this server"});
             return Err((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response());
@@ -184,12 +342,27 @@ fn no_content() -> Answer {
 
 fn page(query: &HashMap<String, String>) -> Result<PageRequest, PracticeError> {
     Ok(PageRequest {
-        page: query_int(query.get("page").map(String::as_str), "page", Some(1), 1, i64::MAX / 1024)?,
-        size: query_int(query.get("size").map(String::as_str), "size", Some(50), 1, 200)?,
+        page: query_int(
+            query.get("page").map(String::as_str),
+            "page",
+            Some(1),
+            1,
+            i64::MAX / 1024,
+        )?,
+        size: query_int(
+            query.get("size").map(String::as_str),
+            "size",
+            Some(50),
+            1,
+            200,
+        )?,
     })
 }
 
-fn optional_query_id(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, PracticeError> {
+fn optional_query_id(
+    query: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<i64>, PracticeError> {
     query
         .get(name)
         .map(|v| query_int(Some(v), name, None, 1, i64::MAX))
@@ -202,7 +375,10 @@ async fn me(caller: Caller) -> Answer {
         .into_iter()
         .map(|(class, role)| json!({"class": class, "role": role}))
         .collect();
-    ok(StatusCode::OK, &json!({"user": caller.user, "classes": classes}))
+    ok(
+        StatusCode::OK,
+        &json!({"user": caller.user, "classes": classes}),
+    )
 }
 
 fn wants_stream(headers: &HeaderMap) -> bool {
@@ -212,8 +388,19 @@ fn wants_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/event-stream"))
 }
 
-async fn run(caller: Caller, headers: HeaderMap, Query(query): Query<HashMap<String, String>>, body: Bytes) -> Answer {
-    let class_id = query_int(query.get("class_id").map(String::as_str), "class_id", None, 1, i64::MAX);
+async fn run(
+    caller: Caller,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Answer {
+    let class_id = query_int(
+        query.get("class_id").map(String::as_str),
+        "class_id",
+        None,
+        1,
+        i64::MAX,
+    );
     let request = json_body(&body).and_then(|b| RunRequest::parse(&b, false));
     let (class_id, request) = merge_errors(class_id, request)?;
     if wants_stream(&headers) {
@@ -221,26 +408,42 @@ async fn run(caller: Caller, headers: HeaderMap, Query(query): Query<HashMap<Str
             practice.run(&user, class_id, &request, Some(events)).await
         }));
     }
-    let response = caller.practice.run(&caller.user, class_id, &request, None).await?;
+    let response = caller
+        .practice
+        .run(&caller.user, class_id, &request, None)
+        .await?;
     ok(StatusCode::CREATED, &response)
 }
 
-async fn chat(caller: Caller, headers: HeaderMap, Path(session_id): Path<String>, body: Bytes) -> Answer {
+async fn chat(
+    caller: Caller,
+    headers: HeaderMap,
+    Path(session_id): Path<String>,
+    body: Bytes,
+) -> Answer {
     let session_id = path_id(&session_id, "session_id");
     let request = json_body(&body).and_then(|b| RunRequest::parse(&b, true));
     let (session_id, request) = merge_errors(session_id, request)?;
     if wants_stream(&headers) {
         return Ok(stream(caller, move |practice, user, events| async move {
-            practice.chat(&user, session_id, &request, Some(events)).await
+            practice
+                .chat(&user, session_id, &request, Some(events))
+                .await
         }));
     }
-    let response = caller.practice.chat(&caller.user, session_id, &request, None).await?;
+    let response = caller
+        .practice
+        .chat(&caller.user, session_id, &request, None)
+        .await?;
     ok(StatusCode::CREATED, &response)
 }
 
 /// Both results, or every validation error of both (FastAPI reports query and
 /// body errors together).
-fn merge_errors<A, B>(a: Result<A, PracticeError>, b: Result<B, PracticeError>) -> Result<(A, B), PracticeError> {
+fn merge_errors<A, B>(
+    a: Result<A, PracticeError>,
+    b: Result<B, PracticeError>,
+) -> Result<(A, B), PracticeError> {
     match (a, b) {
         (Ok(a), Ok(b)) => Ok((a, b)),
         (Err(PracticeError::Validation(mut x)), Err(PracticeError::Validation(y))) => {
@@ -256,8 +459,12 @@ fn merge_errors<A, B>(a: Result<A, PracticeError>, b: Result<B, PracticeError>) 
 /// with the detail the JSON answer would carry).
 fn stream<F, Fut>(caller: Caller, work: F) -> Response
 where
-    F: FnOnce(Practice, User, tokio::sync::mpsc::UnboundedSender<sluice_practice::RunEvent>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<sluice_practice::RunResponse, PracticeError>> + Send + 'static,
+    F: FnOnce(Practice, User, tokio::sync::mpsc::UnboundedSender<sluice_practice::RunEvent>) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = Result<sluice_practice::RunResponse, PracticeError>>
+        + Send
+        + 'static,
 {
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Event, Infallible>>();
@@ -280,7 +487,9 @@ where
             Ok(Err(e)) => {
                 let status = e.status();
                 let body = Detail(e).into_response();
-                let bytes = axum::body::to_bytes(body.into_body(), usize::MAX).await.unwrap_or_default();
+                let bytes = axum::body::to_bytes(body.into_body(), usize::MAX)
+                    .await
+                    .unwrap_or_default();
                 let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 Event::default()
                     .event("error")
@@ -288,13 +497,19 @@ where
             }
             Err(e) => {
                 tracing::error!(error = %e, "practice run task failed");
-                Event::default().event("error").data(r#"{"status":500,"detail":"internal error"}"#)
+                Event::default()
+                    .event("error")
+                    .data(r#"{"status":500,"detail":"internal error"}"#)
             }
         };
         let _ = out_tx.send(Ok(last));
     });
     let body = tokio_stream_from(out_rx);
-    (StatusCode::CREATED, Sse::new(body).keep_alive(KeepAlive::default())).into_response()
+    (
+        StatusCode::CREATED,
+        Sse::new(body).keep_alive(KeepAlive::default()),
+    )
+        .into_response()
 }
 
 fn tokio_stream_from<T: Send + 'static>(
@@ -309,13 +524,20 @@ async fn list_sessions(caller: Caller, Query(query): Query<HashMap<String, Strin
         class_id: optional_query_id(&query, "class_id")?,
         project_id: optional_query_id(&query, "project_id")?,
     };
-    let sessions = caller.practice.store().list_sessions(caller.user.id, filter, page).await?;
+    let sessions = caller
+        .practice
+        .store()
+        .list_sessions(caller.user.id, filter, page)
+        .await?;
     ok(StatusCode::OK, &sessions)
 }
 
 async fn get_session(caller: Caller, Path(id): Path<String>) -> Answer {
     let id = path_id(&id, "session_id")?;
-    ok(StatusCode::OK, &caller.practice.store().session(caller.user.id, id).await?)
+    ok(
+        StatusCode::OK,
+        &caller.practice.store().session(caller.user.id, id).await?,
+    )
 }
 
 async fn patch_session(caller: Caller, Path(id): Path<String>, body: Bytes) -> Answer {
@@ -337,12 +559,23 @@ async fn patch_session(caller: Caller, Path(id): Path<String>, body: Bytes) -> A
         }
     }
     check.finish()?;
-    ok(StatusCode::OK, &caller.practice.store().update_session(caller.user.id, id, &patch).await?)
+    ok(
+        StatusCode::OK,
+        &caller
+            .practice
+            .store()
+            .update_session(caller.user.id, id, &patch)
+            .await?,
+    )
 }
 
 async fn delete_session(caller: Caller, Path(id): Path<String>) -> Answer {
     let id = path_id(&id, "session_id")?;
-    caller.practice.store().delete_session(caller.user.id, id).await?;
+    caller
+        .practice
+        .store()
+        .delete_session(caller.user.id, id)
+        .await?;
     no_content()
 }
 
@@ -352,17 +585,38 @@ macro_rules! library_handlers {
      $parse:path, $store_create:ident, $store_list:ident, $store_get:ident, $store_update:ident, $store_delete:ident) => {
         async fn $create(caller: Caller, body: Bytes) -> Answer {
             let input = $parse(&json_body(&body)?, None)?;
-            ok(StatusCode::CREATED, &caller.practice.store().$store_create(caller.user.id, &input).await?)
+            ok(
+                StatusCode::CREATED,
+                &caller
+                    .practice
+                    .store()
+                    .$store_create(caller.user.id, &input)
+                    .await?,
+            )
         }
 
         async fn $list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Answer {
             let page = page(&query)?;
-            ok(StatusCode::OK, &caller.practice.store().$store_list(caller.user.id, page).await?)
+            ok(
+                StatusCode::OK,
+                &caller
+                    .practice
+                    .store()
+                    .$store_list(caller.user.id, page)
+                    .await?,
+            )
         }
 
         async fn $get(caller: Caller, Path(id): Path<String>) -> Answer {
             let id = path_id(&id, $id)?;
-            ok(StatusCode::OK, &caller.practice.store().$store_get(caller.user.id, id).await?)
+            ok(
+                StatusCode::OK,
+                &caller
+                    .practice
+                    .store()
+                    .$store_get(caller.user.id, id)
+                    .await?,
+            )
         }
 
         async fn $patch(caller: Caller, Path(id): Path<String>, body: Bytes) -> Answer {
@@ -372,32 +626,79 @@ macro_rules! library_handlers {
             let current = serde_json::to_value(store.$store_get(caller.user.id, id).await?)
                 .expect("serializable");
             let input = $parse(&body, Some(current))?;
-            ok(StatusCode::OK, &store.$store_update(caller.user.id, id, &input).await?)
+            ok(
+                StatusCode::OK,
+                &store.$store_update(caller.user.id, id, &input).await?,
+            )
         }
 
         async fn $delete(caller: Caller, Path(id): Path<String>) -> Answer {
             let id = path_id(&id, $id)?;
-            caller.practice.store().$store_delete(caller.user.id, id).await?;
+            caller
+                .practice
+                .store()
+                .$store_delete(caller.user.id, id)
+                .await?;
             no_content()
         }
     };
 }
 
 library_handlers!(
-    create_agent, list_agents, get_agent, patch_agent, delete_agent, "agent_id",
-    sluice_practice::parse_agent, create_agent, list_agents, agent, update_agent, delete_agent
+    create_agent,
+    list_agents,
+    get_agent,
+    patch_agent,
+    delete_agent,
+    "agent_id",
+    sluice_practice::parse_agent,
+    create_agent,
+    list_agents,
+    agent,
+    update_agent,
+    delete_agent
 );
 library_handlers!(
-    create_project, list_projects, get_project, patch_project, delete_project, "project_id",
-    sluice_practice::parse_project, create_project, list_projects, project, update_project, delete_project
+    create_project,
+    list_projects,
+    get_project,
+    patch_project,
+    delete_project,
+    "project_id",
+    sluice_practice::parse_project,
+    create_project,
+    list_projects,
+    project,
+    update_project,
+    delete_project
 );
 library_handlers!(
-    create_few_shot, list_few_shots, get_few_shot, patch_few_shot, delete_few_shot, "example_id",
-    sluice_practice::parse_few_shot, create_few_shot, list_few_shots, few_shot, update_few_shot, delete_few_shot
+    create_few_shot,
+    list_few_shots,
+    get_few_shot,
+    patch_few_shot,
+    delete_few_shot,
+    "example_id",
+    sluice_practice::parse_few_shot,
+    create_few_shot,
+    list_few_shots,
+    few_shot,
+    update_few_shot,
+    delete_few_shot
 );
 library_handlers!(
-    create_knowledge, list_knowledge, get_knowledge, patch_knowledge, delete_knowledge, "knowledge_id",
-    sluice_practice::parse_knowledge, create_knowledge, list_knowledge, knowledge, update_knowledge, delete_knowledge
+    create_knowledge,
+    list_knowledge,
+    get_knowledge,
+    patch_knowledge,
+    delete_knowledge,
+    "knowledge_id",
+    sluice_practice::parse_knowledge,
+    create_knowledge,
+    list_knowledge,
+    knowledge,
+    update_knowledge,
+    delete_knowledge
 );
 
 async fn upload_document(
@@ -407,7 +708,11 @@ async fn upload_document(
     body: Bytes,
 ) -> Answer {
     let id = path_id(&id, "knowledge_id")?;
-    let Some(file_name) = query.get("file_name").map(|f| f.trim()).filter(|f| !f.is_empty()) else {
+    let Some(file_name) = query
+        .get("file_name")
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+    else {
         return Err(PracticeError::field(
             vec![Value::from("query"), Value::from("file_name")],
             "missing",
@@ -437,10 +742,21 @@ async fn upload_document(
     ok(StatusCode::CREATED, &json!({"items": documents}))
 }
 
-async fn list_documents(caller: Caller, Path(id): Path<String>, Query(query): Query<HashMap<String, String>>) -> Answer {
+async fn list_documents(
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
     let id = path_id(&id, "knowledge_id")?;
     let page = page(&query)?;
-    ok(StatusCode::OK, &caller.practice.store().list_documents(caller.user.id, id, page).await?)
+    ok(
+        StatusCode::OK,
+        &caller
+            .practice
+            .store()
+            .list_documents(caller.user.id, id, page)
+            .await?,
+    )
 }
 
 async fn delete_document(caller: Caller, Path((kb, doc)): Path<(String, String)>) -> Answer {
@@ -462,15 +778,27 @@ async fn search(caller: Caller, body: Bytes) -> Answer {
     let (mut ids, mut query, mut k) = (Vec::new(), String::new(), 5);
     if let Some(map) = check.object(&body, &loc) {
         check.no_unknown(map, &["knowledge_ids", "query", "k"], &loc);
-        ids = check.id_list(map, "knowledge_ids", &loc).unwrap_or_default();
+        ids = check
+            .id_list(map, "knowledge_ids", &loc)
+            .unwrap_or_default();
         if ids.is_empty() && check.is_ok() {
-            check.error(at(&loc, "knowledge_ids"), "too_short", "List should have at least 1 item after validation, not 0");
+            check.error(
+                at(&loc, "knowledge_ids"),
+                "too_short",
+                "List should have at least 1 item after validation, not 0",
+            );
         }
         let q = check.string(map, "query", &loc, 1..=10_000, true);
-        query = check.required(q, map.contains_key("query"), at(&loc, "query")).unwrap_or_default();
+        query = check
+            .required(q, map.contains_key("query"), at(&loc, "query"))
+            .unwrap_or_default();
         k = check.int(map, "k", &loc, 1, 100).unwrap_or(5);
     }
     check.finish()?;
-    let hits = caller.practice.store().search(caller.user.id, &ids, &query, k as usize).await?;
+    let hits = caller
+        .practice
+        .store()
+        .search(caller.user.id, &ids, &query, k as usize)
+        .await?;
     ok(StatusCode::OK, &json!({"items": hits}))
 }

@@ -138,6 +138,70 @@ impl AppState {
             .build())
     }
 
+    /// [`AppState::from_config`] plus the practice service: opens (and
+    /// migrates) the store at [`Config::database_url`], builds a provider per
+    /// `[models.NAME]` and picks the router that checks prompts.
+    pub async fn from_config_with_practice(config: &Config) -> Result<Self, ConfigError> {
+        let plain = Self::from_config(config)?;
+        let url = config.database_url();
+        if let Some(path) = url.strip_prefix("sqlite:").filter(|p| !p.starts_with(':')) {
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "cannot create the data directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+            }
+        }
+        let store = sluice_practice::Store::connect(&url).await.map_err(|e| {
+            ConfigError::Invalid(format!(
+                "database {}: {e}",
+                sluice_practice::redact_url(&url)
+            ))
+        })?;
+        let client = sluice_practice::provider::http_client();
+        let mut providers = Vec::with_capacity(config.models.len());
+        for (name, model) in &config.models {
+            let provider =
+                sluice_practice::provider::Provider::new(name, model.clone(), client.clone())
+                    .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            providers.push(provider);
+        }
+        let models =
+            Practice::models_from(providers, plain.profiles()).map_err(ConfigError::Invalid)?;
+        let router = match config.practice_router.as_deref().unwrap_or("sample/1") {
+            "none" => None,
+            spec => {
+                let (id, version) = spec
+                    .rsplit_once('/')
+                    .and_then(|(id, v)| Some((id, v.parse::<u32>().ok()?)))
+                    .ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "practice_router: expected id/version or none, got {spec:?}"
+                        ))
+                    })?;
+                Some(
+                    plain
+                        .routers()
+                        .get(id, version, plain.profiles())
+                        .map_err(|e| {
+                            ConfigError::Invalid(format!("practice_router {spec:?}: {e:?}"))
+                        })?,
+                )
+            }
+        };
+        let practice = Practice::new(store, models, router);
+        let mut state = plain;
+        Arc::get_mut(&mut state.inner)
+            .expect("a state just built has one owner")
+            .practice = Some(practice);
+        Ok(state)
+    }
+
     /// Loads every model profile's tokenizer now, so that no request pays for it;
     /// returns the profiles that cannot be loaded, with the reason.
     pub fn warm_up(&self) -> Vec<(String, String)> {

@@ -42,7 +42,10 @@ async fn openapi_lists_exactly_the_served_routes() {
         .into_iter()
         .partition(|(_, p)| p.starts_with("/user/practice/"));
     assert_eq!(api, served);
-    assert_eq!(user, practice, "every practice route is documented, and only those");
+    assert_eq!(
+        user, practice,
+        "every practice route is documented, and only those"
+    );
     // Each documented route is really served: not the 40400 fallback, not 40500.
     for (method, path) in &served {
         let reply = call(

@@ -18,11 +18,11 @@
 //!   with retries, deadlines and streaming.
 
 mod error;
-pub mod provider;
 pub mod prompt;
+pub mod provider;
 mod request;
-mod run;
 pub mod retrieval;
+mod run;
 mod store;
 pub mod validate;
 

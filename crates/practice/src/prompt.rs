@@ -88,8 +88,14 @@ pub fn effective_params(
         .or(preset_t)
         .or(agent.temperature)
         .unwrap_or(DEFAULT_TEMPERATURE);
-    let top_p = request.top_p.or(preset_p).or(agent.top_p).unwrap_or(DEFAULT_TOP_P);
-    let length = request.response_length_preset.or(agent.response_length_preset);
+    let top_p = request
+        .top_p
+        .or(preset_p)
+        .or(agent.top_p)
+        .unwrap_or(DEFAULT_TOP_P);
+    let length = request
+        .response_length_preset
+        .or(agent.response_length_preset);
     let max = request
         .max_tokens
         .or_else(|| request.response_length_preset.and_then(length_tokens))
@@ -116,12 +122,20 @@ pub fn stored_params(value: Option<&Value>) -> GenerationParams {
     let preset = v
         .get("response_length_preset")
         .and_then(Value::as_str)
-        .and_then(|s| crate::request::LENGTH_PRESETS.iter().find(|p| **p == s).copied());
+        .and_then(|s| {
+            crate::request::LENGTH_PRESETS
+                .iter()
+                .find(|p| **p == s)
+                .copied()
+        });
     GenerationParams {
         temperature: v.get("temperature").and_then(Value::as_f64),
         top_p: v.get("top_p").and_then(Value::as_f64),
         response_length_preset: preset,
-        max_tokens: v.get("max_tokens").and_then(Value::as_u64).map(|m| m.min(u64::from(u32::MAX)) as u32),
+        max_tokens: v
+            .get("max_tokens")
+            .and_then(Value::as_u64)
+            .map(|m| m.min(u64::from(u32::MAX)) as u32),
         seed: v.get("seed").and_then(Value::as_u64),
     }
 }
@@ -168,7 +182,9 @@ pub fn style_instruction(preset: &str, style: &StyleParams) -> String {
         );
     }
     if style.self_check == Some(true) {
-        parts.push("Before replying, check your answer step by step and correct any mistake.".into());
+        parts.push(
+            "Before replying, check your answer step by step and correct any mistake.".into(),
+        );
     }
     parts.join(" ")
 }
@@ -206,7 +222,12 @@ pub struct Source {
 
 /// The passages that fit `budget` tokens of `model`, best first, and the user
 /// message: the prompt, then `[Context]` with the passages numbered.
-pub fn user_message(prompt: &str, hits: &[SearchHit], model: &Model, budget: usize) -> (String, Vec<Source>) {
+pub fn user_message(
+    prompt: &str,
+    hits: &[SearchHit],
+    model: &Model,
+    budget: usize,
+) -> (String, Vec<Source>) {
     let mut used = 0;
     let mut blocks = Vec::new();
     let mut sources = Vec::new();
@@ -229,7 +250,10 @@ pub fn user_message(prompt: &str, hits: &[SearchHit], model: &Model, budget: usi
     if blocks.is_empty() {
         return (prompt.to_string(), sources);
     }
-    (format!("{prompt}\n\n[Context]\n{}", blocks.join("\n\n")), sources)
+    (
+        format!("{prompt}\n\n[Context]\n{}", blocks.join("\n\n")),
+        sources,
+    )
 }
 
 /// A title from the prompt: at most 30 characters, cut at a word boundary when
@@ -249,7 +273,12 @@ pub fn session_title(prompt: &str) -> String {
 }
 
 /// The messages for one model: system, few-shot pairs, earlier turns, the user message.
-pub fn messages(system: &str, few_shots: &[(String, String)], history: &[(String, String)], user: String) -> Vec<Message> {
+pub fn messages(
+    system: &str,
+    few_shots: &[(String, String)],
+    history: &[(String, String)],
+    user: String,
+) -> Vec<Message> {
     let mut out = Vec::with_capacity(2 + 2 * (few_shots.len() + history.len()));
     if !system.is_empty() {
         out.push(Message::system(system));
@@ -281,16 +310,30 @@ mod tests {
         let none = GenerationParams::default();
         let p = effective_params(&none, "balanced", &none, 4096);
         assert_eq!((p.temperature, p.top_p, p.max_tokens), (0.7, 0.9, 512));
-        let agent = GenerationParams { temperature: Some(0.1), max_tokens: Some(100), ..none.clone() };
-        assert_eq!(effective_params(&agent, "custom", &none, 4096).temperature, 0.1);
-        assert_eq!(effective_params(&agent, "creative", &none, 4096).temperature, 1.0);
+        let agent = GenerationParams {
+            temperature: Some(0.1),
+            max_tokens: Some(100),
+            ..none.clone()
+        };
+        assert_eq!(
+            effective_params(&agent, "custom", &none, 4096).temperature,
+            0.1
+        );
+        assert_eq!(
+            effective_params(&agent, "creative", &none, 4096).temperature,
+            1.0
+        );
         let request = GenerationParams {
             temperature: Some(1.5),
             response_length_preset: Some("long"),
             ..none.clone()
         };
         let p = effective_params(&agent, "accurate", &request, 1000);
-        assert_eq!((p.temperature, p.top_p, p.max_tokens), (1.5, 0.8, 1000), "clamped");
+        assert_eq!(
+            (p.temperature, p.top_p, p.max_tokens),
+            (1.5, 0.8, 1000),
+            "clamped"
+        );
     }
 
     #[test]
@@ -301,7 +344,11 @@ mod tests {
             ..StyleParams::default()
         };
         let text = system_text("accurate", &style, Some("AGENT"));
-        let (a, s, g) = (text.find("precisely").unwrap(), text.find("SYS").unwrap(), text.find("AGENT").unwrap());
+        let (a, s, g) = (
+            text.find("precisely").unwrap(),
+            text.find("SYS").unwrap(),
+            text.find("AGENT").unwrap(),
+        );
         assert!(a < s && s < g, "{text}");
         assert!(text.contains("hints"));
         assert_eq!(system_text("balanced", &StyleParams::default(), None), "");

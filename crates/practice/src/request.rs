@@ -96,7 +96,13 @@ fn body_loc() -> Vec<Value> {
 
 /// Parses `style_params` at `loc` into `out`.
 pub fn parse_style_params(check: &mut Checker, value: &Value, loc: &[Value]) -> StyleParams {
-    const KEYS: [&str; 5] = ["format", "persona", "hint_mode", "self_check", "system_prompt"];
+    const KEYS: [&str; 5] = [
+        "format",
+        "persona",
+        "hint_mode",
+        "self_check",
+        "system_prompt",
+    ];
     let Some(map) = check.object(value, loc) else {
         return StyleParams::default();
     };
@@ -111,7 +117,11 @@ pub fn parse_style_params(check: &mut Checker, value: &Value, loc: &[Value]) -> 
 }
 
 /// Parses `generation_params` at `loc`.
-pub fn parse_generation_params(check: &mut Checker, value: &Value, loc: &[Value]) -> GenerationParams {
+pub fn parse_generation_params(
+    check: &mut Checker,
+    value: &Value,
+    loc: &[Value],
+) -> GenerationParams {
     const KEYS: [&str; 6] = [
         "temperature",
         "top_p",
@@ -141,7 +151,8 @@ pub fn parse_generation_params(check: &mut Checker, value: &Value, loc: &[Value]
         (a, b) => a.or(b),
     };
     let preset = check.choice(map, "response_length_preset", loc, &LENGTH_PRESETS);
-    if preset == Some("custom") && max.is_none() && max_completion.is_none() && max_tokens.is_none() {
+    if preset == Some("custom") && max.is_none() && max_completion.is_none() && max_tokens.is_none()
+    {
         check.error(
             at(loc, "response_length_preset"),
             "value_error",
@@ -182,25 +193,42 @@ impl RunRequest {
             .collect();
         check.no_unknown(map, &allowed, &loc);
         let prompt = check.string(map, "prompt_text", &loc, 1..=MAX_PROMPT_CHARS, true);
-        let prompt = check.required(prompt, map.get("prompt_text").is_some_and(|v| !v.is_null()), at(&loc, "prompt_text"));
+        let prompt = check.required(
+            prompt,
+            map.get("prompt_text").is_some_and(|v| !v.is_null()),
+            at(&loc, "prompt_text"),
+        );
         let model_names = check.string_list(map, "model_names", &loc, 200);
         if let Some(names) = &model_names {
             if names.len() > MAX_MODELS {
                 check.error(
                     at(&loc, "model_names"),
                     "too_long",
-                    format!("List should have at most {MAX_MODELS} items after validation, not {}", names.len()),
+                    format!(
+                        "List should have at most {MAX_MODELS} items after validation, not {}",
+                        names.len()
+                    ),
                 );
             }
         }
-        let knowledge_ids = check.id_list(map, "knowledge_ids", &loc).unwrap_or_default();
-        let few_shot_example_ids = check.id_list(map, "few_shot_example_ids", &loc).unwrap_or_default();
-        for (key, ids) in [("knowledge_ids", &knowledge_ids), ("few_shot_example_ids", &few_shot_example_ids)] {
+        let knowledge_ids = check
+            .id_list(map, "knowledge_ids", &loc)
+            .unwrap_or_default();
+        let few_shot_example_ids = check
+            .id_list(map, "few_shot_example_ids", &loc)
+            .unwrap_or_default();
+        for (key, ids) in [
+            ("knowledge_ids", &knowledge_ids),
+            ("few_shot_example_ids", &few_shot_example_ids),
+        ] {
             if ids.len() > MAX_IDS {
                 check.error(
                     at(&loc, key),
                     "too_long",
-                    format!("List should have at most {MAX_IDS} items after validation, not {}", ids.len()),
+                    format!(
+                        "List should have at most {MAX_IDS} items after validation, not {}",
+                        ids.len()
+                    ),
                 );
             }
         }
@@ -253,7 +281,11 @@ fn required_string(check: &mut Checker, map: &Map<String, Value>, key: &str, max
     let value = check.string(map, key, &loc, 1..=max, true);
     let present = map.get(key).is_some_and(|v| !v.is_null());
     if !present && map.get(key).is_some() {
-        check.error(at(&loc, key), "string_type", "Input should be a valid string");
+        check.error(
+            at(&loc, key),
+            "string_type",
+            "Input should be a valid string",
+        );
     }
     check
         .required(value, map.get(key).is_some(), at(&loc, key))
@@ -290,10 +322,13 @@ pub fn parse_agent(body: &Value, base: Option<Value>) -> Result<AgentInput> {
             let parsed = parse_style_params(&mut check, v, &at(&loc, "style_params"));
             serde_json::to_value(parsed).expect("serializable")
         }),
-        generation_params: map.get("generation_params").filter(|v| !v.is_null()).map(|v| {
-            let parsed = parse_generation_params(&mut check, v, &at(&loc, "generation_params"));
-            serde_json::to_value(parsed).expect("serializable")
-        }),
+        generation_params: map
+            .get("generation_params")
+            .filter(|v| !v.is_null())
+            .map(|v| {
+                let parsed = parse_generation_params(&mut check, v, &at(&loc, "generation_params"));
+                serde_json::to_value(parsed).expect("serializable")
+            }),
         class_id: check.int(map, "class_id", &loc, 1, i64::MAX),
     };
     check.finish()?;
@@ -303,13 +338,21 @@ pub fn parse_agent(body: &Value, base: Option<Value>) -> Result<AgentInput> {
 /// A project's body: `name` (1..=200), optional `description`, `class_id`.
 pub fn parse_project(body: &Value, base: Option<Value>) -> Result<ProjectInput> {
     let (name, description, class_id) = parse_named(body, base)?;
-    Ok(ProjectInput { name, description, class_id })
+    Ok(ProjectInput {
+        name,
+        description,
+        class_id,
+    })
 }
 
 /// A knowledge base's body: `name` (1..=200), optional `description`, `class_id`.
 pub fn parse_knowledge(body: &Value, base: Option<Value>) -> Result<KnowledgeInput> {
     let (name, description, class_id) = parse_named(body, base)?;
-    Ok(KnowledgeInput { name, description, class_id })
+    Ok(KnowledgeInput {
+        name,
+        description,
+        class_id,
+    })
 }
 
 fn parse_named(body: &Value, base: Option<Value>) -> Result<(String, String, Option<i64>)> {
@@ -355,7 +398,10 @@ mod tests {
 
     fn locs(err: PracticeError) -> Vec<String> {
         match err {
-            PracticeError::Validation(e) => e.iter().map(|e| serde_json::to_string(&e.loc).unwrap()).collect(),
+            PracticeError::Validation(e) => e
+                .iter()
+                .map(|e| serde_json::to_string(&e.loc).unwrap())
+                .collect(),
             other => panic!("{other:?}"),
         }
     }
@@ -398,14 +444,20 @@ mod tests {
             r#"["body","generation_params","top_p"]"#,
             r#"["body","generation_params","max_tokens"]"#,
         ] {
-            assert!(locs.iter().any(|l| l == expected), "{expected} not in {locs:?}");
+            assert!(
+                locs.iter().any(|l| l == expected),
+                "{expected} not in {locs:?}"
+            );
         }
     }
 
     #[test]
     fn a_continuation_refuses_session_fields() {
         let body = json!({"prompt_text": "x", "knowledge_ids": [1]});
-        assert_eq!(locs(RunRequest::parse(&body, true).unwrap_err()), [r#"["body","knowledge_ids"]"#]);
+        assert_eq!(
+            locs(RunRequest::parse(&body, true).unwrap_err()),
+            [r#"["body","knowledge_ids"]"#]
+        );
         assert!(RunRequest::parse(&json!({}), false).is_err());
         assert!(RunRequest::parse(&json!([]), false).is_err());
     }
@@ -418,8 +470,12 @@ mod tests {
         assert_eq!(patched.instructions, "be brief");
         assert!(parse_agent(&json!({"instructions": "x"}), None).is_err());
         assert!(parse_agent(&json!({"name": "x", "colour": 1}), None).is_err());
-        let shot = parse_few_shot(&json!({"input": "q", "output": "a", "note": "n"}), None).unwrap();
+        let shot =
+            parse_few_shot(&json!({"input": "q", "output": "a", "note": "n"}), None).unwrap();
         assert_eq!(shot.note.as_deref(), Some("n"));
-        assert_eq!(locs(parse_project(&json!({"name": ""}), None).unwrap_err()), [r#"["body","name"]"#]);
+        assert_eq!(
+            locs(parse_project(&json!({"name": ""}), None).unwrap_err()),
+            [r#"["body","name"]"#]
+        );
     }
 }

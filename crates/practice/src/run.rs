@@ -19,7 +19,7 @@ use crate::prompt::{self, CONTEXT_TOKENS, EffectiveParams, Source};
 use crate::provider::{ChatReply, ChatRequest, Provider, ProviderError};
 use crate::request::RunRequest;
 use crate::store::{
-    Agent, NewResult, NewSession, NewTurn, SearchHit, SessionDetail, StoredResult, Store, User,
+    Agent, NewResult, NewSession, NewTurn, SearchHit, SessionDetail, Store, StoredResult, User,
 };
 
 /// Passages retrieved per turn, before packing into the token budget.
@@ -101,7 +101,11 @@ struct Plan {
 impl Practice {
     /// The service over `store`, with `models` by logical name and an optional
     /// router that checks every prompt before a model is called.
-    pub fn new(store: Store, models: BTreeMap<String, PracticeModel>, router: Option<Arc<Router>>) -> Self {
+    pub fn new(
+        store: Store,
+        models: BTreeMap<String, PracticeModel>,
+        router: Option<Arc<Router>>,
+    ) -> Self {
         Self {
             store,
             models: Arc::new(models),
@@ -112,7 +116,10 @@ impl Practice {
     /// Builds the models of a config: each provider with the profile named by
     /// its `profile` (default: the logical name when it is a profile, else
     /// `o200k` for OpenAI-compatible servers and `HCX-005` for CLOVA).
-    pub fn models_from(providers: Vec<Provider>, profiles: &Profiles) -> std::result::Result<BTreeMap<String, PracticeModel>, String> {
+    pub fn models_from(
+        providers: Vec<Provider>,
+        profiles: &Profiles,
+    ) -> std::result::Result<BTreeMap<String, PracticeModel>, String> {
         let mut models = BTreeMap::new();
         for provider in providers {
             let name = provider.name().to_string();
@@ -232,7 +239,12 @@ impl Practice {
         };
         let models = match &request.model_names {
             Some(names) => names.clone(),
-            None => session.summary.models.iter().map(|m| m.model_name.clone()).collect(),
+            None => session
+                .summary
+                .models
+                .iter()
+                .map(|m| m.model_name.clone())
+                .collect(),
         };
         for name in &models {
             if !class.models.contains(name) {
@@ -243,7 +255,9 @@ impl Practice {
             }
         }
         let knowledge_ids = session.summary.knowledge_ids.clone();
-        let plan = self.plan(user, request, models, agent, &knowledge_ids).await?;
+        let plan = self
+            .plan(user, request, models, agent, &knowledge_ids)
+            .await?;
         let history = own_history(&session);
         let results = self.call_models(&plan, request, &history, events).await?;
         let turn = NewTurn {
@@ -287,14 +301,18 @@ impl Practice {
         if let Some(router) = &self.router {
             let routed = router
                 .route(&RouteRequest::new(request.prompt_text.as_str()))
-                .map_err(|e| PracticeError::BadRequest(format!("the router cannot check the prompt: {e}")))?;
+                .map_err(|e| {
+                    PracticeError::BadRequest(format!("the router cannot check the prompt: {e}"))
+                })?;
             if !routed.blocked_content.result.is_empty() || !routed.safety.result.is_empty() {
                 let blocked = Blocked {
                     domain: routed.domain.result,
                     content_filters: routed.blocked_content.result,
                     safety: routed.safety.result,
                 };
-                return Err(PracticeError::Blocked(serde_json::to_value(blocked).expect("serializable")));
+                return Err(PracticeError::Blocked(
+                    serde_json::to_value(blocked).expect("serializable"),
+                ));
             }
         }
         let hits = if knowledge_ids.is_empty() {
@@ -307,9 +325,15 @@ impl Practice {
         let preset = request
             .style_preset
             .or_else(|| {
-                agent.as_ref().and_then(|a| a.style_preset.as_deref()).and_then(|p| {
-                    crate::request::STYLE_PRESETS.iter().find(|s| **s == p).copied()
-                })
+                agent
+                    .as_ref()
+                    .and_then(|a| a.style_preset.as_deref())
+                    .and_then(|p| {
+                        crate::request::STYLE_PRESETS
+                            .iter()
+                            .find(|s| **s == p)
+                            .copied()
+                    })
             })
             .unwrap_or("balanced");
         let settings = json!({
@@ -346,7 +370,11 @@ impl Practice {
         } else {
             request.style_params.clone()
         };
-        let agent_params = prompt::stored_params(plan.agent.as_ref().and_then(|a| a.generation_params.as_ref()));
+        let agent_params = prompt::stored_params(
+            plan.agent
+                .as_ref()
+                .and_then(|a| a.generation_params.as_ref()),
+        );
         let system = prompt::system_text(
             plan.preset,
             &style,
@@ -437,7 +465,9 @@ async fn call_one(
         Err(e) => {
             return Outcome {
                 reply: None,
-                error: Some(json!({"kind": "context_exceeded", "message": e.to_string(), "status": null})),
+                error: Some(
+                    json!({"kind": "context_exceeded", "message": e.to_string(), "status": null}),
+                ),
                 latency_ms: 0,
                 sources,
                 counted_prompt_tokens: None,

@@ -48,7 +48,11 @@ impl Checker {
     }
 
     /// `value` as an object; records `model_attributes_type` otherwise.
-    pub fn object<'v>(&mut self, value: &'v Value, loc: &[Value]) -> Option<&'v Map<String, Value>> {
+    pub fn object<'v>(
+        &mut self,
+        value: &'v Value,
+        loc: &[Value],
+    ) -> Option<&'v Map<String, Value>> {
         match value {
             Value::Object(map) => Some(map),
             _ => {
@@ -66,7 +70,11 @@ impl Checker {
     pub fn no_unknown(&mut self, map: &Map<String, Value>, allowed: &[&str], loc: &[Value]) {
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
-                self.error(at(loc, key.as_str()), "extra_forbidden", "Extra inputs are not permitted");
+                self.error(
+                    at(loc, key.as_str()),
+                    "extra_forbidden",
+                    "Extra inputs are not permitted",
+                );
             }
         }
     }
@@ -97,11 +105,19 @@ impl Checker {
                 let n = s.chars().count();
                 if n < *chars.start() {
                     let (min, plural) = plural(*chars.start());
-                    self.error(loc, "string_too_short", format!("String should have at least {min} character{plural}"));
+                    self.error(
+                        loc,
+                        "string_too_short",
+                        format!("String should have at least {min} character{plural}"),
+                    );
                     None
                 } else if n > *chars.end() {
                     let (max, plural) = plural(*chars.end());
-                    self.error(loc, "string_too_long", format!("String should have at most {max} character{plural}"));
+                    self.error(
+                        loc,
+                        "string_too_long",
+                        format!("String should have at most {max} character{plural}"),
+                    );
                     None
                 } else {
                     Some(s.to_string())
@@ -115,7 +131,14 @@ impl Checker {
     }
 
     /// An optional integer ≥ `min` (`1.0` counts as 1, `"1"` does not).
-    pub fn int(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value], min: i64, max: i64) -> Option<i64> {
+    pub fn int(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        loc: &[Value],
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
         let value = map.get(key)?;
         self.int_value(value, at(loc, key), min, max)
     }
@@ -133,7 +156,10 @@ impl Checker {
         };
         let Some(n) = n else {
             let (kind, msg) = match value {
-                Value::Number(_) => ("int_from_float", "Input should be a valid integer, got a number with a fractional part"),
+                Value::Number(_) => (
+                    "int_from_float",
+                    "Input should be a valid integer, got a number with a fractional part",
+                ),
                 _ => ("int_type", "Input should be a valid integer"),
             };
             self.error(loc, kind, msg);
@@ -143,17 +169,32 @@ impl Checker {
     }
 
     /// An optional number in `min..=max`.
-    pub fn float(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value], min: f64, max: f64) -> Option<f64> {
+    pub fn float(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        loc: &[Value],
+        min: f64,
+        max: f64,
+    ) -> Option<f64> {
         let loc = at(loc, key);
         match map.get(key)? {
             Value::Null => None,
             Value::Number(n) => {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 if f < min {
-                    self.error(loc, "greater_than_equal", format!("Input should be greater than or equal to {}", num(min)));
+                    self.error(
+                        loc,
+                        "greater_than_equal",
+                        format!("Input should be greater than or equal to {}", num(min)),
+                    );
                     None
                 } else if f > max {
-                    self.error(loc, "less_than_equal", format!("Input should be less than or equal to {}", num(max)));
+                    self.error(
+                        loc,
+                        "less_than_equal",
+                        format!("Input should be less than or equal to {}", num(max)),
+                    );
                     None
                 } else {
                     Some(f)
@@ -179,13 +220,21 @@ impl Checker {
     }
 
     /// An optional string from a fixed set.
-    pub fn choice(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value], options: &[&'static str]) -> Option<&'static str> {
+    pub fn choice(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        loc: &[Value],
+        options: &[&'static str],
+    ) -> Option<&'static str> {
         let value = map.get(key)?;
         let loc = at(loc, key);
         if value.is_null() {
             return None;
         }
-        let found = value.as_str().and_then(|s| options.iter().find(|o| **o == s).copied());
+        let found = value
+            .as_str()
+            .and_then(|s| options.iter().find(|o| **o == s).copied());
         if found.is_none() {
             let quoted: Vec<String> = options.iter().map(|o| format!("'{o}'")).collect();
             let list = match quoted.split_last() {
@@ -198,7 +247,12 @@ impl Checker {
     }
 
     /// An optional list of ids ≥ 1; duplicates removed keeping the first.
-    pub fn id_list(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value]) -> Option<Vec<i64>> {
+    pub fn id_list(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        loc: &[Value],
+    ) -> Option<Vec<i64>> {
         let items = self.list(map, key, loc)?;
         let loc = at(loc, key);
         let mut ids = Vec::with_capacity(items.len());
@@ -217,13 +271,23 @@ impl Checker {
     }
 
     /// An optional list of non-empty strings; duplicates removed keeping the first.
-    pub fn string_list(&mut self, map: &Map<String, Value>, key: &str, loc: &[Value], max_chars: usize) -> Option<Vec<String>> {
+    pub fn string_list(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        loc: &[Value],
+        max_chars: usize,
+    ) -> Option<Vec<String>> {
         let items = self.list(map, key, loc)?;
         let loc = at(loc, key);
         let mut out: Vec<String> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             match item.as_str().map(str::trim) {
-                Some("") => self.error(at(&loc, i), "string_too_short", "String should have at least 1 character"),
+                Some("") => self.error(
+                    at(&loc, i),
+                    "string_too_short",
+                    "String should have at least 1 character",
+                ),
                 Some(s) if s.chars().count() > max_chars => self.error(
                     at(&loc, i),
                     "string_too_long",
@@ -240,7 +304,12 @@ impl Checker {
         Some(out)
     }
 
-    fn list<'v>(&mut self, map: &'v Map<String, Value>, key: &str, loc: &[Value]) -> Option<&'v Vec<Value>> {
+    fn list<'v>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        key: &str,
+        loc: &[Value],
+    ) -> Option<&'v Vec<Value>> {
         match map.get(key)? {
             Value::Null => None,
             Value::Array(items) => Some(items),
@@ -253,10 +322,18 @@ impl Checker {
 
     fn in_range(&mut self, n: i64, loc: Loc, min: i64, max: i64) -> Option<i64> {
         if n < min {
-            self.error(loc, "greater_than_equal", format!("Input should be greater than or equal to {min}"));
+            self.error(
+                loc,
+                "greater_than_equal",
+                format!("Input should be greater than or equal to {min}"),
+            );
             None
         } else if n > max {
-            self.error(loc, "less_than_equal", format!("Input should be less than or equal to {max}"));
+            self.error(
+                loc,
+                "less_than_equal",
+                format!("Input should be less than or equal to {max}"),
+            );
             None
         } else {
             Some(n)
@@ -270,12 +347,22 @@ fn plural(n: usize) -> (usize, &'static str) {
 
 /// A bound as pydantic prints it: `2` rather than `2.0`.
 fn num(f: f64) -> String {
-    if f.fract() == 0.0 { format!("{}", f as i64) } else { f.to_string() }
+    if f.fract() == 0.0 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
 }
 
 /// A query parameter that must be an integer in `min..=max` (FastAPI's checks
 /// of `class_id`, `page`, `size`).
-pub fn query_int(value: Option<&str>, name: &str, default: Option<i64>, min: i64, max: i64) -> Result<i64> {
+pub fn query_int(
+    value: Option<&str>,
+    name: &str,
+    default: Option<i64>,
+    min: i64,
+    max: i64,
+) -> Result<i64> {
     let loc = vec![Value::from("query"), Value::from(name)];
     let mut check = Checker::new();
     let n = match value {
@@ -289,7 +376,11 @@ pub fn query_int(value: Option<&str>, name: &str, default: Option<i64>, min: i64
         Some(text) => match text.trim().parse::<i64>() {
             Ok(n) => check.in_range(n, loc, min, max),
             Err(_) => {
-                check.error(loc, "int_parsing", "Input should be a valid integer, unable to parse string as an integer");
+                check.error(
+                    loc,
+                    "int_parsing",
+                    "Input should be a valid integer, unable to parse string as an integer",
+                );
                 None
             }
         },
@@ -305,7 +396,11 @@ pub fn path_id(value: &str, name: &str) -> Result<i64> {
     let n = match value.parse::<i64>() {
         Ok(n) => check.in_range(n, loc, 1, i64::MAX),
         Err(_) => {
-            check.error(loc, "int_parsing", "Input should be a valid integer, unable to parse string as an integer");
+            check.error(
+                loc,
+                "int_parsing",
+                "Input should be a valid integer, unable to parse string as an integer",
+            );
             None
         }
     };
@@ -373,13 +468,19 @@ mod tests {
         let map = body.as_object().unwrap();
         let mut c = Checker::new();
         assert_eq!(c.id_list(map, "ids", &[]), Some(vec![3, 1, 2]));
-        assert_eq!(c.string_list(map, "names", &[], 10), Some(vec!["b".into(), "a".into()]));
+        assert_eq!(
+            c.string_list(map, "names", &[], 10),
+            Some(vec!["b".into(), "a".into()])
+        );
         assert!(c.is_ok());
     }
 
     #[test]
     fn query_and_path_ints() {
-        assert_eq!(query_int(Some("3"), "class_id", None, 1, i64::MAX).unwrap(), 3);
+        assert_eq!(
+            query_int(Some("3"), "class_id", None, 1, i64::MAX).unwrap(),
+            3
+        );
         assert_eq!(query_int(None, "page", Some(1), 1, i64::MAX).unwrap(), 1);
         for bad in [Some("0"), Some("x"), None] {
             assert!(matches!(
@@ -395,9 +496,16 @@ mod tests {
     fn enum_messages_read_like_pydantic() {
         let body = json!({"p": "fast"});
         let mut c = Checker::new();
-        c.choice(body.as_object().unwrap(), "p", &[Value::from("body")], &["a", "b", "c"]);
+        c.choice(
+            body.as_object().unwrap(),
+            "p",
+            &[Value::from("body")],
+            &["a", "b", "c"],
+        );
         match c.finish() {
-            Err(PracticeError::Validation(e)) => assert_eq!(e[0].msg, "Input should be 'a', 'b' or 'c'"),
+            Err(PracticeError::Validation(e)) => {
+                assert_eq!(e[0].msg, "Input should be 'a', 'b' or 'c'")
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -44,6 +44,8 @@ pub async fn fresh_postgres_url() -> Option<String> {
         .execute(&mut conn)
         .await
         .expect("create a test database");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
     Some(format!("{base}/{name}"))
 }

@@ -1,10 +1,10 @@
 //! The store suite, run on every backend (`backends::stores`).
 
+use serde_json::json;
 use sluice_practice::{
     AgentInput, ClassRole, FewShotInput, KnowledgeInput, NewResult, NewSession, NewTurn,
     PageRequest, PracticeError, ProjectInput, SessionFilter, SessionPatch, Store,
 };
-use serde_json::json;
 
 use crate::backends::stores;
 
@@ -26,7 +26,10 @@ fn agent(name: &str, class_id: Option<i64>) -> AgentInput {
 async fn keys_authenticate_until_revoked() {
     for store in stores().await {
         let (user, key) = store.create_user("kim").await.unwrap();
-        assert_eq!(store.authenticate(&key.key).await.unwrap(), Some(user.clone()));
+        assert_eq!(
+            store.authenticate(&key.key).await.unwrap(),
+            Some(user.clone())
+        );
         assert_eq!(store.authenticate("sk-sluice-wrong").await.unwrap(), None);
         assert_eq!(store.authenticate("").await.unwrap(), None);
         let second = store.create_key(user.id, Some("laptop")).await.unwrap();
@@ -34,13 +37,30 @@ async fn keys_authenticate_until_revoked() {
         let listed = store.list_keys(user.id).await.unwrap();
         assert_eq!(listed.len(), 2);
         let shown = format!("{listed:?}");
-        assert!(!shown.contains(&key.key[12..]), "a listing never shows a key");
+        assert!(
+            !shown.contains(&key.key[12..]),
+            "a listing never shows a key"
+        );
         store.revoke_key(key.id).await.unwrap();
-        assert_eq!(store.authenticate(&key.key).await.unwrap(), None, "{}", store.backend_name());
+        assert_eq!(
+            store.authenticate(&key.key).await.unwrap(),
+            None,
+            "{}",
+            store.backend_name()
+        );
         assert_eq!(store.authenticate(&second.key).await.unwrap(), Some(user));
-        assert!(matches!(store.create_user("kim").await, Err(PracticeError::Conflict(_))));
-        assert!(matches!(store.create_user("  ").await, Err(PracticeError::BadRequest(_))));
-        assert!(matches!(store.revoke_key(9999).await, Err(PracticeError::NotFound(_))));
+        assert!(matches!(
+            store.create_user("kim").await,
+            Err(PracticeError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.create_user("  ").await,
+            Err(PracticeError::BadRequest(_))
+        ));
+        assert!(matches!(
+            store.revoke_key(9999).await,
+            Err(PracticeError::NotFound(_))
+        ));
     }
 }
 
@@ -50,22 +70,48 @@ async fn classes_hold_members_and_models() {
         let (teacher, _) = user(&store, "teacher").await;
         let (student, _) = user(&store, "student").await;
         let (outsider, _) = user(&store, "outsider").await;
-        let models = vec!["gpt-small".to_string(), "HCX-005".into(), "gpt-small".into()];
-        let class = store.create_class("Prompting 101", teacher, &models, "HCX-005").await.unwrap();
+        let models = vec![
+            "gpt-small".to_string(),
+            "HCX-005".into(),
+            "gpt-small".into(),
+        ];
+        let class = store
+            .create_class("Prompting 101", teacher, &models, "HCX-005")
+            .await
+            .unwrap();
         assert_eq!(class.models, ["gpt-small", "HCX-005"]);
         assert_eq!(class.primary_model, "HCX-005");
-        store.add_member(class.id, student, ClassRole::Student).await.unwrap();
-        assert_eq!(store.role_in(class.id, teacher).await.unwrap(), Some(ClassRole::Instructor));
-        assert_eq!(store.role_in(class.id, student).await.unwrap(), Some(ClassRole::Student));
+        store
+            .add_member(class.id, student, ClassRole::Student)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.role_in(class.id, teacher).await.unwrap(),
+            Some(ClassRole::Instructor)
+        );
+        assert_eq!(
+            store.role_in(class.id, student).await.unwrap(),
+            Some(ClassRole::Student)
+        );
         assert!(matches!(
             store.class_for_member(class.id, outsider).await,
             Err(PracticeError::Forbidden(_))
         ));
-        assert!(matches!(store.class_for_member(999, student).await, Err(PracticeError::NotFound(_))));
+        assert!(matches!(
+            store.class_for_member(999, student).await,
+            Err(PracticeError::NotFound(_))
+        ));
         let members = store.members(class.id).await.unwrap();
         assert_eq!(members.len(), 2);
-        let class = store.set_class_models(class.id, &["a".into()], "b").await.unwrap();
-        assert_eq!(class.models, ["b", "a"], "the primary model is added when missing");
+        let class = store
+            .set_class_models(class.id, &["a".into()], "b")
+            .await
+            .unwrap();
+        assert_eq!(
+            class.models,
+            ["b", "a"],
+            "the primary model is added when missing"
+        );
         store.remove_member(class.id, student).await.unwrap();
         assert_eq!(store.role_in(class.id, student).await.unwrap(), None);
         assert_eq!(store.classes_of(teacher).await.unwrap().len(), 1);
@@ -79,50 +125,119 @@ async fn objects_are_private_unless_shared_with_a_class() {
         let (student, _) = user(&store, "student").await;
         let (other, _) = user(&store, "other").await;
         let class = store.create_class("c", teacher, &[], "m").await.unwrap();
-        store.add_member(class.id, student, ClassRole::Student).await.unwrap();
+        store
+            .add_member(class.id, student, ClassRole::Student)
+            .await
+            .unwrap();
 
-        let private = store.create_agent(student, &agent("mine", None)).await.unwrap();
-        assert!(matches!(store.agent(other, private.id).await, Err(PracticeError::NotFound("agent"))));
-        assert!(matches!(store.agent(teacher, private.id).await, Err(PracticeError::NotFound(_))));
-        assert!(matches!(store.delete_agent(other, private.id).await, Err(PracticeError::NotFound(_))));
+        let private = store
+            .create_agent(student, &agent("mine", None))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.agent(other, private.id).await,
+            Err(PracticeError::NotFound("agent"))
+        ));
+        assert!(matches!(
+            store.agent(teacher, private.id).await,
+            Err(PracticeError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.delete_agent(other, private.id).await,
+            Err(PracticeError::NotFound(_))
+        ));
         // Sharing needs membership of the class.
         assert!(matches!(
             store.create_agent(other, &agent("x", Some(class.id))).await,
             Err(PracticeError::Forbidden(_))
         ));
-        let shared = store.create_agent(teacher, &agent("tutor", Some(class.id))).await.unwrap();
+        let shared = store
+            .create_agent(teacher, &agent("tutor", Some(class.id)))
+            .await
+            .unwrap();
         assert_eq!(store.agent(student, shared.id).await.unwrap().name, "tutor");
-        assert!(matches!(store.agent(other, shared.id).await, Err(PracticeError::NotFound(_))));
+        assert!(matches!(
+            store.agent(other, shared.id).await,
+            Err(PracticeError::NotFound(_))
+        ));
         // A student sees a shared object but may not change it.
         assert!(matches!(
-            store.update_agent(student, shared.id, &agent("hijack", Some(class.id))).await,
+            store
+                .update_agent(student, shared.id, &agent("hijack", Some(class.id)))
+                .await,
             Err(PracticeError::Forbidden(_))
         ));
-        assert!(matches!(store.delete_agent(student, shared.id).await, Err(PracticeError::Forbidden(_))));
+        assert!(matches!(
+            store.delete_agent(student, shared.id).await,
+            Err(PracticeError::Forbidden(_))
+        ));
         // The instructor manages what is shared with the class.
-        let student_shared = store.create_agent(student, &agent("s", Some(class.id))).await.unwrap();
+        let student_shared = store
+            .create_agent(student, &agent("s", Some(class.id)))
+            .await
+            .unwrap();
         let renamed = store
-            .update_agent(teacher, student_shared.id, &agent("renamed", Some(class.id)))
+            .update_agent(
+                teacher,
+                student_shared.id,
+                &agent("renamed", Some(class.id)),
+            )
             .await
             .unwrap();
         assert_eq!(renamed.name, "renamed");
-        let page = store.list_agents(student, PageRequest::default()).await.unwrap();
+        let page = store
+            .list_agents(student, PageRequest::default())
+            .await
+            .unwrap();
         assert_eq!(page.total, 3);
-        assert_eq!(store.list_agents(other, PageRequest::default()).await.unwrap().total, 0);
+        assert_eq!(
+            store
+                .list_agents(other, PageRequest::default())
+                .await
+                .unwrap()
+                .total,
+            0
+        );
         store.delete_agent(student, private.id).await.unwrap();
-        assert!(matches!(store.agent(student, private.id).await, Err(PracticeError::NotFound(_))));
+        assert!(matches!(
+            store.agent(student, private.id).await,
+            Err(PracticeError::NotFound(_))
+        ));
 
         let shot = store
-            .create_few_shot(student, &FewShotInput { input: "q".into(), output: "a".into(), note: None, class_id: None })
+            .create_few_shot(
+                student,
+                &FewShotInput {
+                    input: "q".into(),
+                    output: "a".into(),
+                    note: None,
+                    class_id: None,
+                },
+            )
             .await
             .unwrap();
-        assert!(matches!(store.few_shot(other, shot.id).await, Err(PracticeError::NotFound(_))));
+        assert!(matches!(
+            store.few_shot(other, shot.id).await,
+            Err(PracticeError::NotFound(_))
+        ));
         let kb = store
-            .create_knowledge(student, &KnowledgeInput { name: "kb".into(), ..Default::default() })
+            .create_knowledge(
+                student,
+                &KnowledgeInput {
+                    name: "kb".into(),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
-        assert!(matches!(store.knowledge(other, kb.id).await, Err(PracticeError::NotFound(_))));
-        assert!(matches!(store.search(other, &[kb.id], "q", 3).await, Err(PracticeError::NotFound(_))));
+        assert!(matches!(
+            store.knowledge(other, kb.id).await,
+            Err(PracticeError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.search(other, &[kb.id], "q", 3).await,
+            Err(PracticeError::NotFound(_))
+        ));
     }
 }
 
@@ -131,16 +246,31 @@ async fn lists_are_paginated_newest_first() {
     for store in stores().await {
         let (me, _) = user(&store, "me").await;
         for i in 0..5 {
-            let input = ProjectInput { name: format!("p{i}"), ..Default::default() };
+            let input = ProjectInput {
+                name: format!("p{i}"),
+                ..Default::default()
+            };
             store.create_project(me, &input).await.unwrap();
         }
-        let first = store.list_projects(me, PageRequest { page: 1, size: 2 }).await.unwrap();
-        assert_eq!((first.total, first.page, first.size, first.items.len()), (5, 1, 2, 2));
+        let first = store
+            .list_projects(me, PageRequest { page: 1, size: 2 })
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.total, first.page, first.size, first.items.len()),
+            (5, 1, 2, 2)
+        );
         assert_eq!(first.items[0].name, "p4");
-        let last = store.list_projects(me, PageRequest { page: 3, size: 2 }).await.unwrap();
+        let last = store
+            .list_projects(me, PageRequest { page: 3, size: 2 })
+            .await
+            .unwrap();
         assert_eq!(last.items.len(), 1);
         assert_eq!(last.items[0].name, "p0");
-        let past = store.list_projects(me, PageRequest { page: 9, size: 2 }).await.unwrap();
+        let past = store
+            .list_projects(me, PageRequest { page: 9, size: 2 })
+            .await
+            .unwrap();
         assert!(past.items.is_empty());
         assert_eq!(past.total, 5);
     }
@@ -156,7 +286,13 @@ async fn korean_retrieval_finds_stems_bigrams_and_mixed_text() {
     for store in stores().await {
         let (me, _) = user(&store, "me").await;
         let kb = store
-            .create_knowledge(me, &KnowledgeInput { name: "kb".into(), ..Default::default() })
+            .create_knowledge(
+                me,
+                &KnowledgeInput {
+                    name: "kb".into(),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         let docs = store
@@ -169,20 +305,52 @@ async fn korean_retrieval_finds_stems_bigrams_and_mixed_text() {
             let store = store.clone();
             async move {
                 let hits = store.search(me, &[kb.id], query, 1).await.unwrap();
-                hits.first().map(|h| h.passage.text.clone()).unwrap_or_default()
+                hits.first()
+                    .map(|h| h.passage.text.clone())
+                    .unwrap_or_default()
             }
         };
-        assert!(top("서울에서 뭐 해?").await.contains("서울의 인구"), "particles");
+        assert!(
+            top("서울에서 뭐 해?").await.contains("서울의 인구"),
+            "particles"
+        );
         assert!(top("날씨").await.contains("맑고"), "two-syllable query");
-        assert!(top("미세 먼지").await.contains("미세먼지"), "spacing variant");
-        assert!(top("HCX-005 모델").await.contains("HCX-005"), "mixed Latin and Hangul");
+        assert!(
+            top("미세 먼지").await.contains("미세먼지"),
+            "spacing variant"
+        );
+        assert!(
+            top("HCX-005 모델").await.contains("HCX-005"),
+            "mixed Latin and Hangul"
+        );
         assert!(top("부산").await.contains("항구"));
-        assert!(store.search(me, &[kb.id], "zzzz", 3).await.unwrap().is_empty());
-        assert!(store.search(me, &[kb.id], "   ", 3).await.unwrap().is_empty());
-        let docs = store.list_documents(me, kb.id, PageRequest::default()).await.unwrap();
+        assert!(
+            store
+                .search(me, &[kb.id], "zzzz", 3)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .search(me, &[kb.id], "   ", 3)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let docs = store
+            .list_documents(me, kb.id, PageRequest::default())
+            .await
+            .unwrap();
         assert_eq!(docs.total, 1);
         store.delete_document(me, docs.items[0].id).await.unwrap();
-        assert!(store.search(me, &[kb.id], "부산", 3).await.unwrap().is_empty());
+        assert!(
+            store
+                .search(me, &[kb.id], "부산", 3)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
 
@@ -191,22 +359,60 @@ async fn bad_uploads_store_nothing() {
     for store in stores().await {
         let (me, _) = user(&store, "me").await;
         let kb = store
-            .create_knowledge(me, &KnowledgeInput { name: "kb".into(), ..Default::default() })
+            .create_knowledge(
+                me,
+                &KnowledgeInput {
+                    name: "kb".into(),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
-        let invalid = store.add_document(me, kb.id, "a.txt", None, b"ok \xff\xfe bad").await;
-        assert!(matches!(invalid, Err(PracticeError::BadRequest(ref m)) if m.contains("UTF-8")), "{invalid:?}");
-        let jsonl = store.add_document(me, kb.id, "a.jsonl", None, b"{\"text\":\"a\"}\n{\"title\":1}\n").await;
-        assert!(matches!(jsonl, Err(PracticeError::BadRequest(ref m)) if m.contains('2')), "{jsonl:?}");
+        let invalid = store
+            .add_document(me, kb.id, "a.txt", None, b"ok \xff\xfe bad")
+            .await;
+        assert!(
+            matches!(invalid, Err(PracticeError::BadRequest(ref m)) if m.contains("UTF-8")),
+            "{invalid:?}"
+        );
+        let jsonl = store
+            .add_document(
+                me,
+                kb.id,
+                "a.jsonl",
+                None,
+                b"{\"text\":\"a\"}\n{\"title\":1}\n",
+            )
+            .await;
+        assert!(
+            matches!(jsonl, Err(PracticeError::BadRequest(ref m)) if m.contains('2')),
+            "{jsonl:?}"
+        );
         let big = vec![b'a'; sluice_practice::MAX_DOCUMENT_BYTES + 1];
-        assert!(matches!(store.add_document(me, kb.id, "a.txt", None, &big).await, Err(PracticeError::TooLarge(_))));
+        assert!(matches!(
+            store.add_document(me, kb.id, "a.txt", None, &big).await,
+            Err(PracticeError::TooLarge(_))
+        ));
         assert!(matches!(
             store.add_document(me, kb.id, "a.pdf", None, b"x").await,
             Err(PracticeError::BadRequest(_))
         ));
-        assert_eq!(store.list_documents(me, kb.id, PageRequest::default()).await.unwrap().total, 0);
+        assert_eq!(
+            store
+                .list_documents(me, kb.id, PageRequest::default())
+                .await
+                .unwrap()
+                .total,
+            0
+        );
         let ok = store
-            .add_document(me, kb.id, "lines.jsonl", None, b"{\"text\":\"first\",\"title\":\"one\"}\n\n{\"text\":\"second\"}\n")
+            .add_document(
+                me,
+                kb.id,
+                "lines.jsonl",
+                None,
+                b"{\"text\":\"first\",\"title\":\"one\"}\n\n{\"text\":\"second\"}\n",
+            )
             .await
             .unwrap();
         assert_eq!(ok.len(), 2);
@@ -217,13 +423,28 @@ async fn bad_uploads_store_nothing() {
 /// A generated corpus: every store ranks every query identically, scores included.
 #[tokio::test]
 async fn rankings_are_identical_on_every_backend() {
-    let words = ["서울", "부산", "날씨", "미세먼지", "모델", "HCX", "여행", "음식", "역사", "바다", "rain", "train"];
+    let words = [
+        "서울",
+        "부산",
+        "날씨",
+        "미세먼지",
+        "모델",
+        "HCX",
+        "여행",
+        "음식",
+        "역사",
+        "바다",
+        "rain",
+        "train",
+    ];
     let mut corpus = String::new();
     let mut seed = 7u64;
     for _ in 0..300 {
         let mut line = String::new();
         for _ in 0..(3 + seed % 9) {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             line.push_str(words[(seed >> 33) as usize % words.len()]);
             line.push_str(if seed % 3 == 0 { "에서 " } else { " " });
         }
@@ -234,15 +455,34 @@ async fn rankings_are_identical_on_every_backend() {
     for store in stores().await {
         let (me, _) = user(&store, "me").await;
         let kb = store
-            .create_knowledge(me, &KnowledgeInput { name: "gen".into(), ..Default::default() })
+            .create_knowledge(
+                me,
+                &KnowledgeInput {
+                    name: "gen".into(),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
-        store.add_document(me, kb.id, "gen.jsonl", None, corpus.as_bytes()).await.unwrap();
+        store
+            .add_document(me, kb.id, "gen.jsonl", None, corpus.as_bytes())
+            .await
+            .unwrap();
         let mut all = Vec::new();
-        for query in ["서울에서 날씨", "모델 HCX", "rain", "바다 여행 음식", "역사"] {
+        for query in [
+            "서울에서 날씨",
+            "모델 HCX",
+            "rain",
+            "바다 여행 음식",
+            "역사",
+        ] {
             let hits = store.search(me, &[kb.id], query, 10).await.unwrap();
             assert!(!hits.is_empty(), "{query}");
-            all.push(hits.iter().map(|h| (h.passage.id, h.score.to_bits())).collect::<Vec<_>>());
+            all.push(
+                hits.iter()
+                    .map(|h| (h.passage.id, h.score.to_bits()))
+                    .collect::<Vec<_>>(),
+            );
         }
         rankings.push(all);
     }
@@ -271,8 +511,20 @@ async fn sessions_store_whole_turns() {
     for store in stores().await {
         let (me, _) = user(&store, "me").await;
         let (other, _) = user(&store, "other").await;
-        let class = store.create_class("c", me, &["a".into(), "b".into()], "a").await.unwrap();
-        let project = store.create_project(me, &ProjectInput { name: "p".into(), ..Default::default() }).await.unwrap();
+        let class = store
+            .create_class("c", me, &["a".into(), "b".into()], "a")
+            .await
+            .unwrap();
+        let project = store
+            .create_project(
+                me,
+                &ProjectInput {
+                    name: "p".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
         let new = NewSession {
             user_id: me,
             class_id: class.id,
@@ -293,29 +545,81 @@ async fn sessions_store_whole_turns() {
         let next = NewTurn {
             prompt_text: "again".into(),
             settings: json!({}),
-            results: vec![result("b", true, Some("b2")), result("c", false, Some("c2"))],
+            results: vec![
+                result("b", true, Some("b2")),
+                result("c", false, Some("c2")),
+            ],
         };
         let second = store.append_turn(me, session_id, &next).await.unwrap();
         assert_eq!(second.position, 1);
-        assert_eq!(second.results[0].session_model_id, stored.results[1].session_model_id);
-        assert!(matches!(store.append_turn(other, session_id, &next).await, Err(PracticeError::NotFound(_))));
+        assert_eq!(
+            second.results[0].session_model_id,
+            stored.results[1].session_model_id
+        );
+        assert!(matches!(
+            store.append_turn(other, session_id, &next).await,
+            Err(PracticeError::NotFound(_))
+        ));
         let detail = store.session(me, session_id).await.unwrap();
         assert_eq!(detail.history.len(), 2);
         assert_eq!(detail.summary.models.len(), 3);
         assert_eq!(detail.summary.turns, 2);
-        let by_project = SessionFilter { project_id: Some(project.id), class_id: None };
-        assert_eq!(store.list_sessions(me, by_project, PageRequest::default()).await.unwrap().total, 1);
-        let elsewhere = SessionFilter { project_id: None, class_id: Some(class.id + 1) };
-        assert_eq!(store.list_sessions(me, elsewhere, PageRequest::default()).await.unwrap().total, 0);
-        assert_eq!(store.list_sessions(other, SessionFilter::default(), PageRequest::default()).await.unwrap().total, 0);
+        let by_project = SessionFilter {
+            project_id: Some(project.id),
+            class_id: None,
+        };
+        assert_eq!(
+            store
+                .list_sessions(me, by_project, PageRequest::default())
+                .await
+                .unwrap()
+                .total,
+            1
+        );
+        let elsewhere = SessionFilter {
+            project_id: None,
+            class_id: Some(class.id + 1),
+        };
+        assert_eq!(
+            store
+                .list_sessions(me, elsewhere, PageRequest::default())
+                .await
+                .unwrap()
+                .total,
+            0
+        );
+        assert_eq!(
+            store
+                .list_sessions(other, SessionFilter::default(), PageRequest::default())
+                .await
+                .unwrap()
+                .total,
+            0
+        );
         let patched = store
-            .update_session(me, session_id, &SessionPatch { title: Some(Some("renamed".into())), project_id: Some(None) })
+            .update_session(
+                me,
+                session_id,
+                &SessionPatch {
+                    title: Some(Some("renamed".into())),
+                    project_id: Some(None),
+                },
+            )
             .await
             .unwrap();
-        assert_eq!((patched.session_title.as_deref(), patched.project_id), (Some("renamed"), None));
-        assert!(matches!(store.session(other, session_id).await, Err(PracticeError::NotFound(_))));
+        assert_eq!(
+            (patched.session_title.as_deref(), patched.project_id),
+            (Some("renamed"), None)
+        );
+        assert!(matches!(
+            store.session(other, session_id).await,
+            Err(PracticeError::NotFound(_))
+        ));
         store.delete_session(me, session_id).await.unwrap();
-        assert!(matches!(store.session(me, session_id).await, Err(PracticeError::NotFound(_))));
+        assert!(matches!(
+            store.session(me, session_id).await,
+            Err(PracticeError::NotFound(_))
+        ));
     }
 }
 
@@ -326,7 +630,10 @@ async fn a_file_store_is_created_migrated_once_and_reopened() {
     let path = dir.join("practice.db");
     let _ = std::fs::remove_file(&path);
     let store = Store::open_file(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), sluice_practice::SCHEMA_VERSION);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        sluice_practice::SCHEMA_VERSION
+    );
     store.create_user("kept").await.unwrap();
     drop(store);
     let again = Store::open_file(&path).await.unwrap();

@@ -71,7 +71,9 @@ fn check_models(models: &[String], primary: &str) -> Result<Vec<String>> {
     }
     let primary = primary.trim();
     if primary.is_empty() {
-        return Err(PracticeError::BadRequest("a class needs a primary model".into()));
+        return Err(PracticeError::BadRequest(
+            "a class needs a primary model".into(),
+        ));
     }
     if !list.iter().any(|m| m == primary) {
         list.insert(0, primary.to_string());
@@ -132,7 +134,12 @@ impl Store {
     }
 
     /// Replaces a class's models and primary model.
-    pub async fn set_class_models(&self, class_id: i64, models: &[String], primary: &str) -> Result<Class> {
+    pub async fn set_class_models(
+        &self,
+        class_id: i64,
+        models: &[String],
+        primary: &str,
+    ) -> Result<Class> {
         let models = check_models(models, primary)?;
         write_tx!(self, tx => {
             let found = sqlx::query("UPDATE classes SET primary_model = $2 WHERE id = $1")
@@ -244,7 +251,11 @@ impl Store {
 
     /// The class, if the user may practise in it: 404 if it does not exist,
     /// 403 if they are not a member.
-    pub async fn class_for_member(&self, class_id: i64, user_id: i64) -> Result<(Class, ClassRole)> {
+    pub async fn class_for_member(
+        &self,
+        class_id: i64,
+        user_id: i64,
+    ) -> Result<(Class, ClassRole)> {
         let class = self.class(class_id).await?;
         match self.role_in(class_id, user_id).await? {
             Some(role) => Ok((class, role)),

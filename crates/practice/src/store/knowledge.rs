@@ -119,7 +119,11 @@ fn passage_tokens(text: &str) -> usize {
 
 impl Store {
     /// Makes a knowledge base owned by `user_id`.
-    pub async fn create_knowledge(&self, user_id: i64, input: &KnowledgeInput) -> Result<KnowledgeBase> {
+    pub async fn create_knowledge(
+        &self,
+        user_id: i64,
+        input: &KnowledgeInput,
+    ) -> Result<KnowledgeBase> {
         self.check_share(user_id, input.class_id).await?;
         let at = now();
         let id: i64 = on_pool!(self, pool => sqlx::query_scalar(
@@ -166,7 +170,11 @@ impl Store {
     }
 
     /// The knowledge bases the user sees, newest first.
-    pub async fn list_knowledge(&self, user_id: i64, page: PageRequest) -> Result<Page<KnowledgeBase>> {
+    pub async fn list_knowledge(
+        &self,
+        user_id: i64,
+        page: PageRequest,
+    ) -> Result<Page<KnowledgeBase>> {
         self.list_visible(user_id, page).await
     }
 
@@ -231,13 +239,14 @@ impl Store {
         let documents: Vec<_> = parsed
             .into_iter()
             .map(|doc| {
-                let passages: Vec<_> = retrieval::split_passages(&doc.text, PASSAGE_TOKENS, &passage_tokens)
-                    .into_iter()
-                    .map(|text| {
-                        let (terms, count) = retrieval::term_frequencies(&text);
-                        (text, terms, count)
-                    })
-                    .collect();
+                let passages: Vec<_> =
+                    retrieval::split_passages(&doc.text, PASSAGE_TOKENS, &passage_tokens)
+                        .into_iter()
+                        .map(|text| {
+                            let (terms, count) = retrieval::term_frequencies(&text);
+                            (text, terms, count)
+                        })
+                        .collect();
                 (doc, passages)
             })
             .collect();
@@ -418,19 +427,18 @@ impl Store {
              JOIN passages p ON p.id = t.passage_id \
              WHERE t.knowledge_id IN ({kb_list}) AND t.term IN ({term_list})"
         );
-        let ((n_docs, total_len), mut postings): ((i64, i64), Vec<(String, i64, i64, i64)>) =
-            on_pool!(self, pool => {
-                let mut stats = sqlx::query_as(&stats_sql);
-                let mut postings = sqlx::query_as(&postings_sql);
-                for id in knowledge_ids {
-                    stats = stats.bind(*id);
-                    postings = postings.bind(*id);
-                }
-                for term in &terms {
-                    postings = postings.bind(term.as_str());
-                }
-                (stats.fetch_one(pool).await?, postings.fetch_all(pool).await?)
-            });
+        let ((n_docs, total_len), mut postings): ((i64, i64), Vec<(String, i64, i64, i64)>) = on_pool!(self, pool => {
+            let mut stats = sqlx::query_as(&stats_sql);
+            let mut postings = sqlx::query_as(&postings_sql);
+            for id in knowledge_ids {
+                stats = stats.bind(*id);
+                postings = postings.bind(*id);
+            }
+            for term in &terms {
+                postings = postings.bind(term.as_str());
+            }
+            (stats.fetch_one(pool).await?, postings.fetch_all(pool).await?)
+        });
         if n_docs == 0 || postings.is_empty() {
             return Ok(Vec::new());
         }
@@ -469,12 +477,25 @@ impl Store {
         let mut by_id: HashMap<i64, Passage> = rows
             .into_iter()
             .map(|(id, document_id, knowledge_id, text)| {
-                (id, Passage { id, document_id, knowledge_id, text })
+                (
+                    id,
+                    Passage {
+                        id,
+                        document_id,
+                        knowledge_id,
+                        text,
+                    },
+                )
             })
             .collect();
         Ok(scores
             .into_iter()
-            .filter_map(|(id, score)| Some(SearchHit { passage: by_id.remove(&id)?, score }))
+            .filter_map(|(id, score)| {
+                Some(SearchHit {
+                    passage: by_id.remove(&id)?,
+                    score,
+                })
+            })
             .collect())
     }
 }

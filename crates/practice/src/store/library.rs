@@ -209,7 +209,16 @@ impl Object for FewShotExample {
     const NOUN: &'static str = "few-shot example";
     const COLUMNS: &'static str =
         "id, owner_id, class_id, input, output, note, created_at, updated_at";
-    type Row = (i64, i64, Option<i64>, String, String, Option<String>, String, String);
+    type Row = (
+        i64,
+        i64,
+        Option<i64>,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+    );
     fn from_row(r: Self::Row) -> Result<Self> {
         Ok(Self {
             id: r.0,
@@ -395,7 +404,12 @@ impl Store {
     }
 
     /// Replaces a project's fields.
-    pub async fn update_project(&self, user_id: i64, id: i64, input: &ProjectInput) -> Result<Project> {
+    pub async fn update_project(
+        &self,
+        user_id: i64,
+        id: i64,
+        input: &ProjectInput,
+    ) -> Result<Project> {
         self.check_writable::<Project>(user_id, id).await?;
         self.check_share(user_id, input.class_id).await?;
         on_pool!(self, pool => sqlx::query(
@@ -428,7 +442,11 @@ impl Store {
     }
 
     /// Makes a few-shot example owned by `user_id`.
-    pub async fn create_few_shot(&self, user_id: i64, input: &FewShotInput) -> Result<FewShotExample> {
+    pub async fn create_few_shot(
+        &self,
+        user_id: i64,
+        input: &FewShotInput,
+    ) -> Result<FewShotExample> {
         self.check_share(user_id, input.class_id).await?;
         let at = now();
         let id: i64 = on_pool!(self, pool => sqlx::query_scalar(

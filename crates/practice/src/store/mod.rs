@@ -23,11 +23,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use classes::{Class, ClassRole, Membership};
-pub use knowledge::{Document, KnowledgeBase, KnowledgeInput, MAX_DOCUMENT_BYTES, PASSAGE_TOKENS, Passage, SearchHit};
+pub use knowledge::{
+    Document, KnowledgeBase, KnowledgeInput, MAX_DOCUMENT_BYTES, PASSAGE_TOKENS, Passage, SearchHit,
+};
 pub use library::{Agent, AgentInput, FewShotExample, FewShotInput, Project, ProjectInput};
 pub use sessions::{
-    NewResult, NewSession, NewTurn, SessionDetail, SessionFilter, SessionModel, SessionPatch, SessionSummary,
-    StoredResult, StoredTurn,
+    NewResult, NewSession, NewTurn, SessionDetail, SessionFilter, SessionModel, SessionPatch,
+    SessionSummary, StoredResult, StoredTurn,
 };
 pub use users::{ApiKeyInfo, KEY_PREFIX, NewKey, User};
 
@@ -189,8 +191,16 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(if memory { 1 } else { 8 })
                 .min_connections(if memory { 1 } else { 0 })
-                .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
-                .max_lifetime(if memory { None } else { Some(Duration::from_secs(3600)) })
+                .idle_timeout(if memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                })
+                .max_lifetime(if memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(3600))
+                })
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options)
                 .await?;
@@ -318,7 +328,10 @@ mod tests {
             redact_url("postgres://sluice:s3cret@db:5432/practice?sslmode=require"),
             "postgres://sluice:***@db:5432/practice?sslmode=require"
         );
-        assert_eq!(redact_url("postgres://db/practice"), "postgres://db/practice");
+        assert_eq!(
+            redact_url("postgres://db/practice"),
+            "postgres://db/practice"
+        );
         assert_eq!(redact_url("sqlite:data/sluice.db"), "sqlite:data/sluice.db");
         assert_eq!(
             redact_url("postgres://u:p@ss@h/db"),

@@ -5,7 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Page, PageRequest, Store, from_json_text, now, on_pool, placeholders, to_json_text, write_tx};
+use super::{
+    Page, PageRequest, Store, from_json_text, now, on_pool, placeholders, to_json_text, write_tx,
+};
 use crate::error::{PracticeError, Result};
 
 /// One model's answer (or failure) in a turn about to be stored.
@@ -170,7 +172,16 @@ pub struct NewSession {
     pub knowledge_ids: Vec<i64>,
 }
 
-type SummaryRow = (i64, i64, Option<i64>, Option<i64>, Option<String>, String, String, String);
+type SummaryRow = (
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    String,
+    String,
+    String,
+);
 const SUMMARY_COLUMNS: &str =
     "id, class_id, project_id, agent_id, title, knowledge_ids, created_at, updated_at";
 
@@ -250,7 +261,11 @@ macro_rules! insert_turn {
 
 impl Store {
     /// Stores a new session with its first turn, in one transaction.
-    pub async fn create_session(&self, session: &NewSession, turn: &NewTurn) -> Result<(i64, StoredTurn)> {
+    pub async fn create_session(
+        &self,
+        session: &NewSession,
+        turn: &NewTurn,
+    ) -> Result<(i64, StoredTurn)> {
         let at = now();
         let (session_id, turn_id) = write_tx!(self, tx => {
             let session_id: i64 = sqlx::query_scalar(
@@ -273,7 +288,12 @@ impl Store {
     }
 
     /// Stores the next turn of a session the user owns, in one transaction.
-    pub async fn append_turn(&self, user_id: i64, session_id: i64, turn: &NewTurn) -> Result<StoredTurn> {
+    pub async fn append_turn(
+        &self,
+        user_id: i64,
+        session_id: i64,
+        turn: &NewTurn,
+    ) -> Result<StoredTurn> {
         let at = now();
         let turn_id = write_tx!(self, tx => {
             let owned: Option<i64> =
@@ -325,7 +345,8 @@ impl Store {
         filter: SessionFilter,
         page: PageRequest,
     ) -> Result<Page<SessionSummary>> {
-        let condition = "user_id = $1 AND ($2 IS NULL OR class_id = $2) AND ($3 IS NULL OR project_id = $3)";
+        let condition =
+            "user_id = $1 AND ($2 IS NULL OR class_id = $2) AND ($3 IS NULL OR project_id = $3)";
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM sessions WHERE {condition} ORDER BY id DESC LIMIT $4 OFFSET $5"
         );
@@ -355,7 +376,12 @@ impl Store {
     }
 
     /// Changes a session's title or project.
-    pub async fn update_session(&self, user_id: i64, session_id: i64, patch: &SessionPatch) -> Result<SessionSummary> {
+    pub async fn update_session(
+        &self,
+        user_id: i64,
+        session_id: i64,
+        patch: &SessionPatch,
+    ) -> Result<SessionSummary> {
         let current = self.session_summary(user_id, session_id).await?;
         if let Some(Some(project_id)) = patch.project_id {
             self.project(user_id, project_id).await?;

@@ -23,7 +23,11 @@ pub struct User {
 
 impl User {
     fn from_row((id, name, created_at): (i64, String, String)) -> Self {
-        Self { id, name, created_at }
+        Self {
+            id,
+            name,
+            created_at,
+        }
     }
 }
 
@@ -171,14 +175,16 @@ impl Store {
         .await?);
         Ok(rows
             .into_iter()
-            .map(|(id, user_id, prefix, label, created_at, revoked_at)| ApiKeyInfo {
-                id,
-                user_id,
-                prefix,
-                label,
-                created_at,
-                revoked_at,
-            })
+            .map(
+                |(id, user_id, prefix, label, created_at, revoked_at)| ApiKeyInfo {
+                    id,
+                    user_id,
+                    prefix,
+                    label,
+                    created_at,
+                    revoked_at,
+                },
+            )
             .collect())
     }
 
@@ -217,7 +223,8 @@ impl Store {
         .bind(name.trim())
         .fetch_optional(pool)
         .await?);
-        row.map(User::from_row).ok_or(PracticeError::NotFound("user"))
+        row.map(User::from_row)
+            .ok_or(PracticeError::NotFound("user"))
     }
 
     /// A user by id.
@@ -228,7 +235,8 @@ impl Store {
         .bind(id)
         .fetch_optional(pool)
         .await?);
-        row.map(User::from_row).ok_or(PracticeError::NotFound("user"))
+        row.map(User::from_row)
+            .ok_or(PracticeError::NotFound("user"))
     }
 
     /// Every user, by id.
