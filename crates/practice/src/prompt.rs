@@ -21,7 +21,10 @@ pub const DEFAULT_MAX_TOKENS: u32 = 512;
 pub const CONTEXT_TOKENS: usize = 1_500;
 
 /// One row of the style preset table: `(name, temperature, top_p, instruction)`.
-pub const STYLE_TABLE: [(&str, Option<f64>, Option<f64>, Option<&str>); 4] = [
+pub type StyleRow = (&'static str, Option<f64>, Option<f64>, Option<&'static str>);
+
+/// The style presets (practice-notes.md; documented in the README and OpenAPI).
+pub const STYLE_TABLE: [StyleRow; 4] = [
     (
         "accurate",
         Some(0.2),

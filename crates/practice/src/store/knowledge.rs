@@ -427,7 +427,7 @@ impl Store {
              JOIN passages p ON p.id = t.passage_id \
              WHERE t.knowledge_id IN ({kb_list}) AND t.term IN ({term_list})"
         );
-        let ((n_docs, total_len), mut postings): ((i64, i64), Vec<(String, i64, i64, i64)>) = on_pool!(self, pool => {
+        let ((n_docs, total_len), mut postings): ((i64, i64), Vec<Posting>) = on_pool!(self, pool => {
             let mut stats = sqlx::query_as(&stats_sql);
             let mut postings = sqlx::query_as(&postings_sql);
             for id in knowledge_ids {
@@ -499,6 +499,9 @@ impl Store {
             .collect())
     }
 }
+
+/// A posting: term, passage id, term frequency, passage length in terms.
+type Posting = (String, i64, i64, i64);
 
 type DocumentRow = (i64, i64, String, String, i64, String, i64);
 

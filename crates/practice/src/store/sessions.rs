@@ -172,6 +172,8 @@ pub struct NewSession {
     pub knowledge_ids: Vec<i64>,
 }
 
+/// session id, session model id, model name.
+type ModelRow = (i64, i64, String);
 type SummaryRow = (
     i64,
     i64,
@@ -429,7 +431,7 @@ impl Store {
         let turns_sql = format!(
             "SELECT session_id, COUNT(*) FROM turns WHERE session_id IN ({list}) GROUP BY session_id"
         );
-        let (models, turns): (Vec<(i64, i64, String)>, Vec<(i64, i64)>) = on_pool!(self, pool => {
+        let (models, turns): (Vec<ModelRow>, Vec<(i64, i64)>) = on_pool!(self, pool => {
             let mut models = sqlx::query_as(&models_sql);
             let mut turns = sqlx::query_as(&turns_sql);
             for id in &ids {
