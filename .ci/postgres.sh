@@ -13,6 +13,16 @@ find_bin() {
     [ -n "$found" ] && [ -x "$found/postgres" ] && echo "$found"
 }
 
+if [ "${1:-}" = stop ]; then
+    bin="$(find_bin)"
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$bin/pg_ctl" -D "$dir" -m fast stop
+    else
+        "$bin/pg_ctl" -D "$dir" -m fast stop
+    fi
+    exit 0
+fi
+
 bin="$(find_bin || true)"
 if [ -z "$bin" ]; then
     echo "installing postgresql from Debian's packages" >&2
