@@ -7,5 +7,6 @@ mod endpoints;
 mod limits;
 mod openapi;
 mod ops;
+mod practice;
 mod router;
 mod support;

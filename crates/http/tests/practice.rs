@@ -1,0 +1,1456 @@
+//! The practice API end to end: a real server on 127.0.0.1:0, a real HTTP
+//! client, an in-memory store, the sample router, and a scripted fake upstream
+//! that speaks the OpenAI-compatible and CLOVA v3 wire formats over its own
+//! socket. Each test checks what the client gets back *and* what the models
+//! were sent.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sluice_core::{Message, Profiles};
+use sluice_http::{AppState, app};
+use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
+use sluice_practice::{ClassRole, Practice, Store};
+use tokio::sync::oneshot;
+
+#[path = "../../practice/tests/support.rs"]
+#[allow(dead_code)]
+mod fake;
+
+use fake::{Behavior, FakeUpstream, Recorded, Script, Wire};
+
+/// One configured model of a test.
+#[derive(Debug, Clone)]
+struct Spec {
+    name: &'static str,
+    kind: ProviderKind,
+    timeout_ms: u64,
+    max_retries: u32,
+}
+
+fn openai(name: &'static str) -> Spec {
+    Spec {
+        name,
+        kind: ProviderKind::Openai,
+        timeout_ms: 10_000,
+        max_retries: 2,
+    }
+}
+
+fn clova(name: &'static str) -> Spec {
+    Spec {
+        kind: ProviderKind::Clova,
+        ..openai(name)
+    }
+}
+
+impl Spec {
+    fn timeout_ms(self, timeout_ms: u64) -> Self {
+        Self { timeout_ms, ..self }
+    }
+}
+
+/// The usual three: two OpenAI-compatible models and one CLOVA model.
+fn three() -> Vec<Spec> {
+    vec![openai("alpha"), openai("beta"), clova("gamma")]
+}
+
+/// A sluice server on 127.0.0.1:0; aborted when dropped.
+struct Server {
+    addr: std::net::SocketAddr,
+    _stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A whole set-up: the fake upstream, the store, the server, and one student
+/// (`key`) in one class (`class_id`) whose models are the test's models.
+struct Env {
+    fake: FakeUpstream,
+    store: Store,
+    server: Server,
+    http: reqwest::Client,
+    key: String,
+    user_id: i64,
+    teacher_id: i64,
+    class_id: i64,
+}
+
+impl Env {
+    async fn start(script: Script, specs: &[Spec]) -> Env {
+        let fake = FakeUpstream::start(script).await;
+        let store = Store::in_memory().await.unwrap();
+        let (teacher, _) = store.create_user("teacher").await.unwrap();
+        let (user, key) = store.create_user("student").await.unwrap();
+        let names: Vec<String> = specs.iter().map(|s| s.name.to_string()).collect();
+        let class = store
+            .create_class("practice", teacher.id, &names, &names[0])
+            .await
+            .unwrap();
+        store
+            .add_member(class.id, user.id, ClassRole::Student)
+            .await
+            .unwrap();
+        let providers = specs
+            .iter()
+            .map(|spec| {
+                let base = match spec.kind {
+                    ProviderKind::Openai => fake.openai_base_url(),
+                    ProviderKind::Clova => fake.clova_base_url(),
+                };
+                let mut config = ModelConfig::new(spec.kind, base);
+                config.timeout_ms = spec.timeout_ms;
+                config.max_retries = spec.max_retries;
+                config.profile = Some("HCX-003".into());
+                Provider::with_api_key(spec.name, config, http_client(), None).unwrap()
+            })
+            .collect();
+        let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
+        let router = sluice_router::RouterStore::embedded_sample()
+            .get("sample", 1)
+            .unwrap();
+        let practice = Practice::new(store.clone(), models, Some(router));
+        let state = AppState::builder().practice(practice).build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(sluice_http::serve(listener, app(state), async move {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Env {
+            fake,
+            store,
+            server: Server {
+                addr,
+                _stop: stop,
+                task,
+            },
+            http,
+            key: key.key,
+            user_id: user.id,
+            teacher_id: teacher.id,
+            class_id: class.id,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
+    /// One request with `key` (none when `None`): the status and the body as
+    /// JSON (`null` when empty).
+    async fn send_as(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{path}: not JSON ({e}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        (status, value)
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.send_as(Some(&self.key), method, path, body).await
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(Method::PATCH, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    /// `POST /user/practice/sessions/run?class_id=<the class>`.
+    async fn run(&self, body: &Value) -> (u16, Value) {
+        self.post(&self.run_path(), body).await
+    }
+
+    fn run_path(&self) -> String {
+        format!("/user/practice/sessions/run?class_id={}", self.class_id)
+    }
+
+    /// Creates a library object and returns its id.
+    async fn create(&self, path: &str, body: &Value) -> i64 {
+        let (status, created) = self.post(path, body).await;
+        assert_eq!(status, 201, "{path}: {created}");
+        created["id"].as_i64().unwrap()
+    }
+
+    /// How many sessions the student has.
+    async fn session_count(&self) -> i64 {
+        let (status, list) = self.get("/user/practice/sessions").await;
+        assert_eq!(status, 200, "{list}");
+        list["total"].as_i64().unwrap()
+    }
+
+    /// Every request the fake received for `model`, in order.
+    fn requests_for(&self, model: &str) -> Vec<Recorded> {
+        self.fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.model == model)
+            .collect()
+    }
+
+    /// The last request the fake received for `model`.
+    fn last_for(&self, model: &str) -> Recorded {
+        self.requests_for(model)
+            .pop()
+            .unwrap_or_else(|| panic!("no request for {model}"))
+    }
+}
+
+/// `(role, content)` of every message a request carried.
+fn messages(request: &Recorded) -> Vec<(String, String)> {
+    request.body["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages: {}", request.body))
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_string(),
+                m["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The system message of a request ("" when there is none).
+fn system_of(request: &Recorded) -> String {
+    messages(request)
+        .into_iter()
+        .find(|(role, _)| role == "system")
+        .map(|(_, content)| content)
+        .unwrap_or_default()
+}
+
+/// The content of the last user message of a request.
+fn last_user(request: &Recorded) -> String {
+    messages(request)
+        .into_iter()
+        .rev()
+        .find(|(role, _)| role == "user")
+        .map(|(_, content)| content)
+        .unwrap()
+}
+
+/// `max_tokens` as each wire format names it.
+fn sent_max_tokens(request: &Recorded) -> Value {
+    match request.wire {
+        Some(Wire::Openai) => request.body["max_tokens"].clone(),
+        Some(Wire::Clova) => request.body["maxTokens"].clone(),
+        None => panic!("unknown wire"),
+    }
+}
+
+/// `top_p` as each wire format names it.
+fn sent_top_p(request: &Recorded) -> Value {
+    match request.wire {
+        Some(Wire::Openai) => request.body["top_p"].clone(),
+        Some(Wire::Clova) => request.body["topP"].clone(),
+        None => panic!("unknown wire"),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
+fn is_rfc3339_utc(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| range.into_iter().all(|i| b[i].is_ascii_digit());
+    b.len() >= 20
+        && text.ends_with('Z')
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && (b.len() == 20 || (b[19] == b'.' && digits(20..b.len() - 1)))
+}
+
+/// The FastAPI 422 shape: a list of `{loc, msg, type}`; returns the entry at `loc`.
+fn field_error<'a>(body: &'a Value, loc: &Value) -> &'a Value {
+    let errors = body["detail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("detail is not a list: {body}"));
+    for e in errors {
+        assert!(e["msg"].is_string() && e["type"].is_string(), "{e}");
+        assert!(e["loc"].is_array(), "{e}");
+    }
+    errors
+        .iter()
+        .find(|e| &e["loc"] == loc)
+        .unwrap_or_else(|| panic!("no error at {loc}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_to_three_models_returns_every_result_in_order_and_stores_the_turn() {
+    let script = Script::new()
+        .on("alpha", Behavior::reply("alpha answers"))
+        .on("beta", Behavior::reply("beta answers"))
+        .on("gamma", Behavior::reply("gamma answers"));
+    let env = Env::start(script, &three()).await;
+    let prompt = "Explain the difference between TCP and UDP in simple words";
+    let (status, body) = env
+        .run(&json!({"prompt_text": prompt, "model_names": ["beta", "gamma", "alpha"]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let session_id = body["session_id"].as_i64().expect("session_id");
+    assert!(session_id >= 1);
+    assert_eq!(body["prompt_text"], prompt);
+    let title = body["session_title"].as_str().expect("a title at once");
+    assert!(!title.is_empty() && title.chars().count() <= 30, "{title}");
+    assert!(title.starts_with("Explain the"), "{title}");
+
+    let results = body["results"].as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["model_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["beta", "gamma", "alpha"], "model_names order");
+    let primaries: Vec<bool> = results
+        .iter()
+        .map(|r| r["is_primary"].as_bool().unwrap())
+        .collect();
+    assert_eq!(primaries, [true, false, false]);
+    for r in results {
+        let name = r["model_name"].as_str().unwrap();
+        assert!(r["session_model_id"].as_i64().unwrap() >= 1, "{r}");
+        assert!(r["response_id"].as_i64().unwrap() >= 1, "{r}");
+        assert_eq!(r["prompt_text"], prompt);
+        assert_eq!(r["response_text"], format!("{name} answers"));
+        let created = r["created_at"].as_str().unwrap();
+        assert!(is_rfc3339_utc(created), "created_at {created}");
+        let usage = &r["token_usage"];
+        let prompt_tokens = usage["prompt_tokens"].as_u64().expect("prompt_tokens");
+        let completion = usage["completion_tokens"].as_u64().expect("completion");
+        assert_eq!(completion, 2, "the fake counts words: {usage}");
+        assert_eq!(usage["total_tokens"], prompt_tokens + completion);
+        assert!(r["latency_ms"].as_i64().unwrap() >= 0, "{r}");
+        let params = &r["generation_params"];
+        assert_eq!(params["temperature"], 0.7, "{params}");
+        assert_eq!(params["top_p"], 0.9, "{params}");
+        assert_eq!(params["max_tokens"], 512, "{params}");
+        assert!(r.get("error").is_none_or(Value::is_null), "{r}");
+    }
+    let ids: std::collections::BTreeSet<i64> = results
+        .iter()
+        .map(|r| r["response_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "distinct response ids");
+
+    // Each wire format was used, once per model, with the prompt as the user message.
+    assert_eq!(env.fake.requests().len(), 3);
+    for name in ["alpha", "beta", "gamma"] {
+        let request = env.last_for(name);
+        let wire = if name == "gamma" {
+            Wire::Clova
+        } else {
+            Wire::Openai
+        };
+        assert_eq!(request.wire, Some(wire), "{name}");
+        assert_eq!(last_user(&request), prompt);
+    }
+
+    // The stored session is the same turn.
+    let (status, session) = env
+        .get(&format!("/user/practice/sessions/{session_id}"))
+        .await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["session_id"], session_id);
+    assert_eq!(session["session_title"], title);
+    let history = session["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["prompt_text"], prompt);
+    assert_eq!(history[0]["results"], body["results"], "stored = returned");
+    assert_eq!(env.session_count().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_model_gives_an_error_entry_while_the_others_answer() {
+    let script = Script::new()
+        .on("alpha", Behavior::reply("fine"))
+        .on("beta", Behavior::error(500, "the model crashed"))
+        .on("gamma", Behavior::reply("also fine"));
+    let env = Env::start(script, &three()).await;
+    let (status, body) = env
+        .run(&json!({"prompt_text": "What is a closure?", "model_names": ["alpha", "beta", "gamma"]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    let answered: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["response_text"].is_string())
+        .collect();
+    assert_eq!(answered.len(), 2, "{body}");
+    let failed = &results[1];
+    assert_eq!(failed["model_name"], "beta");
+    assert!(failed["response_text"].is_null(), "{failed}");
+    assert_eq!(failed["error"]["kind"], "upstream_5xx", "{failed}");
+    assert_eq!(failed["error"]["status"], 500, "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the model crashed"),
+        "{failed}"
+    );
+    assert_eq!(env.requests_for("beta").len(), 1, "a 500 is not retried");
+    // The failure is stored with the turn.
+    let session_id = body["session_id"].as_i64().unwrap();
+    let (_, session) = env
+        .get(&format!("/user/practice/sessions/{session_id}"))
+        .await;
+    assert_eq!(session["history"][0]["results"], body["results"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_model_times_out_on_its_own_deadline_without_holding_up_the_others() {
+    let script = Script::new()
+        .on("alpha", Behavior::reply("quick"))
+        .on("beta", Behavior::reply("quick too"))
+        .on(
+            "gamma",
+            Behavior::Slow {
+                delay: Duration::from_secs(2),
+            },
+        );
+    let specs = vec![
+        openai("alpha"),
+        openai("beta"),
+        clova("gamma").timeout_ms(300),
+    ];
+    let env = Env::start(script, &specs).await;
+    let started = Instant::now();
+    let (status, body) = env
+        .run(
+            &json!({"prompt_text": "Name three rivers", "model_names": ["alpha", "beta", "gamma"]}),
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "the turn waited {elapsed:?}: not the slow model's 2 s"
+    );
+    let slow = &body["results"][2];
+    assert_eq!(slow["model_name"], "gamma");
+    assert_eq!(slow["error"]["kind"], "timeout", "{slow}");
+    assert!(slow["response_text"].is_null());
+    let latency = slow["latency_ms"].as_i64().unwrap();
+    assert!((250..1200).contains(&latency), "latency {latency}");
+    assert_eq!(body["results"][0]["response_text"], "quick");
+    assert_eq!(body["results"][1]["response_text"], "quick too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_model_is_retried_after_retry_after() {
+    let script = Script::new()
+        .on("alpha", Behavior::rate_limited("1"))
+        .on("alpha", Behavior::reply("after the wait"))
+        .on("beta", Behavior::reply("at once"));
+    let env = Env::start(script, &[openai("alpha"), openai("beta")]).await;
+    let started = Instant::now();
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Hello there", "model_names": ["alpha", "beta"]}))
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["results"][0]["response_text"], "after the wait");
+    assert_eq!(body["results"][1]["response_text"], "at once");
+    let alpha = env.requests_for("alpha");
+    assert_eq!(alpha.len(), 2, "one 429, one retry");
+    let gap = alpha[1].at.duration_since(alpha[0].at);
+    assert!(
+        gap >= Duration::from_millis(900),
+        "Retry-After honoured: {gap:?}"
+    );
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(env.requests_for("beta").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_model_failing_is_502_and_stores_nothing() {
+    let script = Script::new()
+        .on("alpha", Behavior::error(500, "alpha is down"))
+        .on("beta", Behavior::error(500, "beta is down"))
+        .on("gamma", Behavior::error(500, "gamma is down"));
+    let env = Env::start(script, &three()).await;
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Anyone there?", "model_names": ["alpha", "beta", "gamma"]}))
+        .await;
+    assert_eq!(status, 502, "{body}");
+    let errors = body["detail"]["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
+    let names: Vec<&str> = errors
+        .iter()
+        .map(|e| e["model_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "beta", "gamma"]);
+    for e in errors {
+        assert_eq!(e["error"]["kind"], "upstream_5xx", "{e}");
+        assert_eq!(e["error"]["status"], 500, "{e}");
+    }
+    assert_eq!(env.session_count().await, 0, "nothing stored");
+    assert_eq!(env.fake.requests().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_prompt_is_400_and_calls_no_model() {
+    let env = Env::start(Script::new(), &three()).await;
+    // The sample router serves Busan and Gyeongnam only: Seoul is filtered out.
+    let (status, body) = env
+        .run(&json!({"prompt_text": "서울 근처 맛집 추천해줘", "model_names": ["alpha", "gamma"]}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let blocked = &body["detail"]["blocked"];
+    assert_eq!(
+        blocked["content_filters"],
+        json!(["UnsupportedRegion"]),
+        "{body}"
+    );
+    assert_eq!(blocked["domain"], "지역 검색", "{body}");
+    assert!(body["detail"]["msg"].is_string(), "{body}");
+
+    // A safety category.
+    let (status, body) = env
+        .run(&json!({"prompt_text": "계정 거래 하고 싶어요, 로그인 정보 팔게요"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let safety = body["detail"]["blocked"]["safety"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(safety.contains(&json!("Unethical")), "{body}");
+
+    assert!(env.fake.requests().is_empty(), "no model was called");
+    assert_eq!(env.session_count().await, 0);
+}
+
+const BUSAN_MD: &str = "# 부산 안내\n\n\
+부산은 한국 남동쪽의 항구 도시이다. 해운대 해수욕장이 유명하다.\n\n\
+## 음식\n\n\
+돼지국밥과 밀면은 부산의 대표 음식이다. 국밥집은 서면에 많다.\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knowledge_passages_go_after_the_prompt_under_context_and_are_listed_as_sources() {
+    let env = Env::start(Script::new(), &three()).await;
+    let kb = env
+        .create("/user/practice/knowledge", &json!({"name": "부산 안내"}))
+        .await;
+    let response = env
+        .http
+        .post(env.url(&format!(
+            "/user/practice/knowledge/{kb}/documents?file_name=busan.md"
+        )))
+        .bearer_auth(&env.key)
+        .body(BUSAN_MD)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let uploaded: Value = response.json().await.unwrap();
+    let doc = &uploaded["items"][0];
+    assert_eq!(doc["knowledge_id"], kb, "{uploaded}");
+    assert!(doc["passages"].as_i64().unwrap() >= 1, "{uploaded}");
+    let (status, docs) = env
+        .get(&format!("/user/practice/knowledge/{kb}/documents"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(docs["total"], 1, "{docs}");
+
+    let prompt = "부산의 대표 음식은 무엇인가요?";
+    let (status, body) = env
+        .run(&json!({"prompt_text": prompt, "model_names": ["alpha", "gamma"], "knowledge_ids": [kb]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for name in ["alpha", "gamma"] {
+        let user = last_user(&env.last_for(name));
+        assert!(user.starts_with(prompt), "{name}: {user}");
+        let context = user.find("[Context]").unwrap_or_else(|| panic!("{user}"));
+        assert!(context > prompt.len(), "the context comes after the prompt");
+        assert!(user[context..].contains("돼지국밥"), "{name}: {user}");
+    }
+    for result in body["results"].as_array().unwrap() {
+        let sources = result["token_usage"]["sources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{result}"));
+        assert!(!sources.is_empty(), "{result}");
+        assert!(sources.iter().all(|s| s["knowledge_id"] == kb), "{result}");
+        assert!(
+            sources
+                .iter()
+                .any(|s| s["preview"].as_str().unwrap().contains("돼지국밥")),
+            "{result}"
+        );
+        for s in sources {
+            assert!(s["passage_id"].as_i64().unwrap() >= 1, "{s}");
+            assert!(s["score"].as_f64().unwrap() > 0.0, "{s}");
+        }
+    }
+    // The session keeps its knowledge bases.
+    let session_id = body["session_id"].as_i64().unwrap();
+    let (_, session) = env
+        .get(&format!("/user/practice/sessions/{session_id}"))
+        .await;
+    assert_eq!(session["knowledge_ids"], json!([kb]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn few_shot_pairs_follow_the_system_message_in_the_requested_order() {
+    let env = Env::start(Script::new(), &three()).await;
+    let a = env
+        .create(
+            "/user/practice/few-shot-examples",
+            &json!({"input": "Q-A", "output": "A-A", "note": "first"}),
+        )
+        .await;
+    let b = env
+        .create(
+            "/user/practice/few-shot-examples",
+            &json!({"input": "Q-B", "output": "A-B"}),
+        )
+        .await;
+    let (status, body) = env
+        .run(&json!({
+            "prompt_text": "And now yours",
+            "model_names": ["beta", "gamma"],
+            "style_preset": "accurate",
+            "few_shot_example_ids": [b, a],
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for name in ["beta", "gamma"] {
+        let sent = messages(&env.last_for(name));
+        let roles: Vec<&str> = sent.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(
+            roles,
+            ["system", "user", "assistant", "user", "assistant", "user"],
+            "{name}: {sent:?}"
+        );
+        let contents: Vec<&str> = sent[1..].iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(
+            contents,
+            ["Q-B", "A-B", "Q-A", "A-A", "And now yours"],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn style_presets_custom_style_params_and_agents_shape_what_is_sent() {
+    let env = Env::start(Script::new(), &three()).await;
+    let models = json!(["alpha", "gamma"]);
+
+    // accurate
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Define entropy", "model_names": models, "style_preset": "accurate"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for name in ["alpha", "gamma"] {
+        let request = env.last_for(name);
+        assert_eq!(request.body["temperature"], 0.2, "{name}: {}", request.body);
+        assert_eq!(sent_top_p(&request), 0.8, "{name}: {}", request.body);
+        assert!(system_of(&request).contains("precisely"), "{name}");
+    }
+    assert_eq!(body["results"][0]["generation_params"]["temperature"], 0.2);
+    assert_eq!(body["results"][0]["generation_params"]["top_p"], 0.8);
+    assert_eq!(
+        body["results"][0]["generation_params"]["style_preset"],
+        "accurate"
+    );
+
+    // creative
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Write a haiku", "model_names": models, "style_preset": "creative"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for name in ["alpha", "gamma"] {
+        let request = env.last_for(name);
+        assert_eq!(request.body["temperature"], 1.0, "{name}: {}", request.body);
+        assert_eq!(sent_top_p(&request), 0.95, "{name}: {}", request.body);
+        assert!(system_of(&request).contains("imaginatively"), "{name}");
+    }
+
+    // balanced (the default): no system message at all.
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Plain question", "model_names": models}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for name in ["alpha", "gamma"] {
+        let request = env.last_for(name);
+        assert_eq!(request.body["temperature"], 0.7);
+        assert_eq!(sent_top_p(&request), 0.9);
+        assert_eq!(system_of(&request), "", "{name}");
+    }
+
+    // custom, every style parameter, an agent, and max_tokens.
+    let agent = env
+        .create(
+            "/user/practice/agents",
+            &json!({"name": "tutor", "instructions": "AGENT-INSTRUCTIONS"}),
+        )
+        .await;
+    let (status, body) = env
+        .run(&json!({
+            "prompt_text": "Explain recursion",
+            "model_names": models,
+            "agent_id": agent,
+            "style_preset": "custom",
+            "style_params": {
+                "format": "bullets", "persona": "a pirate", "hint_mode": true,
+                "self_check": true, "system_prompt": "SYS"
+            },
+            "generation_params": {"max_tokens": 123},
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for name in ["alpha", "gamma"] {
+        let request = env.last_for(name);
+        let system = system_of(&request);
+        assert!(system.contains("bulleted list"), "format: {system}");
+        assert!(system.contains("a pirate"), "persona: {system}");
+        assert!(system.contains("hints"), "hint_mode: {system}");
+        assert!(system.contains("check your answer"), "self_check: {system}");
+        let sys = system.find("SYS").expect("system_prompt");
+        let agent_at = system.find("AGENT-INSTRUCTIONS").expect("agent");
+        assert!(sys < agent_at, "system_prompt before the agent: {system}");
+        assert_eq!(sent_max_tokens(&request), 123, "{name}: {}", request.body);
+        assert_eq!(request.body["temperature"], 0.7, "custom uses the defaults");
+    }
+    let gamma = env.last_for("gamma");
+    assert!(
+        gamma.body.get("max_tokens").is_none(),
+        "CLOVA is camelCase: {}",
+        gamma.body
+    );
+    assert_eq!(body["results"][0]["generation_params"]["max_tokens"], 123);
+    assert_eq!(
+        body["results"][0]["generation_params"]["max_completion_tokens"],
+        123
+    );
+
+    // The request's own temperature beats the preset; max_completion_tokens alone.
+    let (status, body) = env
+        .run(&json!({
+            "prompt_text": "Override",
+            "model_names": models,
+            "style_preset": "accurate",
+            "generation_params": {"temperature": 1.3, "max_completion_tokens": 77},
+        }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for name in ["alpha", "gamma"] {
+        let request = env.last_for(name);
+        assert_eq!(request.body["temperature"], 1.3, "{name}");
+        assert_eq!(
+            sent_top_p(&request),
+            0.8,
+            "{name}: the preset's top_p stays"
+        );
+        assert_eq!(sent_max_tokens(&request), 77, "{name}");
+    }
+    assert_eq!(body["results"][1]["generation_params"]["temperature"], 1.3);
+
+    // A length preset gives the maximum when none is set.
+    let (status, _) = env
+        .run(&json!({
+            "prompt_text": "Short one",
+            "model_names": ["alpha"],
+            "generation_params": {"response_length_preset": "short"},
+        }))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(sent_max_tokens(&env.last_for("alpha")), 256);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuation_trims_each_models_own_history_to_its_profile() {
+    const MAX_TOKENS: usize = 1000;
+    const TURNS: usize = 4;
+    let filler = "hello ".repeat(1400);
+    let mut script = Script::new();
+    for turn in 1..=TURNS {
+        script = script
+            .on("alpha", Behavior::reply(&format!("ALPHA{turn} {filler}")))
+            .on("gamma", Behavior::reply(&format!("GAMMA{turn} {filler}")));
+    }
+    let env = Env::start(script, &[openai("alpha"), clova("gamma")]).await;
+    let prompt = |turn: usize| format!("PROMPT{turn} {}", "world ".repeat(400));
+    let params = json!({"max_tokens": MAX_TOKENS});
+
+    let (status, body) = env
+        .run(&json!({"prompt_text": prompt(1), "model_names": ["alpha", "gamma"], "generation_params": params}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let session_id = body["session_id"].as_i64().unwrap();
+    let chat = format!("/user/practice/sessions/{session_id}/chat");
+    let model = Profiles::builtin().model("HCX-003").unwrap();
+
+    for turn in 2..=TURNS {
+        let (status, body) = env
+            .post(
+                &chat,
+                &json!({"prompt_text": prompt(turn), "generation_params": params}),
+            )
+            .await;
+        assert_eq!(status, 201, "turn {turn}: {body}");
+        assert_eq!(body["session_id"], session_id);
+        let names: Vec<&str> = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["model_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["alpha", "gamma"], "the session's models by default");
+        for (name, own, other) in [("alpha", "ALPHA", "GAMMA"), ("gamma", "GAMMA", "ALPHA")] {
+            let sent = messages(&env.last_for(name));
+            let (last_role, last) = sent.last().unwrap();
+            assert_eq!(last_role, "user");
+            assert!(last.starts_with(&format!("PROMPT{turn} ")), "{name}");
+            let answers: Vec<&str> = sent
+                .iter()
+                .filter(|(role, _)| role == "assistant")
+                .map(|(_, c)| c.as_str())
+                .collect();
+            assert!(
+                answers.iter().all(|a| a.starts_with(own)),
+                "turn {turn}: {name} saw another model's answer"
+            );
+            assert!(
+                sent.iter().all(|(_, c)| !c.starts_with(other)),
+                "turn {turn}: {name}"
+            );
+            let as_messages: Vec<Message> = sent
+                .iter()
+                .map(|(role, content)| match role.as_str() {
+                    "system" => Message::system(content.as_str()),
+                    "assistant" => Message::assistant(content.as_str()),
+                    _ => Message::user(content.as_str()),
+                })
+                .collect();
+            let total = model.count(&as_messages).total;
+            assert!(
+                total + MAX_TOKENS <= 4096,
+                "turn {turn}: {name} was sent {total} tokens + {MAX_TOKENS}"
+            );
+            if turn == 2 {
+                // Everything fits: the first turn is there, whole.
+                assert_eq!(answers.len(), 1, "turn 2: {name}");
+                assert!(answers[0].starts_with(&format!("{own}1 ")), "{name}");
+                assert!(sent[0].1.starts_with("PROMPT1 "), "{name}");
+            } else {
+                // turn - 1 earlier turns exist; they do not all fit.
+                assert!(
+                    answers.len() < turn - 1,
+                    "turn {turn}: {name} got {} earlier answers, untrimmed",
+                    answers.len()
+                );
+                // The most recent turn still fits, and is what is kept.
+                assert_eq!(answers.len(), 1, "turn {turn}: {name}");
+                assert!(
+                    answers[0].starts_with(&format!("{own}{} ", turn - 1)),
+                    "{name}"
+                );
+            }
+        }
+    }
+    let (_, session) = env
+        .get(&format!("/user/practice/sessions/{session_id}"))
+        .await;
+    assert_eq!(session["history"].as_array().unwrap().len(), TURNS);
+    assert_eq!(session["turns"], TURNS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_runs_are_422_in_fastapi_shape_and_store_nothing() {
+    let env = Env::start(Script::new(), &three()).await;
+    let ok = json!({"prompt_text": "hi"});
+    let cases: Vec<(String, Value, Value, &str)> = vec![
+        (
+            "/user/practice/sessions/run".into(),
+            ok.clone(),
+            json!(["query", "class_id"]),
+            "missing",
+        ),
+        (
+            "/user/practice/sessions/run?class_id=0".into(),
+            ok.clone(),
+            json!(["query", "class_id"]),
+            "greater_than_equal",
+        ),
+        (
+            "/user/practice/sessions/run?class_id=x".into(),
+            ok.clone(),
+            json!(["query", "class_id"]),
+            "int_parsing",
+        ),
+        (
+            env.run_path(),
+            json!({"model_names": ["alpha"]}),
+            json!(["body", "prompt_text"]),
+            "missing",
+        ),
+        (
+            env.run_path(),
+            json!({"prompt_text": "hi", "colour": "red"}),
+            json!(["body", "colour"]),
+            "extra_forbidden",
+        ),
+        (
+            env.run_path(),
+            json!({"prompt_text": "hi", "generation_params": {"temperature": 3}}),
+            json!(["body", "generation_params", "temperature"]),
+            "less_than_equal",
+        ),
+        (
+            env.run_path(),
+            json!({"prompt_text": "hi", "style_preset": "fast"}),
+            json!(["body", "style_preset"]),
+            "enum",
+        ),
+        (
+            env.run_path(),
+            json!({"prompt_text": "hi", "knowledge_ids": [0]}),
+            json!(["body", "knowledge_ids", 0]),
+            "greater_than_equal",
+        ),
+        (
+            env.run_path(),
+            json!({"prompt_text": "hi", "generation_params": {"max_tokens": 5, "max_completion_tokens": 6}}),
+            json!(["body", "generation_params", "max_tokens"]),
+            "value_error",
+        ),
+        (
+            env.run_path(),
+            json!({"prompt_text": "hi", "style_params": {"tone": "warm"}}),
+            json!(["body", "style_params", "tone"]),
+            "extra_forbidden",
+        ),
+    ];
+    for (path, body, loc, kind) in &cases {
+        let (status, answer) = env.post(path, body).await;
+        assert_eq!(status, 422, "{path} {body}: {answer}");
+        let error = field_error(&answer, loc);
+        assert_eq!(error["type"], *kind, "{path} {body}: {answer}");
+    }
+    // Query and body errors are reported together.
+    let (status, answer) = env
+        .post("/user/practice/sessions/run", &json!({"colour": 1}))
+        .await;
+    assert_eq!(status, 422);
+    field_error(&answer, &json!(["query", "class_id"]));
+    field_error(&answer, &json!(["body", "prompt_text"]));
+    field_error(&answer, &json!(["body", "colour"]));
+    // Not JSON at all.
+    let response = env
+        .http
+        .post(env.url(&env.run_path()))
+        .bearer_auth(&env.key)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["detail"][0]["type"], "json_invalid", "{answer}");
+
+    assert_eq!(env.session_count().await, 0);
+    assert!(env.fake.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_classes_and_ownership_are_enforced() {
+    let env = Env::start(Script::new(), &three()).await;
+    let sessions = "/user/practice/sessions";
+
+    // No key, a wrong key, a revoked key.
+    let response = env.http.get(env.url(sessions)).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(body["detail"].is_string(), "{body}");
+    let (status, _) = env
+        .send_as(
+            None,
+            Method::POST,
+            &env.run_path(),
+            Some(&json!({"prompt_text": "hi"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = env
+        .send_as(Some("sk-sluice-not-a-key"), Method::GET, sessions, None)
+        .await;
+    assert_eq!(status, 401);
+    let second = env
+        .store
+        .create_key(env.user_id, Some("laptop"))
+        .await
+        .unwrap();
+    let (status, _) = env
+        .send_as(Some(&second.key), Method::GET, sessions, None)
+        .await;
+    assert_eq!(status, 200, "a fresh key works");
+    env.store.revoke_key(second.id).await.unwrap();
+    let (status, _) = env
+        .send_as(Some(&second.key), Method::GET, sessions, None)
+        .await;
+    assert_eq!(status, 401, "a revoked key does not");
+    let (status, _) = env.get(sessions).await;
+    assert_eq!(status, 200, "the other key still works");
+
+    // Another user's objects are 404, to read and to use.
+    let (other, other_key) = env.store.create_user("other").await.unwrap();
+    let other_key = other_key.key;
+    let mine = |path: &'static str, body: Value| {
+        let env = &env;
+        let other_key = other_key.clone();
+        async move {
+            let (status, created) = env
+                .send_as(Some(&other_key), Method::POST, path, Some(&body))
+                .await;
+            assert_eq!(status, 201, "{created}");
+            created["id"].as_i64().unwrap()
+        }
+    };
+    let agent = mine(
+        "/user/practice/agents",
+        json!({"name": "secret agent", "instructions": "x"}),
+    )
+    .await;
+    let project = mine("/user/practice/projects", json!({"name": "secret project"})).await;
+    let knowledge = mine("/user/practice/knowledge", json!({"name": "secret kb"})).await;
+    let shot = mine(
+        "/user/practice/few-shot-examples",
+        json!({"input": "q", "output": "a"}),
+    )
+    .await;
+    for path in [
+        format!("/user/practice/agents/{agent}"),
+        format!("/user/practice/projects/{project}"),
+        format!("/user/practice/knowledge/{knowledge}"),
+        format!("/user/practice/few-shot-examples/{shot}"),
+    ] {
+        let (status, body) = env.get(&path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(body["detail"].is_string(), "{body}");
+        let (status, _) = env.delete(&path).await;
+        assert_eq!(status, 404, "delete {path}");
+        let (status, _) = env.patch(&path, &json!({"name": "mine now"})).await;
+        assert_eq!(status, 404, "patch {path}");
+        // ... while the owner still sees it.
+        let (status, _) = env
+            .send_as(Some(&other_key), Method::GET, &path, None)
+            .await;
+        assert_eq!(status, 200, "{path}");
+    }
+    for body in [
+        json!({"prompt_text": "hi", "agent_id": agent}),
+        json!({"prompt_text": "hi", "project_id": project}),
+        json!({"prompt_text": "hi", "knowledge_ids": [knowledge]}),
+        json!({"prompt_text": "hi", "few_shot_example_ids": [shot]}),
+    ] {
+        let (status, answer) = env.run(&body).await;
+        assert_eq!(status, 404, "{body}: {answer}");
+    }
+    let (status, _) = env
+        .post(
+            "/user/practice/knowledge/search",
+            &json!({"knowledge_ids": [knowledge], "query": "x"}),
+        )
+        .await;
+    assert_eq!(status, 404, "search in another user's base");
+
+    // A class the student is not in, a class that does not exist.
+    let names = vec!["alpha".to_string()];
+    let closed = env
+        .store
+        .create_class("closed", other.id, &names, "alpha")
+        .await
+        .unwrap();
+    let (status, body) = env
+        .post(
+            &format!("/user/practice/sessions/run?class_id={}", closed.id),
+            &json!({"prompt_text": "hi"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = env
+        .post(
+            "/user/practice/sessions/run?class_id=9999",
+            &json!({"prompt_text": "hi"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // A model the class does not allow, and one the server does not have.
+    let narrow = env
+        .store
+        .create_class(
+            "narrow",
+            env.teacher_id,
+            &["alpha".to_string(), "ghost".to_string()],
+            "alpha",
+        )
+        .await
+        .unwrap();
+    env.store
+        .add_member(narrow.id, env.user_id, ClassRole::Student)
+        .await
+        .unwrap();
+    let narrow_run = format!("/user/practice/sessions/run?class_id={}", narrow.id);
+    for names in [json!(["alpha", "beta"]), json!(["ghost"])] {
+        let (status, body) = env
+            .post(
+                &narrow_run,
+                &json!({"prompt_text": "hi", "model_names": names}),
+            )
+            .await;
+        assert_eq!(status, 400, "{names}: {body}");
+        assert!(body["detail"].is_string(), "{body}");
+    }
+
+    // Another user's session.
+    let (status, body) = env
+        .post(&narrow_run, &json!({"prompt_text": "hello"}))
+        .await;
+    assert_eq!(status, 201, "the class's primary model: {body}");
+    assert_eq!(body["results"][0]["model_name"], "alpha");
+    let session_id = body["session_id"].as_i64().unwrap();
+    let theirs = format!("/user/practice/sessions/{session_id}");
+    let (status, _) = env
+        .send_as(Some(&other_key), Method::GET, &theirs, None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = env
+        .send_as(
+            Some(&other_key),
+            Method::POST,
+            &format!("{theirs}/chat"),
+            Some(&json!({"prompt_text": "hi"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    assert_eq!(
+        env.fake.requests().len(),
+        1,
+        "only the allowed run called a model"
+    );
+}
+
+/// `(event, data)` of every server-sent event in `text`.
+fn sse_events(text: &str) -> Vec<(String, String)> {
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter_map(|block| {
+            let mut event = String::from("message");
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim_start().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                }
+            }
+            (!data.is_empty()).then(|| (event, data.join("\n")))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_run_sends_tagged_tokens_then_the_stored_result() {
+    let delay = Duration::from_millis(10);
+    let script = Script::new()
+        .on("alpha", Behavior::stream(&["Hel", "lo ", "world"], delay))
+        .on("gamma", Behavior::stream(&["Gam", "ma ", "here"], delay));
+    let env = Env::start(script, &[openai("alpha"), clova("gamma")]).await;
+    let response = env
+        .http
+        .post(env.url(&env.run_path()))
+        .bearer_auth(&env.key)
+        .header("accept", "text/event-stream")
+        .header("content-type", "application/json")
+        .body(
+            json!({"prompt_text": "Stream please", "model_names": ["alpha", "gamma"]}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(status, 201);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    let events = sse_events(&text);
+    let mut tokens: std::collections::BTreeMap<String, String> = Default::default();
+    for (event, data) in &events {
+        if event == "token" {
+            let token: Value = serde_json::from_str(data).unwrap();
+            tokens
+                .entry(token["model_name"].as_str().unwrap().to_string())
+                .or_default()
+                .push_str(token["text"].as_str().unwrap());
+        }
+    }
+    assert_eq!(
+        tokens.get("alpha").map(String::as_str),
+        Some("Hello world"),
+        "{text}"
+    );
+    assert_eq!(
+        tokens.get("gamma").map(String::as_str),
+        Some("Gamma here"),
+        "{text}"
+    );
+    let done: Vec<&String> = events
+        .iter()
+        .filter(|(e, _)| e == "model_done")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(done.len(), 2, "{text}");
+    let (last_event, last_data) = events.last().unwrap();
+    assert_eq!(last_event, "result", "{text}");
+    let result: Value = serde_json::from_str(last_data).unwrap();
+    let session_id = result["session_id"].as_i64().expect("session_id");
+    assert_eq!(result["results"][0]["response_text"], "Hello world");
+    assert_eq!(result["results"][1]["response_text"], "Gamma here");
+    assert_eq!(result["results"][0]["is_primary"], true);
+    // Both models were asked for a stream.
+    assert!(env.last_for("alpha").wants_stream());
+    assert!(env.last_for("gamma").wants_stream());
+
+    let (status, session) = env
+        .get(&format!("/user/practice/sessions/{session_id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(session["history"][0]["results"], result["results"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_run_that_fails_ends_with_an_error_event() {
+    let env = Env::start(Script::new(), &three()).await;
+    let response = env
+        .http
+        .post(env.url(&env.run_path()))
+        .bearer_auth(&env.key)
+        .header("accept", "text/event-stream")
+        .body(json!({"prompt_text": "서울 근처 맛집 추천해줘"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let events = sse_events(&text);
+    let (event, data) = events.last().unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(event, "error", "{text}");
+    let error: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(error["status"], 400, "{error}");
+    assert!(error["detail"]["blocked"].is_object(), "{error}");
+    assert!(env.fake.requests().is_empty());
+    assert_eq!(env.session_count().await, 0);
+}
+
+/// Create three, page through them, patch one, delete it.
+async fn crud(env: &Env, path: &str, bodies: [Value; 3], patch: Value, changed: (&str, Value)) {
+    let mut ids = Vec::new();
+    for body in &bodies {
+        let (status, created) = env.post(path, body).await;
+        assert_eq!(status, 201, "{path}: {created}");
+        assert_eq!(created["owner_id"], env.user_id, "{created}");
+        ids.push(created["id"].as_i64().unwrap());
+    }
+    let (status, page) = env.get(&format!("{path}?page=1&size=2")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["total"], 3, "{path}: {page}");
+    assert_eq!(page["page"], 1);
+    assert_eq!(page["size"], 2);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    let (_, second) = env.get(&format!("{path}?page=2&size=2")).await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 1, "{second}");
+    let mut seen: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ids, "{path}: every item once across pages");
+    let (_, beyond) = env.get(&format!("{path}?page=3&size=2")).await;
+    assert_eq!(beyond["items"], json!([]), "{beyond}");
+    let (_, default) = env.get(path).await;
+    assert_eq!(default["size"], 50, "{default}");
+    assert_eq!(default["page"], 1, "{default}");
+
+    for (query, loc) in [("size=0", "size"), ("page=0", "page"), ("size=201", "size")] {
+        let (status, body) = env.get(&format!("{path}?{query}")).await;
+        assert_eq!(status, 422, "{path}?{query}: {body}");
+        field_error(&body, &json!(["query", loc]));
+    }
+
+    let one = format!("{path}/{}", ids[0]);
+    let (status, patched) = env.patch(&one, &patch).await;
+    assert_eq!(status, 200, "{one}: {patched}");
+    assert_eq!(patched[changed.0], changed.1, "{patched}");
+    let (status, read) = env.get(&one).await;
+    assert_eq!(status, 200);
+    assert_eq!(read[changed.0], changed.1, "{read}");
+    // Untouched fields survive a partial update.
+    for (k, v) in bodies[0].as_object().unwrap() {
+        if k != changed.0 {
+            assert_eq!(&read[k], v, "{one}: {k}");
+        }
+    }
+    let (status, body) = env.patch(&one, &json!({"bogus": 1})).await;
+    assert_eq!(status, 422, "{body}");
+
+    let (status, body) = env.delete(&one).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(body.is_null());
+    let (status, _) = env.get(&one).await;
+    assert_eq!(status, 404);
+    let (status, _) = env.delete(&one).await;
+    assert_eq!(status, 404);
+    let (_, page) = env.get(path).await;
+    assert_eq!(page["total"], 2, "{page}");
+    let (status, body) = env.get(&format!("{path}/0")).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"][0], "path", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_objects_have_crud_and_pagination() {
+    let env = Env::start(Script::new(), &three()).await;
+    crud(
+        &env,
+        "/user/practice/agents",
+        [
+            json!({"name": "a1", "instructions": "i1"}),
+            json!({"name": "a2", "instructions": "i2"}),
+            json!({"name": "a3", "instructions": "i3"}),
+        ],
+        json!({"instructions": "changed"}),
+        ("instructions", json!("changed")),
+    )
+    .await;
+    crud(
+        &env,
+        "/user/practice/projects",
+        [
+            json!({"name": "p1", "description": "d1"}),
+            json!({"name": "p2"}),
+            json!({"name": "p3"}),
+        ],
+        json!({"name": "renamed"}),
+        ("name", json!("renamed")),
+    )
+    .await;
+    crud(
+        &env,
+        "/user/practice/few-shot-examples",
+        [
+            json!({"input": "q1", "output": "o1"}),
+            json!({"input": "q2", "output": "o2"}),
+            json!({"input": "q3", "output": "o3"}),
+        ],
+        json!({"output": "changed"}),
+        ("output", json!("changed")),
+    )
+    .await;
+    crud(
+        &env,
+        "/user/practice/knowledge",
+        [
+            json!({"name": "k1", "description": "d1"}),
+            json!({"name": "k2"}),
+            json!({"name": "k3"}),
+        ],
+        json!({"description": "changed"}),
+        ("description", json!("changed")),
+    )
+    .await;
+    // Sessions: list, patch the title, delete.
+    let (status, body) = env
+        .run(&json!({"prompt_text": "A session to rename"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["session_id"].as_i64().unwrap();
+    let path = format!("/user/practice/sessions/{id}");
+    let (status, patched) = env.patch(&path, &json!({"title": "Renamed"})).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["session_title"], "Renamed");
+    let (_, list) = env.get("/user/practice/sessions?page=1&size=1").await;
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["items"][0]["session_title"], "Renamed");
+    let (status, _) = env.delete(&path).await;
+    assert_eq!(status, 204);
+    let (status, _) = env.get(&path).await;
+    assert_eq!(status, 404);
+    let (status, _) = env
+        .post(&format!("{path}/chat"), &json!({"prompt_text": "more"}))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(env.session_count().await, 0);
+}
