@@ -1454,3 +1454,301 @@ async fn library_objects_have_crud_and_pagination() {
     assert_eq!(status, 404);
     assert_eq!(env.session_count().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_supply_defaults_and_duplicates_are_dropped() {
+    let env = Env::start(Script::new(), &three()).await;
+    // An agent's model is the default model, its preset the default preset.
+    let agent = env
+        .create(
+            "/user/practice/agents",
+            &json!({"name": "poet", "instructions": "Rhyme.", "model_name": "beta",
+                    "style_preset": "creative", "generation_params": {"max_tokens": 64}}),
+        )
+        .await;
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Ode to Rust", "agent_id": agent}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["model_name"], "beta", "the agent's model");
+    let beta = env.last_for("beta");
+    assert_eq!(beta.body["temperature"], 1.0, "the agent's preset");
+    assert_eq!(beta.body["max_tokens"], 64, "the agent's max_tokens");
+    let system = system_of(&beta);
+    assert!(
+        system.contains("imaginatively") && system.ends_with("Rhyme."),
+        "{system}"
+    );
+    assert_eq!(
+        body["results"][0]["generation_params"]["style_preset"],
+        "creative"
+    );
+
+    // Duplicated names are dropped, keeping the first; [] means the primary model.
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Twice", "model_names": ["gamma", "alpha", "gamma"]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let names: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["model_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gamma", "alpha"]);
+    assert_eq!(env.requests_for("gamma").len(), 1, "called once");
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Default", "model_names": []}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["results"][0]["model_name"], "alpha",
+        "the class's primary"
+    );
+    // A whitespace-only prompt is 422.
+    let (status, body) = env.run(&json!({"prompt_text": "   "})).await;
+    assert_eq!(status, 422, "{body}");
+    field_error(&body, &json!(["body", "prompt_text"]));
+}
+
+/// practice-notes.md: "Precedence, lowest first: server defaults → agent →
+/// style preset → request". An agent's own temperature must therefore win over
+/// the server default when neither the request nor the agent names a preset.
+///
+/// Fails today: with no preset anywhere, `Practice::plan` falls back to
+/// `"balanced"` and `prompt::effective_params` puts the balanced row's 0.7/0.9
+/// above the agent's values, so an agent's temperature and top_p only ever
+/// apply under `custom`. Run with `--ignored` once fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: an implicit 'balanced' preset overrides the agent's temperature/top_p"]
+async fn an_agents_temperature_applies_when_no_preset_is_chosen() {
+    let env = Env::start(Script::new(), &three()).await;
+    let agent = env
+        .create(
+            "/user/practice/agents",
+            &json!({"name": "careful", "instructions": "Be careful.",
+                    "generation_params": {"temperature": 0.1, "top_p": 0.5}}),
+        )
+        .await;
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Be exact", "agent_id": agent}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let alpha = env.last_for("alpha");
+    assert_eq!(alpha.body["temperature"], 0.1, "{}", alpha.body);
+    assert_eq!(alpha.body["top_p"], 0.5, "{}", alpha.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_upstreams_give_typed_errors() {
+    let script = Script::new()
+        .on("alpha", Behavior::MalformedJson)
+        .on("beta", Behavior::ResetConnection)
+        .on("beta", Behavior::ResetConnection)
+        .on("beta", Behavior::ResetConnection)
+        .on("gamma", Behavior::reply("ok"));
+    let specs = vec![openai("alpha"), openai("beta"), clova("gamma")];
+    let env = Env::start(script, &specs).await;
+    let (status, body) = env
+        .run(&json!({"prompt_text": "Hello", "model_names": ["alpha", "beta", "gamma"]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["results"][0]["error"]["kind"], "bad_response",
+        "{body}"
+    );
+    assert_eq!(body["results"][1]["error"]["kind"], "transport", "{body}");
+    assert!(body["results"][1]["error"]["status"].is_null(), "{body}");
+    assert_eq!(
+        env.requests_for("beta").len(),
+        3,
+        "two retries after resets"
+    );
+    assert_eq!(body["results"][2]["response_text"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_that_cannot_fit_the_profile_calls_no_model() {
+    let env = Env::start(Script::new(), &[openai("alpha"), clova("gamma")]).await;
+    // ~3,500 tokens of prompt and 1,000 of answer do not fit HCX-003's 4,096.
+    let prompt = "hello ".repeat(3500);
+    let (status, body) = env
+        .run(
+            &json!({"prompt_text": prompt, "model_names": ["alpha", "gamma"],
+                     "generation_params": {"max_tokens": 1000}}),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    for e in body["detail"]["errors"].as_array().unwrap() {
+        assert_eq!(e["error"]["kind"], "context_exceeded", "{e}");
+    }
+    assert!(env.fake.requests().is_empty());
+    assert_eq!(env.session_count().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuations_are_checked_streamed_and_filtered_like_runs() {
+    let env = Env::start(Script::new(), &[openai("alpha"), clova("gamma")]).await;
+    let project = env
+        .create("/user/practice/projects", &json!({"name": "homework"}))
+        .await;
+    let (status, body) = env
+        .run(&json!({"prompt_text": "First", "model_names": ["alpha", "gamma"], "project_id": project}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["session_id"].as_i64().unwrap();
+    let chat = format!("/user/practice/sessions/{id}/chat");
+    let (status, other) = env.run(&json!({"prompt_text": "Elsewhere"})).await;
+    assert_eq!(status, 201, "{other}");
+
+    // Filtering by project.
+    let (_, list) = env
+        .get(&format!("/user/practice/sessions?project_id={project}"))
+        .await;
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["items"][0]["session_id"], id);
+    let (_, list) = env
+        .get(&format!(
+            "/user/practice/sessions?class_id={}",
+            env.class_id
+        ))
+        .await;
+    assert_eq!(list["total"], 2, "{list}");
+
+    // A blocked continuation calls nothing and adds no turn.
+    let before = env.fake.requests().len();
+    let (status, body) = env
+        .post(&chat, &json!({"prompt_text": "서울 근처 맛집 추천해줘"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"]["blocked"].is_object(), "{body}");
+    assert_eq!(env.fake.requests().len(), before);
+    // Session-level fields are refused on a continuation.
+    let (status, body) = env
+        .post(&chat, &json!({"prompt_text": "x", "knowledge_ids": [1]}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    field_error(&body, &json!(["body", "knowledge_ids"]));
+    let (status, body) = env
+        .post(
+            "/user/practice/sessions/0/chat",
+            &json!({"prompt_text": "x"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    field_error(&body, &json!(["path", "session_id"]));
+
+    // A streamed continuation, one model only.
+    let response = env
+        .http
+        .post(env.url(&chat))
+        .bearer_auth(&env.key)
+        .header("accept", "text/event-stream")
+        .body(json!({"prompt_text": "Second", "model_names": ["gamma"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let text = response.text().await.unwrap();
+    let events = sse_events(&text);
+    assert!(
+        events
+            .iter()
+            .any(|(e, d)| e == "token" && d.contains("\"gamma\"")),
+        "{text}"
+    );
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "result", "{text}");
+    let result: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(result["session_id"], id);
+    assert_eq!(result["results"][0]["response_text"], "echo: Second");
+    let sent = messages(&env.last_for("gamma"));
+    assert_eq!(
+        sent.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>(),
+        ["First", "echo: First", "Second"],
+        "gamma saw its own first answer"
+    );
+    let (_, session) = env.get(&format!("/user/practice/sessions/{id}")).await;
+    assert_eq!(session["turns"], 2, "{session}");
+
+    // Deleting the project keeps the session, out of the project.
+    let (status, _) = env
+        .delete(&format!("/user/practice/projects/{project}"))
+        .await;
+    assert_eq!(status, 204);
+    let (status, session) = env.get(&format!("/user/practice/sessions/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(session["project_id"].is_null(), "{session}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_shared_knowledge_is_usable_but_not_writable_by_students() {
+    let env = Env::start(Script::new(), &three()).await;
+    let teacher = env
+        .store
+        .create_key(env.teacher_id, None)
+        .await
+        .unwrap()
+        .key;
+    let (status, kb) = env
+        .send_as(
+            Some(&teacher),
+            Method::POST,
+            "/user/practice/knowledge",
+            Some(&json!({"name": "class notes", "class_id": env.class_id})),
+        )
+        .await;
+    assert_eq!(status, 201, "{kb}");
+    let kb = kb["id"].as_i64().unwrap();
+    let upload = |key: String| {
+        let env = &env;
+        async move {
+            env.http
+                .post(env.url(&format!(
+                    "/user/practice/knowledge/{kb}/documents?file_name=busan.md"
+                )))
+                .bearer_auth(key)
+                .body(BUSAN_MD)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(upload(teacher.clone()).await, 201);
+    assert_eq!(upload(env.key.clone()).await, 403, "a student cannot write");
+    let (status, _) = env.get(&format!("/user/practice/knowledge/{kb}")).await;
+    assert_eq!(status, 200, "a student reads the class's base");
+    let (status, hits) = env
+        .post(
+            "/user/practice/knowledge/search",
+            &json!({"knowledge_ids": [kb], "query": "돼지국밥", "k": 2}),
+        )
+        .await;
+    assert_eq!(status, 200, "{hits}");
+    assert!(
+        hits["items"][0]["passage"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("돼지국밥"),
+        "{hits}"
+    );
+    let (status, body) = env
+        .run(&json!({"prompt_text": "밀면은 어디 음식인가요?", "knowledge_ids": [kb]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(last_user(&env.last_for("alpha")).contains("[Context]"));
+    // Upload errors.
+    let response = env
+        .http
+        .post(env.url(&format!("/user/practice/knowledge/{kb}/documents")))
+        .bearer_auth(&teacher)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422, "file_name is required");
+}
