@@ -364,6 +364,9 @@ fn practice_paths(paths: &mut Map<String, Value>) {
         if let Some(schema) = body {
             op["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        } else if path.ends_with("/documents") && *method == "POST" {
+            op["requestBody"] = json!({"required": true, "description": "The file's bytes (UTF-8 text, at most 8 MiB).",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}});
         }
         let item = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         item[method.to_lowercase()] = op;

@@ -1516,13 +1516,9 @@ async fn agents_supply_defaults_and_duplicates_are_dropped() {
 /// practice-notes.md: "Precedence, lowest first: server defaults → agent →
 /// style preset → request". An agent's own temperature must therefore win over
 /// the server default when neither the request nor the agent names a preset.
-///
-/// Fails today: with no preset anywhere, `Practice::plan` falls back to
-/// `"balanced"` and `prompt::effective_params` puts the balanced row's 0.7/0.9
-/// above the agent's values, so an agent's temperature and top_p only ever
-/// apply under `custom`. Run with `--ignored` once fixed.
+/// (Regression: an implicit `balanced` preset once put its 0.7/0.9 above the
+/// agent's values.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: an implicit 'balanced' preset overrides the agent's temperature/top_p"]
 async fn an_agents_temperature_applies_when_no_preset_is_chosen() {
     let env = Env::start(Script::new(), &three()).await;
     let agent = env

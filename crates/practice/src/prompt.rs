@@ -73,19 +73,18 @@ pub struct EffectiveParams {
 }
 
 /// Resolves generation parameters, lowest precedence first: server defaults,
-/// the agent's, the style preset's, the request's; the maximum is clamped to
-/// `max_output`.
+/// the agent's, the style preset's (only when one was chosen), the request's;
+/// the maximum is clamped to `max_output`. With no preset chosen the echoed
+/// preset is `balanced`, whose values are the server defaults.
 pub fn effective_params(
     agent: &GenerationParams,
-    preset: &'static str,
+    preset: Option<&'static str>,
     request: &GenerationParams,
     max_output: u32,
 ) -> EffectiveParams {
-    let (_, preset_t, preset_p, _) = STYLE_TABLE
-        .iter()
-        .find(|row| row.0 == preset)
-        .copied()
-        .unwrap_or(STYLE_TABLE[1]);
+    let (_, preset_t, preset_p, _) = preset
+        .and_then(|p| STYLE_TABLE.iter().find(|row| row.0 == p).copied())
+        .unwrap_or(("balanced", None, None, None));
     let temperature = request
         .temperature
         .or(preset_t)
@@ -113,7 +112,7 @@ pub fn effective_params(
         max_completion_tokens: max,
         response_length_preset: length,
         seed: request.seed.or(agent.seed),
-        style_preset: preset,
+        style_preset: preset.unwrap_or("balanced"),
     }
 }
 
@@ -311,7 +310,7 @@ mod tests {
     #[test]
     fn precedence_is_defaults_agent_preset_request() {
         let none = GenerationParams::default();
-        let p = effective_params(&none, "balanced", &none, 4096);
+        let p = effective_params(&none, Some("balanced"), &none, 4096);
         assert_eq!((p.temperature, p.top_p, p.max_tokens), (0.7, 0.9, 512));
         let agent = GenerationParams {
             temperature: Some(0.1),
@@ -319,11 +318,11 @@ mod tests {
             ..none.clone()
         };
         assert_eq!(
-            effective_params(&agent, "custom", &none, 4096).temperature,
+            effective_params(&agent, Some("custom"), &none, 4096).temperature,
             0.1
         );
         assert_eq!(
-            effective_params(&agent, "creative", &none, 4096).temperature,
+            effective_params(&agent, Some("creative"), &none, 4096).temperature,
             1.0
         );
         let request = GenerationParams {
@@ -331,7 +330,7 @@ mod tests {
             response_length_preset: Some("long"),
             ..none.clone()
         };
-        let p = effective_params(&agent, "accurate", &request, 1000);
+        let p = effective_params(&agent, Some("accurate"), &request, 1000);
         assert_eq!(
             (p.temperature, p.top_p, p.max_tokens),
             (1.5, 0.8, 1000),

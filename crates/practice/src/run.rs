@@ -94,7 +94,9 @@ struct Plan {
     agent: Option<Agent>,
     few_shots: Vec<(String, String)>,
     hits: Vec<SearchHit>,
-    preset: &'static str,
+    /// The chosen preset: the request's, else the agent's; `None` is balanced
+    /// without overriding the agent's parameters.
+    preset: Option<&'static str>,
     settings: Value,
 }
 
@@ -254,7 +256,16 @@ impl Practice {
                 )));
             }
         }
-        let knowledge_ids = session.summary.knowledge_ids.clone();
+        // A base deleted (or unshared) since the session began is left out
+        // rather than failing every later turn of the session.
+        let mut knowledge_ids = Vec::with_capacity(session.summary.knowledge_ids.len());
+        for &id in &session.summary.knowledge_ids {
+            match self.store.knowledge(user.id, id).await {
+                Ok(_) => knowledge_ids.push(id),
+                Err(PracticeError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let plan = self
             .plan(user, request, models, agent, &knowledge_ids)
             .await?;
@@ -322,26 +333,23 @@ impl Practice {
                 .search_unchecked(knowledge_ids, &request.prompt_text, RETRIEVED)
                 .await?
         };
-        let preset = request
-            .style_preset
-            .or_else(|| {
-                agent
-                    .as_ref()
-                    .and_then(|a| a.style_preset.as_deref())
-                    .and_then(|p| {
-                        crate::request::STYLE_PRESETS
-                            .iter()
-                            .find(|s| **s == p)
-                            .copied()
-                    })
-            })
-            .unwrap_or("balanced");
+        let preset = request.style_preset.or_else(|| {
+            agent
+                .as_ref()
+                .and_then(|a| a.style_preset.as_deref())
+                .and_then(|p| {
+                    crate::request::STYLE_PRESETS
+                        .iter()
+                        .find(|s| **s == p)
+                        .copied()
+                })
+        });
         let settings = json!({
             "model_names": models,
             "agent_id": agent.as_ref().map(|a| a.id),
             "knowledge_ids": knowledge_ids,
             "few_shot_example_ids": request.few_shot_example_ids,
-            "style_preset": preset,
+            "style_preset": preset.unwrap_or("balanced"),
             "style_params": request.style_params,
             "generation_params": request.generation_params,
         });
@@ -376,7 +384,7 @@ impl Practice {
                 .and_then(|a| a.generation_params.as_ref()),
         );
         let system = prompt::system_text(
-            plan.preset,
+            plan.preset.unwrap_or("balanced"),
             &style,
             plan.agent.as_ref().map(|a| a.instructions.as_str()),
         );

@@ -63,6 +63,9 @@ CREATE TABLE knowledge_bases (
     class_id     BIGINT REFERENCES classes(id) ON DELETE SET NULL,
     name         TEXT NOT NULL,
     description  TEXT NOT NULL,
+    -- BM25 statistics, kept with every write so a search reads one row per base.
+    passage_count  BIGINT NOT NULL DEFAULT 0,
+    term_total     BIGINT NOT NULL DEFAULT 0,
     created_at   TEXT NOT NULL,
     updated_at   TEXT NOT NULL
 );
@@ -91,6 +94,7 @@ CREATE TABLE passage_terms (
     term          TEXT NOT NULL,
     passage_id    BIGINT NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
     tf            BIGINT NOT NULL,
+    passage_len   BIGINT NOT NULL,
     PRIMARY KEY (knowledge_id, term, passage_id)
 );
 CREATE INDEX passage_terms_passage ON passage_terms(passage_id);

@@ -63,6 +63,9 @@ CREATE TABLE knowledge_bases (
     class_id     INTEGER REFERENCES classes(id) ON DELETE SET NULL,
     name         TEXT NOT NULL,
     description  TEXT NOT NULL,
+    -- BM25 statistics, kept with every write so a search reads one row per base.
+    passage_count  INTEGER NOT NULL DEFAULT 0,
+    term_total     INTEGER NOT NULL DEFAULT 0,
     created_at   TEXT NOT NULL,
     updated_at   TEXT NOT NULL
 );
@@ -91,8 +94,9 @@ CREATE TABLE passage_terms (
     term          TEXT NOT NULL,
     passage_id    INTEGER NOT NULL REFERENCES passages(id) ON DELETE CASCADE,
     tf            INTEGER NOT NULL,
+    passage_len   INTEGER NOT NULL,
     PRIMARY KEY (knowledge_id, term, passage_id)
-);
+) WITHOUT ROWID;
 CREATE INDEX passage_terms_passage ON passage_terms(passage_id);
 CREATE TABLE few_shot_examples (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -280,24 +280,34 @@ impl Store {
                     // Many rows per statement: one round trip per ~100 terms.
                     for chunk in terms.chunks(100) {
                         let values = (0..chunk.len())
-                            .map(|i| format!("($1, $2, ${}, ${})", 3 + 2 * i, 4 + 2 * i))
+                            .map(|i| format!("($1, $2, $3, ${}, ${})", 4 + 2 * i, 5 + 2 * i))
                             .collect::<Vec<_>>()
                             .join(", ");
                         let sql = format!(
-                            "INSERT INTO passage_terms (knowledge_id, passage_id, term, tf) VALUES {values}"
+                            "INSERT INTO passage_terms (knowledge_id, passage_id, passage_len, term, tf) \
+                             VALUES {values}"
                         );
-                        let mut query = sqlx::query(&sql).bind(knowledge_id).bind(passage_id);
+                        let mut query = sqlx::query(&sql)
+                            .bind(knowledge_id)
+                            .bind(passage_id)
+                            .bind(i64::from(*count));
                         for (term, tf) in chunk {
                             query = query.bind(term.as_str()).bind(i64::from(*tf));
                         }
                         query.execute(&mut *tx).await?;
                     }
                 }
-                sqlx::query("UPDATE knowledge_bases SET updated_at = $2 WHERE id = $1")
-                    .bind(knowledge_id)
-                    .bind(&at)
-                    .execute(&mut *tx)
-                    .await?;
+                let terms: i64 = passages.iter().map(|(_, _, count)| i64::from(*count)).sum();
+                sqlx::query(
+                    "UPDATE knowledge_bases SET updated_at = $2, passage_count = passage_count + $3, \
+                     term_total = term_total + $4 WHERE id = $1",
+                )
+                .bind(knowledge_id)
+                .bind(&at)
+                .bind(passages.len() as i64)
+                .bind(terms)
+                .execute(&mut *tx)
+                .await?;
                 ids.push(document_id);
             }
             ids
@@ -374,6 +384,17 @@ impl Store {
         }
         write_tx!(self, tx => {
             sqlx::query(
+                "UPDATE knowledge_bases SET updated_at = $3, \
+                 passage_count = passage_count - (SELECT COUNT(*) FROM passages WHERE document_id = $2), \
+                 term_total = term_total - (SELECT COALESCE(SUM(term_count), 0) FROM passages WHERE document_id = $2) \
+                 WHERE id = $1",
+            )
+            .bind(document.knowledge_id)
+            .bind(document_id)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
                 "DELETE FROM passage_terms WHERE passage_id IN \
                  (SELECT id FROM passages WHERE document_id = $1)",
             )
@@ -419,25 +440,36 @@ impl Store {
         }
         let kb_list = placeholders(1, knowledge_ids.len());
         let stats_sql = format!(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(term_count), 0) AS BIGINT) FROM passages WHERE knowledge_id IN ({kb_list})"
+            "SELECT CAST(COALESCE(SUM(passage_count), 0) AS BIGINT), CAST(COALESCE(SUM(term_total), 0) AS BIGINT) \
+             FROM knowledge_bases WHERE id IN ({kb_list})"
         );
-        let term_list = placeholders(knowledge_ids.len() + 1, terms.len());
+        // One query per term: each is a range scan of the primary key
+        // (knowledge_id, term, passage_id), which holds tf and the passage
+        // length too, so no row of `passages` is read until the top k are known.
         let postings_sql = format!(
-            "SELECT t.term, t.passage_id, t.tf, p.term_count FROM passage_terms t \
-             JOIN passages p ON p.id = t.passage_id \
-             WHERE t.knowledge_id IN ({kb_list}) AND t.term IN ({term_list})"
+            "SELECT passage_id, tf, passage_len FROM passage_terms \
+             WHERE term = $1 AND knowledge_id IN ({})",
+            placeholders(2, knowledge_ids.len())
         );
-        let ((n_docs, total_len), mut postings): ((i64, i64), Vec<Posting>) = on_pool!(self, pool => {
+        let (n_docs, total_len): (i64, i64) = on_pool!(self, pool => {
             let mut stats = sqlx::query_as(&stats_sql);
-            let mut postings = sqlx::query_as(&postings_sql);
             for id in knowledge_ids {
                 stats = stats.bind(*id);
-                postings = postings.bind(*id);
             }
+            stats.fetch_one(pool).await?
+        });
+        let mut postings: Vec<Posting> = Vec::new();
+        on_pool!(self, pool => {
+            let mut conn = pool.acquire().await?;
             for term in &terms {
-                postings = postings.bind(term.as_str());
+                let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&postings_sql).bind(term.as_str());
+                for id in knowledge_ids {
+                    query = query.bind(*id);
+                }
+                for (passage_id, tf, len) in query.fetch_all(&mut *conn).await? {
+                    postings.push((term.clone(), passage_id, tf, len));
+                }
             }
-            (stats.fetch_one(pool).await?, postings.fetch_all(pool).await?)
         });
         if n_docs == 0 || postings.is_empty() {
             return Ok(Vec::new());
