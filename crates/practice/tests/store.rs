@@ -338,12 +338,21 @@ async fn korean_retrieval_finds_stems_bigrams_and_mixed_text() {
                 .unwrap()
                 .is_empty()
         );
+        // The in-memory index follows every write: a document added after a
+        // search is found, and a deleted one is gone.
+        assert!(top("제주도").await.is_empty());
+        store
+            .add_document(me, kb.id, "jeju.txt", None, "제주도는 섬이다.".as_bytes())
+            .await
+            .unwrap();
+        assert!(top("제주도").await.contains("섬이다"));
         let docs = store
             .list_documents(me, kb.id, PageRequest::default())
             .await
             .unwrap();
-        assert_eq!(docs.total, 1);
-        store.delete_document(me, docs.items[0].id).await.unwrap();
+        assert_eq!(docs.total, 2);
+        let seoul = docs.items.iter().find(|d| d.title == "seoul.md").unwrap();
+        store.delete_document(me, seoul.id).await.unwrap();
         assert!(
             store
                 .search(me, &[kb.id], "부산", 3)
@@ -351,6 +360,7 @@ async fn korean_retrieval_finds_stems_bigrams_and_mixed_text() {
                 .unwrap()
                 .is_empty()
         );
+        assert!(top("제주도").await.contains("섬이다"));
     }
 }
 

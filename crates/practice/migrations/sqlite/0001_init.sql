@@ -66,6 +66,8 @@ CREATE TABLE knowledge_bases (
     -- BM25 statistics, kept with every write so a search reads one row per base.
     passage_count  INTEGER NOT NULL DEFAULT 0,
     term_total     INTEGER NOT NULL DEFAULT 0,
+    -- Bumped by every change to its passages: in-memory indexes are checked against it.
+    revision       INTEGER NOT NULL DEFAULT 0,
     created_at   TEXT NOT NULL,
     updated_at   TEXT NOT NULL
 );

@@ -3,7 +3,7 @@
 //! returns, summed in a fixed order, so SQLite and PostgreSQL rank identically.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
@@ -300,7 +300,7 @@ impl Store {
                 let terms: i64 = passages.iter().map(|(_, _, count)| i64::from(*count)).sum();
                 sqlx::query(
                     "UPDATE knowledge_bases SET updated_at = $2, passage_count = passage_count + $3, \
-                     term_total = term_total + $4 WHERE id = $1",
+                     term_total = term_total + $4, revision = revision + 1 WHERE id = $1",
                 )
                 .bind(knowledge_id)
                 .bind(&at)
@@ -386,7 +386,8 @@ impl Store {
             sqlx::query(
                 "UPDATE knowledge_bases SET updated_at = $3, \
                  passage_count = passage_count - (SELECT COUNT(*) FROM passages WHERE document_id = $2), \
-                 term_total = term_total - (SELECT COALESCE(SUM(term_count), 0) FROM passages WHERE document_id = $2) \
+                 term_total = term_total - (SELECT COALESCE(SUM(term_count), 0) FROM passages WHERE document_id = $2), \
+                 revision = revision + 1 \
                  WHERE id = $1",
             )
             .bind(document.knowledge_id)
@@ -438,62 +439,35 @@ impl Store {
         if knowledge_ids.is_empty() || terms.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
-        let kb_list = placeholders(1, knowledge_ids.len());
-        let stats_sql = format!(
-            "SELECT CAST(COALESCE(SUM(passage_count), 0) AS BIGINT), CAST(COALESCE(SUM(term_total), 0) AS BIGINT) \
-             FROM knowledge_bases WHERE id IN ({kb_list})"
-        );
-        // One query per term: each is a range scan of the primary key
-        // (knowledge_id, term, passage_id), which holds tf and the passage
-        // length too, so no row of `passages` is read until the top k are known.
-        let postings_sql = format!(
-            "SELECT passage_id, tf, passage_len FROM passage_terms \
-             WHERE term = $1 AND knowledge_id IN ({})",
-            placeholders(2, knowledge_ids.len())
-        );
-        let (n_docs, total_len): (i64, i64) = on_pool!(self, pool => {
-            let mut stats = sqlx::query_as(&stats_sql);
-            for id in knowledge_ids {
-                stats = stats.bind(*id);
-            }
-            stats.fetch_one(pool).await?
-        });
-        let mut postings: Vec<Posting> = Vec::new();
-        on_pool!(self, pool => {
-            let mut conn = pool.acquire().await?;
-            for term in &terms {
-                let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&postings_sql).bind(term.as_str());
-                for id in knowledge_ids {
-                    query = query.bind(*id);
-                }
-                for (passage_id, tf, len) in query.fetch_all(&mut *conn).await? {
-                    postings.push((term.clone(), passage_id, tf, len));
-                }
-            }
-        });
-        if n_docs == 0 || postings.is_empty() {
+        let indexes = self.indexes_of(knowledge_ids).await?;
+        let n_docs: u64 = indexes.iter().map(|i| i.passages).sum();
+        let total_len: u64 = indexes.iter().map(|i| i.terms).sum();
+        if n_docs == 0 {
             return Ok(Vec::new());
         }
-        // A fixed summation order makes the floating-point scores identical
-        // whatever order the database returned the rows in.
-        postings.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        let mut df: HashMap<&str, u64> = HashMap::new();
-        for (term, ..) in &postings {
-            *df.entry(term.as_str()).or_default() += 1;
-        }
         let bm25 = Bm25::default();
-        let n = n_docs as u64;
         let avg_len = total_len as f64 / n_docs as f64;
-        let mut scores: Vec<(i64, f64)> = Vec::new();
-        for (term, passage_id, tf, len) in &postings {
-            let s = bm25.term_score(*tf as u32, df[term.as_str()], n, *len as u32, avg_len);
-            match scores.last_mut() {
-                Some((id, score)) if id == passage_id => *score += s,
-                _ => scores.push((*passage_id, s)),
+        // Terms in sorted order, so each passage's score is summed in the same
+        // order whatever backend or cache state produced the postings: the
+        // floating-point result is identical everywhere.
+        let mut scores: HashMap<i64, f64> = HashMap::new();
+        for term in &terms {
+            let lists: Vec<&[PostingEntry]> = indexes
+                .iter()
+                .filter_map(|i| i.postings.get(term.as_str()).map(Vec::as_slice))
+                .collect();
+            let df: u64 = lists.iter().map(|l| l.len() as u64).sum();
+            for entry in lists.into_iter().flatten() {
+                let s = bm25.term_score(entry.tf, df, n_docs, entry.len, avg_len);
+                *scores.entry(entry.passage_id).or_default() += s;
             }
         }
+        let mut scores: Vec<(i64, f64)> = scores.into_iter().collect();
         scores.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scores.truncate(k);
+        if scores.is_empty() {
+            return Ok(Vec::new());
+        }
         let ids: Vec<i64> = scores.iter().map(|(id, _)| *id).collect();
         let sql = format!(
             "SELECT id, document_id, knowledge_id, text FROM passages WHERE id IN ({})",
@@ -530,10 +504,119 @@ impl Store {
             })
             .collect())
     }
+
+    /// The in-memory index of each base, reloaded from the database when the
+    /// base's revision moved (another replica may have written it).
+    async fn indexes_of(&self, knowledge_ids: &[i64]) -> Result<Vec<Arc<KnowledgeIndex>>> {
+        let sql = format!(
+            "SELECT id, revision, passage_count, term_total FROM knowledge_bases WHERE id IN ({})",
+            placeholders(1, knowledge_ids.len())
+        );
+        let heads: Vec<(i64, i64, i64, i64)> = on_pool!(self, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for id in knowledge_ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?
+        });
+        let mut out = Vec::with_capacity(heads.len());
+        for (id, revision, passages, terms) in heads {
+            if let Some(index) = self.indexes.get(id, revision) {
+                out.push(index);
+                continue;
+            }
+            let rows: Vec<(String, i64, i64, i64)> = on_pool!(self, pool => sqlx::query_as(
+                "SELECT term, passage_id, tf, passage_len FROM passage_terms WHERE knowledge_id = $1",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?);
+            let mut postings: HashMap<Box<str>, Vec<PostingEntry>> = HashMap::new();
+            for (term, passage_id, tf, len) in rows {
+                postings
+                    .entry(term.into_boxed_str())
+                    .or_default()
+                    .push(PostingEntry {
+                        passage_id,
+                        tf: tf as u32,
+                        len: len as u32,
+                    });
+            }
+            let index = Arc::new(KnowledgeIndex {
+                revision,
+                passages: passages.max(0) as u64,
+                terms: terms.max(0) as u64,
+                postings,
+            });
+            self.indexes.put(id, Arc::clone(&index));
+            out.push(index);
+        }
+        Ok(out)
+    }
 }
 
-/// A posting: term, passage id, term frequency, passage length in terms.
-type Posting = (String, i64, i64, i64);
+/// One passage in a term's posting list.
+#[derive(Debug, Clone, Copy)]
+struct PostingEntry {
+    passage_id: i64,
+    tf: u32,
+    len: u32,
+}
+
+/// A knowledge base's inverted index, as of one revision.
+///
+/// Why in memory: reading a term's postings through the database costs a few
+/// microseconds per row, so a query of common Korean bigrams over 10,000
+/// passages took 7-23 ms on SQLite even with the postings clustered by term
+/// (BENCHMARKS.md, "Retrieval"); scoring from memory takes well under a
+/// millisecond. The database stays the source of truth: the base's `revision`,
+/// bumped in the same transaction as every change, is read on each search.
+#[derive(Debug)]
+pub(crate) struct KnowledgeIndex {
+    revision: i64,
+    passages: u64,
+    terms: u64,
+    postings: HashMap<Box<str>, Vec<PostingEntry>>,
+}
+
+/// The loaded indexes, by base id; at most [`IndexCache::CAPACITY`] bases,
+/// the least recently used dropped first.
+#[derive(Debug, Default)]
+pub(crate) struct IndexCache {
+    entries: std::sync::Mutex<(u64, HashMap<i64, (u64, Arc<KnowledgeIndex>)>)>,
+}
+
+impl IndexCache {
+    const CAPACITY: usize = 64;
+
+    fn get(&self, id: i64, revision: i64) -> Option<Arc<KnowledgeIndex>> {
+        let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (clock, entries) = &mut *guard;
+        *clock += 1;
+        let (used, index) = entries.get_mut(&id)?;
+        if index.revision != revision {
+            return None;
+        }
+        *used = *clock;
+        Some(Arc::clone(index))
+    }
+
+    fn put(&self, id: i64, index: Arc<KnowledgeIndex>) {
+        let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (clock, entries) = &mut *guard;
+        *clock += 1;
+        if entries.len() >= Self::CAPACITY && !entries.contains_key(&id) {
+            if let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(id, _)| *id)
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(id, (*clock, index));
+    }
+}
 
 type DocumentRow = (i64, i64, String, String, i64, String, i64);
 

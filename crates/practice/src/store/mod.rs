@@ -99,6 +99,7 @@ pub(crate) enum Backend {
 pub struct Store {
     backend: std::sync::Arc<Backend>,
     url: String,
+    indexes: std::sync::Arc<knowledge::IndexCache>,
 }
 
 impl fmt::Debug for Store {
@@ -214,6 +215,7 @@ impl Store {
         let store = Store {
             backend: std::sync::Arc::new(backend),
             url: url.to_string(),
+            indexes: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
