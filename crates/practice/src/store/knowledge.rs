@@ -583,8 +583,11 @@ pub(crate) struct KnowledgeIndex {
 /// the least recently used dropped first.
 #[derive(Debug, Default)]
 pub(crate) struct IndexCache {
-    entries: std::sync::Mutex<(u64, HashMap<i64, (u64, Arc<KnowledgeIndex>)>)>,
+    /// A use clock, and per base id the clock of its last use and its index.
+    entries: std::sync::Mutex<(u64, CacheEntries)>,
 }
+
+type CacheEntries = HashMap<i64, (u64, Arc<KnowledgeIndex>)>;
 
 impl IndexCache {
     const CAPACITY: usize = 64;
