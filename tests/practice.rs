@@ -507,9 +507,7 @@ fn admin_cli_manages_users_keys_classes_and_imports() {
         ],
     );
     assert!(err.contains("missing.jsonl:2"), "the line number: {err}");
-    // (The message says "Field required" but not which field: the Display of
-    // PracticeError::Validation leaves out each error's `loc`.)
-    assert!(err.contains("required"), "{err}");
+    assert!(err.contains("output: Field required"), "which field: {err}");
 
     // A failed import stores nothing: only the two good examples exist.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -24,6 +24,9 @@ struct Registry {
     tokens_counted: BTreeMap<&'static str, u64>,
     trimmed_messages: u64,
     trimmed_turns: u64,
+    model_latency: BTreeMap<String, Histogram>,
+    model_calls: BTreeMap<(String, String), u64>,
+    model_tokens: BTreeMap<(String, &'static str), u64>,
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +34,37 @@ struct Histogram {
     buckets: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        self.count += 1;
+        self.sum += secs;
+        if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
+            self.buckets[i] += 1;
+        }
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` lines of `name{label="value"}`.
+    fn render(&self, w: &mut String, name: &str, label: &str, value: &str) {
+        let value = escape(value);
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(self.buckets) {
+            cumulative += n;
+            let _ = writeln!(
+                w,
+                "{name}_bucket{{{label}=\"{value}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            w,
+            "{name}_bucket{{{label}=\"{value}\",le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(w, "{name}_sum{{{label}=\"{value}\"}} {}", self.sum);
+        let _ = writeln!(w, "{name}_count{{{label}=\"{value}\"}} {}", self.count);
+    }
 }
 
 impl Metrics {
@@ -43,21 +77,41 @@ impl Metrics {
     pub fn observe_request(&self, route: &str, code: &'static str, elapsed: Duration) {
         let mut r = self.registry();
         *r.requests.entry((route.to_string(), code)).or_default() += 1;
-        let h = match r.latency.get_mut(route) {
+        match r.latency.get_mut(route) {
             Some(h) => h,
             None => r.latency.entry(route.to_string()).or_default(),
-        };
-        let secs = elapsed.as_secs_f64();
-        h.count += 1;
-        h.sum += secs;
-        if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
-            h.buckets[i] += 1;
         }
+        .observe(elapsed);
     }
 
     /// Records tokens counted by an endpoint (`sliding`, `tokenize`, `route`).
     pub fn add_tokens(&self, endpoint: &'static str, tokens: usize) {
         *self.registry().tokens_counted.entry(endpoint).or_default() += tokens as u64;
+    }
+
+    /// Records one practice model call: its latency, its outcome (`ok` or the
+    /// error kind: `timeout`, `rate_limited`, `upstream_5xx`, ...) and the
+    /// provider's token counts.
+    pub fn observe_model_call(
+        &self,
+        model: &str,
+        elapsed: Duration,
+        outcome: &str,
+        tokens_in: u64,
+        tokens_out: u64,
+    ) {
+        let mut r = self.registry();
+        r.model_latency
+            .entry(model.to_string())
+            .or_default()
+            .observe(elapsed);
+        *r.model_calls
+            .entry((model.to_string(), outcome.to_string()))
+            .or_default() += 1;
+        *r.model_tokens.entry((model.to_string(), "in")).or_default() += tokens_in;
+        *r.model_tokens
+            .entry((model.to_string(), "out"))
+            .or_default() += tokens_out;
     }
 
     /// Records what one sliding-window call removed.
@@ -92,30 +146,7 @@ impl Metrics {
             "Request latency by route.",
         );
         for (route, h) in &r.latency {
-            let route = escape(route);
-            let mut cumulative = 0;
-            for (bound, n) in BUCKETS.iter().zip(h.buckets) {
-                cumulative += n;
-                let _ = writeln!(
-                    w,
-                    "sluice_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                w,
-                "sluice_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                w,
-                "sluice_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                w,
-                "sluice_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
+            h.render(w, "sluice_http_request_duration_seconds", "route", route);
         }
         header(
             w,
@@ -144,6 +175,42 @@ impl Metrics {
             "Whole turns removed by the sliding window.",
         );
         let _ = writeln!(w, "sluice_trimmed_turns_total {}", r.trimmed_turns);
+        header(
+            w,
+            "sluice_practice_model_duration_seconds",
+            "histogram",
+            "Wall time of practice model calls (retries included), by model.",
+        );
+        for (model, h) in &r.model_latency {
+            h.render(w, "sluice_practice_model_duration_seconds", "model", model);
+        }
+        header(
+            w,
+            "sluice_practice_model_calls_total",
+            "counter",
+            "Practice model calls by model and outcome (ok, or the upstream error kind).",
+        );
+        for ((model, outcome), n) in &r.model_calls {
+            let _ = writeln!(
+                w,
+                "sluice_practice_model_calls_total{{model=\"{}\",outcome=\"{}\"}} {n}",
+                escape(model),
+                escape(outcome)
+            );
+        }
+        header(
+            w,
+            "sluice_practice_model_tokens_total",
+            "counter",
+            "Tokens the providers reported, by model and direction (in: prompt, out: completion).",
+        );
+        for ((model, direction), n) in &r.model_tokens {
+            let _ = writeln!(
+                w,
+                "sluice_practice_model_tokens_total{{model=\"{}\",direction=\"{direction}\"}} {n}",
+                escape(model)
+            );
+        }
         out
     }
 }
@@ -178,6 +245,25 @@ mod tests {
         assert!(text.contains("_bucket{route=\"/a\",le=\"10\"} 2\n"));
         assert!(text.contains("_bucket{route=\"/a\",le=\"+Inf\"} 3\n"));
         assert!(text.contains("sluice_http_request_duration_seconds_count{route=\"/a\"} 3\n"));
+    }
+
+    #[test]
+    fn model_calls_are_counted_by_outcome() {
+        let m = Metrics::default();
+        m.observe_model_call("gpt", Duration::from_millis(200), "ok", 10, 5);
+        m.observe_model_call("gpt", Duration::from_secs(3), "timeout", 0, 0);
+        let text = m.render();
+        assert!(text.contains("sluice_practice_model_calls_total{model=\"gpt\",outcome=\"ok\"} 1"));
+        assert!(
+            text.contains("sluice_practice_model_calls_total{model=\"gpt\",outcome=\"timeout\"} 1")
+        );
+        assert!(
+            text.contains("sluice_practice_model_tokens_total{model=\"gpt\",direction=\"in\"} 10")
+        );
+        assert!(text.contains(
+            "sluice_practice_model_duration_seconds_bucket{model=\"gpt\",le=\"0.25\"} 1\n"
+        ));
+        assert!(text.contains("sluice_practice_model_duration_seconds_count{model=\"gpt\"} 2\n"));
     }
 
     #[test]

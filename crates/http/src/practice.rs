@@ -8,7 +8,7 @@ use std::convert::Infallible;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use sluice_practice::retrieval::DocumentFormat;
 use sluice_practice::validate::{json_body, path_id, query_int};
 use sluice_practice::{
-    PageRequest, Practice, PracticeError, RunRequest, SessionFilter, SessionPatch, User,
+    PageRequest, Practice, PracticeError, RunRequest, RunResponse, SessionFilter, SessionPatch,
+    User,
 };
 
 use crate::state::AppState;
@@ -388,7 +389,42 @@ fn wants_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/event-stream"))
 }
 
+/// Records every model call of a finished run in the metrics.
+fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) {
+    let metrics = state.metrics();
+    let tokens = |usage: &Value, key: &str| usage[key].as_u64().unwrap_or(0);
+    match outcome {
+        Ok(response) => {
+            for r in &response.results {
+                let kind = r
+                    .error
+                    .as_ref()
+                    .and_then(|e| e["kind"].as_str())
+                    .unwrap_or("ok");
+                metrics.observe_model_call(
+                    &r.model_name,
+                    std::time::Duration::from_millis(r.latency_ms.max(0) as u64),
+                    kind,
+                    tokens(&r.token_usage, "prompt_tokens"),
+                    tokens(&r.token_usage, "completion_tokens"),
+                );
+            }
+        }
+        Err(PracticeError::AllModelsFailed(errors)) => {
+            for e in errors {
+                let model = e["model_name"].as_str().unwrap_or_default();
+                let kind = e["error"]["kind"].as_str().unwrap_or("error");
+                let latency =
+                    std::time::Duration::from_millis(e["latency_ms"].as_u64().unwrap_or(0));
+                metrics.observe_model_call(model, latency, kind, 0, 0);
+            }
+        }
+        Err(_) => {}
+    }
+}
+
 async fn run(
+    State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
@@ -405,17 +441,21 @@ async fn run(
     let (class_id, request) = merge_errors(class_id, request)?;
     if wants_stream(&headers) {
         return Ok(stream(caller, move |practice, user, events| async move {
-            practice.run(&user, class_id, &request, Some(events)).await
+            let outcome = practice.run(&user, class_id, &request, Some(events)).await;
+            record_calls(&state, &outcome);
+            outcome
         }));
     }
-    let response = caller
+    let outcome = caller
         .practice
         .run(&caller.user, class_id, &request, None)
-        .await?;
-    ok(StatusCode::CREATED, &response)
+        .await;
+    record_calls(&state, &outcome);
+    ok(StatusCode::CREATED, &outcome?)
 }
 
 async fn chat(
+    State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     Path(session_id): Path<String>,
@@ -426,16 +466,19 @@ async fn chat(
     let (session_id, request) = merge_errors(session_id, request)?;
     if wants_stream(&headers) {
         return Ok(stream(caller, move |practice, user, events| async move {
-            practice
+            let outcome = practice
                 .chat(&user, session_id, &request, Some(events))
-                .await
+                .await;
+            record_calls(&state, &outcome);
+            outcome
         }));
     }
-    let response = caller
+    let outcome = caller
         .practice
         .chat(&caller.user, session_id, &request, None)
-        .await?;
-    ok(StatusCode::CREATED, &response)
+        .await;
+    record_calls(&state, &outcome);
+    ok(StatusCode::CREATED, &outcome?)
 }
 
 /// Both results, or every validation error of both (FastAPI reports query and

@@ -449,6 +449,21 @@ async fn one_failing_model_gives_an_error_entry_while_the_others_answer() {
         .get(&format!("/user/practice/sessions/{session_id}"))
         .await;
     assert_eq!(session["history"][0]["results"], body["results"]);
+    // Every call is in /metrics: latency by model, outcomes by kind, tokens.
+    let metrics = reqwest::get(env.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sluice_practice_model_calls_total{model=\"alpha\",outcome=\"ok\"} 1",
+        "sluice_practice_model_calls_total{model=\"beta\",outcome=\"upstream_5xx\"} 1",
+        "sluice_practice_model_duration_seconds_count{model=\"gamma\"} 1",
+        "sluice_practice_model_tokens_total{model=\"alpha\",direction=\"out\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

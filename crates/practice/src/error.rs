@@ -30,11 +30,29 @@ impl FieldError {
     }
 }
 
+/// `generation_params.temperature: Input should be ...` (the location without
+/// its `body`/`query`/`path` head).
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path: Vec<String> = self
+            .loc
+            .iter()
+            .skip(1)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect();
+        if path.is_empty() {
+            f.write_str(&self.msg)
+        } else {
+            write!(f, "{}: {}", path.join("."), self.msg)
+        }
+    }
+}
+
 /// An error of a practice operation.
 #[derive(Debug, thiserror::Error)]
 pub enum PracticeError {
     /// The request is malformed: every invalid field (422).
-    #[error("invalid request: {}", .0.iter().map(|e| e.msg.as_str()).collect::<Vec<_>>().join("; "))]
+    #[error("invalid request: {}", .0.iter().map(FieldError::to_string).collect::<Vec<_>>().join("; "))]
     Validation(Vec<FieldError>),
     /// Well-formed but cannot be served, e.g. a model the class does not allow (400).
     #[error("{0}")]

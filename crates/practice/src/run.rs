@@ -431,7 +431,7 @@ impl Practice {
         if results.iter().all(|r| r.error.is_some()) {
             let errors = results
                 .iter()
-                .map(|r| json!({"model_name": r.model_name, "error": r.error}))
+                .map(|r| json!({"model_name": r.model_name, "error": r.error, "latency_ms": r.latency_ms}))
                 .collect();
             return Err(PracticeError::AllModelsFailed(errors));
         }
