@@ -5,6 +5,7 @@
 
 mod admin;
 mod batch;
+mod practice;
 mod route;
 mod serve;
 mod trim;
@@ -34,6 +35,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Manage practice users, keys, classes and libraries in the store.
     Admin(admin::AdminArgs),
+    /// Practice sessions: one prompt to several models at once.
+    #[command(subcommand)]
+    Practice(practice::PracticeCommand),
     /// Tokenizer utilities.
     #[command(subcommand)]
     Tokenizer(trim::TokenizerCommand),
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Route(args) => route::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Practice(command) => practice::run(command),
         Command::Tokenizer(cmd) => trim::tokenizer(cmd),
     };
     match result {

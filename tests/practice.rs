@@ -858,3 +858,94 @@ fn serve_starts_with_zero_set_up() {
     server.wait_for_line("try:", START_TIMEOUT);
     assert!(db.is_file(), "{} is created", db.display());
 }
+
+/// `sluice practice run` in-process: the store and models of a config file,
+/// both wire formats, the answers printed side by side (and as JSON).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn practice_run_prints_the_answers_side_by_side() {
+    let upstream = FakeUpstream::start(Script::new()).await;
+    let dir = TempDir::new("practice-cli");
+    let database = format!("sqlite:{}", dir.join("practice.db").display());
+    let config = dir.join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database = {}\npractice_router = \"none\"\n\
+             [models.m1]\nprovider = \"openai\"\nbase_url = {}\nprofile = \"HCX-003\"\n\
+             [models.m2]\nprovider = \"clova\"\nbase_url = {}\nmodel = \"HCX-005\"\n",
+            toml_string(&database),
+            toml_string(&upstream.openai_base_url()),
+            toml_string(&upstream.clova_base_url()),
+        ),
+    )
+    .unwrap();
+    let (db, cfg) = (database.clone(), config.display().to_string());
+    let (columns, json) = tokio::task::spawn_blocking(move || {
+        admin_ok(&db, &["user", "create", "alice"]);
+        let class = admin_ok(
+            &db,
+            &[
+                "class",
+                "create",
+                "C",
+                "--instructor",
+                "alice",
+                "--models",
+                "m1,m2",
+                "--primary",
+                "m1",
+            ],
+        );
+        let run = |extra: &[&str]| {
+            let mut args = vec![
+                "practice",
+                "run",
+                "hello there",
+                "--class",
+                &class,
+                "--model",
+                "m1",
+                "--model",
+                "m2",
+                "--user",
+                "alice",
+                "--config",
+                &cfg,
+            ];
+            args.extend_from_slice(extra);
+            let out = sluice().args(&args).env("COLUMNS", "80").output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        (run(&[]), run(&["--json"]))
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = columns.lines().collect();
+    assert!(lines[0].starts_with("session 1"), "{columns}");
+    assert!(
+        lines[2].starts_with("m1 (primary)") && lines[2].trim_end().ends_with("m2"),
+        "{columns}"
+    );
+    assert!(lines[3].contains(" ms · "), "latency and usage: {columns}");
+    assert_eq!(columns.matches("echo: hello there").count(), 2, "{columns}");
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{columns}");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["session_id"], 2);
+    assert_eq!(json["results"].as_array().unwrap().len(), 2);
+    let wires: BTreeSet<String> = upstream.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        wires.iter().any(|p| p.ends_with("/chat/completions")),
+        "{wires:?}"
+    );
+    assert!(
+        wires
+            .iter()
+            .any(|p| p.ends_with("/v3/chat-completions/HCX-005")),
+        "{wires:?}"
+    );
+}
