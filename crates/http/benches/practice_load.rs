@@ -523,17 +523,23 @@ fn main() {
         );
         if p50 > 2.0 * ms(delay) {
             serialized.push(format!(
-                "{} / {}: median run {p50:.0} ms > 2 × {} ms",
+                "{} / {}: median run {p50:.0} ms > 2 × {} ms (median {:.0} ms before the \
+                 upstream, {:.0} ms after the last reply)",
                 row.store,
                 row.phase,
-                ms(delay)
+                ms(delay),
+                pct(&mut row.split.before, 0.5),
+                pct(&mut row.split.after, 0.5),
             ));
         }
     }
     println!();
     println!("total {:.1} s", started.elapsed().as_secs_f64());
     if !serialized.is_empty() {
-        eprintln!("runs were serialized:");
+        eprintln!(
+            "runs took more than twice the reply delay (the models or the runs were \
+             serialized, or sluice's own work queued):"
+        );
         for line in &serialized {
             eprintln!("  {line}");
         }
