@@ -52,6 +52,10 @@ macro_rules! write_tx {
     ($store:expr, $tx:ident => $body:expr) => {
         match &*$store.backend {
             $crate::store::Backend::Sqlite(pool) => {
+                // One writer at a time, queued here: SQLite's busy handler
+                // would have waiting writers sleep in steps of up to 100 ms,
+                // each holding a pool connection that readers need.
+                let _writer = $store.sqlite_writer.lock().await;
                 let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let value = $body;
                 $tx.commit().await?;
@@ -100,6 +104,7 @@ pub struct Store {
     backend: std::sync::Arc<Backend>,
     url: String,
     indexes: std::sync::Arc<knowledge::IndexCache>,
+    sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for Store {
@@ -216,6 +221,7 @@ impl Store {
             backend: std::sync::Arc::new(backend),
             url: url.to_string(),
             indexes: Default::default(),
+            sqlite_writer: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
