@@ -1763,3 +1763,63 @@ async fn class_shared_knowledge_is_usable_but_not_writable_by_students() {
         .unwrap();
     assert_eq!(response.status(), 422, "file_name is required");
 }
+
+/// Uploads that cannot be stored are refused with a clear message, and
+/// nothing of them is kept: invalid UTF-8 (400, with the byte offset), a bad
+/// JSONL line (400, with the line), an unknown format (400), no file name
+/// (422), more than 8 MiB (413).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_store_nothing() {
+    let env = Env::start(Script::new(), &three()).await;
+    let kb = env
+        .create("/user/practice/knowledge", &json!({"name": "notes"}))
+        .await;
+    let upload = |query: String, bytes: Vec<u8>| {
+        let request = env
+            .http
+            .post(env.url(&format!("/user/practice/knowledge/{kb}/documents{query}")))
+            .bearer_auth(&env.key)
+            .body(bytes);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = upload("?file_name=a.txt".into(), b"ok \xff bad".to_vec()).await;
+    assert_eq!(status, 400, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("UTF-8") && detail.contains('3'), "{detail}");
+    let (status, body) = upload(
+        "?file_name=a.jsonl".into(),
+        b"{\"text\":\"fine\"}\n{\"title\":\"no text\"}\n".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains('2'), "{body}");
+    let (status, body) = upload("?file_name=a.pdf".into(), b"%PDF".to_vec()).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = upload(String::new(), b"text".to_vec()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["query", "file_name"]));
+    let (status, body) = upload(
+        "?file_name=big.txt".into(),
+        vec![b'a'; sluice_practice::MAX_DOCUMENT_BYTES + 1],
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    let (_, listed) = env
+        .get(&format!("/user/practice/knowledge/{kb}/documents"))
+        .await;
+    assert_eq!(listed["total"], 0, "{listed}");
+    let (status, body) = upload(
+        "?file_name=ok.md".into(),
+        "# 제목\n\n본문이다.".as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["items"][0]["format"], "markdown");
+}
