@@ -22,6 +22,12 @@ use sqlx::Connection as _;
 #[allow(dead_code)]
 mod fake;
 
+#[path = "../crates/practice/tests/backends.rs"]
+#[allow(dead_code)]
+mod backends;
+
+use backends::fresh_postgres_url;
+
 use fake::{Behavior, FakeUpstream, Script};
 
 /// Environment variables that would override what a test sets up.
@@ -277,39 +283,6 @@ async fn get(http: &reqwest::Client, server: &Server, key: &str, path: &str) -> 
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(Value::Null);
     (status, body)
-}
-
-/// The URL of a new, empty PostgreSQL database, or `None` when no server is
-/// configured (outside CI; under `CI=true` a missing server fails the test).
-async fn fresh_postgres_url() -> Option<String> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let Ok(admin) = std::env::var("SLUICE_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the durability test on PostgreSQL: set SLUICE_TEST_POSTGRES_URL (.ci/postgres.sh)"
-        );
-        return None;
-    };
-    let name = format!(
-        "sluice_bin_test_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to the PostgreSQL test server");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("drop an old test database");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create a test database");
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(base, _)| base);
-    Some(format!("{base}/{name}"))
 }
 
 /// `SELECT COUNT(*)`-style queries on either backend.

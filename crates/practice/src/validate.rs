@@ -364,37 +364,28 @@ pub fn query_int(
     max: i64,
 ) -> Result<i64> {
     let loc = vec![Value::from("query"), Value::from(name)];
-    let mut check = Checker::new();
-    let n = match value {
-        None => match default {
-            Some(d) => Some(d),
-            None => {
-                check.error(loc, "missing", "Field required");
-                None
-            }
-        },
-        Some(text) => match text.trim().parse::<i64>() {
-            Ok(n) => check.in_range(n, loc, min, max),
-            Err(_) => {
-                check.error(
-                    loc,
-                    "int_parsing",
-                    "Input should be a valid integer, unable to parse string as an integer",
-                );
-                None
-            }
-        },
-    };
-    check.finish()?;
-    Ok(n.expect("a value when there is no error"))
+    match (value, default) {
+        (Some(text), _) => int_text(text, loc, min, max),
+        (None, Some(d)) => Ok(d),
+        (None, None) => Err(PracticeError::field(loc, "missing", "Field required")),
+    }
 }
 
 /// A path id (`/sessions/{session_id}`): an integer ≥ 1.
 pub fn path_id(value: &str, name: &str) -> Result<i64> {
-    let loc = vec![Value::from("path"), Value::from(name)];
+    int_text(
+        value,
+        vec![Value::from("path"), Value::from(name)],
+        1,
+        i64::MAX,
+    )
+}
+
+/// Text that must parse as an integer in `min..=max`.
+fn int_text(text: &str, loc: Loc, min: i64, max: i64) -> Result<i64> {
     let mut check = Checker::new();
-    let n = match value.parse::<i64>() {
-        Ok(n) => check.in_range(n, loc, 1, i64::MAX),
+    let n = match text.trim().parse::<i64>() {
+        Ok(n) => check.in_range(n, loc, min, max),
         Err(_) => {
             check.error(
                 loc,

@@ -124,20 +124,8 @@ impl Store {
         user_id: i64,
         input: &KnowledgeInput,
     ) -> Result<KnowledgeBase> {
-        self.check_share(user_id, input.class_id).await?;
-        let at = now();
-        let id: i64 = on_pool!(self, pool => sqlx::query_scalar(
-            "INSERT INTO knowledge_bases (owner_id, class_id, name, description, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
-        )
-        .bind(user_id)
-        .bind(input.class_id)
-        .bind(&input.name)
-        .bind(&input.description)
-        .bind(&at)
-        .fetch_one(pool)
-        .await?);
-        self.visible(user_id, id).await
+        self.create_named(user_id, &input.name, &input.description, input.class_id)
+            .await
     }
 
     /// Replaces a knowledge base's fields.
@@ -147,21 +135,8 @@ impl Store {
         id: i64,
         input: &KnowledgeInput,
     ) -> Result<KnowledgeBase> {
-        self.check_writable::<KnowledgeBase>(user_id, id).await?;
-        self.check_share(user_id, input.class_id).await?;
-        on_pool!(self, pool => sqlx::query(
-            "UPDATE knowledge_bases SET class_id = $2, name = $3, description = $4, updated_at = $5 \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(input.class_id)
-        .bind(&input.name)
-        .bind(&input.description)
-        .bind(now())
-        .execute(pool)
-        .await?
-        .rows_affected());
-        self.visible(user_id, id).await
+        self.update_named(user_id, id, &input.name, &input.description, input.class_id)
+            .await
     }
 
     /// A knowledge base the user may see.

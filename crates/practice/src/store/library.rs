@@ -387,20 +387,8 @@ impl Store {
 
     /// Makes a project owned by `user_id`.
     pub async fn create_project(&self, user_id: i64, input: &ProjectInput) -> Result<Project> {
-        self.check_share(user_id, input.class_id).await?;
-        let at = now();
-        let id: i64 = on_pool!(self, pool => sqlx::query_scalar(
-            "INSERT INTO projects (owner_id, class_id, name, description, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
-        )
-        .bind(user_id)
-        .bind(input.class_id)
-        .bind(&input.name)
-        .bind(&input.description)
-        .bind(&at)
-        .fetch_one(pool)
-        .await?);
-        self.visible(user_id, id).await
+        self.create_named(user_id, &input.name, &input.description, input.class_id)
+            .await
     }
 
     /// Replaces a project's fields.
@@ -410,19 +398,60 @@ impl Store {
         id: i64,
         input: &ProjectInput,
     ) -> Result<Project> {
-        self.check_writable::<Project>(user_id, id).await?;
-        self.check_share(user_id, input.class_id).await?;
-        on_pool!(self, pool => sqlx::query(
-            "UPDATE projects SET class_id = $2, name = $3, description = $4, updated_at = $5 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(input.class_id)
-        .bind(&input.name)
-        .bind(&input.description)
-        .bind(now())
-        .execute(pool)
-        .await?
-        .rows_affected());
+        self.update_named(user_id, id, &input.name, &input.description, input.class_id)
+            .await
+    }
+
+    /// Makes an object of a table with `name`, `description` and `class_id`
+    /// (projects, knowledge bases).
+    pub(crate) async fn create_named<T: Object>(
+        &self,
+        user_id: i64,
+        name: &str,
+        description: &str,
+        class_id: Option<i64>,
+    ) -> Result<T> {
+        self.check_share(user_id, class_id).await?;
+        let sql = format!(
+            "INSERT INTO {} (owner_id, class_id, name, description, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            T::TABLE
+        );
+        let id: i64 = on_pool!(self, pool => sqlx::query_scalar(&sql)
+            .bind(user_id)
+            .bind(class_id)
+            .bind(name)
+            .bind(description)
+            .bind(now())
+            .fetch_one(pool)
+            .await?);
+        self.visible(user_id, id).await
+    }
+
+    /// Replaces the fields of an object made by [`Store::create_named`].
+    pub(crate) async fn update_named<T: Object>(
+        &self,
+        user_id: i64,
+        id: i64,
+        name: &str,
+        description: &str,
+        class_id: Option<i64>,
+    ) -> Result<T> {
+        self.check_writable::<T>(user_id, id).await?;
+        self.check_share(user_id, class_id).await?;
+        let sql = format!(
+            "UPDATE {} SET class_id = $2, name = $3, description = $4, updated_at = $5 WHERE id = $1",
+            T::TABLE
+        );
+        on_pool!(self, pool => sqlx::query(&sql)
+            .bind(id)
+            .bind(class_id)
+            .bind(name)
+            .bind(description)
+            .bind(now())
+            .execute(pool)
+            .await?
+            .rows_affected());
         self.visible(user_id, id).await
     }
 
