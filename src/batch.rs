@@ -37,7 +37,7 @@ impl Chunk {
 }
 
 /// An error with its CLOVA status code, as written for a failed line.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LineError {
     pub code: &'static str,
     pub message: String,
@@ -45,29 +45,38 @@ pub struct LineError {
 
 impl LineError {
     /// `40000` for malformed JSON, `40001` for a well-formed request with a bad
-    /// field (wrong type, unknown role, missing field).
-    pub fn json(e: &serde_json::Error) -> Self {
+    /// field, in plain words ([`sluice_core::describe_json_error`]) for `input`,
+    /// failing at the field `path`.
+    pub fn json_in(input: &str, e: &serde_json::Error, path: &str) -> Self {
+        let words = sluice_core::describe_json_error(input, e, path);
         match e.classify() {
             serde_json::error::Category::Data => Self {
                 code: "40001",
-                message: format!("invalid parameter: {e}"),
+                message: format!("invalid parameter: {words}"),
             },
             _ => Self {
                 code: "40000",
-                message: format!("malformed JSON: {e}"),
+                message: format!("malformed JSON: {words}"),
             },
         }
     }
 
-    /// The output line for a request that failed.
-    pub fn into_line(self, id: Option<&Value>) -> String {
+    /// The output line for a request that failed: its `id` when it has one,
+    /// always its 1-based input line number.
+    pub fn into_line(self, id: Option<&Value>, line: usize) -> String {
         #[derive(Serialize)]
         struct Failed<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
             id: Option<&'a Value>,
+            line: usize,
             error: LineError,
         }
-        serde_json::to_string(&Failed { id, error: self }).expect("serializable")
+        serde_json::to_string(&Failed {
+            id,
+            line,
+            error: self,
+        })
+        .expect("serializable")
     }
 }
 
@@ -87,14 +96,39 @@ fn recover_id(line: &str) -> Option<Value> {
     serde_json::from_str::<IdOnly>(line).ok().and_then(|x| x.id)
 }
 
+/// One input line: its 1-based number and its text (an error when it is not
+/// UTF-8). Blank lines never reach the per-line work.
+#[derive(Debug, Clone)]
+pub struct Line<'a> {
+    /// 1-based line number in the input.
+    pub number: usize,
+    /// The text without its line ending (and without a byte-order mark on line 1).
+    pub text: Result<&'a str, LineError>,
+}
+
 /// Parses one batch line as a request, or returns the error line to write for it:
-/// the line's own error (not UTF-8), or `40000`/`40001` with the line's `id` when
-/// it has one.
-pub fn parse_line<R: serde::de::DeserializeOwned>(
-    line: Result<&str, LineError>,
-) -> Result<R, String> {
-    let line = line.map_err(|error| error.into_line(None))?;
-    serde_json::from_str(line).map_err(|e| LineError::json(&e).into_line(recover_id(line).as_ref()))
+/// the line's own error (not UTF-8), or `40000`/`40001` in plain words with the
+/// line's `id` when it has one and always its line number.
+pub fn parse_line<R: serde::de::DeserializeOwned>(line: &Line<'_>) -> Result<R, String> {
+    let text = match &line.text {
+        Ok(text) => *text,
+        Err(error) => return Err(error.clone().into_line(None, line.number)),
+    };
+    serde_json::from_str(text).map_err(|_| {
+        // The error path only: parse again to learn which field failed.
+        let mut de = serde_json::Deserializer::from_str(text);
+        let (error, path) = match serde_path_to_error::deserialize::<_, R>(&mut de) {
+            Err(e) => {
+                let path = e.path().to_string();
+                (e.into_inner(), path)
+            }
+            Ok(_) => match de.end() {
+                Err(e) => (e, String::new()),
+                Ok(()) => unreachable!("the line failed to parse a moment ago"),
+            },
+        };
+        LineError::json_in(text, &error, &path).into_line(recover_id(text).as_ref(), line.number)
+    })
 }
 
 /// The input file (or stdin for `None` or `-`) and its length when known.
@@ -147,7 +181,7 @@ pub fn stream<T: Send>(
     reader: impl Read + Send,
     out: impl Write + Send,
     progress: Option<&ProgressBar>,
-    process: impl Fn(Result<&str, LineError>) -> (String, T) + Sync,
+    process: impl Fn(Line<'_>) -> (String, T) + Sync,
     mut tally: impl FnMut(T),
 ) -> anyhow::Result<u64> {
     // Chunks in flight: one being read, one processed, one written.
@@ -158,22 +192,40 @@ pub fn stream<T: Send>(
         scope.spawn(move || read_chunks(reader, CHUNK_BYTES, chunk_tx, spares));
         let writer = scope.spawn(move || write_outputs(out, outputs));
         let mut bytes = 0u64;
+        let mut lines_before = 0usize;
         for chunk in chunks {
             let chunk = chunk.context("cannot read input")?;
-            let results: Vec<(String, T)> = (0..chunk.ends.len())
+            let results: Vec<Option<(String, T)>> = (0..chunk.ends.len())
                 .into_par_iter()
-                .map(|i| match simdutf8::basic::from_utf8(chunk.line(i)) {
-                    Ok(text) => process(Ok(text.trim_end_matches(['\n', '\r']))),
-                    Err(_) => process(Err(LineError {
-                        code: "40000",
-                        message: "malformed input: the line is not valid UTF-8".into(),
-                    })),
+                .map(|i| {
+                    let number = lines_before + i + 1;
+                    let text = match simdutf8::basic::from_utf8(chunk.line(i)) {
+                        Ok(text) => {
+                            let text = text.trim_end_matches(['\n', '\r']);
+                            let text = if number == 1 {
+                                sluice_core::strip_bom(text)
+                            } else {
+                                text
+                            };
+                            // A blank line (a trailing newline, a spacer) is no request.
+                            if text.trim().is_empty() {
+                                return None;
+                            }
+                            Ok(text)
+                        }
+                        Err(_) => Err(LineError {
+                            code: "40000",
+                            message: "malformed input: the line is not valid UTF-8".into(),
+                        }),
+                    };
+                    Some(process(Line { number, text }))
                 })
                 .collect();
+            lines_before += chunk.ends.len();
             bytes += chunk.data.len() as u64;
             let _ = spare_tx.send(chunk);
             let mut texts = Vec::with_capacity(results.len());
-            for (text, value) in results {
+            for (text, value) in results.into_iter().flatten() {
                 texts.push(text);
                 tally(value);
             }
@@ -323,7 +375,8 @@ mod tests {
             &mut out,
             None,
             |line| {
-                let n: u64 = line.unwrap().parse().unwrap();
+                let n: u64 = line.text.unwrap().parse().unwrap();
+                assert_eq!(line.number as u64, n + 1, "line numbers count from 1");
                 ((n * 2).to_string(), n)
             },
             |n| seen.push(n),
@@ -333,5 +386,22 @@ mod tests {
         assert_eq!(seen, (0..10_000).collect::<Vec<_>>());
         let doubled: String = (0..10_000).map(|i| format!("{}\n", i * 2)).collect();
         assert_eq!(String::from_utf8(out).unwrap(), doubled);
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_numbers_kept() {
+        let input = "\u{feff}a\n\n  \nb\r\n\nc\n\n";
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        stream(
+            input.as_bytes(),
+            &mut out,
+            None,
+            |line| (format!("{}:{}", line.number, line.text.unwrap()), ()),
+            |()| seen.push(()),
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "1:a\n4:b\n6:c\n");
+        assert_eq!(seen.len(), 3);
     }
 }

@@ -214,8 +214,8 @@ fn route(args: QueryArgs) -> anyhow::Result<ExitCode> {
 /// What one routed line adds to the summary: its domain, or None for an error.
 type Outcome = Option<String>;
 
-fn route_line(router: &Router, explain: bool, line: Result<&str, LineError>) -> (String, Outcome) {
-    let request: Request = match batch::parse_line(line) {
+fn route_line(router: &Router, explain: bool, line: batch::Line<'_>) -> (String, Outcome) {
+    let request: Request = match batch::parse_line(&line) {
         Ok(r) => r,
         Err(out) => return (out, None),
     };
@@ -237,7 +237,7 @@ fn route_line(router: &Router, explain: bool, line: Result<&str, LineError>) -> 
                 code: e.code(),
                 message: e.to_string(),
             };
-            (error.into_line(request.id.as_ref()), None)
+            (error.into_line(request.id.as_ref(), line.number), None)
         }
     }
 }
@@ -387,7 +387,13 @@ fn eval_report(router: &Router, file: &Path) -> anyhow::Result<EvalReport> {
         .map(|(n, l)| {
             serde_json::from_str::<Labelled>(l)
                 .map(|x| (*n, x))
-                .map_err(|e| anyhow!("{}:{n}: {}", file.display(), LineError::json(&e).message))
+                .map_err(|e| {
+                    anyhow!(
+                        "{}:{n}: {}",
+                        file.display(),
+                        LineError::json_in(l, &e, "").message
+                    )
+                })
         })
         .collect::<anyhow::Result<_>>()?;
     let predicted: Vec<String> = items
@@ -556,7 +562,13 @@ fn find_changes(old: &Router, new: &Router, file: &Path) -> anyhow::Result<(usiz
             if l.trim_start().starts_with('{') {
                 serde_json::from_str::<Request>(l)
                     .map(|r| (*n, r))
-                    .map_err(|e| anyhow!("{}:{n}: {}", file.display(), LineError::json(&e).message))
+                    .map_err(|e| {
+                        anyhow!(
+                            "{}:{n}: {}",
+                            file.display(),
+                            LineError::json_in(l, &e, "").message
+                        )
+                    })
             } else {
                 Ok((
                     *n,
@@ -841,7 +853,7 @@ mod tests {
         let err = eval_report(&sample(1), &path).unwrap_err().to_string();
         std::fs::remove_file(&path).unwrap();
         assert!(
-            err.contains(":3: invalid parameter: missing field `domain`"),
+            err.contains(":3: invalid parameter: the field `domain` is missing"),
             "{err}"
         );
     }

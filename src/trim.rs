@@ -232,19 +232,19 @@ impl Job<'_> {
     }
 
     /// One JSONL line in, one line out; errors become error objects.
-    fn run_line(&self, line: Result<&str, LineError>) -> (String, Tally) {
+    fn run_line(&self, line: batch::Line<'_>) -> (String, Tally) {
         let failed = Tally {
             lines: 1,
             errors: 1,
             ..Tally::default()
         };
-        let request: Request = match batch::parse_line(line) {
+        let request: Request = match batch::parse_line(&line) {
             Ok(request) => request,
             Err(out) => return (out, failed),
         };
         match self.run(&request) {
             Ok((out, tally)) => (out, Tally { lines: 1, ..tally }),
-            Err(error) => (error.into_line(request.id.as_ref()), failed),
+            Err(error) => (error.into_line(request.id.as_ref(), line.number), failed),
         }
     }
 }
@@ -341,8 +341,20 @@ fn run_single(job: &Job<'_>, mut reader: Box<dyn Read + Send>) -> anyhow::Result
     reader
         .read_to_string(&mut text)
         .context("cannot read input (is it UTF-8?)")?;
-    let request: Request =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}", LineError::json(&e)))?;
+    let text = sluice_core::strip_bom(&text);
+    let request: Request = serde_json::from_str(text).map_err(|e| {
+        let mut hint = "";
+        if e.to_string().contains("trailing characters") {
+            hint = "; for one request per line, use --jsonl";
+        }
+        let path = serde_path_to_error::deserialize::<_, Request>(
+            &mut serde_json::Deserializer::from_str(text),
+        )
+        .err()
+        .map(|e| e.path().to_string())
+        .unwrap_or_default();
+        anyhow::anyhow!("{}{hint}", LineError::json_in(text, &e, &path))
+    })?;
     let (out, _) = job.run(&request).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut stdout = io::stdout().lock();
     stdout.write_all(out.as_bytes())?;

@@ -211,6 +211,73 @@ fn bad_input_gets_a_one_line_error_and_a_non_zero_exit() {
     assert!(!out.status.success());
 }
 
+/// Common mistakes get plain words: what is wrong, where, and what to do.
+#[test]
+fn malformed_input_is_explained_in_plain_words() {
+    let messages = r#"[{"role":"user","content":"hi"}]"#;
+    let cases: [(&str, &str); 6] = [
+        ("[]", r#"wrap the array in {"messages": [...]}"#),
+        (messages, r#"wrap the array in {"messages": [...]}"#),
+        (
+            r#"{"messages":[{"role":"user","content":"\ud800"}]}"#,
+            "invalid \\u escape (line 1, column",
+        ),
+        (
+            "{\"messages\":[]}\n{\"messages\":[]}\n",
+            "for one request per line, use --jsonl",
+        ),
+        (
+            r#"{"messages":[{"role":"user","content":5}]}"#,
+            "messages[0].content: expected a string, got a number",
+        ),
+        ("", "the input is empty"),
+    ];
+    for (stdin, expected) in cases {
+        let out = sluice(&["trim"], stdin);
+        assert!(!out.status.success(), "{stdin}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(expected),
+            "{stdin}\n  got: {err}\n  want: {expected}"
+        );
+        assert!(!err.contains("struct Request"), "no serde internals: {err}");
+    }
+    // A byte-order mark is fine.
+    let out = sluice(&["trim"], &format!("\u{feff}{{\"messages\":{messages}}}"));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Blank lines in JSONL are skipped (a trailing one is common); every error
+/// object says its line, with or without an id.
+#[test]
+fn jsonl_skips_blank_lines_and_numbers_errors() {
+    let input = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n\n[1]\n\n";
+    let out = sluice(&["trim", "--jsonl"], input);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["line"], 3);
+    assert!(
+        lines[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wrap the array")
+    );
+    assert_eq!(out.status.code(), Some(1), "one line failed");
+    let out = sluice(
+        &["trim", "--jsonl"],
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n\n",
+    );
+    assert!(
+        out.status.success(),
+        "a trailing blank line is no error: {}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn context_exceeded_reports_the_numbers() {
     let big = "word ".repeat(5000);

@@ -80,36 +80,33 @@ fn too_large(limit: usize) -> ApiError {
 /// Parses a JSON body, sorting failures into `40000` (not JSON) and `40001` (JSON of
 /// the wrong shape).
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // A byte-order mark is what some editors save; it is not an error.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             Code::MALFORMED,
-            "Bad request: the body is empty",
+            "Bad request: the body is empty: send a JSON object like {\"messages\": [...]}",
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        classify(e.into_inner(), &path)
+        classify(bytes, e.into_inner(), &path)
     })?;
-    de.end().map_err(|e| classify(e, "."))?;
+    de.end().map_err(|e| classify(bytes, e, "."))?;
     Ok(value)
 }
 
-fn classify(e: serde_json::Error, path: &str) -> ApiError {
+/// `40001` for JSON of the wrong shape, `40000` for anything that is not JSON;
+/// both in the plain words of [`sluice_core::describe_json_error`].
+fn classify(bytes: &[u8], e: serde_json::Error, path: &str) -> ApiError {
+    let text = String::from_utf8_lossy(bytes);
+    let words = sluice_core::describe_json_error(&text, &e, path);
     match e.classify() {
-        Category::Data if path == "." || path.is_empty() => ApiError::invalid(strip_position(&e)),
-        Category::Data => ApiError::invalid(format!("{path}: {}", strip_position(&e))),
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::new(Code::MALFORMED, format!("Bad request: malformed JSON: {e}"))
-        }
-    }
-}
-
-/// serde_json appends "at line 1 column 57" to data errors; the path says more.
-fn strip_position(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
+        Category::Data => ApiError::invalid(words),
+        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+            Code::MALFORMED,
+            format!("Bad request: malformed JSON: {words}"),
+        ),
     }
 }
