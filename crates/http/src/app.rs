@@ -14,7 +14,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 
-use crate::handlers;
+use crate::{gateway, handlers};
 use crate::middleware::{auth, layer_error, observe};
 use crate::state::AppState;
 
@@ -23,20 +23,23 @@ use crate::state::AppState;
 pub const PREFIXES: [&str; 3] = ["", "/testapp", "/serviceapp"];
 
 /// The API endpoints, without prefix. The router and the OpenAPI document are
-/// both built from this table.
-pub(crate) const API: [(&str, Endpoint); 3] = [
-    (
-        "/v1/api-tools/sliding/chat-messages/{modelName}",
-        Endpoint::Sliding,
-    ),
-    (
-        "/v1/api-tools/chat-tokenize/{modelName}",
-        Endpoint::Tokenize,
-    ),
-    (
-        "/v1/routers/{router-id}/versions/{version}/route",
-        Endpoint::Route,
-    ),
+/// both built from this table. The hosted API's app-id (task-id) forms, with a
+/// trailing `/{appId}`, are served too: older clients post to them.
+pub(crate) const API: [(&str, Endpoint); 14] = [
+    ("/v1/api-tools/sliding/chat-messages/{modelName}", Endpoint::Sliding),
+    ("/v1/api-tools/sliding/chat-messages/{modelName}/{appId}", Endpoint::Sliding),
+    ("/v1/api-tools/chat-tokenize/{modelName}", Endpoint::Tokenize),
+    ("/v1/api-tools/chat-tokenize/{modelName}/{appId}", Endpoint::Tokenize),
+    ("/v3/api-tools/chat-tokenize/{modelName}", Endpoint::TokenizeV3),
+    ("/v3/api-tools/chat-tokenize/{modelName}/{appId}", Endpoint::TokenizeV3),
+    ("/v1/routers/{router-id}/versions/{version}/route", Endpoint::Route),
+    ("/v3/chat-completions/{modelName}", Endpoint::ChatV3),
+    ("/v3/chat-completions/{modelName}/{appId}", Endpoint::ChatV3),
+    ("/v1/chat-completions/{modelName}", Endpoint::ChatV1),
+    ("/v1/chat-completions/{modelName}/{appId}", Endpoint::ChatV1),
+    ("/v1/openai/chat/completions", Endpoint::OpenAi),
+    ("/v1/chat/completions", Endpoint::OpenAi),
+    ("/v1/auth/token", Endpoint::AuthToken),
 ];
 
 /// The least time a practice request may take: model calls with retries.
@@ -49,7 +52,12 @@ pub(crate) const OPS: [&str; 3] = ["/healthz", "/metrics", "/openapi.json"];
 pub(crate) enum Endpoint {
     Sliding,
     Tokenize,
+    TokenizeV3,
     Route,
+    ChatV3,
+    ChatV1,
+    OpenAi,
+    AuthToken,
 }
 
 impl Endpoint {
@@ -57,7 +65,20 @@ impl Endpoint {
         match self {
             Endpoint::Sliding => post(handlers::sliding),
             Endpoint::Tokenize => post(handlers::tokenize),
+            Endpoint::TokenizeV3 => post(gateway::tokenize_v3),
             Endpoint::Route => post(handlers::route),
+            Endpoint::ChatV3 => post(gateway::clova_v3),
+            Endpoint::ChatV1 => post(gateway::clova_v1),
+            Endpoint::OpenAi => post(gateway::openai),
+            Endpoint::AuthToken => get(gateway::auth_token),
+        }
+    }
+
+    /// The method the endpoint answers.
+    pub(crate) fn method(self) -> Method {
+        match self {
+            Endpoint::AuthToken => Method::GET,
+            _ => Method::POST,
         }
     }
 }
@@ -68,7 +89,7 @@ pub fn served_routes() -> Vec<(Method, String)> {
         .iter()
         .flat_map(|prefix| {
             API.iter()
-                .map(move |(path, _)| (Method::POST, format!("{prefix}{path}")))
+                .map(move |(path, endpoint)| (endpoint.method(), format!("{prefix}{path}")))
         })
         .collect();
     routes.extend(OPS.iter().map(|path| (Method::GET, path.to_string())));

@@ -25,6 +25,10 @@ impl Code {
     pub const MODEL_NOT_FOUND: Code = Code("40080");
     /// `40100` the API key is missing or wrong.
     pub const UNAUTHORIZED: Code = Code("40100");
+    /// `40103` the access token has expired: get a new one from `/v1/auth/token`.
+    pub const TOKEN_EXPIRED: Code = Code("40103");
+    /// `40300` the request is refused (the gateway's router check blocked it).
+    pub const FORBIDDEN: Code = Code("40300");
     /// `40400` no such route, router or router version.
     pub const NOT_FOUND: Code = Code("40400");
     /// `40500` the path exists but not with this method (ours).
@@ -37,6 +41,8 @@ impl Code {
     pub const TOO_MANY_REQUESTS: Code = Code("42900");
     /// `50000` a bug or a broken configuration; details go to the log only.
     pub const INTERNAL: Code = Code("50000");
+    /// `50200` the model behind the gateway failed or answered nonsense (ours).
+    pub const BAD_GATEWAY: Code = Code("50200");
     /// `50400` the request took longer than the configured timeout.
     pub const TIMEOUT: Code = Code("50400");
     /// `65001` a router configuration is invalid.

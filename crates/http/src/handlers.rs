@@ -67,10 +67,18 @@ pub(crate) struct TokenizeResult {
     total: usize,
 }
 
-fn path_param(param: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    param
+/// The `{modelName}` of a path (with or without the app id the hosted API
+/// puts after it).
+fn path_param(
+    params: Result<Path<std::collections::HashMap<String, String>>, PathRejection>,
+) -> Result<String, ApiError> {
+    let params = params
         .map(|Path(p)| p)
-        .map_err(|e| ApiError::new(Code::NOT_FOUND, format!("Not found: {}", e.body_text())))
+        .map_err(|e| ApiError::new(Code::NOT_FOUND, format!("Not found: {}", e.body_text())))?;
+    params
+        .get("modelName")
+        .cloned()
+        .ok_or_else(|| ApiError::new(Code::NOT_FOUND, "Not found: no model name in the path"))
 }
 
 /// Runs CPU-bound work inline for small inputs (`text_bytes`), on the blocking
@@ -90,7 +98,7 @@ async fn cpu<T: Send + 'static>(
 /// `POST /v1/api-tools/sliding/chat-messages/{modelName}`.
 pub(crate) async fn sliding(
     State(state): State<AppState>,
-    model: Result<Path<String>, PathRejection>,
+    model: Result<Path<std::collections::HashMap<String, String>>, PathRejection>,
     ApiJson(req): ApiJson<SlidingRequest>,
 ) -> Result<Success<SlidingResult>, ApiError> {
     let model = state.profiles().model(&path_param(model)?)?;
@@ -128,7 +136,7 @@ pub(crate) async fn sliding(
 /// `POST /v1/api-tools/chat-tokenize/{modelName}`.
 pub(crate) async fn tokenize(
     State(state): State<AppState>,
-    model: Result<Path<String>, PathRejection>,
+    model: Result<Path<std::collections::HashMap<String, String>>, PathRejection>,
     ApiJson(req): ApiJson<TokenizeRequest>,
 ) -> Result<Success<TokenizeResult>, ApiError> {
     let model = state.profiles().model(&path_param(model)?)?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::BoxError;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -117,26 +117,40 @@ pub(crate) async fn auth(State(state): State<AppState>, req: Request, next: Next
     if keys.is_empty() {
         return next.run(req).await;
     }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::auth::bearer);
-    let user_key = match (presented, state.practice()) {
-        (Some(key), Some(practice)) if !keys.verify(key) => {
-            matches!(practice.store().authenticate(key).await, Ok(Some(_)))
+    // `Authorization: Bearer <key or token>`, or the legacy header pair's
+    // `X-NCP-CLOVASTUDIO-API-KEY` (its `X-NCP-APIGW-API-KEY` companion is not
+    // a secret of ours and is ignored).
+    let presented = crate::gateway::presented_key(req.headers());
+    let accepted = match presented {
+        None => None,
+        Some(token) if token.starts_with(crate::tokens::TOKEN_PREFIX) => {
+            match state.tokens().check(token) {
+                crate::tokens::TokenState::Valid => Some(true),
+                crate::tokens::TokenState::Expired => {
+                    return ApiError::new(
+                        Code::TOKEN_EXPIRED,
+                        "Unauthorized: the access token has expired; get a new one from GET /v1/auth/token",
+                    )
+                    .into_response();
+                }
+                crate::tokens::TokenState::Unknown => Some(false),
+            }
         }
-        _ => false,
+        Some(key) if keys.verify(key) => Some(true),
+        Some(key) => Some(match state.practice() {
+            Some(practice) => matches!(practice.store().authenticate(key).await, Ok(Some(_))),
+            None => false,
+        }),
     };
-    match presented {
-        Some(key) if user_key || keys.verify(key) => next.run(req).await,
-        Some(_) => {
+    match accepted {
+        Some(true) => next.run(req).await,
+        Some(false) => {
             tracing::warn!("rejected: invalid API key");
             ApiError::new(Code::UNAUTHORIZED, "Unauthorized: invalid API key").into_response()
         }
         None => ApiError::new(
             Code::UNAUTHORIZED,
-            "Unauthorized: send the API key as `Authorization: Bearer <key>`",
+            "Unauthorized: send the API key as `Authorization: Bearer <key>` (or `X-NCP-CLOVASTUDIO-API-KEY`)",
         )
         .into_response(),
     }

@@ -10,17 +10,22 @@ pub fn document() -> Value {
     let mut paths = Map::new();
     for prefix in PREFIXES {
         for (path, endpoint) in API {
-            let mut op = operation(endpoint);
+            let mut op = operation(endpoint, path);
             // operationIds must be unique across the document.
+            let mut id = op["operationId"].as_str().unwrap_or_default().to_string();
+            if path.ends_with("{appId}") {
+                id.push_str("_appId");
+            }
+            if path == "/v1/chat/completions" {
+                id.push_str("_short");
+            }
             let suffix = prefix.trim_start_matches('/');
             if !suffix.is_empty() {
-                let id = format!(
-                    "{}_{suffix}",
-                    op["operationId"].as_str().unwrap_or_default()
-                );
-                op["operationId"] = Value::String(id);
+                id = format!("{id}_{suffix}");
             }
-            paths.insert(format!("{prefix}{path}"), json!({ "post": op }));
+            op["operationId"] = Value::String(id);
+            let method = endpoint.method().as_str().to_lowercase();
+            paths.insert(format!("{prefix}{path}"), json!({ method: op }));
         }
     }
     paths.insert(
@@ -63,7 +68,7 @@ pub fn document() -> Value {
     })
 }
 
-fn operation(endpoint: Endpoint) -> Value {
+fn operation(endpoint: Endpoint, path: &str) -> Value {
     let (id, summary, request, result, codes) = match endpoint {
         Endpoint::Sliding => (
             "slidingChatMessages",
@@ -86,20 +91,68 @@ fn operation(endpoint: Endpoint) -> Value {
             "RouteResult",
             "40000 malformed body, 40001 invalid parameter (version not an integer >= 1), 40004 empty query, 65001 invalid router file, 65400 over the router's token limit",
         ),
+        Endpoint::TokenizeV3 => (
+            "chatTokenizeV3",
+            "Token calculator (v3): content may be a string or an array of parts; text parts are counted, other parts are refused (40001, naming the part type).",
+            "TokenizeV3Request",
+            "TokenizeResult",
+            "40000 malformed body, 40001 invalid parameter (or a non-text content part), 40080 model not found",
+        ),
+        Endpoint::ChatV3 | Endpoint::ChatV1 => (
+            if endpoint == Endpoint::ChatV3 { "chatCompletionsV3" } else { "chatCompletionsV1" },
+            "Chat completions gateway (CLOVA Studio wire format): forwarded to the provider configured for the model ([models.NAME]); with Accept: text/event-stream the answer streams as token, result and signal events. With the model's auto_trim the history is trimmed first and X-Sluice-Turns-Dropped says how many turns went; with route_check the router checks the last user message first (40300 when blocked).",
+            "ClovaChatRequest",
+            "ClovaChatResult",
+            "40000 malformed body, 40001 invalid parameter (or the upstream refused the request), 40003 context exceeded (auto_trim), 40080 model not configured; 40300 blocked by the router; 42900 upstream rate limit; 50200 upstream failure; 50400 upstream timeout",
+        ),
+        Endpoint::OpenAi => (
+            "openaiChatCompletions",
+            "Chat completions gateway (OpenAI wire format, `model` in the body); `stream: true` answers with chat.completion.chunk data lines and [DONE]. Errors use OpenAI's {error: {message, type, code}} with the envelope code in `code`.",
+            "OpenAiChatRequest",
+            "OpenAiChatResult",
+            "40000 malformed body, 40001 invalid parameter, 40080 model not configured",
+        ),
+        Endpoint::AuthToken => (
+            "authToken",
+            "Access token for the presented API key (`existingToken=true` returns the unexpired one issued before). Send it as `Authorization: Bearer <token>`; once expired, calls answer 40103 and the client gets a new one.",
+            "",
+            "AuthTokenResult",
+            "",
+        ),
     };
-    let parameters = match endpoint {
-        Endpoint::Sliding | Endpoint::Tokenize => json!([
-            {"name": "modelName", "in": "path", "required": true, "schema": {"type": "string"}, "example": "HCX-003"},
-            {"$ref": "#/components/parameters/RequestId"}
-        ]),
-        Endpoint::Route => json!([
-            {"name": "router-id", "in": "path", "required": true, "schema": {"type": "string"}, "example": "sample"},
-            {"name": "version", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}, "example": 1},
-            {"name": "explain", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
-                "description": "Add `result.explanation`: per-domain scores, the runner-up and every rule that fired, with spans."},
-            {"$ref": "#/components/parameters/RequestId"}
-        ]),
-    };
+    let mut parameters: Vec<Value> = path
+        .split('/')
+        .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| match name {
+            "modelName" => json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "example": "HCX-003"}),
+            "router-id" => json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "example": "sample"}),
+            "version" => json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}, "example": 1}),
+            _ => json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"},
+                        "description": "The hosted API's app (task) id; accepted and ignored."}),
+        })
+        .collect();
+    match endpoint {
+        Endpoint::Route => parameters.push(json!({"name": "explain", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
+            "description": "Add `result.explanation`: per-domain scores, the runner-up and every rule that fired, with spans."})),
+        Endpoint::AuthToken => parameters.push(json!({"name": "existingToken", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
+            "description": "Return the unexpired token issued before for this key, if any."})),
+        _ => {}
+    }
+    parameters.push(json!({"$ref": "#/components/parameters/RequestId"}));
+    let parameters = Value::Array(parameters);
+    if endpoint == Endpoint::AuthToken {
+        return json!({
+            "operationId": id,
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "OK (code 20000)", "content": {"application/json": {"schema": {
+                    "allOf": [{"$ref": "#/components/schemas/Envelope"},
+                              {"type": "object", "properties": {"result": {"$ref": format!("#/components/schemas/{result}")}}}]}}}},
+                "401": {"description": "40100 missing or invalid API key", "content": error_content()}
+            }
+        });
+    }
     json!({
         "operationId": id,
         "summary": summary,
@@ -151,6 +204,55 @@ fn components() -> Value {
             "RequestId": {"description": "The request id, echoed or generated.", "schema": {"type": "string"}}
         },
         "schemas": {
+            "TokenizeV3Request": {
+                "type": "object", "required": ["messages"],
+                "properties": {"messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/PartsMessage"}}}
+            },
+            "PartsMessage": {
+                "type": "object", "required": ["role"],
+                "properties": {
+                    "role": {"enum": ["system", "user", "assistant", "tool"]},
+                    "content": {"oneOf": [{"type": "string"}, {"type": "null"},
+                        {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}, "text": {"type": "string"}}}}]}
+                }
+            },
+            "ClovaChatRequest": {
+                "type": "object", "required": ["messages"],
+                "properties": {
+                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/PartsMessage"}},
+                    "temperature": {"type": "number"}, "topP": {"type": "number"},
+                    "maxTokens": {"type": "integer", "minimum": 0}, "maxCompletionTokens": {"type": "integer", "minimum": 0},
+                    "seed": {"type": "integer", "minimum": 0}
+                }
+            },
+            "ClovaChatResult": {
+                "type": "object",
+                "properties": {
+                    "message": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string"}}},
+                    "finishReason": {"type": "string"}, "stopReason": {"type": "string"},
+                    "usage": {"type": "object"}, "inputLength": {"type": "integer"}, "outputLength": {"type": "integer"}
+                }
+            },
+            "OpenAiChatRequest": {
+                "type": "object", "required": ["model", "messages"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/PartsMessage"}},
+                    "temperature": {"type": "number"}, "top_p": {"type": "number"},
+                    "max_tokens": {"type": "integer", "minimum": 0}, "max_completion_tokens": {"type": "integer", "minimum": 0},
+                    "seed": {"type": "integer", "minimum": 0}, "stream": {"type": "boolean"}
+                }
+            },
+            "OpenAiChatResult": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "object": {"type": "string"}, "model": {"type": "string"},
+                               "choices": {"type": "array"}, "usage": {"type": "object"}}
+            },
+            "AuthTokenResult": {
+                "type": "object",
+                "properties": {"accessToken": {"type": "string"}, "token": {"type": "string"},
+                               "createdAt": {"type": "string", "format": "date-time"}, "expiresAt": {"type": "string", "format": "date-time"}}
+            },
             "Envelope": {
                 "type": "object",
                 "required": ["status"],

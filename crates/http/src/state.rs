@@ -38,6 +38,7 @@ struct Inner {
     limits: Limits,
     metrics: Metrics,
     practice: Option<Practice>,
+    tokens: crate::tokens::Tokens,
 }
 
 /// Builds an [`AppState`]; every setter has a default.
@@ -49,6 +50,7 @@ pub struct StateBuilder {
     api_keys: ApiKeys,
     limits: Limits,
     practice: Option<Practice>,
+    token_ttl: Option<std::time::Duration>,
 }
 
 impl StateBuilder {
@@ -90,6 +92,12 @@ impl StateBuilder {
         self
     }
 
+    /// How long an access token from `/v1/auth/token` lives. Default: one hour.
+    pub fn token_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.token_ttl = Some(ttl);
+        self
+    }
+
     /// The state.
     pub fn build(self) -> AppState {
         AppState {
@@ -103,6 +111,9 @@ impl StateBuilder {
                 limits: self.limits,
                 metrics: Metrics::default(),
                 practice: self.practice,
+                tokens: crate::tokens::Tokens::new(
+                    self.token_ttl.unwrap_or(std::time::Duration::from_secs(3600)),
+                ),
             }),
         }
     }
@@ -237,6 +248,11 @@ impl AppState {
     /// The practice-session service, if enabled.
     pub fn practice(&self) -> Option<&Practice> {
         self.inner.practice.as_ref()
+    }
+
+    /// The access tokens issued by `/v1/auth/token`.
+    pub(crate) fn tokens(&self) -> &crate::tokens::Tokens {
+        &self.inner.tokens
     }
 
     /// The metrics registry.

@@ -19,6 +19,7 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
 /// A concrete URL for a templated path.
 fn instantiate(path: &str) -> String {
     path.replace("{modelName}", "HCX-003")
+        .replace("{appId}", "app-1")
         .replace("{router-id}", "sample")
         .replace("{version}", "1")
 }

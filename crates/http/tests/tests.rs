@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod config;
 mod endpoints;
+mod gateway;
 mod limits;
 mod openapi;
 mod ops;

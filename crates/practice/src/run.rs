@@ -157,6 +157,16 @@ impl Practice {
         self.models.keys().map(String::as_str)
     }
 
+    /// A configured model: its provider and profile.
+    pub fn model(&self, name: &str) -> Option<&PracticeModel> {
+        self.models.get(name)
+    }
+
+    /// The router that checks prompts, if any.
+    pub fn router(&self) -> Option<&Arc<Router>> {
+        self.router.as_ref()
+    }
+
     /// `POST /user/practice/sessions/run?class_id=N`: a new session with its first turn.
     pub async fn run(
         &self,

@@ -89,6 +89,15 @@ pub struct ModelConfig {
     /// `max_retries + 1` attempts).
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
+    /// Gateway only: trim a chat-completions request's history with the sliding
+    /// window (this model's profile and the request's maximum) before
+    /// forwarding it, instead of letting the upstream refuse it. Default false.
+    #[serde(default)]
+    pub auto_trim: bool,
+    /// Gateway only: check the last user message with the practice router
+    /// before forwarding; a blocked request is refused. Default false.
+    #[serde(default)]
+    pub route_check: bool,
 }
 
 /// The default of [`ModelConfig::timeout_ms`].
@@ -126,6 +135,8 @@ impl ModelConfig {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             max_retries: DEFAULT_MAX_RETRIES,
+            auto_trim: false,
+            route_check: false,
         }
     }
 }

@@ -1,0 +1,548 @@
+//! Chat completions through sluice: CLOVA Studio's `/v3/chat-completions/{model}`
+//! and `/v1/chat-completions/{model}`, and the OpenAI-compatible
+//! `/v1/openai/chat/completions` and `/v1/chat/completions`, forwarded to the
+//! provider configured for the model (`[models.NAME]`), streaming included,
+//! answered in the wire format the client spoke. Per model, `auto_trim` trims
+//! the history with the sliding window first (the header
+//! `X-Sluice-Turns-Dropped` says how many turns went) and `route_check` has the
+//! router check the last user message first.
+//!
+//! Also here: the access-token flow (`GET /v1/auth/token`) and the v3 token
+//! calculator, which takes content as an array of parts.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sluice_core::{Message, Role};
+use sluice_practice::provider::{ChatReply, ChatRequest, ProviderError};
+use sluice_practice::PracticeModel;
+use sluice_router::RouteRequest;
+
+use crate::error::{ApiError, Code, Success};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+/// The response header that says how many turns `auto_trim` dropped.
+pub const TURNS_DROPPED: HeaderName = HeaderName::from_static("x-sluice-turns-dropped");
+
+/// Answer length when a request names none (clamped to the model's profile).
+const DEFAULT_MAX_TOKENS: u32 = 512;
+
+/// Which wire format a client spoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// CLOVA Studio v3: camelCase, the envelope, SSE `token`/`result` events.
+    ClovaV3,
+    /// CLOVA Studio v1 (HCX-003 era): the envelope with `inputLength`/`outputLength`/`stopReason`.
+    ClovaV1,
+    /// OpenAI chat completions: snake_case, `choices`, `data:` chunks and `[DONE]`.
+    OpenAi,
+}
+
+/// A chat-completions request, whatever its wire format.
+#[derive(Debug, Clone)]
+struct Chat {
+    model: String,
+    messages: Vec<Message>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<u32>,
+    seed: Option<u64>,
+    stream: bool,
+}
+
+/// A failure, answered in the client's wire format.
+struct Failure {
+    wire: Wire,
+    code: Code,
+    message: String,
+}
+
+impl Failure {
+    fn new(wire: Wire, code: Code, message: impl Into<String>) -> Self {
+        Self {
+            wire,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn upstream(wire: Wire, e: &ProviderError) -> Self {
+        let code = match e {
+            ProviderError::Timeout { .. } => Code::TIMEOUT,
+            ProviderError::RateLimited { .. } => Code::TOO_MANY_REQUESTS,
+            ProviderError::Upstream4xx { .. } => Code::INVALID_PARAMETER,
+            _ => Code::BAD_GATEWAY,
+        };
+        Self::new(wire, code, format!("upstream {}: {e}", e.kind()))
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self.wire {
+            Wire::OpenAi => {
+                let status = self.code.http_status();
+                let kind = match status.as_u16() {
+                    401 => "authentication_error",
+                    404 => "not_found_error",
+                    429 => "rate_limit_error",
+                    400..=499 => "invalid_request_error",
+                    _ => "api_error",
+                };
+                let body = json!({"error": {"message": self.message, "type": kind, "code": self.code.0}});
+                (status, axum::Json(body)).into_response()
+            }
+            Wire::ClovaV3 | Wire::ClovaV1 => ApiError::new(self.code, self.message).into_response(),
+        }
+    }
+}
+
+/// The model name of a path (`{modelName}`, with or without a trailing app id).
+fn path_model(params: Result<Path<HashMap<String, String>>, PathRejection>) -> Result<String, ApiError> {
+    params
+        .ok()
+        .and_then(|Path(p)| p.get("modelName").cloned())
+        .ok_or_else(|| ApiError::new(Code::NOT_FOUND, "Not found: no model name in the path"))
+}
+
+/// `POST /v3/chat-completions/{modelName}` (CLOVA Studio v3).
+pub(crate) async fn clova_v3(
+    State(state): State<AppState>,
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Response {
+    clova(state, params, headers, body, Wire::ClovaV3).await
+}
+
+/// `POST /v1/chat-completions/{modelName}` (CLOVA Studio v1).
+pub(crate) async fn clova_v1(
+    State(state): State<AppState>,
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Response {
+    clova(state, params, headers, body, Wire::ClovaV1).await
+}
+
+async fn clova(
+    state: AppState,
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
+    headers: HeaderMap,
+    body: Value,
+    wire: Wire,
+) -> Response {
+    let model = match path_model(params) {
+        Ok(model) => model,
+        Err(e) => return e.into_response(),
+    };
+    let stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    match parse_clova(&body, model, stream) {
+        Ok(chat) => forward(&state, chat, wire).await,
+        Err(message) => Failure::new(wire, Code::INVALID_PARAMETER, message).into_response(),
+    }
+}
+
+/// `POST /v1/openai/chat/completions` and `POST /v1/chat/completions`.
+pub(crate) async fn openai(State(state): State<AppState>, body: Bytes) -> Response {
+    let body: Value = match serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body)) {
+        Ok(v) => v,
+        Err(e) => {
+            let words = sluice_core::describe_json_error(&String::from_utf8_lossy(&body), &e, "");
+            return Failure::new(Wire::OpenAi, Code::MALFORMED, format!("malformed JSON: {words}")).into_response();
+        }
+    };
+    match parse_openai(&body) {
+        Ok(chat) => forward(&state, chat, Wire::OpenAi).await,
+        Err(message) => Failure::new(Wire::OpenAi, Code::INVALID_PARAMETER, message).into_response(),
+    }
+}
+
+fn number(body: &Value, keys: &[&str]) -> Result<Option<f64>, String> {
+    for key in keys {
+        match body.get(*key) {
+            None | Some(Value::Null) => {}
+            Some(v) => return v.as_f64().map(Some).ok_or_else(|| format!("Invalid parameter: {key} must be a number")),
+        }
+    }
+    Ok(None)
+}
+
+fn count(body: &Value, keys: &[&str]) -> Result<Option<u64>, String> {
+    for key in keys {
+        match body.get(*key) {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                return v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| format!("Invalid parameter: {key} must be a non-negative integer"));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Messages of either format: role and content, where content is a string,
+/// `null` (an assistant message with tool calls), or an array of parts whose
+/// text parts are joined; any other part is refused, naming its type.
+fn parse_messages(body: &Value) -> Result<Vec<Message>, String> {
+    let items = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or("Invalid parameter: messages must be a non-empty array")?;
+    if items.is_empty() {
+        return Err("Invalid parameter: messages must be a non-empty array".into());
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let role: Role = item
+                .get("role")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("Invalid parameter: messages[{i}].role is missing"))?
+                .parse()
+                .map_err(|e| format!("Invalid parameter: messages[{i}].role: {e}"))?;
+            let content = match item.get("content") {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Array(parts)) => text_of_parts(parts, &format!("messages[{i}].content"))?,
+                Some(_) => {
+                    return Err(format!(
+                        "Invalid parameter: messages[{i}].content must be a string, null or an array of parts"
+                    ));
+                }
+            };
+            Ok(Message::new(role, content))
+        })
+        .collect()
+}
+
+/// The text of content parts: `{"type":"text","text":"..."}` parts joined with
+/// newlines; any other part type is refused by name.
+fn text_of_parts(parts: &[Value], at: &str) -> Result<String, String> {
+    let mut texts = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => texts.push(
+                part.get("text")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("Invalid parameter: {at}[{j}].text must be a string"))?,
+            ),
+            Some(other) => {
+                return Err(format!(
+                    "Invalid parameter: {at}[{j}] is a `{other}` part; only text parts are supported here"
+                ));
+            }
+            None => return Err(format!("Invalid parameter: {at}[{j}].type is missing")),
+        }
+    }
+    Ok(texts.join("\n"))
+}
+
+fn parse_clova(body: &Value, model: String, stream: bool) -> Result<Chat, String> {
+    Ok(Chat {
+        model,
+        messages: parse_messages(body)?,
+        temperature: number(body, &["temperature"])?,
+        top_p: number(body, &["topP"])?,
+        max_tokens: count(body, &["maxCompletionTokens", "maxTokens"])?.map(|m| m.min(u64::from(u32::MAX)) as u32),
+        seed: count(body, &["seed"])?,
+        stream,
+    })
+}
+
+fn parse_openai(body: &Value) -> Result<Chat, String> {
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or("Invalid parameter: model is required")?
+        .to_string();
+    Ok(Chat {
+        model,
+        messages: parse_messages(body)?,
+        temperature: number(body, &["temperature"])?,
+        top_p: number(body, &["top_p"])?,
+        max_tokens: count(body, &["max_completion_tokens", "max_tokens"])?.map(|m| m.min(u64::from(u32::MAX)) as u32),
+        seed: count(body, &["seed"])?,
+        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+/// Checks, trims and forwards one request; answers in `wire`.
+async fn forward(state: &AppState, chat: Chat, wire: Wire) -> Response {
+    let Some(configured) = state.practice().and_then(|p| p.model(&chat.model)).cloned() else {
+        return Failure::new(
+            wire,
+            Code::MODEL_NOT_FOUND,
+            format!("Model not found: {:?} is not configured on this server ([models.NAME])", chat.model),
+        )
+        .into_response();
+    };
+    let config = configured.provider.config();
+    let max_tokens = chat
+        .max_tokens
+        .unwrap_or(DEFAULT_MAX_TOKENS)
+        .clamp(1, configured.model.profile().max_output);
+    if config.route_check {
+        if let Some(router) = state.practice().and_then(|p| p.router()) {
+            let last_user = chat.messages.iter().rev().find(|m| m.role == Role::User);
+            if let Some(query) = last_user.filter(|m| !m.content.trim().is_empty()) {
+                if let Ok(routed) = router.route(&RouteRequest::new(query.content.as_str())) {
+                    let hits: Vec<String> = routed
+                        .blocked_content
+                        .result
+                        .iter()
+                        .chain(&routed.safety.result)
+                        .cloned()
+                        .collect();
+                    if !hits.is_empty() {
+                        return Failure::new(
+                            wire,
+                            Code::FORBIDDEN,
+                            format!(
+                                "Forbidden: the request was blocked by the router (domain {:?}: {})",
+                                routed.domain.result,
+                                hits.join(", ")
+                            ),
+                        )
+                        .into_response();
+                    }
+                }
+            }
+        }
+    }
+    let (messages, dropped) = if config.auto_trim {
+        match configured.model.trim(&chat.messages, i64::from(max_tokens)) {
+            Ok(trim) => {
+                let dropped = trim.report().turns_dropped;
+                (trim.apply(chat.messages.clone()), Some(dropped))
+            }
+            Err(e) => return Failure::new(wire, Code::CONTEXT_EXCEEDED, e.to_string()).into_response(),
+        }
+    } else {
+        (chat.messages.clone(), None)
+    };
+    let request = ChatRequest {
+        messages,
+        temperature: chat.temperature.unwrap_or(sluice_practice::prompt::DEFAULT_TEMPERATURE),
+        top_p: chat.top_p.unwrap_or(sluice_practice::prompt::DEFAULT_TOP_P),
+        max_tokens,
+        seed: chat.seed,
+        request_id: None,
+    };
+    let mut response = if chat.stream {
+        stream(configured, request, wire, chat.model.clone())
+    } else {
+        match configured.provider.chat(&request).await {
+            Ok(reply) => (StatusCode::OK, axum::Json(render(wire, &chat.model, &reply))).into_response(),
+            Err(e) => Failure::upstream(wire, &e).into_response(),
+        }
+    };
+    if let Some(dropped) = dropped {
+        response
+            .headers_mut()
+            .insert(TURNS_DROPPED, HeaderValue::from(dropped as u64));
+    }
+    response
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A whole reply in the client's format.
+fn render(wire: Wire, model: &str, reply: &ChatReply) -> Value {
+    let u = &reply.usage;
+    match wire {
+        Wire::ClovaV3 => json!({
+            "status": {"code": Code::OK.0, "message": "OK"},
+            "result": {
+                "created": now_secs() * 1000,
+                "message": {"role": "assistant", "content": reply.text},
+                "finishReason": reply.finish_reason.as_deref().unwrap_or("stop"),
+                "usage": {"promptTokens": u.prompt_tokens, "completionTokens": u.completion_tokens, "totalTokens": u.total_tokens}
+            }
+        }),
+        Wire::ClovaV1 => json!({
+            "status": {"code": Code::OK.0, "message": "OK"},
+            "result": {
+                "message": {"role": "assistant", "content": reply.text},
+                "inputLength": u.prompt_tokens,
+                "outputLength": u.completion_tokens,
+                "stopReason": match reply.finish_reason.as_deref() {
+                    Some("length") => "length",
+                    _ => "stop_before",
+                },
+            }
+        }),
+        Wire::OpenAi => json!({
+            "id": reply.upstream_id.clone().unwrap_or_else(|| format!("chatcmpl-sluice-{}", now_secs())),
+            "object": "chat.completion",
+            "created": now_secs(),
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.text},
+                "finish_reason": reply.finish_reason.as_deref().unwrap_or("stop"),
+            }],
+            "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}
+        }),
+    }
+}
+
+/// A streamed reply: CLOVA `token` events then `result` (and `signal` `[DONE]`),
+/// or OpenAI `chat.completion.chunk` data lines then `[DONE]`; a failure after
+/// the stream began is an `error` event (CLOVA) or an error chunk (OpenAI).
+fn stream(configured: PracticeModel, request: ChatRequest, wire: Wire, model: String) -> Response {
+    let (tokens_tx, mut tokens_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Event, Infallible>>();
+    let call = tokio::spawn(async move { configured.provider.chat_stream(&request, tokens_tx).await });
+    tokio::spawn(async move {
+        let id = format!("chatcmpl-sluice-{}", now_secs());
+        while let Some(text) = tokens_rx.recv().await {
+            let event = match wire {
+                Wire::OpenAi => Event::default().data(
+                    json!({"id": id, "object": "chat.completion.chunk", "created": now_secs(), "model": model,
+                           "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": null}]})
+                    .to_string(),
+                ),
+                _ => Event::default()
+                    .event("token")
+                    .data(json!({"message": {"role": "assistant", "content": text}}).to_string()),
+            };
+            let _ = out_tx.send(Ok(event));
+        }
+        let outcome = call.await.unwrap_or_else(|e| {
+            Err(ProviderError::Transport {
+                message: format!("the call failed: {e}"),
+            })
+        });
+        let last: Vec<Event> = match (wire, outcome) {
+            (Wire::OpenAi, Ok(reply)) => {
+                let u = reply.usage;
+                vec![
+                    Event::default().data(
+                        json!({"id": id, "object": "chat.completion.chunk", "created": now_secs(), "model": model,
+                               "choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason.as_deref().unwrap_or("stop")}],
+                               "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}})
+                        .to_string(),
+                    ),
+                    Event::default().data("[DONE]"),
+                ]
+            }
+            (Wire::OpenAi, Err(e)) => vec![
+                Event::default().data(json!({"error": {"message": e.to_string(), "type": "api_error", "code": e.kind()}}).to_string()),
+                Event::default().data("[DONE]"),
+            ],
+            (_, Ok(reply)) => {
+                let u = reply.usage;
+                vec![
+                    Event::default().event("result").data(
+                        json!({"message": {"role": "assistant", "content": reply.text},
+                               "finishReason": reply.finish_reason.as_deref().unwrap_or("stop"),
+                               "usage": {"promptTokens": u.prompt_tokens, "completionTokens": u.completion_tokens, "totalTokens": u.total_tokens}})
+                        .to_string(),
+                    ),
+                    Event::default().event("signal").data(json!({"data": "[DONE]"}).to_string()),
+                ]
+            }
+            (_, Err(e)) => {
+                let failure = Failure::upstream(wire, &e);
+                vec![Event::default().event("error").data(
+                    json!({"status": {"code": failure.code.0, "message": failure.message}}).to_string(),
+                )]
+            }
+        };
+        for event in last {
+            let _ = out_tx.send(Ok(event));
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| out_rx.poll_recv(cx));
+    Sse::new(body).into_response()
+}
+
+/// The key a request presented: `Authorization: Bearer <key>`, or the legacy
+/// `X-NCP-CLOVASTUDIO-API-KEY` header.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::auth::bearer)
+        .or_else(|| {
+            headers
+                .get("x-ncp-clovastudio-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+        })
+}
+
+/// `GET /v1/auth/token[?existingToken=true]`: an access token for the key the
+/// request presented (the auth layer has checked it), with its expiry.
+pub(crate) async fn auth_token(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Success<Value>, ApiError> {
+    let Some(key) = presented_key(&headers) else {
+        return Err(ApiError::new(
+            Code::UNAUTHORIZED,
+            "Unauthorized: a token is issued for an API key: send it as `Authorization: Bearer <key>`",
+        ));
+    };
+    if key.starts_with(crate::tokens::TOKEN_PREFIX) {
+        return Err(ApiError::new(
+            Code::UNAUTHORIZED,
+            "Unauthorized: a token is issued for an API key, not for another token",
+        ));
+    }
+    let existing = query.get("existingToken").is_some_and(|v| v == "true");
+    let issued = state.tokens().issue(key, existing);
+    let time = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+    Ok(Success(json!({
+        "token": issued.token,
+        "accessToken": issued.token,
+        "createdAt": time(issued.created_at),
+        "expiresAt": time(issued.expires_at),
+    })))
+}
+
+/// `POST /v3/api-tools/chat-tokenize/{modelName}`: the token count of each
+/// message, whose content may be a string or an array of parts (text parts
+/// are counted; any other part is refused with `40001`, naming its type).
+pub(crate) async fn tokenize_v3(
+    State(state): State<AppState>,
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Success<Value>, ApiError> {
+    let model = state.profiles().model(&path_model(params)?)?;
+    let messages = parse_messages(&body).map_err(|m| ApiError::new(Code::INVALID_PARAMETER, m))?;
+    let counts = model.count(&messages);
+    state.metrics().add_tokens("tokenize", counts.total);
+    let items = body["messages"].as_array().cloned().unwrap_or_default();
+    let counted: Vec<Value> = items
+        .into_iter()
+        .zip(&counts.per_message)
+        .map(|(mut message, count)| {
+            message["count"] = json!(count);
+            message
+        })
+        .collect();
+    Ok(Success(json!({"messages": counted, "reply": counts.reply, "total": counts.total})))
+}
