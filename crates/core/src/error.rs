@@ -61,27 +61,91 @@ pub enum TrimError {
     /// `maxTokens` is outside `1..=max`.
     #[error("invalid parameter: maxTokens must be between 1 and {max}, got {got}")]
     MaxTokens {
-        /// The value given.
+        /// The value given, as it came in (signed, so that `-1` from the wire is
+        /// reported as it was sent).
         got: i64,
-        /// The profile's largest allowed value.
-        max: u32,
+        /// The largest allowed value ([`crate::Window::max_output`]).
+        max: usize,
     },
-    /// The system messages and the newest turn do not fit with `maxTokens`.
-    #[error(
-        "context length exceeded: {what} need {needed} tokens with maxTokens {max_tokens}, \
-         over the limit of {limit}"
-    )]
+    /// What must be kept does not fit the context with `maxTokens`.
+    ///
+    /// The numbers are kept apart so that none is hidden in another: the request
+    /// needs `message_tokens + reply_tokens + max_tokens` tokens in all (see
+    /// [`TrimError::needed`]) and the limit is `limit`.
+    #[error("context length exceeded: {}", exceeded_text(*kind, *message_tokens, *reply_tokens, *max_tokens, *limit))]
     ContextExceeded {
         /// Which part did not fit.
-        what: &'static str,
-        /// Tokens needed: the part's tokens plus `maxTokens` (a lower bound when the
-        /// part was so large that counting stopped early).
-        needed: usize,
+        kind: Exceeded,
+        /// Tokens of the messages that must be kept, as the counter counts them:
+        /// the system messages for [`Exceeded::SystemMessages`], the system
+        /// messages plus the newest turn for [`Exceeded::NewestTurn`], `0` for
+        /// [`Exceeded::MaxTokens`]. Neither the reply prefix nor `maxTokens` is
+        /// included. Saturates at `usize::MAX` (a counter that cannot give a count).
+        message_tokens: usize,
+        /// Tokens of the reply prefix, counted once per request
+        /// ([`crate::MessageCounter::reply_tokens`]).
+        reply_tokens: usize,
         /// `maxTokens` as given.
-        max_tokens: u32,
-        /// The profile's context limit.
-        limit: u32,
+        max_tokens: usize,
+        /// The context limit.
+        limit: usize,
     },
+}
+
+/// Which part of a request does not fit the context, for
+/// [`TrimError::ContextExceeded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Exceeded {
+    /// The reply prefix plus `maxTokens` alone exceed the limit: no message can
+    /// fit. A smaller `maxTokens` is the fix.
+    MaxTokens,
+    /// The system messages alone (with the reply prefix and `maxTokens`) exceed
+    /// the limit. System messages are never dropped, so they must be shortened.
+    SystemMessages,
+    /// The system messages fit, but not together with the newest turn, which is
+    /// never dropped.
+    NewestTurn,
+}
+
+impl Exceeded {
+    /// The part, in words (`"the system messages and the newest turn"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exceeded::MaxTokens => "the reply prefix and maxTokens",
+            Exceeded::SystemMessages => "the system messages",
+            Exceeded::NewestTurn => "the system messages and the newest turn",
+        }
+    }
+}
+
+impl std::fmt::Display for Exceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text of [`TrimError::ContextExceeded`]: every number, and what it is.
+fn exceeded_text(
+    kind: Exceeded,
+    message_tokens: usize,
+    reply_tokens: usize,
+    max_tokens: usize,
+    limit: usize,
+) -> String {
+    let needed = message_tokens
+        .saturating_add(reply_tokens)
+        .saturating_add(max_tokens);
+    match kind {
+        Exceeded::MaxTokens => format!(
+            "{kind} need {needed} tokens ({reply_tokens} for the reply prefix, maxTokens \
+             {max_tokens}), the limit is {limit}"
+        ),
+        _ => format!(
+            "{kind} need {needed} tokens ({message_tokens} for the messages, {reply_tokens} \
+             for the reply prefix, maxTokens {max_tokens}), the limit is {limit}"
+        ),
+    }
 }
 
 impl TrimError {
@@ -91,6 +155,25 @@ impl TrimError {
         match self {
             TrimError::ContextExceeded { .. } => "40003",
             _ => "40001",
+        }
+    }
+
+    /// For [`TrimError::ContextExceeded`], the tokens the request needs in all:
+    /// messages, reply prefix and `maxTokens` (saturating at `usize::MAX`).
+    /// `None` for the other errors.
+    pub fn needed(&self) -> Option<usize> {
+        match *self {
+            TrimError::ContextExceeded {
+                message_tokens,
+                reply_tokens,
+                max_tokens,
+                ..
+            } => Some(
+                message_tokens
+                    .saturating_add(reply_tokens)
+                    .saturating_add(max_tokens),
+            ),
+            _ => None,
         }
     }
 }

@@ -59,7 +59,7 @@ mod tokenizer;
 mod window;
 
 pub use conversation::Conversation;
-pub use error::{BuildError, TrimError};
+pub use error::{BuildError, Exceeded, TrimError};
 pub use export::export_tokenizer_json;
 pub use json_error::{describe_json_error, strip_bom};
 pub use message::{FunctionCall, Message, Role, ToolCall, UnknownRole};

@@ -80,6 +80,47 @@ fn function_kind() -> String {
     "function".to_string()
 }
 
+impl ToolCall {
+    /// A call of the function `name` with `arguments`, answered by a tool message
+    /// with the same `id` (see [`Message::tool`]).
+    ///
+    /// `arguments` is any JSON value: an object (CLOVA v3) or a string holding
+    /// JSON (OpenAI), passed through as given.
+    ///
+    /// ```
+    /// use sluice_core::{Message, ToolCall};
+    /// use serde_json::json;
+    ///
+    /// let call = ToolCall::function("call_1", "weather", json!({"city": "Seoul"}));
+    /// let ask = Message::assistant_tool_calls("", [call]);
+    /// let answer = Message::tool("call_1", "23°C, clear");
+    /// assert_eq!(ask.tool_calls[0].kind, "function");
+    /// assert_eq!(answer.tool_call_id.as_deref(), Some(ask.tool_calls[0].id.as_str()));
+    /// ```
+    pub fn function(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<serde_json::Value>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            kind: function_kind(),
+            function: FunctionCall::new(name, arguments),
+        }
+    }
+}
+
+impl FunctionCall {
+    /// The function `name` with `arguments` (a JSON object, or a string holding
+    /// JSON).
+    pub fn new(name: impl Into<String>, arguments: impl Into<serde_json::Value>) -> Self {
+        Self {
+            name: name.into(),
+            arguments: arguments.into(),
+        }
+    }
+}
+
 /// The function part of a [`ToolCall`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionCall {
@@ -138,6 +179,18 @@ impl Message {
     /// An `assistant` message.
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new(Role::Assistant, content)
+    }
+
+    /// An `assistant` message that makes `tool_calls` (with `content` beside
+    /// them, often empty).
+    pub fn assistant_tool_calls(
+        content: impl Into<String>,
+        tool_calls: impl IntoIterator<Item = ToolCall>,
+    ) -> Self {
+        Self {
+            tool_calls: tool_calls.into_iter().collect(),
+            ..Self::new(Role::Assistant, content)
+        }
     }
 
     /// A `tool` message answering the call `call_id`.

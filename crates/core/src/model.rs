@@ -248,8 +248,11 @@ impl Model {
 
     /// A window over this model's limits, for more options than [`Model::trim`].
     pub fn window(&self) -> Window<'_, Self> {
-        Window::new(self, self.inner.profile.context_limit)
-            .max_output(self.inner.profile.max_output)
+        // Profile limits are `u32` (configuration); the window counts in `usize`.
+        // The conversion cannot fail on a 32- or 64-bit target.
+        let widen = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        Window::new(self, widen(self.inner.profile.context_limit))
+            .max_output(widen(self.inner.profile.max_output))
     }
 
     fn count_uncached(&self, message: &Message, body: &str, budget: usize) -> Option<usize> {

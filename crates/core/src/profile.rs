@@ -92,8 +92,14 @@ pub struct ModelProfile {
     /// The tokenizer.
     pub tokenizer: TokenizerSource,
     /// Prompt tokens plus `maxTokens` may not exceed this.
+    ///
+    /// `u32`, unlike the `usize` token counts everywhere else in the API, because
+    /// it is configuration read from TOML and shown in API documents, where a
+    /// fixed width says what values are valid; [`Model::window`](crate::Model::window)
+    /// widens it to `usize` without loss.
     pub context_limit: u32,
-    /// The largest `maxTokens` a request may ask for.
+    /// The largest `maxTokens` a request may ask for (`u32` like
+    /// [`ModelProfile::context_limit`]).
     pub max_output: u32,
     /// How messages are rendered for counting.
     pub template: ChatTemplate,

@@ -2,20 +2,43 @@
 
 use serde::Serialize;
 
-use crate::error::TrimError;
+use crate::error::{Exceeded, TrimError};
 use crate::message::{Message, Role};
 
 /// Counts the tokens of messages for a [`Window`].
 ///
 /// [`crate::Model`] implements it with a real tokenizer and chat template; tests
 /// and callers with their own tokenizer can plug in anything that is additive
-/// over messages.
+/// over messages: a list's tokens are the sum of its messages' tokens plus
+/// [`MessageCounter::reply_tokens`] once.
+///
+/// The window does not trust the numbers it gets: it compares every count with
+/// the budget it asked for before using it, and its arithmetic on counts is
+/// checked or saturating. A wrong count can make it drop more turns than needed
+/// or fail with [`TrimError::ContextExceeded`]; it cannot make it keep a history
+/// over the limit, panic or wrap around, in debug or release builds.
+///
+/// Token counts are `usize` throughout the API (counts, budgets, limits,
+/// reports and errors).
 pub trait MessageCounter {
-    /// Tokens of `message`, or `None` once they are known to exceed `budget`.
-    /// An implementation may stop reading the message at that point.
+    /// Tokens of `message`, when at most `budget` tokens are left for it.
+    ///
+    /// - `Some(n)`: the message has `n` tokens. `n` may be larger than `budget`:
+    ///   the window then treats the message as not fitting, exactly as for
+    ///   `None`. Returning the full count is always correct.
+    /// - `None`: the message has more than `budget` tokens. This exists so that
+    ///   counting can stop as soon as that is known, and a huge message is not
+    ///   tokenized to its end; it must not be returned for a message that fits.
+    ///
+    /// Where the window needs exact numbers (for [`TrimError::ContextExceeded`],
+    /// or [`TrimReport::tokens_before`] with [`Window::full_report`]), it asks with
+    /// `budget = usize::MAX`; `None` there makes the numbers saturate at
+    /// `usize::MAX`.
     fn message_tokens(&self, message: &Message, budget: usize) -> Option<usize>;
 
-    /// Tokens counted once per list of messages (the reply prefix).
+    /// Tokens counted once per list of messages (the reply prefix). Checked like
+    /// the message counts: if it plus `maxTokens` exceeds the limit, trimming
+    /// fails with [`Exceeded::MaxTokens`].
     fn reply_tokens(&self) -> usize;
 }
 
@@ -72,15 +95,26 @@ impl<C: MessageCounter + ?Sized> MessageCounter for &C {
 #[derive(Debug, Clone)]
 pub struct Window<'c, C: ?Sized> {
     counter: &'c C,
-    context_limit: u32,
-    max_output: u32,
+    context_limit: usize,
+    max_output: usize,
     full_report: bool,
 }
 
 /// The outcome of [`Window::trim`]: which messages are kept, and a report.
+///
+/// A `Trim` knows which messages it keeps by index, without the messages: see
+/// [`Trim::kept_indices`]. It remembers the length of the list it was made for
+/// ([`Trim::input_len`]), and [`Trim::kept`] and [`Trim::apply`] panic when given
+/// a list of another length rather than keep the wrong messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trim {
     first_kept: usize,
+    /// Indices of the system messages before `first_kept`, ascending: kept though
+    /// the turns around them are dropped. Stored so that the kept indices are
+    /// known without the messages (usually zero or one entry).
+    pinned: Vec<usize>,
+    /// Length of the trimmed list.
+    len: usize,
     report: TrimReport,
 }
 
@@ -94,9 +128,9 @@ pub struct TrimReport {
     /// Prompt tokens of the result (messages plus the reply prefix).
     pub tokens_after: usize,
     /// `maxTokens` as given.
-    pub max_tokens: u32,
+    pub max_tokens: usize,
     /// The context limit.
-    pub limit: u32,
+    pub limit: usize,
     /// Whole turns removed.
     pub turns_dropped: usize,
     /// Messages removed.
@@ -106,30 +140,45 @@ pub struct TrimReport {
 }
 
 impl Trim {
-    /// True if the message at `index` of the input is kept.
+    /// True if the message at `index` of the input is kept (`false` past its end).
+    ///
+    /// `messages` is the list given to [`Window::trim`]; the answer does not
+    /// depend on it, since the `Trim` knows its kept indices.
     pub fn is_kept(&self, index: usize, messages: &[Message]) -> bool {
-        index >= self.first_kept || messages[index].role == Role::System
+        debug_assert_eq!(messages.len(), self.len, "{}", OTHER_LIST);
+        index < self.len && (index >= self.first_kept || self.pinned.binary_search(&index).is_ok())
+    }
+
+    /// Indices of the kept messages in the input, ascending: the system messages
+    /// before [`Trim::first_kept`], then every index from it to the end.
+    pub fn kept_indices(&self) -> impl DoubleEndedIterator<Item = usize> + '_ {
+        self.pinned.iter().copied().chain(self.first_kept..self.len)
     }
 
     /// The kept messages of `messages` (the same slice given to [`Window::trim`]),
     /// in order.
+    ///
+    /// # Panics
+    ///
+    /// If `messages` is not as long as the trimmed list.
     pub fn kept<'m>(&self, messages: &'m [Message]) -> impl Iterator<Item = &'m Message> {
-        let first_kept = self.first_kept;
-        messages
-            .iter()
-            .enumerate()
-            .filter(move |&(i, m)| i >= first_kept || m.role == Role::System)
-            .map(|(_, m)| m)
+        self.check_list(messages);
+        self.kept_indices().map(move |i| &messages[i])
     }
 
     /// Keeps the kept messages of `messages` (the same list given to
     /// [`Window::trim`]) and drops the rest, without copying any.
+    ///
+    /// # Panics
+    ///
+    /// If `messages` is not as long as the trimmed list.
     pub fn apply(&self, mut messages: Vec<Message>) -> Vec<Message> {
+        self.check_list(&messages);
         if self.report.messages_dropped > 0 {
             let mut i = 0;
-            messages.retain(|m| {
+            messages.retain(|_| {
                 i += 1;
-                i > self.first_kept || m.role == Role::System
+                i > self.first_kept || self.pinned.binary_search(&(i - 1)).is_ok()
             });
         }
         messages
@@ -138,6 +187,11 @@ impl Trim {
     /// Index of the first kept non-system message (the input's length if none).
     pub fn first_kept(&self) -> usize {
         self.first_kept
+    }
+
+    /// Number of messages in the list that was trimmed.
+    pub fn input_len(&self) -> usize {
+        self.len
     }
 
     /// What trimming did.
@@ -149,11 +203,26 @@ impl Trim {
     pub fn into_report(self) -> TrimReport {
         self.report
     }
+
+    /// Panics if `messages` cannot be the list this `Trim` was made for: keeping
+    /// by index from another list would silently keep the wrong messages.
+    fn check_list(&self, messages: &[Message]) {
+        assert_eq!(messages.len(), self.len, "{}", OTHER_LIST);
+        debug_assert!(
+            self.pinned
+                .iter()
+                .all(|&i| messages[i].role == Role::System),
+            "{}",
+            OTHER_LIST
+        );
+    }
 }
+
+const OTHER_LIST: &str = "a Trim applied to a list other than the one trimmed";
 
 impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
     /// A window of `context_limit` tokens; `maxTokens` may be up to the limit.
-    pub fn new(counter: &'c C, context_limit: u32) -> Self {
+    pub fn new(counter: &'c C, context_limit: usize) -> Self {
         Self {
             counter,
             context_limit,
@@ -163,7 +232,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
     }
 
     /// The largest `maxTokens` accepted. Default: the context limit.
-    pub fn max_output(mut self, max_output: u32) -> Self {
+    pub fn max_output(mut self, max_output: usize) -> Self {
         self.max_output = max_output;
         self
     }
@@ -177,8 +246,10 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
 
     /// Trims `messages` so that their tokens plus `max_tokens` fit the limit.
     ///
-    /// `max_tokens` is signed so that out-of-range input from the wire (`-1`)
-    /// gets the same [`TrimError::MaxTokens`] as `0`.
+    /// `max_tokens` is the one token number that is not `usize`: it is signed so
+    /// that a value as it comes from the wire (`-1`, or above `usize::MAX` on a
+    /// 32-bit target) gets the same [`TrimError::MaxTokens`] as `0`, with the value
+    /// sent, and callers need no conversion of their own.
     pub fn trim(&self, messages: &[Message], max_tokens: i64) -> Result<Trim, TrimError> {
         // The one pass over the whole history, reading roles only. Everything after
         // it touches only the messages that are kept.
@@ -199,7 +270,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
         max_tokens: i64,
         mut count: impl FnMut(usize, usize) -> Option<usize>,
     ) -> Result<Trim, TrimError> {
-        let max_tokens = u32::try_from(max_tokens)
+        let max_tokens = usize::try_from(max_tokens)
             .ok()
             .filter(|&m| m >= 1 && m <= self.max_output)
             .ok_or(TrimError::MaxTokens {
@@ -209,35 +280,40 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
         if messages.is_empty() {
             return Err(TrimError::EmptyMessages);
         }
-        let limit = self.context_limit as usize;
-        let exceeded = |what, needed| TrimError::ContextExceeded {
-            what,
-            needed,
+        // Counts come from a counter we do not control. Each is checked here,
+        // once, against the budget it was asked for: a count above it means "does
+        // not fit", like `None`. Every subtraction below takes away a count that
+        // passed this check from the budget it was checked against, so none can
+        // wrap, whatever the counter returns.
+        let mut count = move |i: usize, budget: usize| count(i, budget).filter(|&n| n <= budget);
+        let limit = self.context_limit;
+        let reply_tokens = self.counter.reply_tokens();
+        let exceeded = |kind, message_tokens| TrimError::ContextExceeded {
+            kind,
+            message_tokens,
+            reply_tokens,
             max_tokens,
-            limit: self.context_limit,
+            limit,
         };
-        let reserved = self.counter.reply_tokens() + max_tokens as usize;
-        let mut budget = limit
-            .checked_sub(reserved)
-            .ok_or_else(|| exceeded("the reply prefix and maxTokens", reserved))?;
+        let mut budget = reply_tokens
+            .checked_add(max_tokens)
+            .and_then(|reserved| limit.checked_sub(reserved))
+            .ok_or_else(|| exceeded(Exceeded::MaxTokens, 0))?;
 
         // Pinned messages first: they are kept whatever else happens.
         let systems = &layout.systems;
         let mut system_counts = Vec::with_capacity(systems.len());
         for &i in systems {
-            match count(i, budget) {
-                Some(n) => {
-                    budget -= n;
-                    system_counts.push(n);
-                }
-                None => {
-                    let needed = reserved + full_count(systems.iter().copied(), &mut count);
-                    return Err(exceeded("the system messages", needed));
-                }
-            }
+            let Some(n) = count(i, budget) else {
+                let needed = full_count(systems.iter().copied(), &mut count);
+                return Err(exceeded(Exceeded::SystemMessages, needed));
+            };
+            budget -= n;
+            system_counts.push(n);
         }
 
-        // Then turns, newest first, until one does not fit.
+        // Then turns, newest first, until one does not fit. `turn_tokens` never
+        // exceeds `budget`: each count in it was checked against what was left.
         let mut suffix_counts = Vec::new(); // newest first
         let mut first_kept = messages.len();
         let mut turn_start_len = 0; // suffix_counts.len() when the current turn began
@@ -255,13 +331,14 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
                             .iter()
                             .rposition(|m| m.role == Role::User)
                             .map_or(first, |p| first + p);
-                        let system = limit - reserved - budget;
+                        // The system counts all fit in the budget: no overflow.
+                        let system: usize = system_counts.iter().sum();
                         let newest = full_count(
                             (start..messages.len()).filter(|&j| messages[j].role != Role::System),
                             &mut count,
                         );
-                        let needed = reserved + system + newest;
-                        return Err(exceeded("the system messages and the newest turn", needed));
+                        let needed = system.saturating_add(newest);
+                        return Err(exceeded(Exceeded::NewestTurn, needed));
                     }
                     suffix_counts.truncate(turn_start_len);
                     break;
@@ -296,22 +373,26 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
                 None => counts.extend(suffix.next()),
             }
         }
-        let tokens_after = counts.iter().sum::<usize>() + self.counter.reply_tokens();
+        // Every kept count fit the budget, and the budget plus the reply prefix
+        // is at most the limit: this sum cannot overflow.
+        let tokens_after = counts.iter().sum::<usize>() + reply_tokens;
         let tokens_before = if messages_dropped == 0 {
             Some(tokens_after)
         } else if self.full_report {
             let dropped = (0..first_kept).filter(|&j| messages[j].role != Role::System);
-            Some(tokens_after + full_count(dropped, &mut count))
+            Some(tokens_after.saturating_add(full_count(dropped, &mut count)))
         } else {
             None
         };
         Ok(Trim {
             first_kept,
+            pinned: systems[..systems_before].to_vec(),
+            len: messages.len(),
             report: TrimReport {
                 tokens_before,
                 tokens_after,
                 max_tokens,
-                limit: self.context_limit,
+                limit,
                 turns_dropped,
                 messages_dropped,
                 counts,
@@ -320,14 +401,16 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
     }
 }
 
-/// Tokens of the messages at `indices`, counted to the end.
+/// Tokens of the messages at `indices`, counted to the end, for reports and
+/// errors. A counter that cannot count a message even without a budget makes the
+/// total `usize::MAX`, a number that is plainly not real, rather than a panic.
 fn full_count(
     indices: impl Iterator<Item = usize>,
     count: &mut impl FnMut(usize, usize) -> Option<usize>,
 ) -> usize {
     indices
-        .map(|i| count(i, usize::MAX).expect("no count exceeds usize::MAX"))
-        .sum()
+        .map(|i| count(i, usize::MAX).unwrap_or(usize::MAX))
+        .fold(0, usize::saturating_add)
 }
 
 /// What trimming needs to know about a whole history without counting it: where

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use sluice_core::{
-    Conversation, Message, MessageCounter, Model, Profiles, Role, TrimError, Window,
+    Conversation, Exceeded, Message, MessageCounter, Model, Profiles, Role, TrimError, Window,
 };
 
 /// One token per character plus 3 per message; 2 for the reply prefix.
@@ -61,7 +61,7 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn history() -> impl Strategy<Value = Vec<Message>> {
+pub fn history() -> impl Strategy<Value = Vec<Message>> {
     prop::collection::vec(step(), 1..40).prop_map(|steps| {
         let mut out = Vec::new();
         for (i, s) in steps.into_iter().enumerate() {
@@ -90,7 +90,7 @@ fn history() -> impl Strategy<Value = Vec<Message>> {
 }
 
 /// Start indices of turns among the non-system messages.
-fn turn_starts(messages: &[Message]) -> Vec<usize> {
+pub fn turn_starts(messages: &[Message]) -> Vec<usize> {
     let mut starts = Vec::new();
     let mut seen_non_system = false;
     for (i, m) in messages.iter().enumerate() {
@@ -105,7 +105,7 @@ fn turn_starts(messages: &[Message]) -> Vec<usize> {
     starts
 }
 
-fn total<C: MessageCounter>(counter: &C, messages: &[&Message]) -> usize {
+pub fn total<C: MessageCounter>(counter: &C, messages: &[&Message]) -> usize {
     messages
         .iter()
         .map(|m| counter.message_tokens(m, usize::MAX).unwrap())
@@ -113,14 +113,14 @@ fn total<C: MessageCounter>(counter: &C, messages: &[&Message]) -> usize {
         + counter.reply_tokens()
 }
 
-fn check_contract<C: MessageCounter>(
+pub fn check_contract<C: MessageCounter>(
     counter: &C,
     messages: &[Message],
     limit: u32,
     max_tokens: u32,
 ) -> Result<(), TestCaseError> {
     let before = messages.to_vec();
-    let window = Window::new(counter, limit);
+    let window = Window::new(counter, limit as usize);
     let result = window.trim(messages, i64::from(max_tokens));
     prop_assert_eq!(messages, &before[..], "input unchanged");
     let budget = limit as usize - max_tokens as usize;
@@ -128,15 +128,31 @@ fn check_contract<C: MessageCounter>(
     let starts = turn_starts(messages);
     let trim = match result {
         Ok(trim) => trim,
-        Err(TrimError::ContextExceeded { needed, what, .. }) => {
+        Err(
+            ref e @ TrimError::ContextExceeded {
+                kind,
+                message_tokens,
+                reply_tokens,
+                max_tokens: max,
+                limit: l,
+            },
+        ) => {
+            prop_assert_eq!(
+                (reply_tokens, max, l),
+                (counter.reply_tokens(), max_tokens as usize, limit as usize)
+            );
+            prop_assert_eq!(
+                e.needed(),
+                Some(message_tokens + reply_tokens + max_tokens as usize)
+            );
             // Only when the system messages (and the newest turn) do not fit.
-            if what == "the reply prefix and maxTokens" {
-                prop_assert_eq!(needed, counter.reply_tokens() + max_tokens as usize);
-                prop_assert!(needed > limit as usize);
+            if kind == Exceeded::MaxTokens {
+                prop_assert_eq!(message_tokens, 0);
+                prop_assert!(reply_tokens + max > l);
                 return Ok(());
             }
-            let newest = match what {
-                "the system messages" => messages.len(),
+            let newest = match kind {
+                Exceeded::SystemMessages => messages.len(),
                 _ => starts.last().copied().unwrap_or(messages.len()),
             };
             let must: Vec<&Message> = messages
@@ -147,13 +163,22 @@ fn check_contract<C: MessageCounter>(
                 .collect();
             let must_tokens = total(counter, &must);
             prop_assert!(must_tokens > budget);
-            prop_assert_eq!(needed, must_tokens + max_tokens as usize);
+            prop_assert_eq!(message_tokens + reply_tokens, must_tokens);
+            if kind == Exceeded::NewestTurn {
+                // The system messages alone would have fitted.
+                let systems: Vec<&Message> =
+                    messages.iter().filter(|m| m.role == Role::System).collect();
+                prop_assert!(total(counter, &systems) <= budget);
+            }
             return Ok(());
         }
         Err(e) => return Err(TestCaseError::fail(format!("unexpected error {e}"))),
     };
     let kept: Vec<&Message> = trim.kept(messages).collect();
     let report = trim.report();
+    prop_assert_eq!(trim.input_len(), messages.len());
+    let by_index: Vec<&Message> = trim.kept_indices().map(|i| &messages[i]).collect();
+    prop_assert_eq!(&by_index, &kept);
 
     // The limit is never exceeded, and the report tells the truth.
     let after = total(counter, &kept);
@@ -273,7 +298,7 @@ fn check_conversation(
     Ok(())
 }
 
-fn config() -> ProptestConfig {
+pub fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())

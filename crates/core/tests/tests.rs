@@ -2,5 +2,6 @@
 
 mod corpus;
 mod encodings;
+mod hostile;
 mod properties;
 mod window_cases;

@@ -1,6 +1,6 @@
 //! Named cases of the sliding-window contract.
 
-use sluice_core::{Message, MessageCounter, Profiles, Role, TrimError, Window};
+use sluice_core::{Exceeded, Message, MessageCounter, Profiles, Role, TrimError, Window};
 
 use crate::properties::CharCounter;
 
@@ -123,15 +123,20 @@ fn newest_turn_too_large_is_an_error_with_numbers() {
     assert_eq!(
         err,
         TrimError::ContextExceeded {
-            what: "the system messages and the newest turn",
-            needed: 6 + 103 + 2 + 10,
+            kind: Exceeded::NewestTurn,
+            message_tokens: 6 + 103,
+            reply_tokens: 2,
             max_tokens: 10,
             limit: 50,
         }
     );
+    assert_eq!(err.needed(), Some(6 + 103 + 2 + 10));
     assert_eq!(err.code(), "40003");
-    let text = err.to_string();
-    assert!(text.contains("121") && text.contains("50"), "{text}");
+    assert_eq!(
+        err.to_string(),
+        "context length exceeded: the system messages and the newest turn need 121 tokens \
+         (109 for the messages, 2 for the reply prefix, maxTokens 10), the limit is 50"
+    );
 }
 
 #[test]
@@ -143,11 +148,14 @@ fn system_messages_alone_too_large_is_an_error() {
     assert!(matches!(
         err,
         TrimError::ContextExceeded {
-            what: "the system messages",
-            needed: 75,
-            ..
+            kind: Exceeded::SystemMessages,
+            message_tokens: 63,
+            reply_tokens: 2,
+            max_tokens: 10,
+            limit: 50,
         }
     ));
+    assert_eq!(err.needed(), Some(75));
 }
 
 #[test]
