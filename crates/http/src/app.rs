@@ -14,9 +14,9 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 
-use crate::{gateway, handlers};
 use crate::middleware::{auth, layer_error, observe};
 use crate::state::AppState;
+use crate::{gateway, handlers};
 
 /// Every API path is also served under these prefixes, as older CLOVA Studio
 /// deployments use them.
@@ -26,13 +26,34 @@ pub const PREFIXES: [&str; 3] = ["", "/testapp", "/serviceapp"];
 /// both built from this table. The hosted API's app-id (task-id) forms, with a
 /// trailing `/{appId}`, are served too: older clients post to them.
 pub(crate) const API: [(&str, Endpoint); 14] = [
-    ("/v1/api-tools/sliding/chat-messages/{modelName}", Endpoint::Sliding),
-    ("/v1/api-tools/sliding/chat-messages/{modelName}/{appId}", Endpoint::Sliding),
-    ("/v1/api-tools/chat-tokenize/{modelName}", Endpoint::Tokenize),
-    ("/v1/api-tools/chat-tokenize/{modelName}/{appId}", Endpoint::Tokenize),
-    ("/v3/api-tools/chat-tokenize/{modelName}", Endpoint::TokenizeV3),
-    ("/v3/api-tools/chat-tokenize/{modelName}/{appId}", Endpoint::TokenizeV3),
-    ("/v1/routers/{router-id}/versions/{version}/route", Endpoint::Route),
+    (
+        "/v1/api-tools/sliding/chat-messages/{modelName}",
+        Endpoint::Sliding,
+    ),
+    (
+        "/v1/api-tools/sliding/chat-messages/{modelName}/{appId}",
+        Endpoint::Sliding,
+    ),
+    (
+        "/v1/api-tools/chat-tokenize/{modelName}",
+        Endpoint::Tokenize,
+    ),
+    (
+        "/v1/api-tools/chat-tokenize/{modelName}/{appId}",
+        Endpoint::Tokenize,
+    ),
+    (
+        "/v3/api-tools/chat-tokenize/{modelName}",
+        Endpoint::TokenizeV3,
+    ),
+    (
+        "/v3/api-tools/chat-tokenize/{modelName}/{appId}",
+        Endpoint::TokenizeV3,
+    ),
+    (
+        "/v1/routers/{router-id}/versions/{version}/route",
+        Endpoint::Route,
+    ),
     ("/v3/chat-completions/{modelName}", Endpoint::ChatV3),
     ("/v3/chat-completions/{modelName}/{appId}", Endpoint::ChatV3),
     ("/v1/chat-completions/{modelName}", Endpoint::ChatV1),

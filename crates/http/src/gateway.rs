@@ -22,8 +22,8 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sluice_core::{Message, Role};
-use sluice_practice::provider::{ChatReply, ChatRequest, ProviderError};
 use sluice_practice::PracticeModel;
+use sluice_practice::provider::{ChatReply, ChatRequest, ProviderError};
 use sluice_router::RouteRequest;
 
 use crate::error::{ApiError, Code, Success};
@@ -98,7 +98,8 @@ impl IntoResponse for Failure {
                     400..=499 => "invalid_request_error",
                     _ => "api_error",
                 };
-                let body = json!({"error": {"message": self.message, "type": kind, "code": self.code.0}});
+                let body =
+                    json!({"error": {"message": self.message, "type": kind, "code": self.code.0}});
                 (status, axum::Json(body)).into_response()
             }
             Wire::ClovaV3 | Wire::ClovaV1 => ApiError::new(self.code, self.message).into_response(),
@@ -107,7 +108,9 @@ impl IntoResponse for Failure {
 }
 
 /// The model name of a path (`{modelName}`, with or without a trailing app id).
-fn path_model(params: Result<Path<HashMap<String, String>>, PathRejection>) -> Result<String, ApiError> {
+fn path_model(
+    params: Result<Path<HashMap<String, String>>, PathRejection>,
+) -> Result<String, ApiError> {
     params
         .ok()
         .and_then(|Path(p)| p.get("modelName").cloned())
@@ -157,16 +160,25 @@ async fn clova(
 
 /// `POST /v1/openai/chat/completions` and `POST /v1/chat/completions`.
 pub(crate) async fn openai(State(state): State<AppState>, body: Bytes) -> Response {
-    let body: Value = match serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body)) {
-        Ok(v) => v,
-        Err(e) => {
-            let words = sluice_core::describe_json_error(&String::from_utf8_lossy(&body), &e, "");
-            return Failure::new(Wire::OpenAi, Code::MALFORMED, format!("malformed JSON: {words}")).into_response();
-        }
-    };
+    let body: Value =
+        match serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body)) {
+            Ok(v) => v,
+            Err(e) => {
+                let words =
+                    sluice_core::describe_json_error(&String::from_utf8_lossy(&body), &e, "");
+                return Failure::new(
+                    Wire::OpenAi,
+                    Code::MALFORMED,
+                    format!("malformed JSON: {words}"),
+                )
+                .into_response();
+            }
+        };
     match parse_openai(&body) {
         Ok(chat) => forward(&state, chat, Wire::OpenAi).await,
-        Err(message) => Failure::new(Wire::OpenAi, Code::INVALID_PARAMETER, message).into_response(),
+        Err(message) => {
+            Failure::new(Wire::OpenAi, Code::INVALID_PARAMETER, message).into_response()
+        }
     }
 }
 
@@ -174,7 +186,12 @@ fn number(body: &Value, keys: &[&str]) -> Result<Option<f64>, String> {
     for key in keys {
         match body.get(*key) {
             None | Some(Value::Null) => {}
-            Some(v) => return v.as_f64().map(Some).ok_or_else(|| format!("Invalid parameter: {key} must be a number")),
+            Some(v) => {
+                return v
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| format!("Invalid parameter: {key} must be a number"));
+            }
         }
     }
     Ok(None)
@@ -185,10 +202,9 @@ fn count(body: &Value, keys: &[&str]) -> Result<Option<u64>, String> {
         match body.get(*key) {
             None | Some(Value::Null) => {}
             Some(v) => {
-                return v
-                    .as_u64()
-                    .map(Some)
-                    .ok_or_else(|| format!("Invalid parameter: {key} must be a non-negative integer"));
+                return v.as_u64().map(Some).ok_or_else(|| {
+                    format!("Invalid parameter: {key} must be a non-negative integer")
+                });
             }
         }
     }
@@ -259,7 +275,8 @@ fn parse_clova(body: &Value, model: String, stream: bool) -> Result<Chat, String
         messages: parse_messages(body)?,
         temperature: number(body, &["temperature"])?,
         top_p: number(body, &["topP"])?,
-        max_tokens: count(body, &["maxCompletionTokens", "maxTokens"])?.map(|m| m.min(u64::from(u32::MAX)) as u32),
+        max_tokens: count(body, &["maxCompletionTokens", "maxTokens"])?
+            .map(|m| m.min(u64::from(u32::MAX)) as u32),
         seed: count(body, &["seed"])?,
         stream,
     })
@@ -276,7 +293,8 @@ fn parse_openai(body: &Value) -> Result<Chat, String> {
         messages: parse_messages(body)?,
         temperature: number(body, &["temperature"])?,
         top_p: number(body, &["top_p"])?,
-        max_tokens: count(body, &["max_completion_tokens", "max_tokens"])?.map(|m| m.min(u64::from(u32::MAX)) as u32),
+        max_tokens: count(body, &["max_completion_tokens", "max_tokens"])?
+            .map(|m| m.min(u64::from(u32::MAX)) as u32),
         seed: count(body, &["seed"])?,
         stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
     })
@@ -288,7 +306,10 @@ async fn forward(state: &AppState, chat: Chat, wire: Wire) -> Response {
         return Failure::new(
             wire,
             Code::MODEL_NOT_FOUND,
-            format!("Model not found: {:?} is not configured on this server ([models.NAME])", chat.model),
+            format!(
+                "Model not found: {:?} is not configured on this server ([models.NAME])",
+                chat.model
+            ),
         )
         .into_response();
     };
@@ -331,14 +352,18 @@ async fn forward(state: &AppState, chat: Chat, wire: Wire) -> Response {
                 let dropped = trim.report().turns_dropped;
                 (trim.apply(chat.messages.clone()), Some(dropped))
             }
-            Err(e) => return Failure::new(wire, Code::CONTEXT_EXCEEDED, e.to_string()).into_response(),
+            Err(e) => {
+                return Failure::new(wire, Code::CONTEXT_EXCEEDED, e.to_string()).into_response();
+            }
         }
     } else {
         (chat.messages.clone(), None)
     };
     let request = ChatRequest {
         messages,
-        temperature: chat.temperature.unwrap_or(sluice_practice::prompt::DEFAULT_TEMPERATURE),
+        temperature: chat
+            .temperature
+            .unwrap_or(sluice_practice::prompt::DEFAULT_TEMPERATURE),
         top_p: chat.top_p.unwrap_or(sluice_practice::prompt::DEFAULT_TOP_P),
         max_tokens,
         seed: chat.seed,
@@ -348,7 +373,11 @@ async fn forward(state: &AppState, chat: Chat, wire: Wire) -> Response {
         stream(configured, request, wire, chat.model.clone())
     } else {
         match configured.provider.chat(&request).await {
-            Ok(reply) => (StatusCode::OK, axum::Json(render(wire, &chat.model, &reply))).into_response(),
+            Ok(reply) => (
+                StatusCode::OK,
+                axum::Json(render(wire, &chat.model, &reply)),
+            )
+                .into_response(),
             Err(e) => Failure::upstream(wire, &e).into_response(),
         }
     };
@@ -412,7 +441,8 @@ fn render(wire: Wire, model: &str, reply: &ChatReply) -> Value {
 fn stream(configured: PracticeModel, request: ChatRequest, wire: Wire, model: String) -> Response {
     let (tokens_tx, mut tokens_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Event, Infallible>>();
-    let call = tokio::spawn(async move { configured.provider.chat_stream(&request, tokens_tx).await });
+    let call =
+        tokio::spawn(async move { configured.provider.chat_stream(&request, tokens_tx).await });
     tokio::spawn(async move {
         let id = format!("chatcmpl-sluice-{}", now_secs());
         while let Some(text) = tokens_rx.recv().await {
@@ -544,5 +574,7 @@ pub(crate) async fn tokenize_v3(
             message
         })
         .collect();
-    Ok(Success(json!({"messages": counted, "reply": counts.reply, "total": counts.total})))
+    Ok(Success(
+        json!({"messages": counted, "reply": counts.reply, "total": counts.total}),
+    ))
 }

@@ -99,7 +99,11 @@ fn operation(endpoint: Endpoint, path: &str) -> Value {
             "40000 malformed body, 40001 invalid parameter (or a non-text content part), 40080 model not found",
         ),
         Endpoint::ChatV3 | Endpoint::ChatV1 => (
-            if endpoint == Endpoint::ChatV3 { "chatCompletionsV3" } else { "chatCompletionsV1" },
+            if endpoint == Endpoint::ChatV3 {
+                "chatCompletionsV3"
+            } else {
+                "chatCompletionsV1"
+            },
             "Chat completions gateway (CLOVA Studio wire format): forwarded to the provider configured for the model ([models.NAME]); with Accept: text/event-stream the answer streams as token, result and signal events. With the model's auto_trim the history is trimmed first and X-Sluice-Turns-Dropped says how many turns went; with route_check the router checks the last user message first (40300 when blocked).",
             "ClovaChatRequest",
             "ClovaChatResult",

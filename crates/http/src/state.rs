@@ -112,7 +112,8 @@ impl StateBuilder {
                 metrics: Metrics::default(),
                 practice: self.practice,
                 tokens: crate::tokens::Tokens::new(
-                    self.token_ttl.unwrap_or(std::time::Duration::from_secs(3600)),
+                    self.token_ttl
+                        .unwrap_or(std::time::Duration::from_secs(3600)),
                 ),
             }),
         }

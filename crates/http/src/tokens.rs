@@ -81,7 +81,9 @@ impl Tokens {
             created_at: now,
             expires_at: now + self.ttl,
         };
-        inner.by_digest.insert(digest(&issued.token), issued.expires_at);
+        inner
+            .by_digest
+            .insert(digest(&issued.token), issued.expires_at);
         inner.by_key.insert(key_digest, issued.clone());
         issued
     }

@@ -13,11 +13,7 @@ use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client
 use sluice_practice::{Practice, Store};
 use tokio::sync::oneshot;
 
-#[path = "../../practice/tests/support.rs"]
-#[allow(dead_code)]
-mod fake;
-
-use fake::{Behavior, FakeUpstream, Script};
+use crate::fake::{Behavior, FakeUpstream, Script};
 
 const KEY: &str = "nv-gateway-test-key";
 const SLIDING_BODY: &str = r#"{"maxTokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
@@ -85,8 +81,16 @@ impl Env {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, reqwest::header::HeaderMap, String) {
-        let mut request = self.http.post(self.url(path)).header("content-type", "application/json");
+    async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json");
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -97,7 +101,13 @@ impl Env {
     }
 
     async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let (status, _, text) = self.post(path, &[("authorization", &format!("Bearer {KEY}"))], &body.to_string()).await;
+        let (status, _, text) = self
+            .post(
+                path,
+                &[("authorization", &format!("Bearer {KEY}"))],
+                &body.to_string(),
+            )
+            .await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
@@ -112,21 +122,38 @@ fn code(text: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_key_headers_and_app_id_paths_work() {
     let env = Env::start(Script::new()).await;
-    let legacy = [("X-NCP-CLOVASTUDIO-API-KEY", KEY), ("X-NCP-APIGW-API-KEY", "apigw-anything")];
+    let legacy = [
+        ("X-NCP-CLOVASTUDIO-API-KEY", KEY),
+        ("X-NCP-APIGW-API-KEY", "apigw-anything"),
+    ];
     for path in [
         "/v1/api-tools/sliding/chat-messages/HCX-003",
         "/testapp/v1/api-tools/sliding/chat-messages/HCX-003/1a2b3c4d",
         "/serviceapp/v1/api-tools/sliding/chat-messages/HCX-003/app-9",
     ] {
         let (status, _, text) = env.post(path, &legacy, SLIDING_BODY).await;
-        assert_eq!((status, code(&text).as_str()), (200, "20000"), "{path}: {text}");
+        assert_eq!(
+            (status, code(&text).as_str()),
+            (200, "20000"),
+            "{path}: {text}"
+        );
     }
     let (status, _, text) = env
-        .post("/testapp/v1/api-tools/chat-tokenize/HCX-003/xyz", &legacy, SLIDING_BODY)
+        .post(
+            "/testapp/v1/api-tools/chat-tokenize/HCX-003/xyz",
+            &legacy,
+            SLIDING_BODY,
+        )
         .await;
     assert_eq!(status, 200, "{text}");
     let wrong = [("X-NCP-CLOVASTUDIO-API-KEY", "nv-wrong")];
-    let (status, _, text) = env.post("/v1/api-tools/sliding/chat-messages/HCX-003", &wrong, SLIDING_BODY).await;
+    let (status, _, text) = env
+        .post(
+            "/v1/api-tools/sliding/chat-messages/HCX-003",
+            &wrong,
+            SLIDING_BODY,
+        )
+        .await;
     assert_eq!((status, code(&text).as_str()), (401, "40100"), "{text}");
 }
 
@@ -143,7 +170,10 @@ async fn access_tokens_expire_with_40103_and_refresh() {
             assert_eq!(response.status(), 200);
             let body: Value = response.json().await.unwrap();
             assert_eq!(body["status"]["code"], "20000", "{body}");
-            assert!(body["result"]["expiresAt"].as_str().unwrap().ends_with('Z'), "{body}");
+            assert!(
+                body["result"]["expiresAt"].as_str().unwrap().ends_with('Z'),
+                "{body}"
+            );
             body["result"]["accessToken"].as_str().unwrap().to_string()
         }
     };
@@ -151,15 +181,23 @@ async fn access_tokens_expire_with_40103_and_refresh() {
     assert_eq!(get_token(true).await, token, "existingToken=true reuses it");
     let bearer = format!("Bearer {token}");
     let path = "/v1/api-tools/sliding/chat-messages/HCX-003";
-    let (status, _, text) = env.post(path, &[("authorization", &bearer)], SLIDING_BODY).await;
+    let (status, _, text) = env
+        .post(path, &[("authorization", &bearer)], SLIDING_BODY)
+        .await;
     assert_eq!(status, 200, "{text}");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let (status, _, text) = env.post(path, &[("authorization", &bearer)], SLIDING_BODY).await;
+    let (status, _, text) = env
+        .post(path, &[("authorization", &bearer)], SLIDING_BODY)
+        .await;
     assert_eq!((status, code(&text).as_str()), (401, "40103"), "{text}");
     let fresh = get_token(true).await;
     assert_ne!(fresh, token, "an expired token is not reused");
     let (status, _, _) = env
-        .post(path, &[("authorization", &format!("Bearer {fresh}"))], SLIDING_BODY)
+        .post(
+            path,
+            &[("authorization", &format!("Bearer {fresh}"))],
+            SLIDING_BODY,
+        )
         .await;
     assert_eq!(status, 200);
     // A token is issued for a key only.
@@ -172,7 +210,11 @@ async fn access_tokens_expire_with_40103_and_refresh() {
         .unwrap();
     assert_eq!(response.status(), 401);
     let (status, _, text) = env
-        .post(path, &[("authorization", "Bearer sluice-at-forged")], SLIDING_BODY)
+        .post(
+            path,
+            &[("authorization", "Bearer sluice-at-forged")],
+            SLIDING_BODY,
+        )
         .await;
     assert_eq!((status, code(&text).as_str()), (401, "40100"), "{text}");
 }
@@ -185,18 +227,37 @@ async fn the_v3_token_calculator_counts_text_parts_and_refuses_others() {
         {"role": "system", "content": "Answer briefly."},
         {"role": "user", "content": [{"type": "text", "text": "미세먼지"}, {"type": "text", "text": "정보 알려줘"}]}
     ]});
-    let (status, reply) = env.post_json("/v3/api-tools/chat-tokenize/HCX-005", &body).await;
+    let (status, reply) = env
+        .post_json("/v3/api-tools/chat-tokenize/HCX-005", &body)
+        .await;
     assert_eq!(status, 200, "{reply}");
-    let expected = model.count(&[Message::system("Answer briefly."), Message::user("미세먼지\n정보 알려줘")]);
-    assert_eq!(reply["result"]["messages"][1]["count"], json!(expected.per_message[1]));
+    let expected = model.count(&[
+        Message::system("Answer briefly."),
+        Message::user("미세먼지\n정보 알려줘"),
+    ]);
+    assert_eq!(
+        reply["result"]["messages"][1]["count"],
+        json!(expected.per_message[1])
+    );
     assert_eq!(reply["result"]["total"], json!(expected.total));
-    assert!(reply["result"]["messages"][1]["content"].is_array(), "the parts are echoed");
+    assert!(
+        reply["result"]["messages"][1]["content"].is_array(),
+        "the parts are echoed"
+    );
     let image = json!({"messages": [{"role": "user", "content": [
         {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:..."}}]}]});
-    let (status, reply) = env.post_json("/v3/api-tools/chat-tokenize/HCX-005", &image).await;
+    let (status, reply) = env
+        .post_json("/v3/api-tools/chat-tokenize/HCX-005", &image)
+        .await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["status"]["code"], "40001");
-    assert!(reply["status"]["message"].as_str().unwrap().contains("`image_url`"), "{reply}");
+    assert!(
+        reply["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`image_url`"),
+        "{reply}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +266,9 @@ async fn clova_chat_completions_are_forwarded_blocking_and_streaming() {
     let env = Env::start(Script::new()).await;
     let body = json!({"messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "안녕"}],
                       "temperature": 0.3, "topP": 0.6, "maxTokens": 64});
-    let (status, reply) = env.post_json("/testapp/v3/chat-completions/clova", &body).await;
+    let (status, reply) = env
+        .post_json("/testapp/v3/chat-completions/clova", &body)
+        .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["status"]["code"], "20000");
     assert_eq!(reply["result"]["message"]["content"], "echo: 안녕");
@@ -231,8 +294,14 @@ async fn clova_chat_completions_are_forwarded_blocking_and_streaming() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
-    assert!(events.iter().filter(|e| **e == "token").count() >= 2, "{text}");
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert!(
+        events.iter().filter(|e| **e == "token").count() >= 2,
+        "{text}"
+    );
     assert_eq!(&events[events.len() - 2..], ["result", "signal"], "{text}");
     let result = text
         .split("event: result\ndata: ")
@@ -243,7 +312,11 @@ async fn clova_chat_completions_are_forwarded_blocking_and_streaming() {
     assert_eq!(result["message"]["content"], "echo: 안녕", "{text}");
     // Unknown model.
     let (status, reply) = env.post_json("/v3/chat-completions/HCX-999", &body).await;
-    assert_eq!((status, reply["status"]["code"].as_str()), (400, Some("40080")), "{reply}");
+    assert_eq!(
+        (status, reply["status"]["code"].as_str()),
+        (400, Some("40080")),
+        "{reply}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,10 +331,14 @@ async fn openai_chat_completions_are_forwarded_blocking_and_streaming() {
         let (status, reply) = env.post_json(path, &body).await;
         assert_eq!(status, 200, "{reply}");
         assert_eq!(reply["object"], "chat.completion");
-        assert_eq!(reply["choices"][0]["message"]["content"], "hello there friend");
+        assert_eq!(
+            reply["choices"][0]["message"]["content"],
+            "hello there friend"
+        );
         assert_eq!(reply["usage"]["completion_tokens"], 3);
     }
-    let body = json!({"model": "gpt", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let body =
+        json!({"model": "gpt", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let response = env
         .http
         .post(env.url("/v1/openai/chat/completions"))
@@ -271,17 +348,27 @@ async fn openai_chat_completions_are_forwarded_blocking_and_streaming() {
         .await
         .unwrap();
     let text = response.text().await.unwrap();
-    let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
     assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
     let content: String = data[..data.len() - 1]
         .iter()
         .map(|d| serde_json::from_str::<Value>(d).unwrap())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
     assert_eq!(content, "echo: hi", "{text}");
     // OpenAI-shaped errors.
     let (status, reply) = env
-        .post_json("/v1/openai/chat/completions", &json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}))
+        .post_json(
+            "/v1/openai/chat/completions",
+            &json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
+        )
         .await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["error"]["code"], "40080");
@@ -290,7 +377,8 @@ async fn openai_chat_completions_are_forwarded_blocking_and_streaming() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_trim_forwards_a_history_that_fits_and_says_what_it_dropped() {
     let env = Env::start(Script::new()).await;
-    let turn = "오늘 서울 날씨와 미세먼지, 그리고 내일 부산의 강수 예보를 자세히 알려줘. ".repeat(20);
+    let turn =
+        "오늘 서울 날씨와 미세먼지, 그리고 내일 부산의 강수 예보를 자세히 알려줘. ".repeat(20);
     let mut messages = vec![json!({"role": "system", "content": "Answer briefly."})];
     for i in 0..40 {
         messages.push(json!({"role": "user", "content": format!("{i}: {turn}")}));
@@ -299,31 +387,60 @@ async fn auto_trim_forwards_a_history_that_fits_and_says_what_it_dropped() {
     messages.push(json!({"role": "user", "content": "마지막 질문"}));
     let body = json!({"model": "trimmed", "max_tokens": 1000, "messages": messages});
     let (status, headers, text) = env
-        .post("/v1/openai/chat/completions", &[("authorization", &format!("Bearer {KEY}"))], &body.to_string())
+        .post(
+            "/v1/openai/chat/completions",
+            &[("authorization", &format!("Bearer {KEY}"))],
+            &body.to_string(),
+        )
         .await;
     assert_eq!(status, 200, "{text}");
-    let dropped: usize = headers[sluice_http::TURNS_DROPPED.as_str()].to_str().unwrap().parse().unwrap();
+    let dropped: usize = headers[sluice_http::TURNS_DROPPED.as_str()]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(dropped > 0, "turns were dropped");
     let sent = env.fake.requests().last().unwrap().clone();
     let forwarded: Vec<Message> = sent.body["messages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| Message::new(m["role"].as_str().unwrap().parse().unwrap(), m["content"].as_str().unwrap()))
+        .map(|m| {
+            Message::new(
+                m["role"].as_str().unwrap().parse().unwrap(),
+                m["content"].as_str().unwrap(),
+            )
+        })
         .collect();
     let model = Profiles::builtin().model("HCX-003").unwrap();
-    assert!(model.count(&forwarded).total + 1000 <= 4096, "the forwarded history fits");
-    assert_eq!(forwarded[0].content, "Answer briefly.", "the system message stays");
+    assert!(
+        model.count(&forwarded).total + 1000 <= 4096,
+        "the forwarded history fits"
+    );
+    assert_eq!(
+        forwarded[0].content, "Answer briefly.",
+        "the system message stays"
+    );
     assert_eq!(forwarded.last().unwrap().content, "마지막 질문");
     assert_eq!(forwarded.len(), messages.len() - 2 * dropped);
     // Without auto_trim the same history goes through untouched.
     let body = json!({"model": "gpt", "max_tokens": 1000, "messages": messages});
     let (status, headers, _) = env
-        .post("/v1/openai/chat/completions", &[("authorization", &format!("Bearer {KEY}"))], &body.to_string())
+        .post(
+            "/v1/openai/chat/completions",
+            &[("authorization", &format!("Bearer {KEY}"))],
+            &body.to_string(),
+        )
         .await;
     assert_eq!(status, 200);
     assert!(headers.get(sluice_http::TURNS_DROPPED.as_str()).is_none());
-    assert_eq!(env.fake.requests().last().unwrap().body["messages"].as_array().unwrap().len(), messages.len());
+    assert_eq!(
+        env.fake.requests().last().unwrap().body["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        messages.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +450,13 @@ async fn the_router_check_blocks_before_anything_is_forwarded() {
     let (status, reply) = env.post_json("/v1/openai/chat/completions", &body).await;
     assert_eq!(status, 403, "{reply}");
     assert_eq!(reply["error"]["code"], "40300");
-    assert!(reply["error"]["message"].as_str().unwrap().contains("UnsupportedRegion"), "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UnsupportedRegion"),
+        "{reply}"
+    );
     assert!(env.fake.requests().is_empty(), "nothing was forwarded");
     let body = json!({"model": "checked", "messages": [{"role": "user", "content": "내일 서울 날씨 어때?"}]});
     let (status, reply) = env.post_json("/v1/openai/chat/completions", &body).await;

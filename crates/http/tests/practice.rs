@@ -14,11 +14,7 @@ use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client
 use sluice_practice::{ClassRole, Practice, Store};
 use tokio::sync::oneshot;
 
-#[path = "../../practice/tests/support.rs"]
-#[allow(dead_code)]
-mod fake;
-
-use fake::{Behavior, FakeUpstream, Recorded, Script, Wire};
+use crate::fake::{Behavior, FakeUpstream, Recorded, Script, Wire};
 
 /// One configured model of a test.
 #[derive(Debug, Clone)]

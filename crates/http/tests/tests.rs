@@ -4,6 +4,10 @@ mod auth;
 mod bad_input;
 mod config;
 mod endpoints;
+/// The scripted fake upstream model server of sluice-practice's tests.
+#[path = "../../practice/tests/support.rs"]
+#[allow(dead_code)]
+mod fake;
 mod gateway;
 mod limits;
 mod openapi;
