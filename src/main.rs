@@ -5,6 +5,8 @@
 
 mod admin;
 mod batch;
+mod config;
+mod healthcheck;
 mod practice;
 mod route;
 mod serve;
@@ -41,6 +43,11 @@ enum Command {
     /// Tokenizer utilities.
     #[command(subcommand)]
     Tokenizer(trim::TokenizerCommand),
+    /// Show the effective server configuration, check a file, or list every key.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Exit 0 if a URL answers 200 (a container's HEALTHCHECK).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +60,8 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin::run(args),
         Command::Practice(command) => practice::run(command),
         Command::Tokenizer(cmd) => trim::tokenizer(cmd),
+        Command::Config(command) => config::run(command),
+        Command::Healthcheck(args) => healthcheck::run(args),
     };
     match result {
         Ok(code) => code,

@@ -17,7 +17,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080; env: SLUICE_ADDR].
     #[arg(long)]
     addr: Option<SocketAddr>,
-    /// TOML config file (addr, api_keys, profiles, routers, limits, log_format).
+    /// TOML config file: addr, api_keys, body_limit, ..., [models.NAME] (every
+    /// key: docs/config.md or `sluice config reference`).
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
     /// TOML file of model profiles added to the built-in ones [env: SLUICE_PROFILES].
@@ -36,8 +37,9 @@ pub struct ServeArgs {
     log_format: Option<String>,
 }
 
-/// Runs the server until SIGINT or SIGTERM.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// The configuration these arguments describe: the defaults, then the file,
+/// then `SLUICE_*` variables, then the flags. Not validated yet.
+pub fn load_config(args: ServeArgs) -> anyhow::Result<Config> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -60,6 +62,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(_) => config.log_format = LogFormat::Text,
         None => {}
     }
+    Ok(config)
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(args)?;
     init_logging(config.log_format);
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

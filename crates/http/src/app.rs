@@ -123,6 +123,7 @@ pub fn served_routes() -> Vec<(Method, String)> {
 /// for anything else. Every response carries `X-NCP-CLOVASTUDIO-REQUEST-ID`.
 pub fn app(state: AppState) -> Router {
     let limits = *state.limits();
+    let cors = crate::cors::layer(state.cors_origins());
     let mut api = Router::new();
     for prefix in PREFIXES {
         for (path, endpoint) in API {
@@ -156,12 +157,18 @@ pub fn app(state: AppState) -> Router {
         .route(OPS[0], get(handlers::healthz))
         .route(OPS[1], get(handlers::metrics))
         .route(OPS[2], get(handlers::openapi));
-    api.merge(practice)
+    let app = api
+        .merge(practice)
         .merge(ops)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so that a preflight is answered before auth and limits.
+    match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting and

@@ -36,6 +36,7 @@
 mod app;
 mod auth;
 mod config;
+mod cors;
 mod error;
 mod extract;
 mod gateway;
@@ -44,6 +45,7 @@ mod metrics;
 mod middleware;
 mod openapi;
 mod practice;
+mod reference;
 mod routers;
 mod state;
 mod tokens;
@@ -59,4 +61,8 @@ pub use metrics::Metrics;
 pub use middleware::{REQUEST_ID, RequestId};
 pub use openapi::document as openapi_document;
 pub use practice::PRACTICE_ROUTES;
+pub use reference::{
+    EXAMPLE as CONFIG_EXAMPLE, MODEL_SETTINGS, OTHER_ENV, SETTINGS, Setting, accepted_keys,
+    config_reference, env_vars,
+};
 pub use state::{AppState, StateBuilder};

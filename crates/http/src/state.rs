@@ -36,6 +36,7 @@ struct Inner {
     routers: Routers,
     api_keys: ApiKeys,
     limits: Limits,
+    cors_origins: Vec<String>,
     metrics: Metrics,
     practice: Option<Practice>,
     tokens: crate::tokens::Tokens,
@@ -49,6 +50,7 @@ pub struct StateBuilder {
     routers_dir: Option<PathBuf>,
     api_keys: ApiKeys,
     limits: Limits,
+    cors_origins: Vec<String>,
     practice: Option<Practice>,
     token_ttl: Option<std::time::Duration>,
 }
@@ -85,6 +87,13 @@ impl StateBuilder {
         self
     }
 
+    /// Browser origins allowed to call the server (CORS); `*` allows any.
+    /// Default: none, and no CORS headers are sent.
+    pub fn cors_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.cors_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The practice-session service behind `/user/practice/...`. Default: none
     /// (those routes answer 503). Its users' keys also open the API routes.
     pub fn practice(mut self, practice: Practice) -> Self {
@@ -109,6 +118,7 @@ impl StateBuilder {
                 ),
                 api_keys: self.api_keys,
                 limits: self.limits,
+                cors_origins: self.cors_origins,
                 metrics: Metrics::default(),
                 practice: self.practice,
                 tokens: crate::tokens::Tokens::new(
@@ -147,6 +157,7 @@ impl AppState {
             .profiles(profiles)
             .api_keys(config.api_keys.clone())
             .limits(config.limits())
+            .cors_origins(config.cors_origins.iter().cloned())
             .build())
     }
 
@@ -254,6 +265,11 @@ impl AppState {
     /// The access tokens issued by `/v1/auth/token`.
     pub(crate) fn tokens(&self) -> &crate::tokens::Tokens {
         &self.inner.tokens
+    }
+
+    /// The origins allowed to call the server from a browser.
+    pub fn cors_origins(&self) -> &[String] {
+        &self.inner.cors_origins
     }
 
     /// The metrics registry.

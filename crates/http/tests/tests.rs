@@ -3,6 +3,7 @@
 mod auth;
 mod bad_input;
 mod config;
+mod cors;
 mod endpoints;
 /// The scripted fake upstream model server of sluice-practice's tests.
 #[path = "../../practice/tests/support.rs"]

@@ -11,9 +11,9 @@ use crate::error::{BuildError, NotFound, Problem};
 use crate::router::Router;
 
 /// Version 1 of the sample router shipped in `routers/sample/`.
-pub const SAMPLE_V1: &str = include_str!("../../../routers/sample/1.toml");
+pub const SAMPLE_V1: &str = include_str!("../routers/sample/1.toml");
 /// Version 2 of the sample router shipped in `routers/sample/`.
-pub const SAMPLE_V2: &str = include_str!("../../../routers/sample/2.toml");
+pub const SAMPLE_V2: &str = include_str!("../routers/sample/2.toml");
 
 /// Routers by id and version. Versions are immutable: a store never holds two
 /// routers under one (id, version).
