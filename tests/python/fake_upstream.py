@@ -1,0 +1,101 @@
+"""A fake chat-model server for the client tests: the OpenAI-compatible and the
+CLOVA Studio v3 wire formats, blocking and streamed (SSE), standard library only.
+
+It answers every chat with "echo: <last user message>" and counts usage in
+words; every request it receives is kept in ``FakeUpstream.requests``.
+"""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def _reply_for(body):
+    last = ""
+    for message in body.get("messages", []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            last = content if isinstance(content, str) else ""
+    text = "echo: " + last
+    prompt_words = sum(
+        len(str(m.get("content") or "").split()) for m in body.get("messages", [])
+    )
+    return text, prompt_words, len(text.split())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _send(self, status, payload, content_type="application/json"):
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.server.fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        text, prompt, completion = _reply_for(body)
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        words = [w + " " for w in text.split(" ")]
+        words[-1] = words[-1].rstrip(" ")
+        if self.path.endswith("/chat/completions"):
+            if body.get("stream"):
+                events = []
+                for word in words:
+                    chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": body.get("model"),
+                             "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
+                    events.append("data: " + json.dumps(chunk) + "\n\n")
+                final = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": body.get("model"),
+                         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
+                events.append("data: " + json.dumps(final) + "\n\n")
+                events.append("data: [DONE]\n\n")
+                self._send(200, "".join(events).encode(), "text/event-stream")
+            else:
+                self._send(200, {"id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model"),
+                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                              "finish_reason": "stop"}],
+                                 "usage": usage})
+        elif "/v3/chat-completions/" in self.path:
+            clova_usage = {"promptTokens": prompt, "completionTokens": completion, "totalTokens": prompt + completion}
+            if "text/event-stream" in self.headers.get("Accept", ""):
+                events = []
+                for word in words:
+                    events.append("event:token\ndata:" + json.dumps({"message": {"role": "assistant", "content": word}}) + "\n\n")
+                events.append("event:result\ndata:" + json.dumps({"message": {"role": "assistant", "content": text},
+                                                                  "finishReason": "stop", "usage": clova_usage}) + "\n\n")
+                events.append("event:signal\ndata:" + json.dumps({"data": "[DONE]"}) + "\n\n")
+                self._send(200, "".join(events).encode(), "text/event-stream")
+            else:
+                self._send(200, {"status": {"code": "20000", "message": "OK"},
+                                 "result": {"message": {"role": "assistant", "content": text},
+                                            "finishReason": "stop", "usage": clova_usage}})
+        else:
+            self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+
+class FakeUpstream:
+    """Serves on 127.0.0.1 (a free port) in a background thread until ``stop``."""
+
+    def __init__(self):
+        self.requests = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.fake = self
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base(self):
+        host, port = self.server.server_address
+        return f"http://{host}:{port}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
