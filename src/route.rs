@@ -33,7 +33,7 @@ pub struct RouteArgs {
 /// Which router to use.
 #[derive(Debug, Clone, clap::Args)]
 struct RouterArgs {
-    /// Directory of routers, laid out as DIR/<router-id>/<version>.toml
+    /// Directory of routers, laid out as DIR/ROUTER-ID/VERSION.toml
     /// (default: the sample router built into sluice).
     #[arg(long = "router", value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -101,7 +101,7 @@ enum RouteCmd {
     /// Validate a router file (or a directory of routers) and list duplicate,
     /// shadowed and unreachable rules.
     Check {
-        /// A router file or a directory DIR/<router-id>/<version>.toml.
+        /// A router file or a directory DIR/ROUTER-ID/VERSION.toml.
         config: PathBuf,
         /// Exit with status 1 when there are findings, not only errors.
         #[arg(long)]
@@ -357,7 +357,7 @@ struct EvalReport {
     domains: Vec<DomainStats>,
     /// Labels in matrix order ("" is no domain).
     labels: Vec<String>,
-    /// confusion[expected][predicted].
+    /// `confusion[expected][predicted]`.
     confusion: Vec<Vec<u64>>,
 }
 

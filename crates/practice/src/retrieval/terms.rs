@@ -82,7 +82,7 @@ fn is_bigram_script(c: char) -> bool {
 }
 
 /// The normalised index/query terms of `text`, in order of occurrence and with
-/// repeats (see the [module documentation](self) for the rules): NFKC and
+/// repeats: NFKC and
 /// lowercase; Latin/digit words whole, plus the whole of a compound such as
 /// `hcx-005`; each Hangul/CJK/kana run as overlapping character bigrams, a
 /// one-character run as itself.
