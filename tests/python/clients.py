@@ -41,6 +41,7 @@ class Sluice:
         with open(config, "w", encoding="utf-8") as f:
             f.write(f'''api_keys = ["{KEY}"]
 database = "sqlite::memory:"
+token_ttl_ms = 1500
 
 [models.HCX-003]
 provider = "openai"
@@ -148,6 +149,16 @@ def test_access_token_flow(s, fake):
     check(status == 200, raw)
     status, _, raw = s.request("POST", "/v1/api-tools/chat-tokenize/HCX-003", body, bearer("sluice-at-forged"))
     check(status == 401 and json.loads(raw)["status"]["code"] == "40100", raw)
+    # The token expires (token_ttl_ms = 1500 here): 40103, and the client
+    # refreshes it as the public client code does, then goes on.
+    time.sleep(1.8)
+    status, _, raw = s.request("POST", "/v1/api-tools/chat-tokenize/HCX-003", body, bearer(token))
+    check(status == 401 and json.loads(raw)["status"]["code"] == "40103", raw)
+    status, _, raw = s.request("GET", "/v1/auth/token?existingToken=true", None, bearer())
+    fresh = json.loads(raw)["result"]["accessToken"]
+    check(fresh != token, "a new token after expiry")
+    status, _, raw = s.request("POST", "/v1/api-tools/chat-tokenize/HCX-003", body, bearer(fresh))
+    check(status == 200, raw)
 
 
 def test_v3_token_calculator_with_parts(s, fake):

@@ -25,6 +25,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// body_timeout_ms = 10000           # SLUICE_BODY_TIMEOUT_MS
 /// request_timeout_ms = 30000        # SLUICE_REQUEST_TIMEOUT_MS
 /// concurrency_limit = 256           # SLUICE_CONCURRENCY_LIMIT
+/// token_ttl_ms = 3600000            # SLUICE_TOKEN_TTL_MS: access tokens' lifetime
 /// log_format = "text"               # SLUICE_LOG_FORMAT: text or json
 /// database = "sqlite:sluice.db"     # SLUICE_DATABASE_URL: practice store (or postgres://...)
 /// data_dir = "/var/lib/sluice"      # SLUICE_DATA_DIR: where the default SQLite file lives
@@ -59,6 +60,9 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Requests handled at once; more get `42900` at once. Default 256.
     pub concurrency_limit: usize,
+    /// How long an access token from `GET /v1/auth/token` lives; then calls
+    /// with it answer `40103`. Default one hour.
+    pub token_ttl_ms: u64,
     /// `text` (default) or `json` log lines.
     pub log_format: LogFormat,
     /// The practice store: `sqlite:PATH`, `sqlite::memory:` or `postgres://...`.
@@ -99,6 +103,7 @@ impl Default for Config {
             body_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             concurrency_limit: 256,
+            token_ttl_ms: 3_600_000,
             log_format: LogFormat::Text,
             database: None,
             data_dir: None,
@@ -205,6 +210,9 @@ impl Config {
         if let Some(v) = var("SLUICE_CONCURRENCY_LIMIT") {
             self.concurrency_limit = parse("SLUICE_CONCURRENCY_LIMIT", &v)?;
         }
+        if let Some(v) = var("SLUICE_TOKEN_TTL_MS") {
+            self.token_ttl_ms = parse("SLUICE_TOKEN_TTL_MS", &v)?;
+        }
         if let Some(v) = var("SLUICE_DATABASE_URL") {
             self.database = Some(v.trim().to_string());
         }
@@ -242,7 +250,7 @@ impl Config {
                 "body_limit and concurrency_limit must be positive".into(),
             ));
         }
-        if self.request_timeout_ms == 0 || self.body_timeout_ms == 0 {
+        if self.request_timeout_ms == 0 || self.body_timeout_ms == 0 || self.token_ttl_ms == 0 {
             return Err(ConfigError::Invalid("timeouts must be positive".into()));
         }
         for origin in &self.cors_origins {

@@ -104,6 +104,13 @@ pub const SETTINGS: &[Setting] = &[
         "Requests handled at once; more get `42900` at once.",
     ),
     setting(
+        "token_ttl_ms",
+        Some("SLUICE_TOKEN_TTL_MS"),
+        "integer (ms)",
+        "`3600000`",
+        "How long an access token from `GET /v1/auth/token` lives; then calls with it answer `40103`.",
+    ),
+    setting(
         "log_format",
         Some("SLUICE_LOG_FORMAT"),
         "`text` or `json`",
@@ -309,6 +316,7 @@ body_limit = 16777216
 body_timeout_ms = 10000
 request_timeout_ms = 30000
 concurrency_limit = 256
+token_ttl_ms = 3600000
 log_format = "json"
 database = "sqlite:/var/lib/sluice/sluice.db"
 data_dir = "/var/lib/sluice"
@@ -375,6 +383,7 @@ impl Config {
             "concurrency_limit".into(),
             int(self.concurrency_limit as u64),
         );
+        top.insert("token_ttl_ms".into(), int(self.token_ttl_ms));
         let format = match self.log_format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",

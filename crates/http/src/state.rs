@@ -158,6 +158,7 @@ impl AppState {
             .api_keys(config.api_keys.clone())
             .limits(config.limits())
             .cors_origins(config.cors_origins.iter().cloned())
+            .token_ttl(std::time::Duration::from_millis(config.token_ttl_ms))
             .build())
     }
 
