@@ -4,6 +4,14 @@
 use thiserror::Error;
 
 /// A problem with configuration: a profile file, a tokenizer file, a model name.
+///
+/// ```
+/// use sluice_core::{BuildError, Profiles};
+///
+/// let err = Profiles::builtin().model("no-such-model").unwrap_err();
+/// assert!(matches!(err, BuildError::UnknownModel { .. }));
+/// assert_eq!(err.code(), "40080");
+/// ```
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -52,6 +60,16 @@ impl BuildError {
 }
 
 /// Why a list of messages cannot be counted or trimmed.
+///
+/// ```
+/// use sluice_core::{Message, Profiles, TrimError};
+///
+/// let model = Profiles::builtin().model("HCX-003").unwrap();
+/// assert_eq!(model.trim(&[], 100).unwrap_err(), TrimError::EmptyMessages);
+/// let err = model.trim(&[Message::user("hi")], 0).unwrap_err();
+/// assert!(matches!(err, TrimError::MaxTokens { got: 0, .. }));
+/// assert!(err.to_string().starts_with("invalid parameter: maxTokens"));
+/// ```
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TrimError {
@@ -94,6 +112,16 @@ pub enum TrimError {
 
 /// Which part of a request does not fit the context, for
 /// [`TrimError::ContextExceeded`].
+///
+/// ```
+/// use sluice_core::{Exceeded, Message, Profiles, TrimError};
+///
+/// let model = Profiles::builtin().model("HCX-003").unwrap();
+/// let long_system = Message::system("word ".repeat(5000));
+/// let err = model.trim(&[long_system, Message::user("hi")], 100).unwrap_err();
+/// let TrimError::ContextExceeded { kind, .. } = err else { panic!("{err}") };
+/// assert_eq!(kind, Exceeded::SystemMessages);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Exceeded {

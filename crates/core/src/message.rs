@@ -135,6 +135,16 @@ pub struct FunctionCall {
 ///
 /// Field names follow CLOVA Studio (`toolCalls`, `toolCallId`); the OpenAI
 /// spellings `tool_calls` and `tool_call_id` are accepted too.
+///
+/// ```
+/// use sluice_core::{Message, Role};
+///
+/// let history = [Message::system("Answer briefly."), Message::user("hello")];
+/// assert_eq!(history[1].role, Role::User);
+/// // The wire shape of CLOVA Studio and OpenAI.
+/// let parsed: Message = serde_json::from_str(r#"{"role":"assistant","content":"hi"}"#).unwrap();
+/// assert_eq!(parsed, Message::assistant("hi"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {

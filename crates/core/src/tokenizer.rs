@@ -12,6 +12,14 @@ use crate::error::BuildError;
 use crate::scan::{Pattern, Scanner};
 
 /// An encoding embedded in the binary: usable with no files and no network.
+///
+/// ```
+/// use sluice_core::Embedded;
+///
+/// let encoding = Embedded::from_name("o200k_base").unwrap();
+/// assert_eq!(encoding, Embedded::O200kBase);
+/// assert_eq!(encoding.tokenizer().count("hello world"), 2);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Embedded {
@@ -119,6 +127,16 @@ pub(crate) struct BpeTokenizer {
 /// text: a string such as `<|im_start|>` inside the text is counted as the plain
 /// characters it consists of, never as a special token. Special tokens only enter
 /// a count through a chat template's markers (see [`crate::ChatTemplate`]).
+///
+/// ```
+/// use sluice_core::Embedded;
+///
+/// let tokenizer = Embedded::Cl100kBase.tokenizer();
+/// assert_eq!(tokenizer.count("hello world"), 2);
+/// assert_eq!(tokenizer.encode("hello world").len(), 2);
+/// // Stops counting once the limit is passed.
+/// assert_eq!(tokenizer.count_within("hello world", 1), None);
+/// ```
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: Arc<Backend>,

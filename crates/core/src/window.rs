@@ -106,6 +106,22 @@ pub struct Window<'c, C: ?Sized> {
 /// [`Trim::kept_indices`]. It remembers the length of the list it was made for
 /// ([`Trim::input_len`]), and [`Trim::kept`] and [`Trim::apply`] panic when given
 /// a list of another length rather than keep the wrong messages.
+///
+/// ```
+/// use sluice_core::{Message, Profiles};
+///
+/// let model = Profiles::builtin().model("HCX-003").unwrap();
+/// let history = vec![
+///     Message::system("Answer briefly."),
+///     Message::user("first question"),
+///     Message::assistant("first answer"),
+///     Message::user("second question"),
+/// ];
+/// // Leave so little room that the oldest turn must go.
+/// let trim = model.trim(&history, 4070).unwrap();
+/// assert_eq!(trim.kept_indices().collect::<Vec<_>>(), [0, 3]);
+/// assert_eq!(trim.apply(history), [Message::system("Answer briefly."), Message::user("second question")]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trim {
     first_kept: usize,
@@ -119,6 +135,17 @@ pub struct Trim {
 }
 
 /// What trimming did.
+///
+/// ```
+/// use sluice_core::{Message, Profiles};
+///
+/// let model = Profiles::builtin().model("HCX-003").unwrap();
+/// let history = [Message::user("hello")];
+/// let report = model.trim(&history, 100).unwrap().into_report();
+/// assert_eq!((report.limit, report.max_tokens, report.turns_dropped), (4096, 100, 0));
+/// assert_eq!(report.tokens_before, Some(report.tokens_after)); // nothing dropped
+/// assert!(serde_json::to_string(&report).unwrap().contains("\"tokensAfter\""));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrimReport {

@@ -23,6 +23,13 @@ impl fmt::Display for Problem {
 }
 
 /// A router file or directory that cannot be loaded.
+///
+/// ```
+/// use sluice_router::Router;
+///
+/// let err = Router::from_toml("domains = 3", "routers/x/1.toml").unwrap_err();
+/// assert!(err.to_string().contains("routers/x/1.toml"), "{err}");
+/// ```
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {

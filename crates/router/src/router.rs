@@ -57,6 +57,16 @@ struct RuleRef {
 
 /// A router version, compiled and ready to route. Immutable, cheap to share
 /// (`Arc`) and safe to use from many threads.
+///
+/// ```
+/// use sluice_router::{RouteRequest, Router, SAMPLE_V1};
+///
+/// let router = Router::from_toml(SAMPLE_V1, "routers/sample/1.toml").unwrap();
+/// assert!(router.domains().len() > 0);
+/// let result = router.route(&RouteRequest::new("미세먼지 정보 알려줘")).unwrap();
+/// assert!(result.usage.total_tokens > 0);
+/// println!("domain: {:?}, filters: {:?}", result.domain.result, result.blocked_content.result);
+/// ```
 #[derive(Debug)]
 pub struct Router {
     config: Config,
