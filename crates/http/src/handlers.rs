@@ -99,19 +99,25 @@ async fn cpu<T: Send + 'static>(
 pub(crate) async fn sliding(
     State(state): State<AppState>,
     model: Result<Path<std::collections::HashMap<String, String>>, PathRejection>,
+    uri: Uri,
     ApiJson(req): ApiJson<SlidingRequest>,
 ) -> Result<Success<SlidingResult>, ApiError> {
     let model = state.profiles().model(&path_param(model)?)?;
-    // The v1 endpoint documents three roles; the library also knows `tool`.
-    if let Some((i, m)) = req
+    // The v1 endpoint documents three roles; the library also knows `tool`,
+    // which a client asks for with `?tools=true`.
+    let tools = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|pair| pair == "tools=true"));
+    if let Some((i, _)) = req
         .messages
         .iter()
         .enumerate()
-        .find(|(_, m)| m.role == Role::Tool)
+        .find(|(_, m)| m.role == Role::Tool && !tools)
     {
         return Err(ApiError::invalid(format!(
-            "messages[{i}].role: expected system, user or assistant, got {:?}",
-            m.role.as_str()
+            "messages[{i}].role: `tool` is not one of this endpoint's roles (system, user, assistant, as the \
+             hosted API documents); to trim a history with tool calls and results, add ?tools=true (tool \
+             results stay with their calls), or use `sluice trim`"
         )));
     }
     let max_tokens = req.max_tokens;

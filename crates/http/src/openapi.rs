@@ -136,6 +136,8 @@ fn operation(endpoint: Endpoint, path: &str) -> Value {
         })
         .collect();
     match endpoint {
+        Endpoint::Sliding => parameters.push(json!({"name": "tools", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
+            "description": "Accept `tool` messages (and assistant `toolCalls`); a tool result always stays with its call."})),
         Endpoint::Route => parameters.push(json!({"name": "explain", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
             "description": "Add `result.explanation`: per-domain scores, the runner-up and every rule that fired, with spans."})),
         Endpoint::AuthToken => parameters.push(json!({"name": "existingToken", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
@@ -288,10 +290,10 @@ fn components() -> Value {
                 "type": "object",
                 "required": ["messages"],
                 "properties": {
-                    "maxTokens": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 100,
-                        "description": "Tokens reserved for the reply; the upper bound is the model profile's max output."},
-                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"},
-                        "description": "Roles system, user, assistant."}
+                    "maxTokens": {"type": "integer", "minimum": 1, "maximum": max_output_bound(), "default": 100,
+                        "description": max_output_description()},
+                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"},
+                        "description": "Roles system, user, assistant; `tool` only with `?tools=true`."}
                 }
             },
             "TrimReport": {
@@ -532,4 +534,27 @@ pub(crate) fn practice_schemas() -> Value {
             }
         }
     })
+}
+
+/// The largest `maxTokens` any built-in profile accepts: each model's own bound
+/// is its profile's `max_output` (`40001` above it).
+fn max_output_bound() -> u32 {
+    sluice_core::builtin_profiles()
+        .iter()
+        .map(|p| p.max_output)
+        .max()
+        .unwrap_or(4096)
+}
+
+/// Each built-in profile's `maxTokens` bound, in words.
+fn max_output_description() -> String {
+    let limits: Vec<String> = sluice_core::builtin_profiles()
+        .iter()
+        .map(|p| format!("{} {}", p.name, p.max_output))
+        .collect();
+    format!(
+        "Tokens reserved for the reply: 1 up to the model profile's max output ({}; profiles added by \
+         configuration have their own).",
+        limits.join(", ")
+    )
 }

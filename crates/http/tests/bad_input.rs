@@ -170,3 +170,35 @@ async fn one_hundred_thousand_messages_are_trimmed_in_bounded_time() {
     );
     server.stop().await;
 }
+
+/// `tool` messages are refused by the v1 sliding endpoint with the way to send
+/// them, and accepted with `?tools=true`.
+#[tokio::test]
+async fn tool_messages_need_the_tools_flag_on_the_sliding_endpoint() {
+    let app = default_app();
+    let body = r#"{"maxTokens":100,"messages":[{"role":"user","content":"what is 6*7?"},{"role":"assistant","content":"","toolCalls":[{"id":"c1","type":"function","function":{"name":"calc","arguments":{"x":"6*7"}}}]},{"role":"tool","content":"42","toolCallId":"c1"}]}"#;
+    let reply = call(
+        &app,
+        "POST",
+        SLIDING,
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await;
+    assert_eq!(reply.code(), "40001");
+    assert!(
+        reply.message().contains("?tools=true"),
+        "{}",
+        reply.message()
+    );
+    let with_flag = format!("{SLIDING}?tools=true");
+    let reply = call(
+        &app,
+        "POST",
+        &with_flag,
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await;
+    assert_eq!(reply.code(), "20000", "{}", reply.message());
+}

@@ -168,3 +168,20 @@ fn openapi_document_validates() {
         }
     }
 }
+
+/// The document's limits are the profiles' limits, not constants.
+#[test]
+fn max_tokens_bounds_come_from_the_profiles() {
+    let doc = sluice_http::openapi_document();
+    let max_tokens = &doc["components"]["schemas"]["SlidingRequest"]["properties"]["maxTokens"];
+    let profiles = sluice_core::builtin_profiles();
+    let largest = profiles.iter().map(|p| p.max_output).max().unwrap();
+    assert_eq!(max_tokens["maximum"], largest, "{max_tokens}");
+    let description = max_tokens["description"].as_str().unwrap();
+    for p in &profiles {
+        assert!(
+            description.contains(&format!("{} {}", p.name, p.max_output)),
+            "{description}"
+        );
+    }
+}
