@@ -125,6 +125,8 @@ struct Counted<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a Value>,
     messages: Vec<CountedMessage<'a>>,
+    /// Named as in the HTTP token calculator's result.
+    #[serde(rename = "reply")]
     reply_tokens: usize,
     total: usize,
 }

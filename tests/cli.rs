@@ -83,7 +83,7 @@ fn counts_messages_like_chat_tokenize() {
     assert_eq!(counts.len(), 2);
     assert_eq!(
         v["total"].as_u64().unwrap(),
-        counts.iter().sum::<u64>() + v["replyTokens"].as_u64().unwrap()
+        counts.iter().sum::<u64>() + v["reply"].as_u64().unwrap()
     );
 }
 
