@@ -19,14 +19,19 @@ pub struct HealthcheckArgs {
     timeout: u64,
 }
 
-/// GETs the URL and exits 0 on `200`.
+/// GETs the URL and exits 0 on `200`, 1 otherwise (never 2, which Docker
+/// reserves).
 pub fn run(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
-    let status = get_status(&args.url, Duration::from_secs(args.timeout.max(1)))?;
-    if status == 200 {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("{}: HTTP {status}", args.url);
-        Ok(ExitCode::FAILURE)
+    match get_status(&args.url, Duration::from_secs(args.timeout.max(1))) {
+        Ok(200) => Ok(ExitCode::SUCCESS),
+        Ok(status) => {
+            eprintln!("{}: HTTP {status}", args.url);
+            Ok(ExitCode::FAILURE)
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 
@@ -78,6 +83,25 @@ fn get_status(url: &str, timeout: Duration) -> anyhow::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_status_of_an_answer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for status in ["200 OK", "503 Service Unavailable"] {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut request = [0u8; 512];
+                let _ = conn.read(&mut request).unwrap();
+                assert!(request.starts_with(b"GET /healthz HTTP/1.1\r\n"));
+                write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").unwrap();
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        assert_eq!(get_status(&url, Duration::from_secs(5)).unwrap(), 200);
+        assert_eq!(get_status(&url, Duration::from_secs(5)).unwrap(), 503);
+        server.join().unwrap();
+    }
 
     #[test]
     fn refuses_https_and_unreachable_ports() {
