@@ -60,10 +60,10 @@ fn get_status(url: &str, timeout: Duration) -> anyhow::Result<u16> {
         .with_context(|| format!("{url}: cannot connect"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
+    // One write: `write!` on an unbuffered stream sends each piece of the
+    // format as its own segment.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
     let mut head = [0u8; 64];
     let mut len = 0;
     while len < 12 {
@@ -91,8 +91,14 @@ mod tests {
         let server = std::thread::spawn(move || {
             for status in ["200 OK", "503 Service Unavailable"] {
                 let (mut conn, _) = listener.accept().unwrap();
-                let mut request = [0u8; 512];
-                let _ = conn.read(&mut request).unwrap();
+                // Read the whole head, however it was split into segments.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 512];
+                while !request.ends_with(b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).unwrap();
+                    assert!(n > 0, "the client closed before the end of its request");
+                    request.extend_from_slice(&buf[..n]);
+                }
                 assert!(request.starts_with(b"GET /healthz HTTP/1.1\r\n"));
                 write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").unwrap();
             }
