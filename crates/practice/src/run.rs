@@ -19,7 +19,8 @@ use crate::prompt::{self, CONTEXT_TOKENS, EffectiveParams, Source};
 use crate::provider::{ChatReply, ChatRequest, Provider, ProviderError};
 use crate::request::RunRequest;
 use crate::store::{
-    Agent, NewResult, NewSession, NewTurn, SearchHit, SessionDetail, Store, StoredResult, User,
+    Agent, Class, NewResult, NewSession, NewTurn, SearchHit, SessionDetail, Store, StoredResult,
+    User,
 };
 
 /// Passages retrieved per turn, before packing into the token budget.
@@ -193,16 +194,8 @@ impl Practice {
                     .unwrap_or_else(|| class.primary_model.clone()),
             ],
         };
-        for name in &models {
-            if !class.models.contains(name) {
-                return Err(PracticeError::BadRequest(format!(
-                    "model {name:?} is not allowed in this class (allowed: {})",
-                    class.models.join(", ")
-                )));
-            }
-        }
         let plan = self
-            .plan(user, request, models, agent, &request.knowledge_ids)
+            .plan(user, &class, request, models, agent, &request.knowledge_ids)
             .await?;
         let history = BTreeMap::new();
         let results = self.call_models(&plan, request, &history, events).await?;
@@ -258,14 +251,6 @@ impl Practice {
                 .map(|m| m.model_name.clone())
                 .collect(),
         };
-        for name in &models {
-            if !class.models.contains(name) {
-                return Err(PracticeError::BadRequest(format!(
-                    "model {name:?} is not allowed in this class (allowed: {})",
-                    class.models.join(", ")
-                )));
-            }
-        }
         // A base deleted (or unshared) since the session began is left out
         // rather than failing every later turn of the session.
         let mut knowledge_ids = Vec::with_capacity(session.summary.knowledge_ids.len());
@@ -277,7 +262,7 @@ impl Practice {
             }
         }
         let plan = self
-            .plan(user, request, models, agent, &knowledge_ids)
+            .plan(user, &class, request, models, agent, &knowledge_ids)
             .await?;
         let history = own_history(&session);
         let results = self.call_models(&plan, request, &history, events).await?;
@@ -299,12 +284,19 @@ impl Practice {
     async fn plan(
         &self,
         user: &User,
+        class: &Class,
         request: &RunRequest,
         models: Vec<String>,
         agent: Option<Agent>,
         knowledge_ids: &[i64],
     ) -> Result<Plan> {
         for name in &models {
+            if !class.models.contains(name) {
+                return Err(PracticeError::BadRequest(format!(
+                    "model {name:?} is not allowed in this class (allowed: {})",
+                    class.models.join(", ")
+                )));
+            }
             if !self.models.contains_key(name) {
                 return Err(PracticeError::BadRequest(format!(
                     "model {name:?} is not configured on this server"

@@ -184,21 +184,10 @@ impl Store {
                 bytes.len()
             )));
         }
-        // Only the owner or the class's instructor may add to a base.
-        self.visible::<KnowledgeBase>(user_id, knowledge_id).await?;
-        let writable: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT id FROM knowledge_bases WHERE id = $2 AND (owner_id = $1 OR class_id IN \
-             (SELECT class_id FROM class_members WHERE user_id = $1 AND role = 'instructor'))",
-        )
-        .bind(user_id)
-        .bind(knowledge_id)
-        .fetch_optional(pool)
-        .await?);
-        if writable.is_none() {
-            return Err(PracticeError::Forbidden(
-                "only the owner or the class's instructor may add documents".into(),
-            ));
-        }
+        // Only the owner or the class's instructor may add to a base (404 if
+        // it is not visible at all, 403 if it is only shared with the user).
+        self.check_writable::<KnowledgeBase>(user_id, knowledge_id)
+            .await?;
         let format = match format.or_else(|| DocumentFormat::from_file_name(file_name)) {
             Some(f) => f,
             None => {
@@ -345,18 +334,8 @@ impl Store {
     /// Deletes a document and its passages.
     pub async fn delete_document(&self, user_id: i64, document_id: i64) -> Result<()> {
         let document = self.document(user_id, document_id).await?;
-        let kb: KnowledgeBase = self.visible(user_id, document.knowledge_id).await?;
-        let instructor = match kb.class_id {
-            Some(class_id) => {
-                self.role_in(class_id, user_id).await? == Some(super::ClassRole::Instructor)
-            }
-            None => false,
-        };
-        if kb.owner_id != user_id && !instructor {
-            return Err(PracticeError::Forbidden(
-                "only the owner or the class's instructor may delete documents".into(),
-            ));
-        }
+        self.check_writable::<KnowledgeBase>(user_id, document.knowledge_id)
+            .await?;
         write_tx!(self, tx => {
             sqlx::query(
                 "UPDATE knowledge_bases SET updated_at = $3, \
