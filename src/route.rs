@@ -1,9 +1,9 @@
 //! `sluice route`: route one query or JSONL batches, and `eval`, `diff`, `check`.
 //!
-//! Batches are read in chunks, routed in parallel with rayon and written in input
-//! order before the next chunk is read, so memory stays flat.
+//! Batches stream through `sluice_pipeline` (routed in parallel, written in input
+//! order, memory flat); `eval` and `diff` run `sluice_pipeline::route`'s parallel
+//! evaluation and comparison.
 
-use std::collections::BTreeMap;
 use std::io::{self, BufWriter, IsTerminal as _, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,13 +12,12 @@ use std::time::Instant;
 
 use anyhow::{Context as _, anyhow, bail};
 use indicatif::ProgressBar;
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sluice_core::Message;
-use sluice_router::{Explanation, RouteRequest, RouteResult, Router, RouterStore};
+use sluice_pipeline::LineError;
+use sluice_pipeline::route::{self as routing, Change, Output, Request, RouteJob, RouteSummary};
+use sluice_router::{EvalReport, Labelled, RouteRequest, Router, RouterStore};
 
-use crate::batch::{self, LineError, open_input, progress_bar};
+use crate::batch::{open_input, progress_bar, show_progress};
 
 /// Arguments of `sluice route`.
 #[derive(Debug, clap::Args)]
@@ -145,28 +144,6 @@ fn pick(store: &RouterStore, id: &str, version: Option<u32>) -> anyhow::Result<A
     }
 }
 
-/// One output line of a batch: the request's id, the API result, and the
-/// explanation when asked for.
-#[derive(Serialize)]
-struct Output<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Value>,
-    #[serde(flatten)]
-    result: &'a RouteResult,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    explanation: Option<&'a Explanation>,
-}
-
-/// A JSONL request: the router API's body plus an optional `id`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Request {
-    #[serde(flatten)]
-    request: RouteRequest,
-    #[serde(default)]
-    id: Option<Value>,
-}
-
 fn route(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let store = load_store(&args.router)?;
     let router = pick(&store, &args.router.router_id, args.version)?;
@@ -211,45 +188,6 @@ fn route(args: QueryArgs) -> anyhow::Result<ExitCode> {
     batch(&router, args.explain, reader, progress)
 }
 
-/// What one routed line adds to the summary: its domain, or None for an error.
-type Outcome = Option<String>;
-
-fn route_line(router: &Router, explain: bool, line: batch::Line<'_>) -> (String, Outcome) {
-    let request: Request = match batch::parse_line(&line) {
-        Ok(r) => r,
-        Err(out) => return (out, None),
-    };
-    match router.route_explained(&request.request) {
-        Ok(routed) => {
-            let out = Output {
-                id: request.id.as_ref(),
-                result: &routed.result,
-                explanation: explain.then_some(&routed.explanation),
-            };
-            let domain = routed.result.domain.result.clone();
-            (
-                serde_json::to_string(&out).expect("serializable"),
-                Some(domain),
-            )
-        }
-        Err(e) => {
-            let error = LineError {
-                code: e.code(),
-                message: e.to_string(),
-            };
-            (error.into_line(request.id.as_ref(), line.number), None)
-        }
-    }
-}
-
-/// Totals of a batch, for the summary.
-#[derive(Debug, Default, PartialEq)]
-struct BatchSummary {
-    lines: u64,
-    errors: u64,
-    per_domain: BTreeMap<String, u64>,
-}
-
 fn batch(
     router: &Router,
     explain: bool,
@@ -290,20 +228,15 @@ fn route_stream(
     reader: impl Read + Send,
     out: impl Write + Send,
     progress: Option<&ProgressBar>,
-) -> anyhow::Result<BatchSummary> {
-    let mut summary = BatchSummary::default();
-    batch::stream(
+) -> anyhow::Result<RouteSummary> {
+    let job = RouteJob::new(router, explain);
+    let mut summary = RouteSummary::default();
+    sluice_pipeline::stream(
         reader,
         out,
-        progress,
-        |line| route_line(router, explain, line),
-        |outcome| {
-            summary.lines += 1;
-            match outcome {
-                Some(domain) => *summary.per_domain.entry(domain).or_default() += 1,
-                None => summary.errors += 1,
-            }
-        },
+        |line| job.run_line(line),
+        |outcome| summary.add(outcome),
+        show_progress(progress),
     )?;
     Ok(summary)
 }
@@ -324,43 +257,6 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
         .collect())
 }
 
-/// A labelled eval line.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Labelled {
-    #[serde(flatten)]
-    request: RouteRequest,
-    /// The expected domain ("" for none).
-    #[serde(alias = "expected")]
-    domain: String,
-}
-
-#[derive(Debug, Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct DomainStats {
-    domain: String,
-    support: u64,
-    predicted: u64,
-    correct: u64,
-    precision: f64,
-    recall: f64,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EvalReport {
-    router: String,
-    version: u32,
-    total: u64,
-    correct: u64,
-    accuracy: f64,
-    domains: Vec<DomainStats>,
-    /// Labels in matrix order ("" is no domain).
-    labels: Vec<String>,
-    /// `confusion[expected][predicted]`.
-    confusion: Vec<Vec<u64>>,
-}
-
 fn eval(
     args: &RouterArgs,
     version: Option<u32>,
@@ -375,7 +271,7 @@ fn eval(
         let text = serde_json::to_string_pretty(&report).expect("serializable");
         writeln!(out, "{text}")?;
     } else {
-        write_eval(&mut out, &report)?;
+        write!(out, "{report}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -396,138 +292,8 @@ fn eval_report(router: &Router, file: &Path) -> anyhow::Result<EvalReport> {
                 })
         })
         .collect::<anyhow::Result<_>>()?;
-    let predicted: Vec<String> = items
-        .par_iter()
-        .map(|(n, x)| {
-            router
-                .route(&x.request)
-                .map(|r| r.domain.result)
-                .map_err(|e| anyhow!("{}:{n}: {} {e}", file.display(), e.code()))
-        })
-        .collect::<anyhow::Result<_>>()?;
-
-    let mut labels: Vec<String> = router.domains().map(str::to_string).collect();
-    labels.push(String::new());
-    for (_, x) in &items {
-        if !labels.contains(&x.domain) {
-            labels.push(x.domain.clone());
-        }
-    }
-    let index = |d: &str| labels.iter().position(|l| l == d).expect("label listed");
-    let mut confusion = vec![vec![0u64; labels.len()]; labels.len()];
-    for ((_, x), p) in items.iter().zip(&predicted) {
-        confusion[index(&x.domain)][index(p)] += 1;
-    }
-    let total = items.len() as u64;
-    let correct: u64 = (0..labels.len()).map(|i| confusion[i][i]).sum();
-    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let domains: Vec<DomainStats> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let support: u64 = confusion[i].iter().sum();
-            let predicted: u64 = confusion.iter().map(|row| row[i]).sum();
-            let hit = confusion[i][i];
-            DomainStats {
-                domain: l.clone(),
-                support,
-                predicted,
-                correct: hit,
-                precision: ratio(hit, predicted),
-                recall: ratio(hit, support),
-            }
-        })
-        .collect();
-    Ok(EvalReport {
-        router: router.id().to_string(),
-        version: router.version(),
-        total,
-        correct,
-        accuracy: ratio(correct, total),
-        domains,
-        labels,
-        confusion,
-    })
-}
-
-fn write_eval(out: &mut impl Write, r: &EvalReport) -> io::Result<()> {
-    let name = |l: &str| {
-        if l.is_empty() {
-            "(none)".to_string()
-        } else {
-            l.to_string()
-        }
-    };
-    writeln!(out, "router {} version {}", r.router, r.version)?;
-    writeln!(
-        out,
-        "accuracy {:.4} ({} of {})",
-        r.accuracy, r.correct, r.total
-    )?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:<20} {:>9} {:>9} {:>8} {:>9}",
-        "domain", "precision", "recall", "support", "predicted"
-    )?;
-    for d in &r.domains {
-        writeln!(
-            out,
-            "{:<20} {:>9.4} {:>9.4} {:>8} {:>9}",
-            name(&d.domain),
-            d.precision,
-            d.recall,
-            d.support,
-            d.predicted
-        )?;
-    }
-    writeln!(out)?;
-    writeln!(out, "confusion matrix (rows: expected, columns: predicted)")?;
-    for (i, l) in r.labels.iter().enumerate() {
-        writeln!(out, "  [{i}] {}", name(l))?;
-    }
-    write!(out, "{:>6}", "")?;
-    for i in 0..r.labels.len() {
-        write!(out, " {:>6}", format!("[{i}]"))?;
-    }
-    writeln!(out)?;
-    for (i, row) in r.confusion.iter().enumerate() {
-        write!(out, "{:>6}", format!("[{i}]"))?;
-        for n in row {
-            write!(out, " {n:>6}")?;
-        }
-        writeln!(out)?;
-    }
-    Ok(())
-}
-
-/// The part of a result that `diff` compares.
-#[derive(Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-struct Decision {
-    domain: String,
-    blocked_content: Vec<String>,
-    safety: Vec<String>,
-}
-
-impl From<RouteResult> for Decision {
-    fn from(r: RouteResult) -> Self {
-        Self {
-            domain: r.domain.result,
-            blocked_content: r.blocked_content.result,
-            safety: r.safety.result,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Change {
-    line: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<Value>,
-    query: String,
-    from: Decision,
-    to: Decision,
+    routing::evaluate(router, &items)
+        .map_err(|(n, e)| anyhow!("{}:{n}: {} {e}", file.display(), e.code()))
 }
 
 fn diff(args: &RouterArgs, from: u32, to: u32, file: &Path) -> anyhow::Result<ExitCode> {
@@ -580,30 +346,8 @@ fn find_changes(old: &Router, new: &Router, file: &Path) -> anyhow::Result<(usiz
             }
         })
         .collect::<anyhow::Result<_>>()?;
-    let decided: Vec<(Decision, Decision)> = requests
-        .par_iter()
-        .map(|(n, r)| {
-            let run = |router: &Router| {
-                router
-                    .route(&r.request)
-                    .map(Decision::from)
-                    .map_err(|e| anyhow!("{}:{n}: {} {e}", file.display(), e.code()))
-            };
-            Ok((run(old)?, run(new)?))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let changes = requests
-        .into_iter()
-        .zip(decided)
-        .filter(|(_, (a, b))| a != b)
-        .map(|((line, r), (from, to))| Change {
-            line,
-            id: r.id,
-            query: r.request.query,
-            from,
-            to,
-        })
-        .collect::<Vec<_>>();
+    let changes = routing::diff(old, new, requests)
+        .map_err(|(n, e)| anyhow!("{}:{n}: {} {e}", file.display(), e.code()))?;
     Ok((lines.len(), changes))
 }
 
@@ -665,6 +409,7 @@ fn report_build_error(e: sluice_router::BuildError) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use serde_json::Value;
 
     use super::*;
 
@@ -835,9 +580,7 @@ mod tests {
         let at = |l: &str| r.labels.iter().position(|x| x == l).unwrap();
         assert_eq!(r.confusion[at("지역 검색")][at("")], 1);
         assert_eq!(r.confusion[at("날씨")][at("날씨")], 5);
-        let mut text = Vec::new();
-        write_eval(&mut text, &r).unwrap();
-        let text = String::from_utf8(text).unwrap();
+        let text = r.to_string();
         assert!(text.contains("accuracy 0.9600 (24 of 25)"), "{text}");
     }
 

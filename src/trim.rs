@@ -1,8 +1,7 @@
 //! `sluice count`, `sluice trim` and `sluice tokenizer`.
 //!
-//! One JSON request, or JSONL batches processed in parallel chunks: each chunk is
-//! read, processed with rayon and written in input order before the next is read,
-//! so memory stays flat however large the file is.
+//! One JSON request, or JSONL batches streamed through `sluice_pipeline` (parallel,
+//! in input order, memory flat however large the file is).
 
 use std::io::{self, BufWriter, IsTerminal as _, Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,11 +10,10 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use indicatif::ProgressBar;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use sluice_core::{CacheScope, Embedded, Message, Model, Profiles, TrimReport};
+use sluice_core::{CacheScope, Embedded, Profiles};
+use sluice_pipeline::{COUNTS_PER_THREAD, Job, JobKind, LineError, Request, Tally};
 
-use crate::batch::{self, LineError, open_input, progress_bar};
+use crate::batch::{open_input, progress_bar, show_progress};
 
 /// Options that choose the model.
 #[derive(Debug, clap::Args)]
@@ -90,171 +88,6 @@ pub enum TokenizerCommand {
     },
 }
 
-/// One request: the body of CLOVA's sliding-window API, plus `model` and `id` in
-/// batches.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Request {
-    messages: Vec<Message>,
-    #[serde(default)]
-    max_tokens: Option<i64>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    id: Option<Value>,
-}
-
-#[derive(Serialize)]
-struct Trimmed<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Value>,
-    messages: Vec<&'a Message>,
-    report: &'a TrimReport,
-}
-
-#[derive(Serialize)]
-struct CountedMessage<'a> {
-    role: &'a str,
-    content: &'a str,
-    count: usize,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Counted<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a Value>,
-    messages: Vec<CountedMessage<'a>>,
-    /// Named as in the HTTP token calculator's result.
-    #[serde(rename = "reply")]
-    reply_tokens: usize,
-    total: usize,
-}
-
-/// What one processed line contributes to the summary.
-#[derive(Default, Clone, Copy)]
-struct Tally {
-    lines: u64,
-    errors: u64,
-    tokens_before: u64,
-    before_unknown: u64,
-    tokens_after: u64,
-}
-
-impl std::ops::AddAssign for Tally {
-    fn add_assign(&mut self, o: Self) {
-        self.lines += o.lines;
-        self.errors += o.errors;
-        self.tokens_before += o.tokens_before;
-        self.before_unknown += o.before_unknown;
-        self.tokens_after += o.tokens_after;
-    }
-}
-
-/// The resolved job: the default model and how to process one request.
-struct Job<'p> {
-    profiles: &'p Profiles,
-    default_model: Model,
-    kind: JobKind,
-}
-
-enum JobKind {
-    Count,
-    Trim { max_tokens: i64, full_report: bool },
-}
-
-impl Job<'_> {
-    fn model_for(&self, request: &Request) -> Result<Model, LineError> {
-        match &request.model {
-            None => Ok(self.default_model.clone()),
-            Some(name) => self.profiles.model(name).map_err(|e| LineError {
-                code: e.code(),
-                message: e.to_string(),
-            }),
-        }
-    }
-
-    /// Processes one request; returns the output JSON and its tally.
-    fn run(&self, request: &Request) -> Result<(String, Tally), LineError> {
-        let model = self.model_for(request)?;
-        let id = request.id.as_ref();
-        match self.kind {
-            JobKind::Count => {
-                let counts = model.count(&request.messages);
-                let out = Counted {
-                    id,
-                    messages: request
-                        .messages
-                        .iter()
-                        .zip(&counts.per_message)
-                        .map(|(m, &count)| CountedMessage {
-                            role: m.role.as_str(),
-                            content: &m.content,
-                            count,
-                        })
-                        .collect(),
-                    reply_tokens: counts.reply,
-                    total: counts.total,
-                };
-                let tally = Tally {
-                    tokens_before: counts.total as u64,
-                    tokens_after: counts.total as u64,
-                    ..Tally::default()
-                };
-                Ok((serde_json::to_string(&out).expect("serializable"), tally))
-            }
-            JobKind::Trim {
-                max_tokens,
-                full_report,
-            } => {
-                let max_tokens = request.max_tokens.unwrap_or(max_tokens);
-                let trim = model
-                    .window()
-                    .full_report(full_report)
-                    .trim(&request.messages, max_tokens)
-                    .map_err(|e| LineError {
-                        code: e.code(),
-                        message: e.to_string(),
-                    })?;
-                let report = trim.report();
-                let out = Trimmed {
-                    id,
-                    messages: trim.kept(&request.messages).collect(),
-                    report,
-                };
-                let tally = Tally {
-                    tokens_before: report.tokens_before.unwrap_or(0) as u64,
-                    before_unknown: u64::from(report.tokens_before.is_none()),
-                    tokens_after: report.tokens_after as u64,
-                    ..Tally::default()
-                };
-                Ok((serde_json::to_string(&out).expect("serializable"), tally))
-            }
-        }
-    }
-
-    /// One JSONL line in, one line out; errors become error objects.
-    fn run_line(&self, line: batch::Line<'_>) -> (String, Tally) {
-        let failed = Tally {
-            lines: 1,
-            errors: 1,
-            ..Tally::default()
-        };
-        let request: Request = match batch::parse_line(&line) {
-            Ok(request) => request,
-            Err(out) => return (out, failed),
-        };
-        match self.run(&request) {
-            Ok((out, tally)) => (out, Tally { lines: 1, ..tally }),
-            Err(error) => (error.into_line(request.id.as_ref(), line.number), failed),
-        }
-    }
-}
-
-/// Messages each worker thread remembers the count of: enough for the recent
-/// lines it handled (a history and its continuations are usually neighbours).
-const COUNTS_PER_THREAD: usize = 32_768;
-
 /// The profiles, with `--profiles` and `--tokenizer` applied. Their models keep
 /// one count cache per worker thread, so that workers share no memory they write
 /// (see `sluice_core::CacheScope` for what it costs and saves).
@@ -277,25 +110,18 @@ fn load_profiles(args: &ModelArgs) -> anyhow::Result<Profiles> {
 /// `sluice count`.
 pub fn count(args: CountArgs) -> anyhow::Result<ExitCode> {
     let profiles = load_profiles(&args.model)?;
-    let job = Job {
-        default_model: profiles.model(&args.model.model)?,
-        profiles: &profiles,
-        kind: JobKind::Count,
-    };
+    let job = Job::new(&profiles, &args.model.model, JobKind::Count)?;
     run_job(&job, &args.input)
 }
 
 /// `sluice trim`.
 pub fn trim(args: TrimArgs) -> anyhow::Result<ExitCode> {
     let profiles = load_profiles(&args.model)?;
-    let job = Job {
-        default_model: profiles.model(&args.model.model)?,
-        profiles: &profiles,
-        kind: JobKind::Trim {
-            max_tokens: args.max_tokens,
-            full_report: args.full_report,
-        },
+    let kind = JobKind::Trim {
+        max_tokens: args.max_tokens,
+        full_report: args.full_report,
     };
+    let job = Job::new(&profiles, &args.model.model, kind)?;
     run_job(&job, &args.input)
 }
 
@@ -372,12 +198,12 @@ fn run_batch(
     let started = Instant::now();
     let out = BufWriter::with_capacity(1 << 20, io::stdout());
     let mut total = Tally::default();
-    let bytes = batch::stream(
+    let bytes = sluice_pipeline::stream(
         reader,
         out,
-        progress.as_ref(),
         |line| job.run_line(line),
         |tally| total += tally,
+        show_progress(progress.as_ref()),
     )?;
     if let Some(p) = progress {
         p.finish_and_clear();

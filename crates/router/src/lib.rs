@@ -14,6 +14,8 @@
 //!   per-domain scores, the runner-up and every rule that fired, with its span in
 //!   the original text. Too many prompt tokens is a [`RouteError`] (`65400`).
 //! - [`Router::lints`] lists duplicate, shadowed and unreachable rules.
+//! - [`EvalReport`] scores a router on [`Labelled`] queries; [`Decision`] is what
+//!   two versions are compared on.
 //!
 //! Matching reads normalised text: NFKC, lowercase, invisible (format)
 //! characters removed, whitespace folded. Keywords match with spacing removed,
@@ -82,6 +84,7 @@
 mod api;
 mod config;
 mod error;
+mod eval;
 mod lint;
 mod normalize;
 mod router;
@@ -98,6 +101,7 @@ pub use config::{
     MAX_FILTER_NAME, MAX_FILTERS, MAX_LITERAL, MAX_PATTERN, PATTERN_DFA_LIMIT, PATTERN_SIZE_LIMIT,
 };
 pub use error::{BuildError, NotFound, Problem, RouteError};
+pub use eval::{Decision, DomainStats, EvalReport, Labelled};
 pub use lint::{Lint, LintKind};
 pub use router::{EXAMPLE_POINTS, KEYWORD_POINTS, PATTERN_POINTS, Router};
 pub use safety::{BuiltinRules, builtin_rules};
