@@ -158,7 +158,7 @@ fn count_with<'py>(
     let items = messages::items(messages).or_raise(py)?;
     let list = messages::messages(&items).or_raise(py)?;
     let counts = py.detach(|| model.count(&list));
-    messages::counted(py, &list, &counts)
+    messages::counted(py, &items, &list, &counts)
 }
 
 fn trim_with<'py>(

@@ -1,6 +1,7 @@
 //! Python chat messages (dicts in the wire shape) to sluice messages, and sluice
 //! results to the dicts the command line prints.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use sluice_core::{Message, Role, ToolCall};
@@ -38,33 +39,66 @@ pub fn items<'py>(messages: &Bound<'py, PyAny>) -> Result<Vec<Bound<'py, PyAny>>
         .map_err(|e| invalid("messages", e))
 }
 
+/// The UTF-8 text of a Python `str`, borrowed from the copy CPython keeps inside
+/// the object.
+///
+/// `PyUnicode_AsUTF8AndSize` is in the stable ABI from Python 3.10, and exported
+/// with the same signature by every CPython 3 before it, so the abi3-py39 wheel
+/// can call it on 3.9 too (pyo3 offers it for abi3 builds only from 3.10). The
+/// alternative, `PyUnicode_AsUTF8String`, encodes the text anew on every call:
+/// for a history of Korean messages that was most of a trim (a 100-turn history
+/// took 150 µs to encode, 310 µs to trim), where CPython encodes each `str` once
+/// and re-trimming the same history encodes nothing.
+fn utf8<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
+    unsafe extern "C" {
+        fn PyUnicode_AsUTF8AndSize(
+            unicode: *mut pyo3::ffi::PyObject,
+            size: *mut pyo3::ffi::Py_ssize_t,
+        ) -> *const std::ffi::c_char;
+    }
+    let mut size: pyo3::ffi::Py_ssize_t = 0;
+    // SAFETY: `text` is a live `str` (the GIL is held: we have a `Bound`). On
+    // success the pointer is to `size` bytes of UTF-8 owned by the object, valid
+    // while it lives, which `'a` guarantees; on failure it is null and an
+    // exception is set (a lone surrogate).
+    unsafe {
+        let data = PyUnicode_AsUTF8AndSize(text.as_ptr(), &mut size);
+        if data.is_null() {
+            return Err(PyErr::fetch(text.py()));
+        }
+        let bytes = std::slice::from_raw_parts(data.cast::<u8>(), size as usize);
+        Ok(std::str::from_utf8_unchecked(bytes))
+    }
+}
+
 /// A string field of a message dict: `None` when absent or `None`.
 fn optional_str(
-    dict: &Bound<'_, PyDict>,
-    keys: &[&str],
-    path: impl Fn(&str) -> String,
+    value: Option<Bound<'_, PyAny>>,
+    path: impl FnOnce() -> String,
 ) -> Result<Option<String>, LineError> {
-    for key in keys {
-        let Some(value) = dict.get_item(key).map_err(|e| invalid(&path(key), e))? else {
-            continue;
-        };
-        if value.is_none() {
-            return Ok(None);
-        }
-        return value.extract::<String>().map(Some).map_err(|_| {
-            invalid(
-                &path(key),
+    match value {
+        Some(value) if !value.is_none() => match value.cast::<PyString>() {
+            // The one way a `str` is not UTF-8.
+            Ok(text) => utf8(text).map(|t| Some(t.to_owned())).map_err(|_| {
+                invalid(
+                    &path(),
+                    "not text: it holds a lone UTF-16 surrogate such as \\ud800; fix or remove it",
+                )
+            }),
+            Err(_) => Err(invalid(
+                &path(),
                 format!("expected a string, got {}", type_name(&value)),
-            )
-        });
+            )),
+        },
+        _ => Ok(None),
     }
-    Ok(None)
 }
 
 /// One message dict in the wire shape: `role`, `content` (a string; `None` or
 /// absent is empty), and for tool use `toolCalls`/`tool_calls` and
 /// `toolCallId`/`tool_call_id`. Other keys are ignored.
-pub fn message(item: &Bound<'_, PyAny>, index: usize) -> Result<Message, LineError> {
+pub fn message<'py>(item: &Bound<'py, PyAny>, index: usize) -> Result<Message, LineError> {
+    let py = item.py();
     let at = |key: &str| format!("messages[{index}].{key}");
     let dict = item.cast::<PyDict>().map_err(|_| {
         invalid(
@@ -75,16 +109,33 @@ pub fn message(item: &Bound<'_, PyAny>, index: usize) -> Result<Message, LineErr
             ),
         )
     })?;
-    let role = optional_str(dict, &["role"], at)?.ok_or_else(|| invalid(&at("role"), "missing"))?;
+    let get = |key: &Bound<'py, PyString>| {
+        dict.get_item(key)
+            .map_err(|e| invalid(&at(&key.to_string_lossy()), e))
+    };
+    let role = optional_str(get(intern!(py, "role"))?, || at("role"))?
+        .ok_or_else(|| invalid(&at("role"), "missing"))?;
     let role: Role = role.parse().map_err(|e| invalid(&at("role"), e))?;
-    let content = optional_str(dict, &["content"], at)?.unwrap_or_default();
-    let mut message = Message::new(role, content);
-    message.tool_call_id = optional_str(dict, &["toolCallId", "tool_call_id"], at)?;
-    for key in ["toolCalls", "tool_calls"] {
-        if let Some(calls) = dict.get_item(key).map_err(|e| invalid(&at(key), e))? {
+    let content = get(intern!(py, "content"))?;
+    let keys_read = 1 + usize::from(content.is_some());
+    let mut message = Message::new(
+        role,
+        optional_str(content, || at("content"))?.unwrap_or_default(),
+    );
+    if dict.len() == keys_read {
+        return Ok(message); // role and content only: the common case
+    }
+    for key in [intern!(py, "toolCallId"), intern!(py, "tool_call_id")] {
+        if let Some(id) = get(key)? {
+            message.tool_call_id = optional_str(Some(id), || at(&key.to_string_lossy()))?;
+            break;
+        }
+    }
+    for key in [intern!(py, "toolCalls"), intern!(py, "tool_calls")] {
+        if let Some(calls) = get(key)? {
             if !calls.is_none() {
                 message.tool_calls = pythonize::depythonize::<Vec<ToolCall>>(&calls)
-                    .map_err(|e| invalid(&at(key), e))?;
+                    .map_err(|e| invalid(&at(&key.to_string_lossy()), e))?;
             }
             break;
         }
@@ -102,24 +153,31 @@ pub fn messages(items: &[Bound<'_, PyAny>]) -> Result<Vec<Message>, LineError> {
 }
 
 /// The count object `sluice count` prints: each message's role, content and
-/// count, the reply prefix's tokens and the total.
+/// count, the reply prefix's tokens and the total. The contents are the caller's
+/// own `str` objects (`""` where a message had none).
 pub fn counted<'py>(
     py: Python<'py>,
+    items: &[Bound<'py, PyAny>],
     messages: &[Message],
     counts: &sluice_core::Counts,
 ) -> PyResult<Bound<'py, PyDict>> {
     let list = PyList::empty(py);
-    for (m, &count) in messages.iter().zip(&counts.per_message) {
+    for ((item, m), &count) in items.iter().zip(messages).zip(&counts.per_message) {
+        let content = item
+            .get_item(intern!(py, "content"))
+            .ok()
+            .filter(|c| c.is_instance_of::<PyString>())
+            .unwrap_or_else(|| intern!(py, "").clone().into_any());
         let d = PyDict::new(py);
-        d.set_item("role", m.role.as_str())?;
-        d.set_item("content", &m.content)?;
-        d.set_item("count", count)?;
+        d.set_item(intern!(py, "role"), PyString::intern(py, m.role.as_str()))?;
+        d.set_item(intern!(py, "content"), content)?;
+        d.set_item(intern!(py, "count"), count)?;
         list.append(d)?;
     }
     let out = PyDict::new(py);
-    out.set_item("messages", list)?;
-    out.set_item("reply", counts.reply)?;
-    out.set_item("total", counts.total)?;
+    out.set_item(intern!(py, "messages"), list)?;
+    out.set_item(intern!(py, "reply"), counts.reply)?;
+    out.set_item(intern!(py, "total"), counts.total)?;
     Ok(out)
 }
 
@@ -132,8 +190,8 @@ pub fn trimmed<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let kept = PyList::new(py, trim.kept_indices().map(|i| &items[i]))?;
     let out = PyDict::new(py);
-    out.set_item("messages", kept)?;
-    out.set_item("report", report(py, trim.report())?)?;
+    out.set_item(intern!(py, "messages"), kept)?;
+    out.set_item(intern!(py, "report"), report(py, trim.report())?)?;
     Ok(out)
 }
 

@@ -56,6 +56,9 @@ def test_count_returns_what_the_cli_prints(cli):
         "reply": 3,
         "total": 29,
     }
+    # The contents are the caller's own strings; a message without one gets "".
+    assert out["messages"][1]["content"] is request["messages"][1]["content"]
+    assert sluice.count([{"role": "user"}, {"role": "user", "content": None}])["messages"][0]["content"] == ""
 
 
 @pytest.mark.parametrize("model", ["HCX-003", "HCX-005", "HCX-007", "cl100k", "o200k"])
@@ -180,6 +183,7 @@ ERRORS = [
     (lambda: sluice.trim([{"role": "bot", "content": "hi"}]), sluice.InvalidParameterError, "40001", "messages[0].role: unknown role"),
     (lambda: sluice.trim([{"content": "hi"}]), sluice.InvalidParameterError, "40001", "messages[0].role: missing"),
     (lambda: sluice.count([{"role": "user", "content": 5}]), sluice.InvalidParameterError, "40001", "messages[0].content: expected a string, got int"),
+    (lambda: sluice.count([{"role": "user", "content": "\ud800"}]), sluice.InvalidParameterError, "40001", "messages[0].content: not text: it holds a lone UTF-16 surrogate"),
     (lambda: sluice.count(["hi"]), sluice.InvalidParameterError, "40001", "messages[0]: expected a dict with role and content, got str"),
     (lambda: sluice.count({"messages": []}), sluice.InvalidParameterError, "40001", "messages: expected a list of messages, got dict"),
     (lambda: sluice.count(5), sluice.InvalidParameterError, "40001", "expected a list of messages, got int"),
