@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import random
+import subprocess
 import sys
 import time
 
@@ -42,6 +43,7 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(REPO, "target", "python-bench"))
     ap.add_argument("--case-seconds", type=float, default=1.0)
     ap.add_argument("--arrow-rows", type=int, default=4000)
+    ap.add_argument("--cli", help="a sluice binary: times `trim --jsonl` on the same rows, for reference")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -177,6 +179,28 @@ def main() -> int:
                 "",
             )
         )
+
+    if args.cli:
+        # The command line on the same rows and threads: what this machine gives
+        # two threads at the moment (it is shared), against which to read the above.
+        lines_in = "".join(json.dumps({"maxTokens": 1024, "messages": r}, ensure_ascii=False) + "\n" for r in requests)
+        cli_speeds = {}
+        for threads in (1, 2):
+            command = [args.cli, "trim", "--jsonl", "--cache", "0", "--threads", str(threads)]
+
+            def run_cli():
+                subprocess.run(command, input=lines_in.encode(), capture_output=True, check=True)
+
+            cli_speeds[threads], _ = time_runs(run_cli, args.case_seconds, 3)
+            rows.append(
+                (
+                    f"for reference: `sluice trim --jsonl --threads {threads}` on the same rows",
+                    f"{fmt_time(cli_speeds[threads])}: {len(requests) / cli_speeds[threads]:,.0f} rows/s",
+                    "—",
+                    f"{cli_speeds[1] / cli_speeds[threads]:.2f}× one thread",
+                    "",
+                )
+            )
 
     header = (
         f"Run of {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "

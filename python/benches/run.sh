@@ -6,7 +6,8 @@
 #
 # Builds and installs the wheel and the peers (pinned as in benches/compare) into
 # target/python-bench-venv, generates the data with benches/compare/gen_data.py,
-# then measures offline. Exits non-zero if any count or trimming result differs.
+# then measures offline (with the release `sluice` binary, if built, as a
+# reference for batch throughput). Exits non-zero if any result differs.
 # Environment: PYTHON (default python3), CASE_SECONDS (default 1.0).
 set -euo pipefail
 
@@ -24,4 +25,7 @@ fi
 if [ ! -f "$DATA/manifest.json" ]; then
     "$VENV/bin/python" benches/compare/gen_data.py "$DATA"
 fi
-"$VENV/bin/python" python/benches/bench.py --data "$DATA" --case-seconds "${CASE_SECONDS:-1.0}"
+cli=()
+bin="${CARGO_TARGET_DIR:-target}/release/sluice"
+[ -x "$bin" ] && cli=(--cli "$bin")
+"$VENV/bin/python" python/benches/bench.py --data "$DATA" --case-seconds "${CASE_SECONDS:-1.0}" "${cli[@]}"

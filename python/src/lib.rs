@@ -48,6 +48,8 @@ struct Model {
     inner: sluice_core::Model,
     /// Where names in an Arrow batch's ``model`` column are looked up.
     profiles: Arc<Profiles>,
+    /// The arguments it was made with, to pickle it (Ray sends models to workers).
+    files: (Option<PathBuf>, Option<PathBuf>, usize),
 }
 
 #[pymethods]
@@ -61,14 +63,15 @@ impl Model {
         tokenizer: Option<PathBuf>,
         cache: usize,
     ) -> PyResult<Self> {
-        let profiles = if profiles.is_none() && tokenizer.is_none() && cache == COUNTS_PER_THREAD {
+        let files = (profiles, tokenizer, cache);
+        let profiles = if files == (None, None, COUNTS_PER_THREAD) {
             Arc::clone(&BUILTIN)
         } else {
             let mut own = crate::profiles(cache);
-            if let Some(path) = profiles {
+            if let Some(path) = &files.0 {
                 own.load_file(path).or_raise(py)?;
             }
-            if let Some(path) = tokenizer {
+            if let Some(path) = &files.1 {
                 if !path.is_file() {
                     let message = format!("cannot read tokenizer file {}", path.display());
                     return Err(errors::to_py(py, LineError::new("50000", message)));
@@ -78,7 +81,11 @@ impl Model {
             Arc::new(own)
         };
         let inner = py.detach(|| profiles.model(name)).or_raise(py)?;
-        Ok(Self { inner, profiles })
+        Ok(Self {
+            inner,
+            profiles,
+            files,
+        })
     }
 
     /// The profile's name.
@@ -127,6 +134,17 @@ impl Model {
 
     fn __repr__(&self) -> String {
         format!("Model({:?})", self.inner.profile().name)
+    }
+
+    /// Pickling: a model is remade from its name and files (which the unpickling
+    /// process must be able to read).
+    fn __getnewargs_ex__<'py>(&self, py: Python<'py>) -> PyResult<((String,), Bound<'py, PyDict>)> {
+        let (profiles, tokenizer, cache) = &self.files;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("profiles", profiles)?;
+        kwargs.set_item("tokenizer", tokenizer)?;
+        kwargs.set_item("cache", cache)?;
+        Ok(((self.inner.profile().name.clone(),), kwargs))
     }
 }
 
@@ -331,6 +349,8 @@ impl Conversation {
 #[pyclass(frozen, module = "sluice")]
 struct Router {
     inner: Arc<sluice_router::Router>,
+    /// The folder it was loaded from (`None`: the embedded sample), to pickle it.
+    directory: Option<PathBuf>,
 }
 
 #[pymethods]
@@ -343,10 +363,10 @@ impl Router {
         version: Option<u32>,
         directory: Option<PathBuf>,
     ) -> PyResult<Self> {
-        let store = match directory {
+        let store = match &directory {
             None => RouterStore::embedded_sample(),
             Some(dir) => py
-                .detach(|| RouterStore::load_dir(&dir))
+                .detach(|| RouterStore::load_dir(dir))
                 .map_err(|e| LineError::new(e.code(), e.to_string()))
                 .or_raise(py)?,
         };
@@ -359,7 +379,7 @@ impl Router {
                 .ok_or_else(|| LineError::new("40400", format!("router not found: {router_id}"))),
         }
         .or_raise(py)?;
-        Ok(Self { inner })
+        Ok(Self { inner, directory })
     }
 
     /// The router's id.
@@ -416,6 +436,17 @@ impl Router {
 
     fn __repr__(&self) -> String {
         format!("Router({:?}, {})", self.inner.id(), self.inner.version())
+    }
+
+    /// Pickling: a router is reloaded by id and version from where it came from
+    /// (which the unpickling process must be able to read).
+    fn __getnewargs_ex__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<((String, u32), Bound<'py, PyDict>)> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("directory", &self.directory)?;
+        Ok(((self.inner.id().to_string(), self.inner.version()), kwargs))
     }
 }
 

@@ -122,6 +122,21 @@ def test_model_from_files(tmp_path, cli):
     assert hf.count(SEED["messages"]) == sluice.count(SEED["messages"])
 
 
+def test_models_and_routers_pickle(tmp_path):
+    import pickle
+
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('[profiles.small]\ntokenizer = "cl100k_base"\ncontext_limit = 64\nmax_output = 32\n')
+    small = pickle.loads(pickle.dumps(sluice.Model("small", profiles=profiles, cache=0)))
+    assert (small.name, small.context_limit) == ("small", 64)
+    assert pickle.loads(pickle.dumps(sluice.Model())).trim(SEED["messages"]) == sluice.trim(SEED["messages"])
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "3.toml").write_text('[[domain]]\nname = "shopping"\nkeywords = ["price"]\n')
+    shop = pickle.loads(pickle.dumps(sluice.Router("shop", directory=tmp_path)))
+    assert (shop.id, shop.version, shop.domains) == ("shop", 3, ["shopping"])
+    assert repr(pickle.loads(pickle.dumps(sluice.Router("sample", 1)))) == 'Router("sample", 1)'
+
+
 def test_conversation_equals_trim_turn_after_turn():
     model = sluice.Model("HCX-003")
     chat = sluice.Conversation([{"role": "system", "content": "Answer briefly."}], model)

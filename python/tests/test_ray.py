@@ -24,7 +24,8 @@ ROWS = int(os.environ.get("SLUICE_RAY_ROWS", "100000"))
 # What the workers run: sluice's own functions (importable there), with one
 # thread per Ray task, since Ray runs one task per CPU.
 trim_batch = functools.partial(sluice.trim_arrow, max_tokens=300, threads=1)
-route_batch = functools.partial(sluice.route_arrow, threads=1)
+# A router (like a model) pickles as its id, version and folder.
+route_batch = functools.partial(sluice.route_arrow, router=sluice.Router("sample", 1), threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_ray_data_routes_like_the_cli(cli, cluster, tmp_path):
     ds = ray.data.read_parquet(str(path)).map_batches(route_batch, batch_format="pyarrow", batch_size=1000)
     out = pa.concat_tables(ds.iter_batches(batch_format="pyarrow", batch_size=None)).to_pylist()
     printed = run_cli(
-        cli, ["route", "--jsonl", "-"], jsonl(queries)
+        cli, ["route", "--version", "1", "--jsonl", "-"], jsonl(queries)
     ).stdout.decode().splitlines()
     assert len(out) == len(printed) == 5000
     for i, (row, line) in enumerate(zip(out, printed)):
