@@ -40,7 +40,9 @@ def trim_arrow(
     does with every line, on all cores (``threads`` to use fewer).
 
     ``data`` has a ``messages`` column (a list of structs with ``role`` and
-    ``content`` strings, optionally ``tool_call_id``) and optionally ``max_tokens``
+    ``content`` strings, optionally ``tool_call_id`` and ``tool_calls``: a list
+    of structs with ``id`` and ``function``, a struct of ``name`` and
+    ``arguments``, a JSON string) and optionally ``max_tokens``
     (integers; null for the default) and ``model`` (strings) columns. The result
     has the same columns, ``messages`` holding only the kept messages, plus a
     ``report`` struct column (the report ``sluice trim`` prints) and an ``error``

@@ -21,7 +21,7 @@ use arrow_schema::{DataType, Field, Fields, Schema};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rayon::prelude::*;
-use sluice_core::{Counts, Message, Profiles, Role, Trim};
+use sluice_core::{Counts, Message, Profiles, Role, ToolCall, Trim};
 use sluice_pipeline::LineError;
 use sluice_router::{RouteRequest, RouteResult};
 
@@ -97,12 +97,76 @@ impl<'a> Strings<'a> {
 }
 
 /// The `messages` column's structs: `role`, `content`, and optionally
-/// `tool_call_id` (or `toolCallId`).
+/// `tool_call_id` (or `toolCallId`) and `tool_calls` (or `toolCalls`).
 struct MessageFields<'a> {
     values: &'a StructArray,
     role: Strings<'a>,
     content: Strings<'a>,
     tool_call_id: Option<Strings<'a>>,
+    tool_calls: Option<ToolCalls<'a>>,
+}
+
+/// A `tool_calls` field: a list of structs with `id`, optionally `type`, and
+/// `function`, a struct of `name` and `arguments` (a string holding JSON, as
+/// OpenAI sends it).
+struct ToolCalls<'a> {
+    lists: Lists<'a>,
+    id: Strings<'a>,
+    kind: Option<Strings<'a>>,
+    name: Strings<'a>,
+    arguments: Option<Strings<'a>>,
+}
+
+impl<'a> ToolCalls<'a> {
+    fn of(array: &'a ArrayRef, column: &str) -> PyResult<Self> {
+        let shape = || {
+            value_error(format!(
+                "column {column}: tool_calls must be a list of structs with id and function \
+                 (a struct of name and arguments, a JSON string)"
+            ))
+        };
+        let lists = Lists::of_array(array).ok_or_else(shape)?;
+        let calls = lists.values().as_struct_opt().ok_or_else(shape)?;
+        let function = calls
+            .column_by_name("function")
+            .and_then(|f| f.as_struct_opt())
+            .ok_or_else(shape)?;
+        let string = |array: Option<&'a ArrayRef>, name: &str| {
+            array.map(|a| Strings::of(a.as_ref(), name)).transpose()
+        };
+        Ok(Self {
+            id: string(calls.column_by_name("id"), "tool_calls.id")?.ok_or_else(shape)?,
+            kind: string(calls.column_by_name("type"), "tool_calls.type")?,
+            name: string(function.column_by_name("name"), "tool_calls.function.name")?
+                .ok_or_else(shape)?,
+            arguments: string(
+                function.column_by_name("arguments"),
+                "tool_calls.function.arguments",
+            )?,
+            lists,
+        })
+    }
+
+    /// The calls of message `i` (none for a null list).
+    fn get(&self, i: usize) -> Vec<ToolCall> {
+        self.lists.range(i).map_or_else(Vec::new, |range| {
+            range
+                .map(|c| {
+                    // Absent arguments are JSON null, as when a request omits them.
+                    let arguments = self.arguments.as_ref().and_then(|a| a.get(c));
+                    let mut call = ToolCall::function(
+                        self.id.get(c).unwrap_or_default(),
+                        self.name.get(c).unwrap_or_default(),
+                        arguments.map_or(serde_json::Value::Null, serde_json::Value::from),
+                    );
+                    if let Some(kind) = self.kind.as_ref().and_then(|k| k.get(c)) {
+                        call.kind = kind.to_string();
+                    }
+                    call
+                })
+                .collect()
+        })
+    }
 }
 
 impl<'a> MessageFields<'a> {
@@ -114,12 +178,6 @@ impl<'a> MessageFields<'a> {
             ))
         })?;
         let field = |names: &[&str]| names.iter().find_map(|n| values.column_by_name(n));
-        if field(&["tool_calls", "toolCalls"]).is_some() {
-            return Err(value_error(format!(
-                "column {column}: tool calls are not supported in Arrow batches; \
-                 trim such rows with sluice.trim"
-            )));
-        }
         let role = field(&["role"])
             .ok_or_else(|| value_error(format!("column {column}: its structs have no role")))?;
         let content = field(&["content"])
@@ -130,6 +188,9 @@ impl<'a> MessageFields<'a> {
             content: Strings::of(content.as_ref(), "content")?,
             tool_call_id: field(&["tool_call_id", "toolCallId"])
                 .map(|a| Strings::of(a.as_ref(), "tool_call_id"))
+                .transpose()?,
+            tool_calls: field(&["tool_calls", "toolCalls"])
+                .map(|a| ToolCalls::of(a, column))
                 .transpose()?,
         })
     }
@@ -157,6 +218,9 @@ impl<'a> MessageFields<'a> {
                     .as_ref()
                     .and_then(|c| c.get(i))
                     .map(str::to_string);
+                if let Some(calls) = &self.tool_calls {
+                    message.tool_calls = calls.get(i);
+                }
                 Ok(message)
             })
             .collect()
@@ -174,12 +238,20 @@ impl<'a> Lists<'a> {
         let Some(column) = batch.column_by_name(name) else {
             return Ok(None);
         };
-        match column.data_type() {
-            DataType::List(_) => Ok(Some(Self::List(column.as_list::<i32>()))),
-            DataType::LargeList(_) => Ok(Some(Self::Large(column.as_list::<i64>()))),
-            other => Err(value_error(format!(
-                "column {name} must be a list of message structs, not {other}"
-            ))),
+        Self::of_array(column).map(Some).ok_or_else(|| {
+            value_error(format!(
+                "column {name} must be a list of message structs, not {}",
+                column.data_type()
+            ))
+        })
+    }
+
+    /// `array` as a list, if it is one.
+    fn of_array(array: &'a ArrayRef) -> Option<Self> {
+        match array.data_type() {
+            DataType::List(_) => Some(Self::List(array.as_list::<i32>())),
+            DataType::LargeList(_) => Some(Self::Large(array.as_list::<i64>())),
+            _ => None,
         }
     }
 

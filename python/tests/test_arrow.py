@@ -152,6 +152,46 @@ def test_large_and_sliced_inputs():
     assert sluice.count_arrow(b).column("total") == sluice.count_arrow(batch(rows)).column("total")
 
 
+def test_tool_calls_count_as_the_cli_counts_them(cli):
+    call = pa.struct(
+        [("id", pa.string()), ("type", pa.string()), ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())]))]
+    )
+    message = pa.struct(
+        [("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(call)), ("tool_call_id", pa.string())]
+    )
+    rows = [
+        [
+            {"role": "user", "content": "서울 날씨?"},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Seoul"}'}}]},
+            {"role": "tool", "content": "23°C", "tool_call_id": "c1"},
+            {"role": "assistant", "content": "맑아요.", "tool_calls": [{"id": "c2", "type": None, "function": {"name": "f", "arguments": None}}]},
+            {"role": "user", "content": "고마워"},
+        ]
+    ] * 3
+    table = pa.table({"messages": pa.array(rows, pa.list_(message)), "max_tokens": [100, 4060, 4075]})
+    requests = []
+    for r, max_tokens in zip(rows, [100, 4060, 4075]):
+        messages = []
+        for m in r:
+            m = {k: v for k, v in m.items() if v is not None}
+            if "tool_calls" in m:
+                m["tool_calls"] = [
+                    {"id": c["id"], "function": {k: v for k, v in c["function"].items() if v is not None}} for c in m["tool_calls"]
+                ]
+            messages.append(m)
+        requests.append({"maxTokens": max_tokens, "messages": messages})
+    printed = run_cli(cli, ["trim", "--jsonl"], jsonl(requests)).stdout.decode().splitlines()
+    out = sluice.trim_arrow(table).to_pylist()
+    for row, line in zip(out, printed):
+        expected = json.loads(line)
+        assert row["report"] == expected.get("report"), line
+        assert len(row["messages"] or []) == len(expected.get("messages", []))
+    assert out[1]["messages"][0]["tool_calls"] is None and out[0]["messages"][1]["tool_calls"][0]["id"] == "c1"
+    printed = run_cli(cli, ["count", "--jsonl"], jsonl(requests)).stdout.decode().splitlines()
+    counted = sluice.count_arrow(table).to_pylist()
+    assert [r["counts"] for r in counted] == [[m["count"] for m in json.loads(line)["messages"]] for line in printed]
+
+
 def test_tables_with_many_chunks_and_empty_tables():
     table = pa.concat_tables([pa.Table.from_batches([batch([HI] * n)]) for n in (3, 0, 5)])
     out = sluice.trim_arrow(table)
@@ -181,7 +221,7 @@ def test_schema_errors_are_value_errors():
         sluice.trim_arrow(batch([HI], report=pa.array([1])))
     with pytest.raises(ValueError, match="max_tokens must hold"):
         sluice.trim_arrow(batch([HI], max_tokens=pa.array(["1"])))
-    with pytest.raises(ValueError, match="tool calls are not supported"):
+    with pytest.raises(ValueError, match="tool_calls must be a list of structs with id and function"):
         calls = pa.struct([("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(pa.string()))])
         sluice.trim_arrow(pa.RecordBatch.from_pydict({"messages": pa.array([[{"role": "user", "content": "x", "tool_calls": []}]], pa.list_(calls))}))
     with pytest.raises(ValueError, match="threads must be at least 1"):
