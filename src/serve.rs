@@ -94,10 +94,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let local = listener.local_addr()?;
         banner(local, &config, users)?;
-        tracing::info!(addr = %local, api_keys = config.api_keys.len(), "listening");
-        sluice_http::serve(
+        let limits = connection_limits(&config);
+        tracing::info!(
+            addr = %local,
+            api_keys = config.api_keys.len(),
+            max_connections = limits.max_connections,
+            "listening"
+        );
+        sluice_http::serve_with(
             listener,
             sluice_http::app(state),
+            limits,
             sluice_http::shutdown_signal(),
         )
         .await
@@ -106,6 +113,31 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// File descriptors kept for everything but client connections: the
+/// listener, the database, upstream models, router and log files, and the
+/// connections being refused.
+const RESERVED_FDS: u64 = 512;
+
+/// The connection limits of `config`, with the cap lowered to what the
+/// process's open-files limit allows (raised to its hard limit first).
+fn connection_limits(config: &Config) -> sluice_http::ConnectionLimits {
+    let mut limits = config.connection_limits();
+    if let Some(open_files) = sluice_http::raise_open_files_limit() {
+        let room =
+            usize::try_from(open_files.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX);
+        if limits.max_connections > room {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                open_files,
+                lowered_to = room,
+                "max_connections is over what the open-files limit allows; raise the limit (ulimit -n, LimitNOFILE=)"
+            );
+            limits.max_connections = room;
+        }
+    }
+    limits
 }
 
 fn banner(local: SocketAddr, config: &Config, users: usize) -> std::io::Result<()> {

@@ -1,20 +1,17 @@
 //! The router: routes, layers and the server loop.
 
-use std::future::Future;
-
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, get, post};
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 
-use crate::middleware::{auth, layer_error, observe};
+use crate::middleware::{auth, layer_error, observe, read_body, read_body_practice};
 use crate::state::AppState;
 use crate::{gateway, handlers};
 
@@ -130,11 +127,13 @@ pub fn app(state: AppState) -> Router {
             api = api.route(&format!("{prefix}{path}"), endpoint.method_router());
         }
     }
-    // Outermost first. Auth runs before a request takes a slot; the timeout covers
-    // reading the body and the work.
+    // Outermost first. Auth runs before the body is read, and the body is read
+    // (within its own deadline) before a request takes a slot, so that a slow
+    // upload holds no slot; the timeout covers the work.
     let api = api.layer(
         ServiceBuilder::new()
             .layer(from_fn_with_state(state.clone(), auth))
+            .layer(from_fn_with_state(state.clone(), read_body))
             .layer(HandleErrorLayer::new(layer_error))
             .layer(LoadShedLayer::new())
             .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit))
@@ -145,6 +144,7 @@ pub fn app(state: AppState) -> Router {
     // shape; a run waits on model calls, so it gets a longer deadline.
     let practice = crate::practice::routes().layer(
         ServiceBuilder::new()
+            .layer(from_fn_with_state(state.clone(), read_body_practice))
             .layer(HandleErrorLayer::new(layer_error))
             .layer(LoadShedLayer::new())
             .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit))
@@ -169,18 +169,6 @@ pub fn app(state: AppState) -> Router {
         Some(cors) => app.layer(cors),
         None => app,
     }
-}
-
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and
-/// waits for the requests in flight.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

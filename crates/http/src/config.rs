@@ -10,6 +10,7 @@ use serde::Deserialize;
 use sluice_practice::provider::ModelConfig;
 
 use crate::auth::ApiKeys;
+use crate::conn::ConnectionLimits;
 
 /// The default address: loopback only, port 8080.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -25,6 +26,11 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// body_timeout_ms = 10000           # SLUICE_BODY_TIMEOUT_MS
 /// request_timeout_ms = 30000        # SLUICE_REQUEST_TIMEOUT_MS
 /// concurrency_limit = 256           # SLUICE_CONCURRENCY_LIMIT
+/// max_connections = 4096            # SLUICE_MAX_CONNECTIONS
+/// header_timeout_ms = 10000         # SLUICE_HEADER_TIMEOUT_MS (also the keep-alive idle time)
+/// max_header_bytes = 32768          # SLUICE_MAX_HEADER_BYTES
+/// shutdown_timeout_ms = 8000        # SLUICE_SHUTDOWN_TIMEOUT_MS
+/// log_requests_per_sec = 100        # SLUICE_LOG_REQUESTS_PER_SEC
 /// token_ttl_ms = 3600000            # SLUICE_TOKEN_TTL_MS: access tokens' lifetime
 /// log_format = "text"               # SLUICE_LOG_FORMAT: text or json
 /// database = "sqlite:sluice.db"     # SLUICE_DATABASE_URL: practice store (or postgres://...)
@@ -60,11 +66,30 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Requests handled at once; more get `42900` at once. Default 256.
     pub concurrency_limit: usize,
+    /// Connections open at once; one more is answered `50300` and closed.
+    /// Default 4,096 (`sluice serve` lowers it to what its open-files limit
+    /// allows).
+    pub max_connections: usize,
+    /// Time for a complete request head, from the connection's start or its
+    /// previous response, so also how long an idle keep-alive connection
+    /// stays open. Default 10 s.
+    pub header_timeout_ms: u64,
+    /// Largest request head (request line and header fields) in bytes; a
+    /// larger one gets a bare `431`. Default 32 KiB.
+    pub max_header_bytes: usize,
+    /// After SIGTERM or SIGINT, how long requests in flight may take before
+    /// their connections are dropped. Default 8 s (under the 10 s a container
+    /// runtime usually waits before SIGKILL).
+    pub shutdown_timeout_ms: u64,
     /// How long an access token from `GET /v1/auth/token` lives; then calls
     /// with it answer `40103`. Default one hour.
     pub token_ttl_ms: u64,
     /// `text` (default) or `json` log lines.
     pub log_format: LogFormat,
+    /// Request log lines written per second at most (a burst of as many is
+    /// allowed); the lines over it are counted and the count is logged with
+    /// the next line written. `0` turns request lines off. Default 100.
+    pub log_requests_per_sec: u32,
     /// The practice store: `sqlite:PATH`, `sqlite::memory:` or `postgres://...`.
     /// Default: `sluice.db` in [`Config::data_dir`].
     pub database: Option<String>,
@@ -103,6 +128,11 @@ impl Default for Config {
             body_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             concurrency_limit: 256,
+            max_connections: 4096,
+            header_timeout_ms: 10_000,
+            max_header_bytes: 32 * 1024,
+            shutdown_timeout_ms: 8_000,
+            log_requests_per_sec: 100,
             token_ttl_ms: 3_600_000,
             log_format: LogFormat::Text,
             database: None,
@@ -153,7 +183,8 @@ impl Config {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| err(describe_toml_error(&text, &e)))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
             &mut config.profiles,
@@ -210,6 +241,21 @@ impl Config {
         if let Some(v) = var("SLUICE_CONCURRENCY_LIMIT") {
             self.concurrency_limit = parse("SLUICE_CONCURRENCY_LIMIT", &v)?;
         }
+        if let Some(v) = var("SLUICE_MAX_CONNECTIONS") {
+            self.max_connections = parse("SLUICE_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = var("SLUICE_HEADER_TIMEOUT_MS") {
+            self.header_timeout_ms = parse("SLUICE_HEADER_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = var("SLUICE_MAX_HEADER_BYTES") {
+            self.max_header_bytes = parse("SLUICE_MAX_HEADER_BYTES", &v)?;
+        }
+        if let Some(v) = var("SLUICE_SHUTDOWN_TIMEOUT_MS") {
+            self.shutdown_timeout_ms = parse("SLUICE_SHUTDOWN_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = var("SLUICE_LOG_REQUESTS_PER_SEC") {
+            self.log_requests_per_sec = parse("SLUICE_LOG_REQUESTS_PER_SEC", &v)?;
+        }
         if let Some(v) = var("SLUICE_TOKEN_TTL_MS") {
             self.token_ttl_ms = parse("SLUICE_TOKEN_TTL_MS", &v)?;
         }
@@ -245,13 +291,27 @@ impl Config {
     /// Checks the values, and that the server is not opened to the network
     /// without API keys.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.body_limit == 0 || self.concurrency_limit == 0 {
+        if self.body_limit == 0 || self.concurrency_limit == 0 || self.max_connections == 0 {
             return Err(ConfigError::Invalid(
-                "body_limit and concurrency_limit must be positive".into(),
+                "body_limit, concurrency_limit and max_connections must be positive".into(),
             ));
         }
-        if self.request_timeout_ms == 0 || self.body_timeout_ms == 0 || self.token_ttl_ms == 0 {
+        if [
+            self.request_timeout_ms,
+            self.body_timeout_ms,
+            self.token_ttl_ms,
+            self.header_timeout_ms,
+            self.shutdown_timeout_ms,
+        ]
+        .contains(&0)
+        {
             return Err(ConfigError::Invalid("timeouts must be positive".into()));
+        }
+        if self.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "max_header_bytes must be at least {MIN_HEADER_BYTES}, got {}",
+                self.max_header_bytes
+            )));
         }
         for origin in &self.cors_origins {
             let host = origin
@@ -282,6 +342,16 @@ impl Config {
         format!("sqlite:{}", dir.join("sluice.db").display())
     }
 
+    /// The connection limits.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            max_header_bytes: self.max_header_bytes,
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+        }
+    }
+
     /// The request limits.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -290,6 +360,36 @@ impl Config {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             concurrency_limit: self.concurrency_limit,
         }
+    }
+}
+
+/// The smallest `max_header_bytes`: room for a request line and a few headers.
+const MIN_HEADER_BYTES: usize = 1024;
+
+/// A TOML error as `line L, column C: message`, without the excerpt of the
+/// file that its `Display` shows and with every double-quoted value in the
+/// message redacted: the file holds secrets (`api_keys`), and a malformed
+/// entry must not print them.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let mut message = String::new();
+    let mut rest = error.message().trim();
+    while let Some(open) = rest.find('"') {
+        let Some(len) = rest[open + 1..].find('"') else {
+            break;
+        };
+        message.push_str(&rest[..open]);
+        message.push_str("\"<redacted>\"");
+        rest = &rest[open + len + 2..];
+    }
+    message.push_str(rest);
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
     }
 }
 

@@ -1,5 +1,8 @@
 //! The one error type of the server and the envelope every response is wrapped in.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -43,6 +46,8 @@ impl Code {
     pub const INTERNAL: Code = Code("50000");
     /// `50200` the model behind the gateway failed or answered nonsense (ours).
     pub const BAD_GATEWAY: Code = Code("50200");
+    /// `50300` the server has too many open connections (ours).
+    pub const UNAVAILABLE: Code = Code("50300");
     /// `50400` the request took longer than the configured timeout.
     pub const TIMEOUT: Code = Code("50400");
     /// `65001` a router configuration is invalid.
@@ -190,16 +195,79 @@ impl<T: Serialize> IntoResponse for Success<T> {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The envelope of this error as JSON bytes, its message cut by
+    /// [`bounded_message`].
+    pub(crate) fn envelope(&self) -> Vec<u8> {
+        let message = bounded_message(&self.message);
         let body = Envelope::<()> {
             status: Status {
                 code: self.code.0,
-                message: &self.message,
+                message: &message,
             },
             result: None,
         };
-        let mut response = json_response(self.code.http_status(), &body);
+        serde_json::to_vec(&body).expect("an envelope of strings serializes")
+    }
+}
+
+/// Quoted text (in `"` or `` ` ``) longer than this many characters is cut.
+const QUOTED_CHARS: usize = 64;
+
+/// A message longer than this many characters is cut.
+const MESSAGE_CHARS: usize = 1024;
+
+/// `message` with every quoted piece over [`QUOTED_CHARS`] cut to its first
+/// characters, an ellipsis and its length (`` `aaaa…` (1048576 characters) ``),
+/// and the whole cut to [`MESSAGE_CHARS`] the same way: an error never echoes
+/// a large input back.
+pub(crate) fn bounded_message(message: &str) -> Cow<'_, str> {
+    if message.len() <= QUOTED_CHARS {
+        return message.into();
+    }
+    let mut out = String::with_capacity(message.len().min(2 * MESSAGE_CHARS));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = &rest[open..=open];
+        let start = open + 1;
+        let Some(len) = rest[start..].find(quote) else {
+            break;
+        };
+        let end = start + len;
+        out.push_str(&rest[..start]);
+        match shortened(&rest[start..end], QUOTED_CHARS) {
+            Some((prefix, total)) => {
+                let _ = write!(out, "{prefix}…{quote} ({total} characters)");
+            }
+            None => out.push_str(&rest[start..=end]),
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    if let Some((prefix, total)) = shortened(&out, MESSAGE_CHARS) {
+        out = format!("{prefix}… ({total} characters in all)");
+    }
+    out.into()
+}
+
+/// The first `max` characters of `text` and its length in characters, if it
+/// is longer.
+fn shortened(text: &str, max: usize) -> Option<(&str, usize)> {
+    let (end, _) = text.char_indices().nth(max)?;
+    Some((&text[..end], text.chars().count()))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.code.http_status(),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.envelope(),
+        )
+            .into_response();
         if self.code == Code::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -224,5 +292,37 @@ pub(crate) fn json_response(status: StatusCode, value: &impl Serialize) -> Respo
         )
             .into_response(),
         Err(e) => ApiError::internal(format!("cannot serialize a response: {e}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_quoted_input_is_cut_with_its_length() {
+        let long = "é".repeat(100);
+        let message = format!("messages[0].role: unknown variant `{long}`, expected `user`");
+        let cut = bounded_message(&message);
+        assert_eq!(
+            cut,
+            format!(
+                "messages[0].role: unknown variant `{}…` (100 characters), expected `user`",
+                "é".repeat(64)
+            )
+        );
+        let short = "model not found: \"HCX-003\" and more words to pass sixty-four bytes";
+        assert_eq!(bounded_message(short), short);
+    }
+
+    #[test]
+    fn long_messages_are_cut_whole() {
+        let message = "word ".repeat(1000);
+        let cut = bounded_message(&message);
+        assert!(cut.chars().count() < 1100, "{cut}");
+        assert!(cut.ends_with("… (5000 characters in all)"), "{cut}");
+        // An unclosed quote is left alone, and the whole is still cut.
+        let open = format!("got \"{}", "x".repeat(5000));
+        assert!(bounded_message(&open).chars().count() < 1100);
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! - [`app`] builds the [`axum::Router`] from an [`AppState`] (model profiles,
 //!   routers, API keys, [`Limits`]); [`serve`] runs it on a listener until a
-//!   shutdown future completes ([`shutdown_signal`] for SIGINT/SIGTERM).
+//!   shutdown future completes ([`shutdown_signal`] for SIGINT/SIGTERM), and
+//!   [`serve_with`] with [`ConnectionLimits`]: a cap on open connections, a
+//!   header timeout that also closes idle keep-alive connections, a head size
+//!   limit and a shutdown deadline.
 //! - Endpoints, each also under `/testapp` and `/serviceapp` ([`PREFIXES`]):
 //!   `POST /v1/api-tools/sliding/chat-messages/{modelName}` (sliding window),
 //!   `POST /v1/api-tools/chat-tokenize/{modelName}` (token calculator),
@@ -14,8 +17,9 @@
 //!   [`ApiError`] with a [`Code`]: malformed JSON `40000`, a bad field `40001`,
 //!   context exceeded `40003`, empty router query `40004`, unknown model
 //!   `40080`, no or wrong key `40100`, unknown path, router or version `40400`,
-//!   slow body `40800`, body too large `41300`, overload `42900`, timeout
-//!   `50400`, invalid router file `65001`, over the router's token limit `65400`
+//!   slow body `40800`, body too large `41300`, overload `42900`, too many
+//!   connections `50300`, timeout `50400`, invalid router file `65001`, over
+//!   the router's token limit `65400`
 //!   (the `65xxx` codes are sent with HTTP 400).
 //! - [`Config`] reads a TOML file and `SLUICE_*` environment overrides, and
 //!   refuses a non-loopback address without API keys.
@@ -36,6 +40,7 @@
 mod app;
 mod auth;
 mod config;
+mod conn;
 mod cors;
 mod error;
 mod extract;
@@ -50,9 +55,10 @@ mod routers;
 mod state;
 mod tokens;
 
-pub use app::{PREFIXES, app, serve, served_routes, shutdown_signal};
+pub use app::{PREFIXES, app, served_routes, shutdown_signal};
 pub use auth::ApiKeys;
 pub use config::{Config, ConfigError, DEFAULT_ADDR, Limits, LogFormat, default_data_dir};
+pub use conn::{ConnectionLimits, raise_open_files_limit, serve, serve_with};
 pub use error::{ApiError, Code, Success};
 pub use extract::ApiJson;
 pub use gateway::TURNS_DROPPED;

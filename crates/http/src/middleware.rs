@@ -1,15 +1,21 @@
-//! Per-request plumbing: request ids, tracing spans, metrics, auth, and turning
-//! the errors of the tower layers (timeout, load shedding) into envelopes.
+//! Per-request plumbing: request ids, tracing spans, metrics, rate-limited
+//! request logs, auth, reading the body before a request takes a slot, and
+//! turning the errors of the tower layers (timeout, load shedding) into
+//! envelopes.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::BoxError;
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body::Body as _;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use tracing::Instrument;
 
 use crate::error::{ApiError, Code};
@@ -55,14 +61,16 @@ pub(crate) async fn observe(
         .get::<Code>()
         .map_or_else(|| fallback_code(response.status().as_u16()), |c| c.0);
     state.metrics().observe_request(&route, code, elapsed);
-    span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            code,
-            latency_us = elapsed.as_micros() as u64,
-            "finished"
-        );
-    });
+    if state.request_logs().admit() {
+        span.in_scope(|| {
+            tracing::info!(
+                status = response.status().as_u16(),
+                code,
+                latency_us = elapsed.as_micros() as u64,
+                "finished"
+            );
+        });
+    }
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }
@@ -145,7 +153,9 @@ pub(crate) async fn auth(State(state): State<AppState>, req: Request, next: Next
     match accepted {
         Some(true) => next.run(req).await,
         Some(false) => {
-            tracing::warn!("rejected: invalid API key");
+            if state.request_logs().admit() {
+                tracing::warn!("rejected: invalid API key");
+            }
             ApiError::new(Code::UNAUTHORIZED, "Unauthorized: invalid API key").into_response()
         }
         None => ApiError::new(
@@ -153,6 +163,134 @@ pub(crate) async fn auth(State(state): State<AppState>, req: Request, next: Next
             "Unauthorized: send the API key as `Authorization: Bearer <key>` (or `X-NCP-CLOVASTUDIO-API-KEY`)",
         )
         .into_response(),
+    }
+}
+
+/// A token bucket on request log lines: at most `rate` lines a second, in
+/// bursts of up to `rate`. The lines it turns away are counted, and the count
+/// is logged just before the next line it lets through.
+#[derive(Debug)]
+pub(crate) struct RequestLogs {
+    rate: f64,
+    bucket: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+    skipped: u64,
+}
+
+impl RequestLogs {
+    /// A bucket of `per_sec` lines a second; `0` lets no line through.
+    pub(crate) fn new(per_sec: u32) -> Self {
+        Self {
+            rate: f64::from(per_sec),
+            bucket: Mutex::new(Bucket {
+                tokens: f64::from(per_sec),
+                refilled: Instant::now(),
+                skipped: 0,
+            }),
+        }
+    }
+
+    /// True if a request line may be written now. Logs how many were not,
+    /// when that is the case, before saying yes.
+    pub(crate) fn admit(&self) -> bool {
+        if self.rate == 0.0 {
+            return false;
+        }
+        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let earned = now.duration_since(bucket.refilled).as_secs_f64() * self.rate;
+        bucket.tokens = (bucket.tokens + earned).min(self.rate);
+        bucket.refilled = now;
+        if bucket.tokens < 1.0 {
+            bucket.skipped += 1;
+            return false;
+        }
+        bucket.tokens -= 1.0;
+        let skipped = std::mem::take(&mut bucket.skipped);
+        drop(bucket);
+        if skipped > 0 {
+            tracing::info!(
+                skipped,
+                "request lines not logged (over log_requests_per_sec)"
+            );
+        }
+        true
+    }
+}
+
+/// Reads the whole request body, within the body limit and `body_timeout`,
+/// before the request goes on to take a request slot: a slow upload holds
+/// its connection, never a slot. Failures answer in the envelope: `41300`,
+/// `40800`, or `40000` for a body that cannot be read.
+pub(crate) async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match buffered(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// [`read_body`] for the practice routes, which answer in FastAPI's shape,
+/// `{"detail": "..."}`.
+pub(crate) async fn read_body_practice(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match buffered(&state, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => {
+            let message = crate::error::bounded_message(&e.message).into_owned();
+            let mut response = crate::error::json_response(
+                e.code.http_status(),
+                &serde_json::json!({ "detail": message }),
+            );
+            response.extensions_mut().insert(e.code);
+            response
+        }
+    }
+}
+
+/// `req` with its body read into memory.
+async fn buffered(state: &AppState, req: Request) -> Result<Request, ApiError> {
+    if req.body().is_end_stream() {
+        return Ok(req);
+    }
+    let limits = state.limits();
+    let too_large = || {
+        ApiError::new(
+            Code::PAYLOAD_TOO_LARGE,
+            format!(
+                "Payload too large: the body limit is {} bytes",
+                limits.body_limit
+            ),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.body_limit as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = req.into_parts();
+    let read = Limited::new(body, limits.body_limit).collect();
+    match tokio::time::timeout(limits.body_timeout, read).await {
+        Err(_) => Err(ApiError::new(
+            Code::REQUEST_TIMEOUT,
+            "Request timeout: the body was not received in time",
+        )),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(
+            Code::MALFORMED,
+            format!("Bad request: cannot read the body: {e}"),
+        )),
+        Ok(Ok(collected)) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
     }
 }
 
@@ -177,6 +315,17 @@ pub(crate) async fn layer_error(err: BoxError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_logs_are_rate_limited_and_count_what_they_skip() {
+        let logs = RequestLogs::new(5);
+        // A burst of the rate passes, then lines are counted, not written.
+        assert_eq!((0..5).filter(|_| logs.admit()).count(), 5);
+        assert!(!logs.admit() && !logs.admit());
+        assert_eq!(logs.bucket.lock().unwrap().skipped, 2);
+        let off = RequestLogs::new(0);
+        assert!(!off.admit());
+    }
 
     #[test]
     fn request_ids_are_uuid_v4_and_distinct() {

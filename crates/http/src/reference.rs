@@ -87,7 +87,7 @@ pub const SETTINGS: &[Setting] = &[
         Some("SLUICE_BODY_TIMEOUT_MS"),
         "integer (ms)",
         "`10000`",
-        "How long a client may take to send its body; then `40800`.",
+        "How long a client may take to send its body; then `40800` and the request slot was never taken.",
     ),
     setting(
         "request_timeout_ms",
@@ -101,7 +101,43 @@ pub const SETTINGS: &[Setting] = &[
         Some("SLUICE_CONCURRENCY_LIMIT"),
         "integer",
         "`256`",
-        "Requests handled at once; more get `42900` at once.",
+        "Requests handled at once; more get `42900` at once. The body is read before a request takes a slot.",
+    ),
+    setting(
+        "max_connections",
+        Some("SLUICE_MAX_CONNECTIONS"),
+        "integer",
+        "`4096`",
+        "Connections open at once; one more is answered `503` (`50300` in the envelope) with \
+         `Connection: close` and closed. `sluice serve` raises its open-files limit to the hard limit and \
+         lowers this to fit, with a warning.",
+    ),
+    setting(
+        "header_timeout_ms",
+        Some("SLUICE_HEADER_TIMEOUT_MS"),
+        "integer (ms)",
+        "`10000`",
+        "Time for a complete request head, counted from the connection's start or its previous response: a \
+         slow head and an idle keep-alive connection are both closed after it, without an answer.",
+    ),
+    setting(
+        "max_header_bytes",
+        Some("SLUICE_MAX_HEADER_BYTES"),
+        "integer (bytes)",
+        "`32768`",
+        "Largest request head (request line and header fields; at least 1024). A larger head, more than 100 \
+         header fields or a head that does not parse is answered by the HTTP parser (hyper) itself before \
+         sluice sees a request: `431` or `400` with an empty body (no envelope; hyper has no hook for one), \
+         then the connection is closed.",
+    ),
+    setting(
+        "shutdown_timeout_ms",
+        Some("SLUICE_SHUTDOWN_TIMEOUT_MS"),
+        "integer (ms)",
+        "`8000`",
+        "After SIGTERM or SIGINT: the listener closes, idle connections close at once, and requests in flight \
+         get this long to finish before their connections are dropped. Keep it under the service manager's \
+         kill timeout (Docker's is 10 s).",
     ),
     setting(
         "token_ttl_ms",
@@ -115,7 +151,16 @@ pub const SETTINGS: &[Setting] = &[
         Some("SLUICE_LOG_FORMAT"),
         "`text` or `json`",
         "`text`",
-        "How log lines are written (to stderr).",
+        "How log lines are written (to stderr; see Logs below).",
+    ),
+    setting(
+        "log_requests_per_sec",
+        Some("SLUICE_LOG_REQUESTS_PER_SEC"),
+        "integer",
+        "`100`",
+        "Request log lines written per second at most, with bursts of as many; the lines over it are counted \
+         and a `request lines not logged` line with the count comes before the next one written. `0` turns \
+         request lines off.",
     ),
     setting(
         "database",
@@ -300,11 +345,22 @@ pub fn config_reference() -> String {
     for (name, doc) in OTHER_ENV {
         let _ = writeln!(out, "| `{name}` | {doc} |");
     }
+    out.push_str(LOGS);
     out.push_str("\n## Example\n\n```toml\n");
     out.push_str(EXAMPLE);
     out.push_str("```\n");
     out
 }
+
+/// Where the logs go and how to rotate them: a section of the reference.
+const LOGS: &str = "\n## Logs\n\n\
+`sluice serve` writes its log to stderr, one line per event (`log_format`), filtered by `SLUICE_LOG`. \
+Request lines are rate-limited by `log_requests_per_sec`, so a flood of requests cannot flood the log. \
+sluice does not write or rotate log files itself; rotation is the service manager's job:\n\n\
+- systemd: the journal keeps stderr and rotates it (`SystemMaxUse=` in `journald.conf`).\n\
+- Docker: `docker run --log-opt max-size=50m --log-opt max-file=5 ...` (the `json-file` driver's rotation).\n\
+- A plain file: `sluice serve 2>>/var/log/sluice.log` with logrotate's `copytruncate` (the file is kept \
+open, so it must be truncated in place), or pipe stderr to a rotating writer such as `rotatelogs`.\n";
 
 /// A configuration file that uses every key; `docs/config.md` shows it and a
 /// test loads it.
@@ -316,8 +372,13 @@ body_limit = 16777216
 body_timeout_ms = 10000
 request_timeout_ms = 30000
 concurrency_limit = 256
+max_connections = 4096
+header_timeout_ms = 10000
+max_header_bytes = 32768
+shutdown_timeout_ms = 8000
 token_ttl_ms = 3600000
 log_format = "json"
+log_requests_per_sec = 100
 database = "sqlite:/var/lib/sluice/sluice.db"
 data_dir = "/var/lib/sluice"
 practice_router = "sample/1"
@@ -383,12 +444,20 @@ impl Config {
             "concurrency_limit".into(),
             int(self.concurrency_limit as u64),
         );
+        top.insert("max_connections".into(), int(self.max_connections as u64));
+        top.insert("header_timeout_ms".into(), int(self.header_timeout_ms));
+        top.insert("max_header_bytes".into(), int(self.max_header_bytes as u64));
+        top.insert("shutdown_timeout_ms".into(), int(self.shutdown_timeout_ms));
         top.insert("token_ttl_ms".into(), int(self.token_ttl_ms));
         let format = match self.log_format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
         };
         top.insert("log_format".into(), s(&format));
+        top.insert(
+            "log_requests_per_sec".into(),
+            int(u64::from(self.log_requests_per_sec)),
+        );
         top.insert(
             "database".into(),
             s(&redact_url_password(&self.database_url())),

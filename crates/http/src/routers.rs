@@ -50,19 +50,21 @@ impl Routers {
         let Err(missing) = found else {
             return found.map_err(Missing::NotFound);
         };
-        let Some(path) = self.file(id, version) else {
+        let (Some(dir), Some(path)) = (self.dir.as_deref(), self.file(id, version)) else {
             return Err(Missing::NotFound(missing));
         };
         if !path.is_file() {
             return Err(Missing::NotFound(not_found()));
         }
-        let router = Router::from_file_with(&path, profiles).map_err(Missing::Invalid)?;
+        // Errors reach clients: name files relative to the router directory.
+        let invalid = |e: BuildError| Missing::Invalid(e.relative_to(dir));
+        let router = Router::from_file_with(&path, profiles).map_err(invalid)?;
         let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
         // Another request may have loaded it meanwhile; the first one stays.
         if let Ok(loaded) = store.get(id, version) {
             return Ok(loaded);
         }
-        store.insert(router).map_err(Missing::Invalid)
+        store.insert(router).map_err(invalid)
     }
 
     /// `<dir>/<id>/<version>.toml`, for an id that is one plain path segment.

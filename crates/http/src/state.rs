@@ -11,6 +11,7 @@ use sluice_router::RouterStore;
 use crate::auth::ApiKeys;
 use crate::config::{Config, ConfigError, Limits};
 use crate::metrics::Metrics;
+use crate::middleware::RequestLogs;
 use crate::routers::Routers;
 
 /// The shared state of [`app`](crate::app). Cloning is cheap.
@@ -40,6 +41,7 @@ struct Inner {
     metrics: Metrics,
     practice: Option<Practice>,
     tokens: crate::tokens::Tokens,
+    request_logs: RequestLogs,
 }
 
 /// Builds an [`AppState`]; every setter has a default.
@@ -53,6 +55,7 @@ pub struct StateBuilder {
     cors_origins: Vec<String>,
     practice: Option<Practice>,
     token_ttl: Option<std::time::Duration>,
+    request_logs_per_sec: Option<u32>,
 }
 
 impl StateBuilder {
@@ -107,6 +110,13 @@ impl StateBuilder {
         self
     }
 
+    /// Request log lines written per second at most; `0` writes none.
+    /// Default: 100.
+    pub fn request_logs_per_sec(mut self, per_sec: u32) -> Self {
+        self.request_logs_per_sec = Some(per_sec);
+        self
+    }
+
     /// The state.
     pub fn build(self) -> AppState {
         AppState {
@@ -124,6 +134,10 @@ impl StateBuilder {
                 tokens: crate::tokens::Tokens::new(
                     self.token_ttl
                         .unwrap_or(std::time::Duration::from_secs(3600)),
+                ),
+                request_logs: RequestLogs::new(
+                    self.request_logs_per_sec
+                        .unwrap_or(Config::default().log_requests_per_sec),
                 ),
             }),
         }
@@ -159,6 +173,7 @@ impl AppState {
             .limits(config.limits())
             .cors_origins(config.cors_origins.iter().cloned())
             .token_ttl(std::time::Duration::from_millis(config.token_ttl_ms))
+            .request_logs_per_sec(config.log_requests_per_sec)
             .build())
     }
 
@@ -266,6 +281,11 @@ impl AppState {
     /// The access tokens issued by `/v1/auth/token`.
     pub(crate) fn tokens(&self) -> &crate::tokens::Tokens {
         &self.inner.tokens
+    }
+
+    /// The budget of request log lines.
+    pub(crate) fn request_logs(&self) -> &RequestLogs {
+        &self.inner.request_logs
     }
 
     /// The origins allowed to call the server from a browser.

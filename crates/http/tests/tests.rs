@@ -3,6 +3,7 @@
 mod auth;
 mod bad_input;
 mod config;
+mod connection;
 mod cors;
 mod endpoints;
 /// The scripted fake upstream model server of sluice-practice's tests.
@@ -12,6 +13,7 @@ mod fake;
 mod gateway;
 mod limits;
 mod openapi;
+mod reveal;
 mod ops;
 mod practice;
 mod router;

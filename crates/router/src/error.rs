@@ -2,6 +2,7 @@
 //! [`NotFound`] while looking a router up, [`RouteError`] while routing a request.
 
 use std::fmt;
+use std::path::Path;
 
 use thiserror::Error;
 
@@ -62,6 +63,33 @@ impl BuildError {
             BuildError::Invalid(_) => "65001",
             BuildError::Io { .. } => "50000",
         }
+    }
+
+    /// The same error with the files under `base` named relative to it, so
+    /// that a message shown to a client does not reveal where the server
+    /// keeps its files.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use sluice_router::Router;
+    ///
+    /// let err = Router::from_toml("domains = 3", "/srv/routers/x/1.toml").unwrap_err();
+    /// let err = err.relative_to(Path::new("/srv/routers"));
+    /// assert!(err.to_string().starts_with("x/1.toml:"), "{err}");
+    /// ```
+    pub fn relative_to(mut self, base: &Path) -> Self {
+        let relative = |file: &mut String| {
+            if let Ok(rest) = Path::new(file.as_str()).strip_prefix(base) {
+                *file = rest.display().to_string();
+            }
+        };
+        match &mut self {
+            BuildError::Invalid(problems) => {
+                problems.iter_mut().for_each(|p| relative(&mut p.file));
+            }
+            BuildError::Io { path, .. } => relative(path),
+        }
+        self
     }
 
     /// Every problem found, in file and line order (empty for an I/O error).

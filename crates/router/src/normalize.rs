@@ -15,8 +15,8 @@
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::canonical_combining_class;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
 /// A normalised text and the way back to the original.
 #[derive(Debug, Clone, Default)]
@@ -44,24 +44,45 @@ impl Normalized {
             gap_before: Vec::with_capacity(text.len()),
         };
         let mut pending_space: Option<(u32, u32)> = None;
-        let mut buf = String::new();
-        for (start, end) in segments(text) {
-            let segment = &text[start..end];
-            let range = (start as u32, end as u32);
-            buf.clear();
-            if segment.is_ascii() {
-                buf.push_str(segment);
-            } else {
-                buf.extend(segment.nfkc());
+        let mut pieces = pieces(text);
+        // The piece being emitted and the one after it, both normalised.
+        let mut current = String::new();
+        let mut next = String::new();
+        let mut lookahead: Option<(usize, usize)> = None;
+        loop {
+            let (start, mut end) = match lookahead.take() {
+                Some(piece) => {
+                    std::mem::swap(&mut current, &mut next);
+                    piece
+                }
+                None => match pieces.next() {
+                    Some((start, end)) => {
+                        normalize_piece(&text[start..end], &mut current);
+                        (start, end)
+                    }
+                    None => break,
+                },
+            };
+            // A piece whose normalised form starts with a character that would
+            // not start a piece (a combining mark, a vowel jamo) joins the one
+            // before it, so that normalising the result again splits it the
+            // same way: normalisation is idempotent.
+            for (next_start, next_end) in pieces.by_ref() {
+                normalize_piece(&text[next_start..next_end], &mut next);
+                if next.chars().next().is_some_and(|c| !starts_piece(c)) {
+                    end = next_end;
+                    normalize_piece(&text[start..end], &mut current);
+                } else {
+                    lookahead = Some((next_start, next_end));
+                    break;
+                }
             }
-            for c in buf.chars().flat_map(char::to_lowercase) {
+            let range = (start as u32, end as u32);
+            for c in current.chars() {
                 if c.is_whitespace() {
                     if !out.spaced.is_empty() && pending_space.is_none() {
                         pending_space = Some(range);
                     }
-                    continue;
-                }
-                if is_invisible(c) {
                     continue;
                 }
                 let gap = if let Some(space) = pending_space.take() {
@@ -71,8 +92,7 @@ impl Normalized {
                 } else {
                     false
                 };
-                let mut utf8 = [0u8; 4];
-                let len = c.encode_utf8(&mut utf8).len();
+                let len = c.len_utf8();
                 out.spaced.push(c);
                 out.compact.push(c);
                 for i in 0..len {
@@ -125,17 +145,15 @@ pub(crate) fn spaced(text: &str) -> String {
 /// Splits `text` into pieces that NFKC can normalise one at a time: a new piece
 /// starts at every character of combining class 0 that does not compose with what
 /// stands before it (Hangul vowel and final jamo compose with a leading jamo).
-/// Invisible characters are pieces of their own, so they cannot glue anything.
-fn segments(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+/// Invisible characters neither start nor end a piece: they are removed before
+/// composition ([`normalize_piece`]), so "ᄆ\u{200B}ᅵ" still composes to "미".
+fn pieces(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut iter = text.char_indices().peekable();
     std::iter::from_fn(move || {
         let (start, first) = iter.next()?;
         let mut end = start + first.len_utf8();
-        if is_invisible(first) {
-            return Some((start, end));
-        }
         while let Some(&(i, c)) = iter.peek() {
-            if is_invisible(c) || starts_segment(c) {
+            if starts_piece(c) && !is_invisible(c) {
                 break;
             }
             end = i + c.len_utf8();
@@ -145,7 +163,53 @@ fn segments(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
-fn starts_segment(c: char) -> bool {
+/// Writes the normalised form of one piece into `out`: invisible characters
+/// removed, NFKC, lowercase, invisible characters removed again; repeated while
+/// lowercasing undoes NFKC (or NFKC undoes lowercasing), which a few characters
+/// do, so that the result is a fixed point.
+fn normalize_piece(piece: &str, out: &mut String) {
+    out.clear();
+    if piece.is_ascii() {
+        out.extend(piece.chars().map(|c| c.to_ascii_lowercase()));
+        return;
+    }
+    let visible = |c: &char| !is_invisible(*c);
+    out.extend(
+        piece
+            .chars()
+            .filter(visible)
+            .nfkc()
+            .flat_map(char::to_lowercase)
+            .filter(visible),
+    );
+    // Each round can only shorten or reorder a handful of characters; a few
+    // rounds reach the fixed point for every character Unicode has.
+    for _ in 0..4 {
+        if is_fixed_point(out) {
+            return;
+        }
+        let again: String = out
+            .nfkc()
+            .flat_map(char::to_lowercase)
+            .filter(visible)
+            .collect();
+        if again == *out {
+            return;
+        }
+        *out = again;
+    }
+}
+
+/// True if `text` is in NFKC, lowercase and free of invisible characters.
+fn is_fixed_point(text: &str) -> bool {
+    let lowercase = text.chars().all(|c| {
+        let mut lower = c.to_lowercase();
+        lower.next() == Some(c) && lower.next().is_none()
+    });
+    lowercase && !text.chars().any(is_invisible) && is_nfkc_quick(text.chars()) == IsNormalized::Yes
+}
+
+fn starts_piece(c: char) -> bool {
     if c.is_ascii() {
         return true;
     }
@@ -210,6 +274,8 @@ pub(crate) fn is_format(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn views(text: &str) -> (String, String) {
@@ -253,6 +319,104 @@ mod tests {
         let at = n.compact.find("의날씨").unwrap();
         let r = n.compact_origin(at..at + "의날씨".len());
         assert_eq!(&text[r], "의 날씨");
+    }
+
+    #[test]
+    fn invisible_characters_do_not_keep_jamo_apart() {
+        assert_eq!(
+            views("\u{1106}\u{200B}\u{1175}세먼지 정보"),
+            views("미세먼지 정보")
+        );
+        // The span of the composed syllable covers the invisible character too.
+        let text = "\u{1106}\u{200B}\u{1175}세";
+        let n = Normalized::new(text);
+        assert_eq!(
+            &text[n.spaced_origin(0.."미".len())],
+            "\u{1106}\u{200B}\u{1175}"
+        );
+        // A combining mark after an invisible character still composes.
+        assert_eq!(views("e\u{200B}\u{301}").0, "\u{E9}");
+    }
+
+    #[test]
+    fn normalising_twice_changes_nothing() {
+        // Found by fuzzing: the letter mark kept the two marks in separate
+        // pieces, and the second pass reordered them.
+        for text in [
+            "\u{614}\u{61C}\u{618}",
+            "a\u{301}\u{200B}\u{316}",
+            "\u{1106}\u{FEFF}\u{1175}\u{200D}\u{11AB}",
+            "\u{130}\u{307}",
+            "\u{3A3}\u{345}\u{301}",
+        ] {
+            let once = spaced(text);
+            assert_eq!(spaced(&once), once, "{text:?}");
+            assert_eq!(compact(&once), compact(text), "{text:?}");
+        }
+    }
+
+    /// Characters that stress composition: marks of several combining classes,
+    /// invisible characters, conjoining jamo, case pairs with special mappings,
+    /// compatibility forms and spaces.
+    fn tricky_text() -> impl Strategy<Value = String> {
+        let c = prop_oneof![
+            Just('a'),
+            Just('E'),
+            Just(' '),
+            Just('\u{A0}'),
+            Just('\u{A8}'),
+            Just('\u{130}'),
+            Just('\u{3A3}'),
+            Just('\u{1E9E}'),
+            Just('\u{FB01}'),
+            Just('\u{FF21}'),
+            Just('\u{FF9E}'),
+            Just('\u{FF76}'),
+            Just('\u{1106}'),
+            Just('\u{1175}'),
+            Just('\u{11AB}'),
+            Just('\u{1160}'),
+            Just('\u{3164}'),
+            Just('\u{B098}'),
+            Just('\u{200B}'),
+            Just('\u{200D}'),
+            Just('\u{61C}'),
+            Just('\u{FEFF}'),
+            Just('\u{FE0F}'),
+            Just('\u{034F}'),
+            prop::char::range('\u{300}', '\u{36F}'),
+            prop::char::range('\u{610}', '\u{61A}'),
+            prop::char::range('\u{591}', '\u{5C7}'),
+            prop::char::range('\u{B3E}', '\u{B57}'),
+            prop::char::range('\u{F71}', '\u{F81}'),
+            any::<char>(),
+        ];
+        prop::collection::vec(c, 0..16).prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn normalisation_is_idempotent(text in tricky_text()) {
+            let once = spaced(&text);
+            prop_assert_eq!(spaced(&once), once.clone());
+            prop_assert_eq!(compact(&once), compact(&text));
+        }
+
+        #[test]
+        fn every_offset_lands_on_char_boundaries(text in tricky_text()) {
+            let n = Normalized::new(&text);
+            prop_assert_eq!(n.spaced_map.len(), n.spaced.len());
+            prop_assert_eq!(n.compact_map.len(), n.compact.len());
+            for &(start, end) in n.spaced_map.iter().chain(&n.compact_map) {
+                let (start, end) = (start as usize, end as usize);
+                prop_assert!(start < end && end <= text.len());
+                prop_assert!(text.is_char_boundary(start) && text.is_char_boundary(end));
+            }
+            for (at, c) in n.spaced.char_indices() {
+                let range = n.spaced_origin(at..at + c.len_utf8());
+                prop_assert!(text.get(range).is_some());
+            }
+        }
     }
 
     #[test]

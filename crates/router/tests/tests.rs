@@ -3,6 +3,7 @@
 mod api;
 mod cases;
 mod config;
+mod normalisation;
 mod properties;
 mod safety;
 mod support;
