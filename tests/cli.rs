@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
-fn sluice(args: &[&str], stdin: &str) -> Output {
+pub fn sluice(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
         .stdin(Stdio::piped())
@@ -220,7 +220,7 @@ fn malformed_input_is_explained_in_plain_words() {
         (messages, r#"wrap the array in {"messages": [...]}"#),
         (
             r#"{"messages":[{"role":"user","content":"\ud800"}]}"#,
-            "invalid \\u escape (line 1, column",
+            "messages[0].content: a string has an invalid \\u escape",
         ),
         (
             "{\"messages\":[]}\n{\"messages\":[]}\n",
@@ -228,7 +228,7 @@ fn malformed_input_is_explained_in_plain_words() {
         ),
         (
             r#"{"messages":[{"role":"user","content":5}]}"#,
-            "messages[0].content: expected a string, got a number",
+            "messages[0].content: expected a string, null or an array of text parts, got a number",
         ),
         ("", "the input is empty"),
     ];

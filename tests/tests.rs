@@ -3,4 +3,5 @@
 mod cli;
 mod practice;
 mod readme;
+mod roundtrip;
 mod serve;

@@ -65,7 +65,7 @@ impl BuildError {
 /// use sluice_core::{Message, Profiles, TrimError};
 ///
 /// let model = Profiles::builtin().model("HCX-003").unwrap();
-/// assert_eq!(model.trim(&[], 100).unwrap_err(), TrimError::EmptyMessages);
+/// assert_eq!(model.trim(&Vec::<Message>::new(), 100).unwrap_err(), TrimError::EmptyMessages);
 /// let err = model.trim(&[Message::user("hi")], 0).unwrap_err();
 /// assert!(matches!(err, TrimError::MaxTokens { got: 0, .. }));
 /// assert!(err.to_string().starts_with("invalid parameter: maxTokens"));

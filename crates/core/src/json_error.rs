@@ -43,9 +43,27 @@ pub fn describe_json_error(input: &str, error: &serde_json::Error, path: &str) -
             "expected a JSON object like {{\"messages\": [...]}}, got {}",
             kind_of(first)
         ),
+        Category::Data if strip_position(error).starts_with(MALFORMED_IN_FIELD) => {
+            let message = strip_position(error);
+            let (path_inside, message) = split_field(&message[MALFORMED_IN_FIELD.len()..]);
+            let path = join_path(path, path_inside);
+            if message.contains("hex escape") || message.contains("surrogate") {
+                format!(
+                    "{path}: a string has an invalid \\u escape: a lone UTF-16 surrogate such as \
+                     \\ud800 is not text; fix or remove it"
+                )
+            } else {
+                format!("{path}: not valid JSON: {message}")
+            }
+        }
         Category::Data => {
-            let words = data_words(&strip_position(error));
-            if top_level(path) {
+            let message = strip_position(error);
+            // An error from inside a value parsed on its own (a `WireMessage`)
+            // names the field within it: join it to the outer path.
+            let (inner, message) = split_field(&message);
+            let words = data_words(message);
+            let path = join_path(path, inner);
+            if top_level(&path) {
                 words
             } else {
                 format!("{path}: {words}")
@@ -70,6 +88,52 @@ pub fn describe_json_error(input: &str, error: &serde_json::Error, path: &str) -
         }
         Category::Io => format!("cannot read the input: {error}"),
     }
+}
+
+/// `outer` and the path `inner` within it, as one path.
+fn join_path(outer: &str, inner: Option<&str>) -> String {
+    match inner {
+        Some(inner) if top_level(inner) => outer.to_string(),
+        Some(inner) if top_level(outer) => inner.to_string(),
+        Some(inner) if inner.starts_with('[') => format!("{outer}{inner}"),
+        Some(inner) => format!("{outer}.{inner}"),
+        None => outer.to_string(),
+    }
+}
+
+/// How an error from inside a separately parsed value says that the text was not
+/// valid JSON there (a lone surrogate escape in a string): serde lets such a
+/// value report only data errors.
+const MALFORMED_IN_FIELD: &str = "malformed JSON in ";
+
+/// True if `error` means the input is not JSON (as opposed to JSON of the wrong
+/// shape): a syntax error, an early end, or bad text inside a message that was
+/// parsed on its own ([`crate::WireMessage`]).
+pub fn is_malformed_json(error: &serde_json::Error) -> bool {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => true,
+        Category::Data => strip_position(error).starts_with(MALFORMED_IN_FIELD),
+    }
+}
+
+/// How an error from inside a separately parsed value names its field:
+/// "field `tool_calls[0].id`: missing field `id`".
+pub(crate) fn in_field(path: &str, message: &str) -> String {
+    format!("field `{path}`: {message}")
+}
+
+/// [`in_field`] for text that is not valid JSON.
+pub(crate) fn malformed_in_field(path: &str, message: &str) -> String {
+    format!("{MALFORMED_IN_FIELD}{}", in_field(path, message))
+}
+
+/// The field and the message of an [`in_field`] error.
+fn split_field(message: &str) -> (Option<&str>, &str) {
+    message
+        .strip_prefix("field `")
+        .and_then(|rest| rest.split_once("`: "))
+        .map_or((None, message), |(path, rest)| (Some(path), rest))
 }
 
 fn top_level(path: &str) -> bool {
@@ -101,7 +165,7 @@ fn data_words(message: &str) -> String {
                 "null" => "null",
                 other => other,
             };
-            return format!("expected {expected}, got {got}");
+            return format!("expected {}, got {got}", expected_words(expected));
         }
     }
     if let Some(field) = message
@@ -119,6 +183,18 @@ fn data_words(message: &str) -> String {
         }
     }
     message.to_string()
+}
+
+/// What serde expected, without Rust's type names.
+fn expected_words(expected: &str) -> &str {
+    match expected {
+        "struct Message" => r#"a message object like {"role": "user", "content": "..."}"#,
+        "struct ToolCall" => r#"a tool call like {"id": "...", "function": {...}}"#,
+        "struct FunctionCall" => r#"a function like {"name": "...", "arguments": ...}"#,
+        other if other.starts_with("struct ") => "an object",
+        "a sequence" => "an array",
+        other => other,
+    }
 }
 
 /// serde_json appends "at line 1 column 57"; the callers say where themselves.

@@ -57,16 +57,18 @@ mod profile;
 mod scan;
 mod tokenizer;
 mod window;
+mod wire;
 
 pub use conversation::Conversation;
 pub use error::{BuildError, Exceeded, TrimError};
 pub use export::export_tokenizer_json;
-pub use json_error::{describe_json_error, strip_bom};
+pub use json_error::{describe_json_error, is_malformed_json, strip_bom};
 pub use message::{FunctionCall, Message, Role, ToolCall, UnknownRole};
 pub use model::{CacheScope, Counts, DEFAULT_CACHE_CAPACITY, Model};
 pub use profile::{ChatTemplate, ModelProfile, Profiles, TokenizerSource, builtin_profiles};
 pub use tokenizer::{Embedded, Tokenizer};
 pub use window::{MessageCounter, Trim, TrimReport, Window};
+pub use wire::WireMessage;
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -134,7 +134,19 @@ pub struct FunctionCall {
 /// A chat message.
 ///
 /// Field names follow CLOVA Studio (`toolCalls`, `toolCallId`); the OpenAI
-/// spellings `tool_calls` and `tool_call_id` are accepted too.
+/// spellings `tool_calls` and `tool_call_id` are accepted too, and parse to the
+/// same message.
+///
+/// `content` is the message's text. On the wire it may be a string, `null`
+/// (OpenAI's usual value beside tool calls; read as empty) or an array of parts
+/// (`[{"type": "text", "text": "..."}]`), whose text parts are joined with a
+/// newline, as vLLM and the OpenAI-compatible servers render them. A part of any
+/// other type (an image, audio, a file) is refused with an error naming its type:
+/// its tokens depend on the model's encoder, which no local tokenizer knows.
+///
+/// A `Message` is the view sluice counts: serializing it writes the known fields,
+/// `content` as a string. To send messages back exactly as they came, unknown
+/// fields and all, parse them as [`WireMessage`]s.
 ///
 /// ```
 /// use sluice_core::{Message, Role};
@@ -144,6 +156,13 @@ pub struct FunctionCall {
 /// // The wire shape of CLOVA Studio and OpenAI.
 /// let parsed: Message = serde_json::from_str(r#"{"role":"assistant","content":"hi"}"#).unwrap();
 /// assert_eq!(parsed, Message::assistant("hi"));
+/// // Content as parts, and OpenAI's `null` beside tool calls.
+/// let parts: Message = serde_json::from_str(
+///     r#"{"role":"user","content":[{"type":"text","text":"hello"},{"type":"text","text":"there"}]}"#,
+/// ).unwrap();
+/// assert_eq!(parts.content, "hello\nthere");
+/// let null: Message = serde_json::from_str(r#"{"role":"assistant","content":null}"#).unwrap();
+/// assert_eq!(null.content, "");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -151,10 +170,19 @@ pub struct Message {
     /// Who wrote it.
     pub role: Role,
     /// The text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "content::deserialize")]
     pub content: String,
+    /// The participant's name (OpenAI's `name`), counted with the role; see
+    /// [`crate::ChatTemplate`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// For an assistant message: the tool calls it makes.
-    #[serde(default, alias = "tool_calls", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        alias = "tool_calls",
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tool_calls: Vec<ToolCall>,
     /// For a tool message: the id of the call it answers.
     #[serde(
@@ -165,14 +193,137 @@ pub struct Message {
     pub tool_call_id: Option<String>,
 }
 
+/// `null` for a list reads as an empty list (OpenAI clients send
+/// `"tool_calls": null`).
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// The three shapes of `content`.
+mod content {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// Text parts are joined with this, as vLLM renders them.
+    const PART_SEPARATOR: &str = "\n";
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        d.deserialize_any(Content)
+    }
+
+    struct Content;
+
+    impl<'de> Visitor<'de> for Content {
+        type Value = String;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string, null or an array of text parts")
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
+            Ok(s.to_owned())
+        }
+
+        fn visit_string<E: de::Error>(self, s: String) -> Result<String, E> {
+            Ok(s)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<String, E> {
+            Ok(String::new())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<String, A::Error> {
+            let mut text = String::new();
+            let mut first = true;
+            while let Some(part) = parts.next_element_seed(Part)? {
+                if !first {
+                    text.push_str(PART_SEPARATOR);
+                }
+                first = false;
+                text.push_str(&part);
+            }
+            Ok(text)
+        }
+    }
+
+    /// One part: `{"type": "text", "text": "..."}`; other fields are ignored,
+    /// other types refused.
+    struct Part;
+
+    impl<'de> de::DeserializeSeed<'de> for Part {
+        type Value = String;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Part {
+        type Value = String;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(r#"a content part like {"type": "text", "text": "..."}"#)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+            let mut kind: Option<String> = None;
+            let mut text: Option<String> = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match &*key {
+                    "type" => kind = Some(map.next_value()?),
+                    "text" => text = Some(map.next_value()?),
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            match (kind.as_deref(), text) {
+                (Some("text"), Some(text)) => Ok(text),
+                (Some("text"), None) => Err(de::Error::missing_field("text")),
+                (None, _) => Err(de::Error::missing_field("type")),
+                (Some(other), _) => Err(de::Error::custom(format_args!(
+                    "a content part of type `{other}` cannot be counted: its tokens depend on \
+                     the model's own encoder, which no local tokenizer knows; only `text` parts \
+                     are counted (send the text, or trim before adding the {other} part)"
+                ))),
+            }
+        }
+    }
+}
+
 impl Message {
     /// A message with text content and no tool data.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
         Self {
             role,
             content: content.into(),
+            name: None,
             tool_calls: Vec::new(),
             tool_call_id: None,
+        }
+    }
+
+    /// This message with the participant name `name`.
+    ///
+    /// ```
+    /// use sluice_core::Message;
+    ///
+    /// let m = Message::user("hi").with_name("alice");
+    /// assert_eq!(m.name.as_deref(), Some("alice"));
+    /// ```
+    pub fn with_name(self, name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..self
         }
     }
 
@@ -209,5 +360,11 @@ impl Message {
             tool_call_id: Some(call_id.into()),
             ..Self::new(Role::Tool, content)
         }
+    }
+}
+
+impl AsRef<Message> for Message {
+    fn as_ref(&self) -> &Message {
+        self
     }
 }

@@ -194,7 +194,7 @@ impl Model {
     pub fn with_cache(profile: ModelProfile, tokenizer: Tokenizer, scope: CacheScope) -> Self {
         let template = &profile.template;
         let roles = [Role::System, Role::User, Role::Assistant, Role::Tool]
-            .map(|role| RoleFrame::new(template, role, &tokenizer));
+            .map(|role| RoleFrame::new(template, role.as_str(), &tokenizer));
         let reply = count_template_text(&template.reply_prefix, template, &tokenizer);
         Self {
             inner: Arc::new(Inner {
@@ -224,8 +224,11 @@ impl Model {
     }
 
     /// Tokens of a list of messages: each message plus the reply prefix once.
-    pub fn count(&self, messages: &[Message]) -> Counts {
-        let per_message: Vec<usize> = messages.iter().map(|m| self.count_message(m)).collect();
+    pub fn count<M: AsRef<Message>>(&self, messages: &[M]) -> Counts {
+        let per_message: Vec<usize> = messages
+            .iter()
+            .map(|m| self.count_message(m.as_ref()))
+            .collect();
         let total = per_message.iter().sum::<usize>() + self.inner.reply;
         Counts {
             per_message,
@@ -236,7 +239,11 @@ impl Model {
 
     /// Trims `messages` so that their tokens plus `max_tokens` fit the profile's
     /// context limit; see [`Window::trim`] for the rules.
-    pub fn trim(&self, messages: &[Message], max_tokens: i64) -> Result<Trim, TrimError> {
+    pub fn trim<M: AsRef<Message>>(
+        &self,
+        messages: &[M],
+        max_tokens: i64,
+    ) -> Result<Trim, TrimError> {
         self.window().trim(messages, max_tokens)
     }
 
@@ -256,7 +263,18 @@ impl Model {
     }
 
     fn count_uncached(&self, message: &Message, body: &str, budget: usize) -> Option<usize> {
-        let frame = &self.inner.roles[role_index(message.role)];
+        let named;
+        let frame = match &message.name {
+            None => &self.inner.roles[role_index(message.role)],
+            Some(name) => {
+                named = RoleFrame::new(
+                    &self.inner.profile.template,
+                    &named_role(message.role, name),
+                    &self.inner.tokenizer,
+                );
+                &named
+            }
+        };
         let budget = budget.checked_sub(frame.fixed)?;
         let n = if frame.head.is_empty() && frame.tail.is_empty() {
             self.inner.tokenizer.count_within(body, budget)?
@@ -278,7 +296,7 @@ impl MessageCounter for Model {
         if cache.is_off() || body.len() < MIN_CACHED_LEN {
             return self.count_uncached(message, &body, budget);
         }
-        let key = cache_key(message.role, &body);
+        let key = cache_key(message, &body);
         if let Some(n) = cache.get(key) {
             let n = n as usize;
             return (n <= budget).then_some(n);
@@ -304,10 +322,21 @@ fn role_index(role: Role) -> usize {
     }
 }
 
-fn cache_key(role: Role, body: &str) -> u128 {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(role_index(role) as u64);
+fn cache_key(message: &Message, body: &str) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(role_index(message.role) as u64);
+    if let Some(name) = &message.name {
+        // 0xFF never occurs in UTF-8: name and body cannot run into each other.
+        hasher.update(name.as_bytes());
+        hasher.update(&[0xFF]);
+    }
     hasher.update(body.as_bytes());
     hasher.digest128()
+}
+
+/// What `{role}` stands for in a named message's template: ChatML's
+/// `user name=alice`.
+fn named_role(role: Role, name: &str) -> String {
+    format!("{role} name={name}")
 }
 
 /// The text a message contributes between its template's prefix and suffix: the
@@ -331,8 +360,9 @@ fn render_body(message: &Message) -> Cow<'_, str> {
 }
 
 impl RoleFrame {
-    fn new(template: &ChatTemplate, role: Role, tokenizer: &Tokenizer) -> Self {
-        let prefix = template.message_prefix.replace("{role}", role.as_str());
+    /// The frame of a message whose `{role}` is written as `role`.
+    fn new(template: &ChatTemplate, role: &str, tokenizer: &Tokenizer) -> Self {
+        let prefix = template.message_prefix.replace("{role}", role);
         let (prefix_fixed, head) = split_at_last_marker(&prefix, template);
         let (tail, suffix_fixed) = split_at_first_marker(&template.message_suffix, template);
         Self {

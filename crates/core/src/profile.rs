@@ -39,7 +39,9 @@ impl TokenizerSource {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatTemplate {
-    /// Written before each message's content. `{role}` stands for the role.
+    /// Written before each message's content. `{role}` stands for the role, and
+    /// for a message with a `name`, for the role and the name as ChatML writes
+    /// them: `user name=alice`. A template without `{role}` writes neither.
     pub message_prefix: String,
     /// Written after each message's content.
     pub message_suffix: String,

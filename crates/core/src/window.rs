@@ -171,7 +171,7 @@ impl Trim {
     ///
     /// `messages` is the list given to [`Window::trim`]; the answer does not
     /// depend on it, since the `Trim` knows its kept indices.
-    pub fn is_kept(&self, index: usize, messages: &[Message]) -> bool {
+    pub fn is_kept<M>(&self, index: usize, messages: &[M]) -> bool {
         debug_assert_eq!(messages.len(), self.len, "{}", OTHER_LIST);
         index < self.len && (index >= self.first_kept || self.pinned.binary_search(&index).is_ok())
     }
@@ -188,7 +188,7 @@ impl Trim {
     /// # Panics
     ///
     /// If `messages` is not as long as the trimmed list.
-    pub fn kept<'m>(&self, messages: &'m [Message]) -> impl Iterator<Item = &'m Message> {
+    pub fn kept<'m, M: AsRef<Message>>(&self, messages: &'m [M]) -> impl Iterator<Item = &'m M> {
         self.check_list(messages);
         self.kept_indices().map(move |i| &messages[i])
     }
@@ -199,7 +199,7 @@ impl Trim {
     /// # Panics
     ///
     /// If `messages` is not as long as the trimmed list.
-    pub fn apply(&self, mut messages: Vec<Message>) -> Vec<Message> {
+    pub fn apply<M: AsRef<Message>>(&self, mut messages: Vec<M>) -> Vec<M> {
         self.check_list(&messages);
         if self.report.messages_dropped > 0 {
             let mut i = 0;
@@ -233,12 +233,12 @@ impl Trim {
 
     /// Panics if `messages` cannot be the list this `Trim` was made for: keeping
     /// by index from another list would silently keep the wrong messages.
-    fn check_list(&self, messages: &[Message]) {
+    fn check_list<M: AsRef<Message>>(&self, messages: &[M]) {
         assert_eq!(messages.len(), self.len, "{}", OTHER_LIST);
         debug_assert!(
             self.pinned
                 .iter()
-                .all(|&i| messages[i].role == Role::System),
+                .all(|&i| messages[i].as_ref().role == Role::System),
             "{}",
             OTHER_LIST
         );
@@ -277,12 +277,16 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
     /// that a value as it comes from the wire (`-1`, or above `usize::MAX` on a
     /// 32-bit target) gets the same [`TrimError::MaxTokens`] as `0`, with the value
     /// sent, and callers need no conversion of their own.
-    pub fn trim(&self, messages: &[Message], max_tokens: i64) -> Result<Trim, TrimError> {
+    pub fn trim<M: AsRef<Message>>(
+        &self,
+        messages: &[M],
+        max_tokens: i64,
+    ) -> Result<Trim, TrimError> {
         // The one pass over the whole history, reading roles only. Everything after
         // it touches only the messages that are kept.
         let layout = Layout::of(messages);
         self.trim_laid_out(messages, &layout, max_tokens, |i, budget| {
-            self.counter.message_tokens(&messages[i], budget)
+            self.counter.message_tokens(messages[i].as_ref(), budget)
         })
     }
 
@@ -290,9 +294,9 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
     /// index through `count` (which may remember counts; see
     /// [`crate::Conversation`]). Only ever asks for the messages it keeps, plus the
     /// first one that does not fit.
-    pub(crate) fn trim_laid_out(
+    pub(crate) fn trim_laid_out<M: AsRef<Message>>(
         &self,
-        messages: &[Message],
+        messages: &[M],
         layout: &Layout,
         max_tokens: i64,
         mut count: impl FnMut(usize, usize) -> Option<usize>,
@@ -348,7 +352,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
         let mut turns_kept = 0;
         if let Some(first) = layout.first_non_system {
             for i in (first..messages.len()).rev() {
-                let m = &messages[i];
+                let m = messages[i].as_ref();
                 if m.role == Role::System {
                     continue;
                 }
@@ -356,12 +360,13 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
                     if turns_kept == 0 {
                         let start = messages[first..=i]
                             .iter()
-                            .rposition(|m| m.role == Role::User)
+                            .rposition(|m| m.as_ref().role == Role::User)
                             .map_or(first, |p| first + p);
                         // The system counts all fit in the budget: no overflow.
                         let system: usize = system_counts.iter().sum();
                         let newest = full_count(
-                            (start..messages.len()).filter(|&j| messages[j].role != Role::System),
+                            (start..messages.len())
+                                .filter(|&j| messages[j].as_ref().role != Role::System),
                             &mut count,
                         );
                         let needed = system.saturating_add(newest);
@@ -406,7 +411,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
         let tokens_before = if messages_dropped == 0 {
             Some(tokens_after)
         } else if self.full_report {
-            let dropped = (0..first_kept).filter(|&j| messages[j].role != Role::System);
+            let dropped = (0..first_kept).filter(|&j| messages[j].as_ref().role != Role::System);
             Some(tokens_after.saturating_add(full_count(dropped, &mut count)))
         } else {
             None
@@ -457,10 +462,10 @@ pub(crate) struct Layout {
 
 impl Layout {
     /// The layout of `messages`.
-    pub(crate) fn of(messages: &[Message]) -> Self {
+    pub(crate) fn of<M: AsRef<Message>>(messages: &[M]) -> Self {
         let mut layout = Self::default();
         for (i, m) in messages.iter().enumerate() {
-            layout.push(i, m.role);
+            layout.push(i, m.as_ref().role);
         }
         layout
     }

@@ -2,6 +2,7 @@
 
 mod corpus;
 mod encodings;
+mod formats;
 mod hostile;
 mod properties;
 mod window_cases;

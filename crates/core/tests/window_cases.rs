@@ -166,7 +166,10 @@ fn bad_parameters_are_rejected() {
         assert!(matches!(err, TrimError::MaxTokens { .. }), "{bad}");
         assert_eq!(err.code(), "40001");
     }
-    assert_eq!(window.trim(&[], 10).unwrap_err(), TrimError::EmptyMessages);
+    assert_eq!(
+        window.trim::<Message>(&[], 10).unwrap_err(),
+        TrimError::EmptyMessages
+    );
 }
 
 #[test]

@@ -5,7 +5,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
-use serde_json::error::Category;
 
 use crate::error::{ApiError, Code};
 use crate::state::AppState;
@@ -102,11 +101,12 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn classify(bytes: &[u8], e: serde_json::Error, path: &str) -> ApiError {
     let text = String::from_utf8_lossy(bytes);
     let words = sluice_core::describe_json_error(&text, &e, path);
-    match e.classify() {
-        Category::Data => ApiError::invalid(words),
-        Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+    if sluice_core::is_malformed_json(&e) {
+        ApiError::new(
             Code::MALFORMED,
             format!("Bad request: malformed JSON: {words}"),
-        ),
+        )
+    } else {
+        ApiError::invalid(words)
     }
 }

@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sluice_core::{Message, Role, TrimReport};
+use serde_json::value::RawValue;
+use sluice_core::{Message, Role, TrimReport, WireMessage};
 use sluice_router::{Explanation, RouteRequest, RouteResult};
 
 use crate::error::{ApiError, Code, Success};
@@ -21,8 +22,8 @@ pub const DEFAULT_MAX_TOKENS: i64 = 100;
 /// other requests on its worker (uncached counting runs at roughly 10-50 MB/s).
 const INLINE_TEXT_BYTES: usize = 16 * 1024;
 
-fn text_bytes(messages: &[Message]) -> usize {
-    messages.iter().map(|m| m.content.len()).sum()
+fn text_bytes<M: AsRef<Message>>(messages: &[M]) -> usize {
+    messages.iter().map(|m| m.as_ref().content.len()).sum()
 }
 
 #[derive(Debug, Deserialize)]
@@ -30,7 +31,7 @@ fn text_bytes(messages: &[Message]) -> usize {
 pub(crate) struct SlidingRequest {
     #[serde(default = "default_max_tokens")]
     max_tokens: i64,
-    messages: Vec<Message>,
+    messages: Vec<WireMessage>,
 }
 
 fn default_max_tokens() -> i64 {
@@ -39,28 +40,22 @@ fn default_max_tokens() -> i64 {
 
 #[derive(Debug, Serialize)]
 pub(crate) struct SlidingResult {
-    /// The adjusted history (CLOVA's field).
-    messages: Vec<Message>,
+    /// The adjusted history (CLOVA's field): each kept message exactly as it
+    /// came, unknown fields included.
+    messages: Vec<WireMessage>,
     /// What was removed and why (ours).
     report: TrimReport,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct TokenizeRequest {
-    messages: Vec<Message>,
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct CountedMessage {
-    #[serde(flatten)]
-    message: Message,
-    count: usize,
+    messages: Vec<WireMessage>,
 }
 
 #[derive(Debug, Serialize)]
 pub(crate) struct TokenizeResult {
-    /// Each message with its `count` (CLOVA's field).
-    messages: Vec<CountedMessage>,
+    /// Each message as it came, with its `count` added (CLOVA's field).
+    messages: Vec<Box<RawValue>>,
     /// Tokens of the reply prefix, counted once per prompt (ours).
     reply: usize,
     /// The prompt's size: all counts plus `reply` (ours).
@@ -112,7 +107,7 @@ pub(crate) async fn sliding(
         .messages
         .iter()
         .enumerate()
-        .find(|(_, m)| m.role == Role::Tool && !tools)
+        .find(|(_, m)| m.message().role == Role::Tool && !tools)
     {
         return Err(ApiError::invalid(format!(
             "messages[{i}].role: `tool` is not one of this endpoint's roles (system, user, assistant, as the \
@@ -160,7 +155,7 @@ pub(crate) async fn tokenize(
         messages: messages
             .into_iter()
             .zip(counts.per_message)
-            .map(|(message, count)| CountedMessage { message, count })
+            .map(|(message, count)| message.json_with_count(count))
             .collect(),
         reply: counts.reply,
         total: counts.total,

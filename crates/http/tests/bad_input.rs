@@ -50,7 +50,11 @@ fn cases() -> Vec<(
         ("a bare array of messages", SLIDING, s(user.into()), "40001", "wrap the array in {\"messages\": [...]}"),
         ("a lone surrogate", SLIDING, s(r#"{"messages":[{"role":"user","content":"\ud800"}]}"#.into()), "40000", "invalid \\u escape"),
         ("cut off", SLIDING, s(r#"{"messages":[{"role":"user""#.into()), "40000", "is it cut off?"),
-        ("content is an array", SLIDING, s(r#"{"messages":[{"role":"user","content":[1]}]}"#.into()), "40001", "messages[0].content: expected a string, got an array"),
+        ("content parts are numbers", SLIDING, s(r#"{"messages":[{"role":"user","content":[1]}]}"#.into()), "40001", r#"messages[0].content[0]: expected a content part like {"type": "text", "text": "..."}, got a number"#),
+        ("an image part", SLIDING, s(r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#.into()), "40001", "messages[0].content[0]: a content part of type `image_url` cannot be counted"),
+        ("text parts", SLIDING, s(r#"{"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#.into()), "20000", "OK"),
+        ("null content", SLIDING, s(r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null}]}"#.into()), "20000", "OK"),
+        ("a string for a message", SLIDING, s(r#"{"messages":["hello"]}"#.into()), "40001", r#"messages[0]: expected a message object like {"role": "user", "content": "..."}, got a string"#),
         ("a byte-order mark", SLIDING, [&b"\xEF\xBB\xBF"[..], OK_BODY.as_bytes()].concat(), "20000", "OK"),
         ("messages is a string", SLIDING, s(r#"{"maxTokens":100,"messages":"hello"}"#.into()), "40001", "messages"),
         ("content is a number", SLIDING, s(r#"{"messages":[{"role":"user","content":5}]}"#.into()), "40001", "messages[0].content"),
@@ -72,9 +76,31 @@ fn cases() -> Vec<(
         ("malformed (tokenize)", TOKENIZE, s("{".into()), "40000", "malformed"),
         ("deeply nested JSON", SLIDING, s(nested(100_000)), "40000", "recursion"),
         ("deeply nested JSON, unclosed", SLIDING, s(nested(100_000)[..150_000].to_string()), "40000", "malformed"),
-        ("deeply nested unknown field (ignored)", SLIDING, s(nested_unknown(100_000)), "20000", "OK"),
+        ("a nested unknown field (kept)", SLIDING, s(nested_unknown(100)), "20000", "OK"),
         ("deeply nested top level", SLIDING, s("[".repeat(200_000)), "4000", ""),
     ]
+}
+
+/// An unknown field is written back as it came, whatever its depth: the
+/// server never parses it (a client with a recursion limit may not read it back,
+/// but that is the client's own data).
+#[tokio::test]
+async fn a_deeply_nested_unknown_field_comes_back_as_sent() {
+    let app = default_app();
+    let body = nested_unknown(100_000);
+    let reply = call(&app, "POST", SLIDING, &[], body.clone()).await;
+    assert_eq!(reply.status, 200);
+    let message = &body[body.find(r#"{"role""#).unwrap()..body.rfind("]}").unwrap()];
+    let text = String::from_utf8(reply.body).unwrap();
+    assert!(
+        text.starts_with(r#"{"status":{"code":"20000""#),
+        "{}",
+        &text[..80]
+    );
+    assert!(
+        text.contains(message),
+        "the message comes back byte for byte"
+    );
 }
 
 async fn still_serving(app: &axum::Router) {

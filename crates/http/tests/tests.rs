@@ -15,6 +15,7 @@ mod limits;
 mod openapi;
 mod reveal;
 mod ops;
+mod roundtrip;
 mod practice;
 mod router;
 mod support;

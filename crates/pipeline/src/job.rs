@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_core::{BuildError, Message, Model, Profiles, TrimReport};
+use serde_json::value::RawValue;
+use sluice_core::{BuildError, Model, Profiles, TrimReport, WireMessage};
 
 use crate::stream::{Line, LineError, parse_json, parse_line};
 
@@ -17,7 +18,9 @@ pub const COUNTS_PER_THREAD: usize = 32_768;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
-    messages: Vec<Message>,
+    /// Each message with its JSON text, so that what is kept goes out exactly
+    /// as it came.
+    messages: Vec<WireMessage>,
     #[serde(default)]
     max_tokens: Option<i64>,
     #[serde(default)]
@@ -37,15 +40,8 @@ impl Request {
 struct Trimmed<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a Value>,
-    messages: Vec<&'a Message>,
+    messages: Vec<&'a WireMessage>,
     report: &'a TrimReport,
-}
-
-#[derive(Serialize)]
-struct CountedMessage<'a> {
-    role: &'a str,
-    content: &'a str,
-    count: usize,
 }
 
 #[derive(Serialize)]
@@ -53,7 +49,8 @@ struct CountedMessage<'a> {
 struct Counted<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a Value>,
-    messages: Vec<CountedMessage<'a>>,
+    /// Each message as it came, with its `count` added.
+    messages: Vec<Box<RawValue>>,
     /// Named as in the HTTP token calculator's result.
     #[serde(rename = "reply")]
     reply_tokens: usize,
@@ -165,11 +162,7 @@ impl<'p> Job<'p> {
                         .messages
                         .iter()
                         .zip(&counts.per_message)
-                        .map(|(m, &count)| CountedMessage {
-                            role: m.role.as_str(),
-                            content: &m.content,
-                            count,
-                        })
+                        .map(|(m, &count)| m.json_with_count(count))
                         .collect(),
                     reply_tokens: counts.reply,
                     total: counts.total,

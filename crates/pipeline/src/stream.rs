@@ -56,15 +56,16 @@ impl LineError {
     /// failing at the field `path`.
     pub fn json_in(input: &str, e: &serde_json::Error, path: &str) -> Self {
         let words = sluice_core::describe_json_error(input, e, path);
-        match e.classify() {
-            serde_json::error::Category::Data => Self {
-                code: "40001",
-                message: format!("invalid parameter: {words}"),
-            },
-            _ => Self {
+        if sluice_core::is_malformed_json(e) {
+            Self {
                 code: "40000",
                 message: format!("malformed JSON: {words}"),
-            },
+            }
+        } else {
+            Self {
+                code: "40001",
+                message: format!("invalid parameter: {words}"),
+            }
         }
     }
 

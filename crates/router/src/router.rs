@@ -439,7 +439,7 @@ impl Router {
     /// Tokens of the history plus the query, as `usage.promptTokens` reports them.
     pub fn prompt_tokens(&self, request: &RouteRequest) -> usize {
         let query = Message::user(request.query.as_str());
-        let reply = self.model.count(&[]).total;
+        let reply = self.model.count::<Message>(&[]).total;
         request
             .chat_history
             .iter()

@@ -1,0 +1,211 @@
+//! Messages that go back out exactly as they came in.
+//!
+//! A service or pipeline that trims a history hands the kept messages on to a
+//! model API. Whatever sluice does not know about a message (`name` spelled by a
+//! newer API, a provider's own keys, the exact spelling of numbers and escapes)
+//! must survive the trip. [`WireMessage`] keeps each message's JSON text next to
+//! the [`Message`] parsed from it and writes the text back unchanged: the output
+//! is byte for byte the input's messages, and writing it is a copy, faster than
+//! serializing the fields again.
+
+use std::fmt::{self, Write as _};
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::message::Message;
+
+/// A message parsed from JSON that remembers its exact text.
+///
+/// It counts and trims as its [`Message`] (it is `AsRef<Message>`, so a
+/// `&[WireMessage]` goes wherever a `&[Message]` does) and serializes as the
+/// text it was parsed from. It cannot be changed after parsing, so the two never
+/// disagree.
+///
+/// ```
+/// use sluice_core::{Profiles, WireMessage};
+///
+/// let input = r#"[{"role":"user","content":"hi","name":"kim","x-trace":7},
+///                {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+///                 "function":{"name":"f","arguments":"{}"}}]}]"#;
+/// let messages: Vec<WireMessage> = serde_json::from_str(input).unwrap();
+/// assert_eq!(messages[0].message().name.as_deref(), Some("kim"));
+///
+/// let model = Profiles::builtin().model("HCX-003").unwrap();
+/// let trim = model.trim(&messages, 100).unwrap();
+/// let kept: Vec<&WireMessage> = trim.kept(&messages).collect();
+/// // Written back as they came: the unknown key, `null` and the spacing too.
+/// assert_eq!(
+///     serde_json::to_string(&kept[0]).unwrap(),
+///     r#"{"role":"user","content":"hi","name":"kim","x-trace":7}"#
+/// );
+/// assert!(serde_json::to_string(&kept[1]).unwrap().contains(r#""content":null"#));
+/// ```
+#[derive(Clone)]
+pub struct WireMessage {
+    message: Message,
+    raw: Box<RawValue>,
+}
+
+impl WireMessage {
+    /// Parses one message from its JSON text.
+    ///
+    /// # Errors
+    ///
+    /// If `json` is not a JSON object with the fields of a [`Message`].
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    /// The message, as sluice reads it.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The message's JSON text, exactly as it came (without the whitespace
+    /// around it).
+    pub fn json(&self) -> &str {
+        self.raw.get()
+    }
+
+    /// The message, dropping its text.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+
+    /// The message's JSON object with `"count": count` added as its last field,
+    /// for the token calculators (`sluice count`, `chat-tokenize`). Every other
+    /// field is written as it came; a `count` the message already had is
+    /// replaced.
+    pub fn json_with_count(&self, count: usize) -> Box<RawValue> {
+        let json = self.raw.get();
+        let mut out = String::with_capacity(json.len() + 24);
+        match fields_without(json, "count") {
+            // The common case: no field to replace, so the text stays as it came
+            // and `count` goes before its closing brace.
+            None => {
+                let body = json[..json.len() - 1].trim_end();
+                out.push_str(body);
+                if body != "{" {
+                    out.push(',');
+                }
+            }
+            Some(fields) => {
+                out.push('{');
+                for (key, value) in &fields {
+                    // A key as JSON: `Box<str>` from serde_json is unescaped.
+                    out.push_str(&serde_json::to_string(key).expect("a string serializes"));
+                    out.push(':');
+                    out.push_str(value.get());
+                    out.push(',');
+                }
+            }
+        }
+        write!(out, "\"count\":{count}}}").expect("writing to a String cannot fail");
+        RawValue::from_string(out).expect("an object with a count is JSON")
+    }
+}
+
+/// The fields of the JSON object `json` other than `key`, in order, if it has
+/// `key`; `None` if it does not (the quick answer for nearly every message).
+fn fields_without(json: &str, key: &str) -> Option<Vec<(Box<str>, Box<RawValue>)>> {
+    // A key appears in the text as `"key"` unless escaped; without that text it
+    // cannot be a field, and nothing needs parsing.
+    if !json.contains(key) {
+        return None;
+    }
+    let fields: Vec<(Box<str>, Box<RawValue>)> = serde_json::from_str::<Fields>(json).ok()?.0;
+    fields
+        .iter()
+        .any(|(k, _)| &**k == key)
+        .then(|| fields.into_iter().filter(|(k, _)| &**k != key).collect())
+}
+
+/// An object's fields in order, values as raw JSON.
+struct Fields(Vec<(Box<str>, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    fields.push(entry);
+                }
+                Ok(Fields(fields))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+impl AsRef<Message> for WireMessage {
+    fn as_ref(&self) -> &Message {
+        &self.message
+    }
+}
+
+impl From<Message> for WireMessage {
+    /// A message built in code: its text is its serialization.
+    fn from(message: Message) -> Self {
+        let raw = serde_json::value::to_raw_value(&message).expect("a message serializes");
+        Self { message, raw }
+    }
+}
+
+impl PartialEq for WireMessage {
+    /// Equal when the texts are: two messages that read the same but are
+    /// written differently are different on the wire.
+    fn eq(&self, other: &Self) -> bool {
+        self.raw.get() == other.raw.get()
+    }
+}
+
+impl Eq for WireMessage {}
+
+impl fmt::Debug for WireMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WireMessage").field(&self.raw.get()).finish()
+    }
+}
+
+impl Serialize for WireMessage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for WireMessage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        // The text was checked as JSON on the way in; this reads its fields. An
+        // error names the field inside the message, `.content` or
+        // `.tool_calls[0].id`, which `describe_json_error` joins to the
+        // message's own path.
+        let mut fields = serde_json::Deserializer::from_str(raw.get());
+        let message = serde_path_to_error::deserialize(&mut fields).map_err(|e| {
+            use crate::json_error::{in_field, is_malformed_json, malformed_in_field};
+            let path = e.path().to_string();
+            let error = e.into_inner();
+            let text = error.to_string();
+            let text = text.rfind(" at line ").map_or(&*text, |i| &text[..i]);
+            if is_malformed_json(&error) {
+                D::Error::custom(malformed_in_field(&path, text))
+            } else if path == "." {
+                D::Error::custom(text)
+            } else {
+                D::Error::custom(in_field(&path, text))
+            }
+        })?;
+        Ok(Self { message, raw })
+    }
+}
