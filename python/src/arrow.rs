@@ -97,11 +97,12 @@ impl<'a> Strings<'a> {
 }
 
 /// The `messages` column's structs: `role`, `content`, and optionally
-/// `tool_call_id` (or `toolCallId`) and `tool_calls` (or `toolCalls`).
+/// `name`, `tool_call_id` (or `toolCallId`) and `tool_calls` (or `toolCalls`).
 struct MessageFields<'a> {
     values: &'a StructArray,
     role: Strings<'a>,
     content: Strings<'a>,
+    name: Option<Strings<'a>>,
     tool_call_id: Option<Strings<'a>>,
     tool_calls: Option<ToolCalls<'a>>,
 }
@@ -186,6 +187,9 @@ impl<'a> MessageFields<'a> {
             values,
             role: Strings::of(role.as_ref(), "role")?,
             content: Strings::of(content.as_ref(), "content")?,
+            name: field(&["name"])
+                .map(|a| Strings::of(a.as_ref(), "name"))
+                .transpose()?,
             tool_call_id: field(&["tool_call_id", "toolCallId"])
                 .map(|a| Strings::of(a.as_ref(), "tool_call_id"))
                 .transpose()?,
@@ -215,6 +219,11 @@ impl<'a> MessageFields<'a> {
                 let mut message = Message::new(role, self.content.get(i).unwrap_or_default());
                 message.tool_call_id = self
                     .tool_call_id
+                    .as_ref()
+                    .and_then(|c| c.get(i))
+                    .map(str::to_string);
+                message.name = self
+                    .name
                     .as_ref()
                     .and_then(|c| c.get(i))
                     .map(str::to_string);

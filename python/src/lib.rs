@@ -176,7 +176,7 @@ fn count_with<'py>(
     let items = messages::items(messages).or_raise(py)?;
     let list = messages::messages(&items).or_raise(py)?;
     let counts = py.detach(|| model.count(&list));
-    messages::counted(py, &items, &list, &counts)
+    messages::counted(py, &items, &counts)
 }
 
 fn trim_with<'py>(

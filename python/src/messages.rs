@@ -4,7 +4,7 @@
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
-use sluice_core::{Message, Role, ToolCall};
+use sluice_core::{Message, Role};
 use sluice_pipeline::LineError;
 
 /// An invalid-parameter error (`40001`) about the field at `path`.
@@ -71,33 +71,11 @@ fn utf8<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
     }
 }
 
-/// A string field of a message dict: `None` when absent or `None`.
-fn optional_str(
-    value: Option<Bound<'_, PyAny>>,
-    path: impl FnOnce() -> String,
-) -> Result<Option<String>, LineError> {
-    match value {
-        Some(value) if !value.is_none() => match value.cast::<PyString>() {
-            // The one way a `str` is not UTF-8.
-            Ok(text) => utf8(text).map(|t| Some(t.to_owned())).map_err(|_| {
-                invalid(
-                    &path(),
-                    "not text: it holds a lone UTF-16 surrogate such as \\ud800; fix or remove it",
-                )
-            }),
-            Err(_) => Err(invalid(
-                &path(),
-                format!("expected a string, got {}", type_name(&value)),
-            )),
-        },
-        _ => Ok(None),
-    }
-}
-
-/// One message dict in the wire shape: `role`, `content` (a string; `None` or
-/// absent is empty), and for tool use `toolCalls`/`tool_calls` and
-/// `toolCallId`/`tool_call_id`. Other keys are ignored.
-pub fn message<'py>(item: &Bound<'py, PyAny>, index: usize) -> Result<Message, LineError> {
+/// One message dict in the wire shape, read as the command line reads a JSON
+/// message: `role`, `content` (a string, `None` or text parts), `name`, and for
+/// tool use `toolCalls`/`tool_calls` and `toolCallId`/`tool_call_id`. Other keys
+/// are ignored.
+pub fn message(item: &Bound<'_, PyAny>, index: usize) -> Result<Message, LineError> {
     let py = item.py();
     let at = |key: &str| format!("messages[{index}].{key}");
     let dict = item.cast::<PyDict>().map_err(|_| {
@@ -109,38 +87,34 @@ pub fn message<'py>(item: &Bound<'py, PyAny>, index: usize) -> Result<Message, L
             ),
         )
     })?;
-    let get = |key: &Bound<'py, PyString>| {
-        dict.get_item(key)
-            .map_err(|e| invalid(&at(&key.to_string_lossy()), e))
-    };
-    let role = optional_str(get(intern!(py, "role"))?, || at("role"))?
-        .ok_or_else(|| invalid(&at("role"), "missing"))?;
-    let role: Role = role.parse().map_err(|e| invalid(&at("role"), e))?;
-    let content = get(intern!(py, "content"))?;
-    let keys_read = 1 + usize::from(content.is_some());
-    let mut message = Message::new(
-        role,
-        optional_str(content, || at("content"))?.unwrap_or_default(),
-    );
-    if dict.len() == keys_read {
-        return Ok(message); // role and content only: the common case
+    // The common case, read directly: a role and a string content, nothing else.
+    if dict.len() == 2
+        && let Ok(Some(role)) = dict.get_item(intern!(py, "role"))
+        && let Ok(Some(content)) = dict.get_item(intern!(py, "content"))
+        && let (Ok(role), Ok(content)) = (role.cast::<PyString>(), content.cast::<PyString>())
+    {
+        let role: Role = utf8(role)
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| invalid(&at("role"), e))?;
+        let content = utf8(content).map_err(|_| {
+            invalid(
+                &at("content"),
+                "not text: it holds a lone UTF-16 surrogate such as \\ud800; fix or remove it",
+            )
+        })?;
+        return Ok(Message::new(role, content));
     }
-    for key in [intern!(py, "toolCallId"), intern!(py, "tool_call_id")] {
-        if let Some(id) = get(key)? {
-            message.tool_call_id = optional_str(Some(id), || at(&key.to_string_lossy()))?;
-            break;
-        }
-    }
-    for key in [intern!(py, "toolCalls"), intern!(py, "tool_calls")] {
-        if let Some(calls) = get(key)? {
-            if !calls.is_none() {
-                message.tool_calls = pythonize::depythonize::<Vec<ToolCall>>(&calls)
-                    .map_err(|e| invalid(&at(&key.to_string_lossy()), e))?;
-            }
-            break;
-        }
-    }
-    Ok(message)
+    // Anything else goes through the deserializer the command line uses, so that
+    // a message means the same to both.
+    let mut de = pythonize::Depythonizer::from_object(dict.as_any());
+    serde_path_to_error::deserialize::<_, Message>(&mut de).map_err(|e| {
+        let field = match e.path().to_string() {
+            path if path == "." => format!("messages[{index}]"),
+            path => at(&path),
+        };
+        invalid(&field, e.into_inner())
+    })
 }
 
 /// Every message of `items`, or the first error.
@@ -152,27 +126,19 @@ pub fn messages(items: &[Bound<'_, PyAny>]) -> Result<Vec<Message>, LineError> {
         .collect()
 }
 
-/// The count object `sluice count` prints: each message's role, content and
-/// count, the reply prefix's tokens and the total. The contents are the caller's
-/// own `str` objects (`""` where a message had none).
+/// The count object `sluice count` prints: each message as it came (a copy of
+/// the caller's dict) with its `count` added, the reply prefix's tokens and the
+/// total.
 pub fn counted<'py>(
     py: Python<'py>,
     items: &[Bound<'py, PyAny>],
-    messages: &[Message],
     counts: &sluice_core::Counts,
 ) -> PyResult<Bound<'py, PyDict>> {
     let list = PyList::empty(py);
-    for ((item, m), &count) in items.iter().zip(messages).zip(&counts.per_message) {
-        let content = item
-            .get_item(intern!(py, "content"))
-            .ok()
-            .filter(|c| c.is_instance_of::<PyString>())
-            .unwrap_or_else(|| intern!(py, "").clone().into_any());
-        let d = PyDict::new(py);
-        d.set_item(intern!(py, "role"), PyString::intern(py, m.role.as_str()))?;
-        d.set_item(intern!(py, "content"), content)?;
-        d.set_item(intern!(py, "count"), count)?;
-        list.append(d)?;
+    for (item, &count) in items.iter().zip(&counts.per_message) {
+        let echoed = item.cast::<PyDict>()?.copy()?;
+        echoed.set_item(intern!(py, "count"), count)?;
+        list.append(echoed)?;
     }
     let out = PyDict::new(py);
     out.set_item(intern!(py, "messages"), list)?;

@@ -157,7 +157,13 @@ def test_tool_calls_count_as_the_cli_counts_them(cli):
         [("id", pa.string()), ("type", pa.string()), ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())]))]
     )
     message = pa.struct(
-        [("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(call)), ("tool_call_id", pa.string())]
+        [
+            ("role", pa.string()),
+            ("content", pa.string()),
+            ("name", pa.string()),
+            ("tool_calls", pa.list_(call)),
+            ("tool_call_id", pa.string()),
+        ]
     )
     rows = [
         [
@@ -165,7 +171,7 @@ def test_tool_calls_count_as_the_cli_counts_them(cli):
             {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Seoul"}'}}]},
             {"role": "tool", "content": "23°C", "tool_call_id": "c1"},
             {"role": "assistant", "content": "맑아요.", "tool_calls": [{"id": "c2", "type": None, "function": {"name": "f", "arguments": None}}]},
-            {"role": "user", "content": "고마워"},
+            {"role": "user", "content": "고마워", "name": "kim"},
         ]
     ] * 3
     table = pa.table({"messages": pa.array(rows, pa.list_(message)), "max_tokens": [100, 4060, 4075]})
