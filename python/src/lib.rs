@@ -112,7 +112,8 @@ impl Model {
     }
 
     /// Per-message token counts, as ``sluice count`` prints them:
-    /// ``{"messages": [{"role", "content", "count"}...], "reply": n, "total": n}``.
+    /// ``{"messages": [...], "reply": n, "total": n}``, each message a copy of the
+    /// caller's dict with its ``"count"`` added.
     fn count<'py>(&self, messages: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
         count_with(&self.inner, messages)
     }
