@@ -8,7 +8,7 @@
 //! router check the last user message first.
 //!
 //! Also here: the access-token flow (`GET /v1/auth/token`) and the v3 token
-//! calculator, which takes content as an array of parts.
+//! calculator (the v1 calculator under v3's path).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -211,62 +211,21 @@ fn count(body: &Value, keys: &[&str]) -> Result<Option<u64>, String> {
     Ok(None)
 }
 
-/// Messages of either format: role and content, where content is a string,
-/// `null` (an assistant message with tool calls), or an array of parts whose
-/// text parts are joined; any other part is refused, naming its type.
+/// The messages of a chat request, in either format, read as the sliding
+/// window and the token calculators read them (`sluice_core::Message`): content
+/// a string, `null` or text parts, tool fields in either spelling; errors name
+/// the field, in the same words.
 fn parse_messages(body: &Value) -> Result<Vec<Message>, String> {
     let items = body
         .get("messages")
-        .and_then(Value::as_array)
+        .filter(|m| m.as_array().is_some_and(|a| !a.is_empty()))
         .ok_or("Invalid parameter: messages must be a non-empty array")?;
-    if items.is_empty() {
-        return Err("Invalid parameter: messages must be a non-empty array".into());
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let role: Role = item
-                .get("role")
-                .and_then(Value::as_str)
-                .ok_or_else(|| format!("Invalid parameter: messages[{i}].role is missing"))?
-                .parse()
-                .map_err(|e| format!("Invalid parameter: messages[{i}].role: {e}"))?;
-            let content = match item.get("content") {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(text)) => text.clone(),
-                Some(Value::Array(parts)) => text_of_parts(parts, &format!("messages[{i}].content"))?,
-                Some(_) => {
-                    return Err(format!(
-                        "Invalid parameter: messages[{i}].content must be a string, null or an array of parts"
-                    ));
-                }
-            };
-            Ok(Message::new(role, content))
-        })
-        .collect()
-}
-
-/// The text of content parts: `{"type":"text","text":"..."}` parts joined with
-/// newlines; any other part type is refused by name.
-fn text_of_parts(parts: &[Value], at: &str) -> Result<String, String> {
-    let mut texts = Vec::with_capacity(parts.len());
-    for (j, part) in parts.iter().enumerate() {
-        match part.get("type").and_then(Value::as_str) {
-            Some("text") => texts.push(
-                part.get("text")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| format!("Invalid parameter: {at}[{j}].text must be a string"))?,
-            ),
-            Some(other) => {
-                return Err(format!(
-                    "Invalid parameter: {at}[{j}] is a `{other}` part; only text parts are supported here"
-                ));
-            }
-            None => return Err(format!("Invalid parameter: {at}[{j}].type is missing")),
-        }
-    }
-    Ok(texts.join("\n"))
+    serde_path_to_error::deserialize(items).map_err(|e| {
+        let path = format!("messages{}", e.path());
+        // The body is an object: the words are about the field at `path`.
+        let words = sluice_core::describe_json_error("{", e.inner(), &path);
+        format!("Invalid parameter: {words}")
+    })
 }
 
 fn parse_clova(body: &Value, model: String, stream: bool) -> Result<Chat, String> {
@@ -553,28 +512,12 @@ pub(crate) async fn auth_token(
     })))
 }
 
-/// `POST /v3/api-tools/chat-tokenize/{modelName}`: the token count of each
-/// message, whose content may be a string or an array of parts (text parts
-/// are counted; any other part is refused with `40001`, naming its type).
+/// `POST /v3/api-tools/chat-tokenize/{modelName}`: the same calculator as v1,
+/// whose messages already take content as a string, `null` or text parts.
 pub(crate) async fn tokenize_v3(
-    State(state): State<AppState>,
+    state: State<AppState>,
     params: Result<Path<HashMap<String, String>>, PathRejection>,
-    ApiJson(body): ApiJson<Value>,
-) -> Result<Success<Value>, ApiError> {
-    let model = state.profiles().model(&path_model(params)?)?;
-    let messages = parse_messages(&body).map_err(|m| ApiError::new(Code::INVALID_PARAMETER, m))?;
-    let counts = model.count(&messages);
-    state.metrics().add_tokens("tokenize", counts.total);
-    let items = body["messages"].as_array().cloned().unwrap_or_default();
-    let counted: Vec<Value> = items
-        .into_iter()
-        .zip(&counts.per_message)
-        .map(|(mut message, count)| {
-            message["count"] = json!(count);
-            message
-        })
-        .collect();
-    Ok(Success(
-        json!({"messages": counted, "reply": counts.reply, "total": counts.total}),
-    ))
+    body: ApiJson<crate::handlers::TokenizeRequest>,
+) -> Result<Success<crate::handlers::TokenizeResult>, ApiError> {
+    crate::handlers::tokenize(state, params, body).await
 }

@@ -212,20 +212,12 @@ fn components() -> Value {
         "schemas": {
             "TokenizeV3Request": {
                 "type": "object", "required": ["messages"],
-                "properties": {"messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/PartsMessage"}}}
-            },
-            "PartsMessage": {
-                "type": "object", "required": ["role"],
-                "properties": {
-                    "role": {"enum": ["system", "user", "assistant", "tool"]},
-                    "content": {"oneOf": [{"type": "string"}, {"type": "null"},
-                        {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}, "text": {"type": "string"}}}}]}
-                }
+                "properties": {"messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}}}
             },
             "ClovaChatRequest": {
                 "type": "object", "required": ["messages"],
                 "properties": {
-                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/PartsMessage"}},
+                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
                     "temperature": {"type": "number"}, "topP": {"type": "number"},
                     "maxTokens": {"type": "integer", "minimum": 0}, "maxCompletionTokens": {"type": "integer", "minimum": 0},
                     "seed": {"type": "integer", "minimum": 0}
@@ -243,7 +235,7 @@ fn components() -> Value {
                 "type": "object", "required": ["model", "messages"],
                 "properties": {
                     "model": {"type": "string"},
-                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/PartsMessage"}},
+                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
                     "temperature": {"type": "number"}, "top_p": {"type": "number"},
                     "max_tokens": {"type": "integer", "minimum": 0}, "max_completion_tokens": {"type": "integer", "minimum": 0},
                     "seed": {"type": "integer", "minimum": 0}, "stream": {"type": "boolean"}
@@ -279,11 +271,47 @@ fn components() -> Value {
             "Message": {
                 "type": "object",
                 "required": ["role"],
+                "additionalProperties": true,
+                "description": "A chat message in CLOVA Studio's spelling (`toolCalls`, `toolCallId`) or OpenAI's (`tool_calls`, `tool_call_id`). Fields sluice does not know are kept: every message comes back exactly as it was sent. Counted as the README's \"How messages are counted\" says.",
                 "properties": {
                     "role": {"$ref": "#/components/schemas/Role"},
-                    "content": {"type": "string", "default": ""},
-                    "toolCalls": {"type": "array", "items": {"type": "object"}},
-                    "toolCallId": {"type": "string"}
+                    "content": {
+                        "description": "Text; `null` or absent reads as empty; text parts are joined with newlines. Parts of other types are refused with 40001, naming the type.",
+                        "oneOf": [
+                            {"type": "string"},
+                            {"type": "null"},
+                            {"type": "array", "items": {"$ref": "#/components/schemas/TextPart"}}
+                        ]
+                    },
+                    "name": {"type": ["string", "null"], "description": "The participant's name, counted with the role."},
+                    "toolCalls": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/ToolCall"}},
+                    "tool_calls": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/ToolCall"}},
+                    "toolCallId": {"type": ["string", "null"]},
+                    "tool_call_id": {"type": ["string", "null"]}
+                }
+            },
+            "TextPart": {
+                "type": "object",
+                "required": ["type", "text"],
+                "additionalProperties": true,
+                "properties": {"type": {"const": "text"}, "text": {"type": "string"}}
+            },
+            "ToolCall": {
+                "type": "object",
+                "required": ["id", "function"],
+                "additionalProperties": true,
+                "properties": {
+                    "id": {"type": "string"},
+                    "type": {"type": "string", "default": "function"},
+                    "function": {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": true,
+                        "properties": {
+                            "name": {"type": "string"},
+                            "arguments": {"description": "A JSON object (CLOVA) or a string holding JSON (OpenAI)."}
+                        }
+                    }
                 }
             },
             "SlidingRequest": {
@@ -320,7 +348,7 @@ fn components() -> Value {
                 "type": "object",
                 "required": ["messages"],
                 "properties": {
-                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}
+                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}}
                 }
             },
             "RouteRequest": {

@@ -185,3 +185,26 @@ fn max_tokens_bounds_come_from_the_profiles() {
         );
     }
 }
+
+/// The check every in-process call makes (`support::accepted_by_the_spec`)
+/// refuses what the document refuses.
+#[test]
+#[should_panic(expected = "the server accepted a body its OpenAPI schema refuses")]
+fn the_spec_check_can_fail() {
+    crate::support::accepted_by_the_spec(
+        "POST",
+        "/v1/api-tools/sliding/chat-messages/HCX-003",
+        br#"{"messages":[{"role":"user","content":5}]}"#,
+    );
+}
+
+#[test]
+fn the_spec_check_accepts_both_spellings_and_parts() {
+    crate::support::accepted_by_the_spec(
+        "POST",
+        "/v1/api-tools/sliding/chat-messages/HCX-003?tools=true",
+        br#"{"messages":[{"role":"user","content":[{"type":"text","text":"hi"}],"name":"kim","x":1},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"c","content":"ok"}]}"#,
+    );
+}
