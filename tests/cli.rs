@@ -247,6 +247,29 @@ fn malformed_input_is_explained_in_plain_words() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+#[path = "../crates/http/tests/malformed.rs"]
+mod malformed;
+
+/// The table of malformed requests, word for word (the server answers the
+/// same table in crates/http/tests/bad_input.rs).
+#[test]
+fn malformed_requests_get_the_exact_words() {
+    for &(request, code, words) in malformed::CASES {
+        let out = sluice(&["trim"], request);
+        assert!(!out.status.success(), "{request}");
+        let prefix = if code == "40000" {
+            "malformed JSON"
+        } else {
+            "invalid parameter"
+        };
+        assert_eq!(
+            stderr(&out).trim_end(),
+            format!("error: {code} {prefix}: {words}"),
+            "{request}"
+        );
+    }
+}
+
 /// Blank lines in JSONL are skipped (a trailing one is common); every error
 /// object says its line, with or without an id.
 #[test]

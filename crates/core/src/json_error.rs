@@ -192,6 +192,8 @@ fn expected_words(expected: &str) -> &str {
         "struct ToolCall" => r#"a tool call like {"id": "...", "function": {...}}"#,
         "struct FunctionCall" => r#"a function like {"name": "...", "arguments": ...}"#,
         other if other.starts_with("struct ") => "an object",
+        "i64" | "u64" | "u32" | "i32" | "usize" | "u8" | "u16" => "an integer",
+        "f64" | "f32" => "a number",
         "a sequence" => "an array",
         other => other,
     }

@@ -103,6 +103,23 @@ async fn a_deeply_nested_unknown_field_comes_back_as_sent() {
     );
 }
 
+/// The table of malformed requests, word for word (the CLI answers the same
+/// table in tests/cli.rs).
+#[tokio::test]
+async fn malformed_requests_get_the_exact_words() {
+    let app = default_app();
+    for &(request, code, words) in crate::malformed::CASES {
+        let reply = call(&app, "POST", SLIDING, &[], request.to_string()).await;
+        let prefix = if code == "40000" {
+            "Bad request: malformed JSON"
+        } else {
+            "Invalid parameter"
+        };
+        assert_eq!(reply.code(), code, "{request}");
+        assert_eq!(reply.message(), format!("{prefix}: {words}"), "{request}");
+    }
+}
+
 async fn still_serving(app: &axum::Router) {
     let reply = call(app, "POST", SLIDING, &[], OK_BODY).await;
     assert_eq!(reply.code(), "20000");

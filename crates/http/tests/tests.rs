@@ -12,6 +12,7 @@ mod endpoints;
 mod fake;
 mod gateway;
 mod limits;
+mod malformed;
 mod openapi;
 mod ops;
 mod practice;
