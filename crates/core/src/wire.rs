@@ -187,6 +187,15 @@ impl Serialize for WireMessage {
 impl<'de> Deserialize<'de> for WireMessage {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
+        // Serde reads a struct from an array as well (`["user", "hi"]`), but a
+        // message is an object: its text is written back as one, and
+        // `json_with_count` adds a field inside its braces (found by fuzzing).
+        if raw.get().starts_with('[') {
+            return Err(D::Error::invalid_type(
+                serde::de::Unexpected::Seq,
+                &"struct Message",
+            ));
+        }
         // The text was checked as JSON on the way in; this reads its fields. An
         // error names the field inside the message, `.content` or
         // `.tool_calls[0].id`, which `describe_json_error` joins to the

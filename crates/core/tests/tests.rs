@@ -3,6 +3,7 @@
 mod corpus;
 mod encodings;
 mod formats;
+mod fuzz_regressions;
 mod hostile;
 mod properties;
 mod window_cases;
