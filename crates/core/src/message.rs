@@ -146,7 +146,7 @@ pub struct FunctionCall {
 ///
 /// A `Message` is the view sluice counts: serializing it writes the known fields,
 /// `content` as a string. To send messages back exactly as they came, unknown
-/// fields and all, parse them as [`WireMessage`]s.
+/// fields and all, parse them as [`WireMessage`](crate::WireMessage)s.
 ///
 /// ```
 /// use sluice_core::{Message, Role};
