@@ -501,7 +501,16 @@ pub(crate) async fn auth_token(
             "Unauthorized: a token is issued for an API key, not for another token",
         ));
     }
-    let existing = query.get("existingToken").is_some_and(|v| v == "true");
+    let existing = match query.get("existingToken").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            let shown: String = other.chars().take(32).collect();
+            return Err(ApiError::invalid(format!(
+                "query parameter `existingToken` must be true or false, got {shown:?}"
+            )));
+        }
+    };
     let issued = state.tokens().issue(key, existing);
     let time = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
     Ok(Success(json!({

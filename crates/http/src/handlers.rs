@@ -7,7 +7,7 @@ use axum::http::{Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sluice_core::{Message, Role, TrimReport, WireMessage};
+use sluice_core::{Message, TrimReport, WireMessage};
 use sluice_router::{Explanation, RouteRequest, RouteResult};
 
 use crate::error::{ApiError, Code, Success};
@@ -29,9 +29,46 @@ fn text_bytes<M: AsRef<Message>>(messages: &[M]) -> usize {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SlidingRequest {
-    #[serde(default = "default_max_tokens")]
+    #[serde(default = "default_max_tokens", deserialize_with = "integral_number")]
     max_tokens: i64,
     messages: Vec<WireMessage>,
+}
+
+/// An integer, also spelled with a fraction of zero (`100.0`): JSON Schema's
+/// `"type": "integer"`, which the OpenAPI document uses, admits both.
+fn integral_number<'de, D: serde::Deserializer<'de>>(de: D) -> Result<i64, D::Error> {
+    use serde::de::{Error, Unexpected};
+    let n = match serde_json::Value::deserialize(de)? {
+        serde_json::Value::Number(n) => n,
+        other => {
+            let unexpected = match &other {
+                serde_json::Value::Bool(b) => Unexpected::Bool(*b),
+                serde_json::Value::String(s) => Unexpected::Str(s),
+                serde_json::Value::Array(_) => Unexpected::Seq,
+                serde_json::Value::Object(_) => Unexpected::Map,
+                _ => Unexpected::Unit,
+            };
+            return Err(D::Error::invalid_type(unexpected, &"an integer"));
+        }
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    if let Some(u) = n.as_u64() {
+        return Err(D::Error::invalid_value(
+            Unexpected::Unsigned(u),
+            &"an integer in range",
+        ));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(f as i64),
+        Some(f) if f.fract() == 0.0 => Err(D::Error::invalid_value(
+            Unexpected::Float(f),
+            &"an integer in range",
+        )),
+        Some(f) => Err(D::Error::invalid_type(Unexpected::Float(f), &"an integer")),
+        None => Err(D::Error::custom("maxTokens: expected an integer")),
+    }
 }
 
 fn default_max_tokens() -> i64 {
@@ -76,6 +113,30 @@ fn path_param(
         .ok_or_else(|| ApiError::new(Code::NOT_FOUND, "Not found: no model name in the path"))
 }
 
+/// The boolean query parameter `name` (`false` when absent): `true` or
+/// `false`, as the OpenAPI document's `{"type": "boolean"}` says; any other
+/// value is `40001`. The last occurrence wins.
+pub(crate) fn bool_query(uri: &Uri, name: &str) -> Result<bool, ApiError> {
+    let mut value = false;
+    for pair in uri.query().unwrap_or_default().split('&') {
+        let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != name {
+            continue;
+        }
+        value = match raw {
+            "true" => true,
+            "false" => false,
+            _ => {
+                let shown: String = raw.chars().take(32).collect();
+                return Err(ApiError::invalid(format!(
+                    "query parameter `{name}` must be true or false, got {shown:?}"
+                )));
+            }
+        };
+    }
+    Ok(value)
+}
+
 /// Runs CPU-bound work inline for small inputs (`text_bytes`), on the blocking
 /// pool otherwise.
 async fn cpu<T: Send + 'static>(
@@ -98,23 +159,11 @@ pub(crate) async fn sliding(
     ApiJson(req): ApiJson<SlidingRequest>,
 ) -> Result<Success<SlidingResult>, ApiError> {
     let model = state.profiles().model(&path_param(model)?)?;
-    // The v1 endpoint documents three roles; the library also knows `tool`,
-    // which a client asks for with `?tools=true`.
-    let tools = uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|pair| pair == "tools=true"));
-    if let Some((i, _)) = req
-        .messages
-        .iter()
-        .enumerate()
-        .find(|(_, m)| m.message().role == Role::Tool && !tools)
-    {
-        return Err(ApiError::invalid(format!(
-            "messages[{i}].role: `tool` is not one of this endpoint's roles (system, user, assistant, as the \
-             hosted API documents); to trim a history with tool calls and results, add ?tools=true (tool \
-             results stay with their calls), or use `sluice trim`"
-        )));
-    }
+    // The hosted v1 endpoint documents three roles; `tool` (with its call)
+    // is accepted too, as the OpenAPI document says: a request's validity does
+    // not depend on a query flag. `?tools=true` is kept for older clients and
+    // changes nothing; a value other than true or false is 40001.
+    bool_query(&uri, "tools")?;
     let max_tokens = req.max_tokens;
     let messages = req.messages;
     let (messages, trim) = cpu(text_bytes(&messages), move || {
@@ -189,10 +238,7 @@ pub(crate) async fn route(
         .ok_or_else(|| {
             ApiError::invalid(format!("version must be an integer >= 1, got {version:?}"))
         })?;
-    let explain = uri.query().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| matches!(kv, "explain" | "explain=true" | "explain=1"))
-    });
+    let explain = bool_query(&uri, "explain")?;
     let router = match state.routers().get(&id, version, state.profiles()) {
         Ok(router) => router,
         Err(crate::routers::Missing::NotFound(e)) => return Err(e.into()),
@@ -238,9 +284,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /openapi.json`.
-pub(crate) async fn openapi() -> Response {
-    let mut response =
-        crate::error::json_response(axum::http::StatusCode::OK, &crate::openapi::document());
+pub(crate) async fn openapi(State(state): State<AppState>) -> Response {
+    let document = crate::openapi::document_for(state.profiles().names());
+    let mut response = crate::error::json_response(axum::http::StatusCode::OK, &document);
     response.extensions_mut().insert(Code::OK);
     response
 }

@@ -5,12 +5,24 @@ use serde_json::{Map, Value, json};
 
 use crate::app::{API, Endpoint, PREFIXES};
 
-/// The OpenAPI document describing every route the server answers.
+/// The OpenAPI document describing every route the server answers, with the
+/// built-in model profiles as the `{modelName}` values.
 pub fn document() -> Value {
+    let profiles = sluice_core::builtin_profiles();
+    document_for(profiles.iter().map(|p| p.name.as_str()))
+}
+
+/// The document for a server whose profiles are `models`: `{modelName}` takes
+/// exactly those names (any other is `40080`, HTTP 400, as the hosted API
+/// answers an unknown model).
+pub fn document_for<'a>(models: impl IntoIterator<Item = &'a str>) -> Value {
+    let mut models: Vec<&str> = models.into_iter().collect();
+    models.sort_unstable();
+    models.dedup();
     let mut paths = Map::new();
     for prefix in PREFIXES {
         for (path, endpoint) in API {
-            let mut op = operation(endpoint, path);
+            let mut op = operation(endpoint, path, &models);
             // operationIds must be unique across the document.
             let mut id = op["operationId"].as_str().unwrap_or_default().to_string();
             if path.ends_with("{appId}") {
@@ -68,14 +80,14 @@ pub fn document() -> Value {
     })
 }
 
-fn operation(endpoint: Endpoint, path: &str) -> Value {
+fn operation(endpoint: Endpoint, path: &str, models: &[&str]) -> Value {
     let (id, summary, request, result, codes) = match endpoint {
         Endpoint::Sliding => (
             "slidingChatMessages",
             "Sliding window: drop the oldest whole turns so that the history plus maxTokens fits the model's context.",
             "SlidingRequest",
             "SlidingResult",
-            "40000 malformed body, 40001 invalid parameter (maxTokens out of 1..=max, empty messages, role not system/user/assistant), 40003 context length exceeded, 40080 model not found",
+            "40000 malformed body, 40001 invalid parameter (maxTokens out of 1..=the model's max output, empty messages, both spellings of a field in one message, a tools flag not true/false), 40003 context length exceeded, 40080 model not found",
         ),
         Endpoint::Tokenize => (
             "chatTokenize",
@@ -89,7 +101,7 @@ fn operation(endpoint: Endpoint, path: &str) -> Value {
             "Router: classify a query (with its chat history) into a domain and run that domain's content and safety filters.",
             "RouteRequest",
             "RouteResult",
-            "40000 malformed body, 40001 invalid parameter (version not an integer >= 1), 40004 empty query, 65001 invalid router file, 65400 over the router's token limit",
+            "40000 malformed body, 40001 invalid parameter (version not an integer >= 1, explain not true/false), 40004 empty query, 65001 invalid router file, 65400 over the router's token limit",
         ),
         Endpoint::TokenizeV3 => (
             "chatTokenizeV3",
@@ -128,16 +140,17 @@ fn operation(endpoint: Endpoint, path: &str) -> Value {
         .split('/')
         .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| match name {
-            "modelName" => json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "example": "HCX-003"}),
+            "modelName" => json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "enum": models}, "example": "HCX-003",
+                                  "description": "A model profile this server knows (built-in or configured); any other is 40080."}),
             "router-id" => json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}, "example": "sample"}),
-            "version" => json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}, "example": 1}),
+            "version" => json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": u32::MAX}, "example": 1}),
             _ => json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"},
                         "description": "The hosted API's app (task) id; accepted and ignored."}),
         })
         .collect();
     match endpoint {
         Endpoint::Sliding => parameters.push(json!({"name": "tools", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
-            "description": "Accept `tool` messages (and assistant `toolCalls`); a tool result always stays with its call."})),
+            "description": "Kept for older clients; changes nothing (`tool` messages are always accepted). Any value other than true or false is 40001."})),
         Endpoint::Route => parameters.push(json!({"name": "explain", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
             "description": "Add `result.explanation`: per-domain scores, the runner-up and every rule that fired, with spans."})),
         Endpoint::AuthToken => parameters.push(json!({"name": "existingToken", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
@@ -155,6 +168,7 @@ fn operation(endpoint: Endpoint, path: &str) -> Value {
                 "200": {"description": "OK (code 20000)", "content": {"application/json": {"schema": {
                     "allOf": [{"$ref": "#/components/schemas/Envelope"},
                               {"type": "object", "properties": {"result": {"$ref": format!("#/components/schemas/{result}")}}}]}}}},
+                "400": {"description": "40001 existingToken not true or false", "content": error_content()},
                 "401": {"description": "40100 missing or invalid API key", "content": error_content()}
             }
         });
@@ -202,8 +216,8 @@ fn components() -> Value {
         "parameters": {
             "RequestId": {
                 "name": "X-NCP-CLOVASTUDIO-REQUEST-ID", "in": "header", "required": false,
-                "description": "Echoed on the response; generated (UUID v4) when absent.",
-                "schema": {"type": "string", "maxLength": 256}
+                "description": "Echoed on the response; generated (UUID v4) when absent. A value that is empty, over 256 bytes or not visible ASCII is not refused: it is replaced by a generated one (so logs stay bounded).",
+                "schema": {"type": "string"}
             }
         },
         "headers": {
@@ -272,7 +286,8 @@ fn components() -> Value {
                 "type": "object",
                 "required": ["role"],
                 "additionalProperties": true,
-                "description": "A chat message in CLOVA Studio's spelling (`toolCalls`, `toolCallId`) or OpenAI's (`tool_calls`, `tool_call_id`). Fields sluice does not know are kept: every message comes back exactly as it was sent. Counted as the README's \"How messages are counted\" says.",
+                "not": {"anyOf": [{"required": ["toolCalls", "tool_calls"]}, {"required": ["toolCallId", "tool_call_id"]}]},
+                "description": "A chat message in CLOVA Studio's spelling (`toolCalls`, `toolCallId`) or OpenAI's (`tool_calls`, `tool_call_id`), one spelling per field (both in one message: 40001, duplicate field). Fields sluice does not know are kept: every message comes back exactly as it was sent. Counted as the README's \"How messages are counted\" says.",
                 "properties": {
                     "role": {"$ref": "#/components/schemas/Role"},
                     "content": {
@@ -321,7 +336,7 @@ fn components() -> Value {
                     "maxTokens": {"type": "integer", "minimum": 1, "maximum": max_output_bound(), "default": 100,
                         "description": max_output_description()},
                     "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"},
-                        "description": "Roles system, user, assistant; `tool` only with `?tools=true`."}
+                        "description": "Roles system, user, assistant (the hosted v1 endpoint's three) and `tool` (ours): a tool result always stays with its call."}
                 }
             },
             "TrimReport": {
@@ -355,7 +370,8 @@ fn components() -> Value {
                 "type": "object",
                 "required": ["query"],
                 "properties": {
-                    "query": {"type": "string"},
+                    "query": {"type": "string", "minLength": 1, "pattern": NOT_BLANK,
+                        "description": "Not empty nor only whitespace (40004)."},
                     "chatHistory": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}
                 }
             },
@@ -563,6 +579,11 @@ pub(crate) fn practice_schemas() -> Value {
         }
     })
 }
+
+/// A string with at least one character that is not Unicode `White_Space`
+/// (what `str::trim` removes): the router refuses blank queries (`40004`).
+/// Spelled out, not `\S`: regex engines disagree on `\s`.
+const NOT_BLANK: &str = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
 
 /// The largest `maxTokens` any built-in profile accepts: each model's own bound
 /// is its profile's `max_output` (`40001` above it).

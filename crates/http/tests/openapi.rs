@@ -208,3 +208,89 @@ fn the_spec_check_accepts_both_spellings_and_parts() {
             {"role":"tool","tool_call_id":"c","content":"ok"}]}"#,
     );
 }
+
+/// What Schemathesis found (issue 12, point 4), each answered as the document
+/// says: boolean query flags are true or false (else 40001), `maxTokens` is a
+/// JSON Schema integer (so `100.0` is one), a blank query is outside the
+/// schema, and `{modelName}` lists the server's models.
+#[tokio::test]
+async fn the_server_answers_as_the_document_says() {
+    let app = default_app();
+    let json = [("content-type", "application/json")];
+    let route = r#"{"query":"내일 서울 날씨 어때?"}"#;
+    for (query, code) in [
+        ("", "20000"),
+        ("?explain=true", "20000"),
+        ("?explain=false", "20000"),
+        ("?explain=1", "40001"),
+        ("?explain", "40001"),
+    ] {
+        let reply = call(&app, "POST", &format!("{ROUTE}{query}"), &json, route).await;
+        assert_eq!(reply.code(), code, "{query}: {}", reply.message());
+    }
+    let reply = call(
+        &app,
+        "POST",
+        &format!("{SLIDING}?tools=maybe"),
+        &json,
+        r#"{"messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await;
+    assert_eq!(reply.code(), "40001", "{}", reply.message());
+    for (max, code) in [
+        ("100.0", "20000"),
+        ("100", "20000"),
+        ("100.5", "40001"),
+        ("1e300", "40001"),
+        ("18446744073709551615", "40001"),
+    ] {
+        let body =
+            format!(r#"{{"maxTokens":{max},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+        let reply = call(&app, "POST", SLIDING, &json, body).await;
+        assert_eq!(reply.code(), code, "{max}: {}", reply.message());
+    }
+    let doc = sluice_http::openapi_document();
+    let query = &doc["components"]["schemas"]["RouteRequest"]["properties"]["query"];
+    assert_eq!(query["minLength"], 1);
+    let blank = pattern_refuses_blank(query["pattern"].as_str().unwrap());
+    assert!(blank, "the pattern refuses blank strings");
+    let sliding = &doc["paths"]["/v1/api-tools/sliding/chat-messages/{modelName}"]["post"];
+    let model = sliding["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "modelName")
+        .unwrap();
+    let names: Vec<&str> = model["schema"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"HCX-003") && names.contains(&"HCX-007"),
+        "{names:?}"
+    );
+}
+
+/// The router's blank-query pattern is one negated character class: every
+/// character `str::trim` removes is in it, so a blank string cannot match.
+fn pattern_refuses_blank(pattern: &str) -> bool {
+    let whitespace: Vec<char> = (0..=0x3000u32)
+        .filter_map(char::from_u32)
+        .filter(|c| c.is_whitespace())
+        .collect();
+    pattern.starts_with("[^")
+        && pattern.ends_with(']')
+        && whitespace.iter().all(|c| {
+            let escaped = format!("\\u{:04x}", *c as u32);
+            pattern.contains(&escaped)
+                || matches!(c, '\t' | '\n' | '\u{c}' | '\r' | ' ')
+                || in_range(pattern, *c)
+        })
+}
+
+fn in_range(pattern: &str, c: char) -> bool {
+    // The one range in the class: \u2000-\u200a.
+    pattern.contains("\\u2000-\\u200a") && ('\u{2000}'..='\u{200a}').contains(&c)
+}
