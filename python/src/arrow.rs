@@ -351,7 +351,25 @@ struct Models<'a> {
     names: Option<Strings<'a>>,
 }
 
-impl Models<'_> {
+impl<'a> Models<'a> {
+    /// The models of `batch`'s rows: its optional `model` column, `default`
+    /// where a row names none.
+    fn of(
+        default: &'a sluice_core::Model,
+        profiles: &'a Profiles,
+        batch: &'a RecordBatch,
+    ) -> PyResult<Self> {
+        let names = batch
+            .column_by_name("model")
+            .map(|c| Strings::of(c.as_ref(), "model"))
+            .transpose()?;
+        Ok(Self {
+            default,
+            profiles,
+            names,
+        })
+    }
+
     fn get(&self, row: usize) -> Result<sluice_core::Model, LineError> {
         match self.names.as_ref().and_then(|n| n.get(row)) {
             None => Ok(self.default.clone()),
@@ -504,14 +522,7 @@ fn trim_batch(
     let (default, profiles) = crate::resolve_with_profiles(model)?;
     let batch = batch.0;
     py.detach(|| {
-        let models = Models {
-            default: &default,
-            profiles: &profiles,
-            names: batch
-                .column_by_name("model")
-                .map(|c| Strings::of(c.as_ref(), "model"))
-                .transpose()?,
-        };
+        let models = Models::of(&default, &profiles, &batch)?;
         let limits = Integers::of(&batch, "max_tokens")?;
         let (lists, rows) = on_threads(threads, || {
             read_rows(&batch, |row, messages| {
@@ -578,14 +589,7 @@ fn count_batch(
     let (default, profiles) = crate::resolve_with_profiles(model)?;
     let batch = batch.0;
     py.detach(|| {
-        let models = Models {
-            default: &default,
-            profiles: &profiles,
-            names: batch
-                .column_by_name("model")
-                .map(|c| Strings::of(c.as_ref(), "model"))
-                .transpose()?,
-        };
+        let models = Models::of(&default, &profiles, &batch)?;
         let (_, rows) = on_threads(threads, || {
             read_rows(&batch, |row, messages| {
                 Ok(models.get(row)?.count(&messages))
