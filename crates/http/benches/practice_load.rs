@@ -8,8 +8,11 @@
 //! the turn — should stay small.
 //!
 //! Everything runs in this process on 127.0.0.1: the fake upstream (from
-//! `crates/practice/tests/support.rs`), sluice, and the client, sharing one
-//! Tokio runtime. For each store (an SQLite file in WAL mode, the default of a
+//! `crates/practice/tests/support.rs`) and the client on one Tokio runtime,
+//! sluice on another whose threads are named `sluice-srv`, so that sluice's own
+//! CPU time can be read per thread (with sqlx's SQLite connection threads)
+//! from `/proc/self/task/*/schedstat`: the *CPU per run* column, sluice's own
+//! work per run whatever the queueing on a machine with few cores. For each store (an SQLite file in WAL mode, the default of a
 //! real deployment, then in-memory SQLite) it warms up, then
 //!
 //! * **sequential**: a few runs one at a time, the overhead without contention;
@@ -69,6 +72,36 @@ const MODELS: [(&str, ProviderKind); 3] = [
 const WARM_UP: usize = 3;
 /// Runs one at a time after the warm-up: the overhead without contention.
 const SEQUENTIAL: usize = 5;
+/// The thread name of sluice's runtime (its workers and blocking threads).
+const SERVER_THREADS: &str = "sluice-srv";
+/// The thread name of sqlx's SQLite connection workers (`comm` is cut at 15
+/// bytes: `sqlx-sqlite-wor`).
+const SQLITE_THREADS: &str = "sqlx-sqlite";
+
+/// The CPU time sluice's threads have run so far, in nanoseconds: the server
+/// runtime's threads and the store's SQLite connection threads, summed from
+/// `/proc/self/task/*/schedstat` (nanoseconds, where `stat` counts 10 ms
+/// ticks). `None` where there is no `/proc` (not Linux). A thread that exits
+/// between two readings takes its time with it, so a phase's figure can only
+/// be too low by what such threads ran; none exit within a phase here (the
+/// pool keeps its connections, the runtime its workers).
+fn sluice_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue; // the thread exited meanwhile
+        };
+        if comm.starts_with(SERVER_THREADS) || comm.starts_with(SQLITE_THREADS) {
+            let Ok(stat) = std::fs::read_to_string(dir.join("schedstat")) else {
+                continue;
+            };
+            total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
+}
+
 /// Each provider's `max_concurrency`: above the runs in flight, so that the
 /// semaphore never queues a call.
 const MAX_CONCURRENCY: usize = 64;
@@ -143,7 +176,13 @@ impl Drop for Env {
 }
 
 impl Env {
-    async fn start(store: Store, replies_per_model: usize, delay: Duration, runs: usize) -> Env {
+    async fn start(
+        server_runtime: &tokio::runtime::Handle,
+        store: Store,
+        replies_per_model: usize,
+        delay: Duration,
+        runs: usize,
+    ) -> Env {
         let mut script = Script::new();
         for (model, _) in MODELS {
             for _ in 0..replies_per_model {
@@ -196,9 +235,14 @@ impl Env {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(sluice_http::serve(listener, app(state), async move {
-            let _ = stopped.await;
-        }));
+        let listener = listener.into_std().unwrap();
+        let server = server_runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            sluice_http::serve(listener, app(state), async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
         Env {
             fake,
             addr,
@@ -356,11 +400,21 @@ struct Row {
     latencies: Vec<f64>,
     overheads: Vec<f64>,
     split: Split,
+    /// Sluice's CPU time per run in this phase, in milliseconds.
+    cpu_per_run: Option<f64>,
 }
 
 impl Row {
-    fn new(store: &'static str, phase: String, runs: &[Run], wall: Duration, split: Split) -> Row {
+    fn new(
+        store: &'static str,
+        phase: String,
+        runs: &[Run],
+        wall: Duration,
+        split: Split,
+        cpu: Cpu,
+    ) -> Row {
         Row {
+            cpu_per_run: cpu.per_run(runs.len()),
             store,
             phase,
             runs: runs.len(),
@@ -375,8 +429,24 @@ impl Row {
     }
 }
 
+/// Sluice's CPU time from the start of a phase.
+struct Cpu(Option<u64>);
+
+impl Cpu {
+    fn start() -> Cpu {
+        Cpu(sluice_cpu_ns())
+    }
+
+    /// Milliseconds of sluice's CPU time per run since [`Cpu::start`].
+    fn per_run(&self, runs: usize) -> Option<f64> {
+        let spent = sluice_cpu_ns()?.checked_sub(self.0?)?;
+        Some(spent as f64 / 1e6 / runs.max(1) as f64)
+    }
+}
+
 /// Warms up, then measures the burst and the sustained phase on `store`.
 async fn measure(
+    server_runtime: &tokio::runtime::Handle,
     name: &'static str,
     store: Store,
     runs: usize,
@@ -386,7 +456,7 @@ async fn measure(
 ) -> Vec<Row> {
     let warm_burst = if warm_pool { runs } else { 0 };
     let total = WARM_UP + warm_burst + SEQUENTIAL + runs * (1 + rounds);
-    let env = Env::start(store, total, delay, runs).await;
+    let env = Env::start(server_runtime, store, total, delay, runs).await;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(20))
@@ -405,6 +475,7 @@ async fn measure(
     }
     let mut rows = Vec::new();
 
+    let cpu = Cpu::start();
     let started = Instant::now();
     let mut sequential = Vec::with_capacity(SEQUENTIAL);
     for i in 0..SEQUENTIAL {
@@ -418,8 +489,10 @@ async fn measure(
         &sequential,
         wall,
         split_sequential,
+        cpu,
     ));
 
+    let cpu = Cpu::start();
     let (burst_runs, wall) = burst(&env, &http, runs, "burst").await;
     let split_burst = split(&env, &burst_runs, delay);
     rows.push(Row::new(
@@ -428,8 +501,10 @@ async fn measure(
         &burst_runs,
         wall,
         split_burst,
+        cpu,
     ));
 
+    let cpu = Cpu::start();
     let started = Instant::now();
     let mut sustained = Vec::with_capacity(runs * rounds);
     for round in 0..rounds {
@@ -444,6 +519,7 @@ async fn measure(
         &sustained,
         wall,
         split_sustained,
+        cpu,
     ));
 
     let calls = env.fake.requests().len();
@@ -467,45 +543,54 @@ fn main() {
     let delay = Duration::from_millis(env("PRACTICE_LOAD_DELAY_MS", 200));
     let workers = env("PRACTICE_LOAD_WORKERS", 2).max(1) as usize;
     let warm_pool = env("PRACTICE_LOAD_WARM_BURST", 0) != 0;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = |name: &str| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let client = runtime("load-client");
+    let server = runtime(SERVER_THREADS);
+    let handle = server.handle().clone();
     let started = Instant::now();
-    let rows = runtime.block_on(async move {
+    let rows = client.block_on(async move {
         let mut rows = Vec::new();
         if full {
             let dir = TempDir::new();
             let file = Store::open_file(dir.0.join("practice.db")).await.unwrap();
-            rows.extend(measure("sqlite file (WAL)", file, runs, rounds, delay, warm_pool).await);
+            let name = "sqlite file (WAL)";
+            rows.extend(measure(&handle, name, file, runs, rounds, delay, warm_pool).await);
         }
         let memory = Store::in_memory().await.unwrap();
-        rows.extend(measure("sqlite in-memory", memory, runs, rounds, delay, warm_pool).await);
+        let name = "sqlite in-memory";
+        rows.extend(measure(&handle, name, memory, runs, rounds, delay, warm_pool).await);
         rows
     });
-    drop(runtime);
+    drop(client);
+    drop(server);
 
     println!();
     println!(
         "practice runs: {} models per run, replies after {} ms, {workers} runtime workers \
-         (fake, sluice and client share them){}",
+         for sluice and {workers} for the fake and the client{}",
         MODELS.len(),
         ms(delay),
         if full { "" } else { "; quick mode" }
     );
     println!();
     println!(
-        "| store | phase | runs | wall s | runs/s | p50 ms | p90 ms | max ms | overhead p50 ms | overhead p90 ms | before upstream p50/p90 ms | after reply p50/p90 ms |"
+        "| store | phase | runs | wall s | runs/s | p50 ms | p90 ms | max ms | overhead p50 ms | overhead p90 ms | before upstream p50/p90 ms | after reply p50/p90 ms | sluice CPU ms/run |"
     );
-    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mut serialized = Vec::new();
     for mut row in rows {
         let p50 = pct(&mut row.latencies, 0.5);
         let p90 = pct(&mut row.latencies, 0.9);
         let max = pct(&mut row.latencies, 1.0);
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {} |",
             row.store,
             row.phase,
             row.runs,
@@ -520,6 +605,8 @@ fn main() {
             pct(&mut row.split.before, 0.9),
             pct(&mut row.split.after, 0.5),
             pct(&mut row.split.after, 0.9),
+            row.cpu_per_run
+                .map_or_else(|| "n/a".to_string(), |ms| format!("{ms:.2}")),
         );
         if p50 > 2.0 * ms(delay) {
             serialized.push(format!(
