@@ -571,8 +571,20 @@ async fn sessions_store_whole_turns() {
             Err(PracticeError::NotFound(_))
         ));
         let detail = store.session(me, session_id).await.unwrap();
-        assert_eq!(detail.history.len(), 2);
-        assert_eq!(detail.summary.models.len(), 3);
+        // What a write returns is what a later read finds (the writes build it
+        // without reading the turn back).
+        assert_eq!(detail.history, [stored.clone(), second.clone()]);
+        let names: Vec<_> = detail
+            .summary
+            .models
+            .iter()
+            .map(|m| m.model_name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(
+            second.results[1].session_model_id,
+            detail.summary.models[2].session_model_id
+        );
         assert_eq!(detail.summary.turns, 2);
         let by_project = SessionFilter {
             project_id: Some(project.id),
