@@ -14,6 +14,7 @@
 //!   binary heap with lazy invalidation, so a hostile 1 MB piece costs
 //!   O(n log n), not O(n²).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -21,6 +22,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
+
+use crate::rank_layout;
 
 /// Token id (== rank) type.
 pub type Rank = u32;
@@ -49,116 +52,170 @@ thread_local! {
     static PIECE_COUNTS: RefCell<FxHashMap<u128, u8>> = RefCell::new(FxHashMap::default());
 }
 
-/// A rank table: byte strings to ranks, plus the reverse mapping.
+/// A rank table: byte strings to ranks, plus the reverse mapping, in the byte
+/// layout of [`crate::rank_layout`].
 ///
-/// Performance note: BPE does one lookup per candidate pair, and most candidates
-/// are short. Tokens of up to 7 bytes are keyed by their bytes packed into a `u64`
-/// (with the length in the top byte), so a lookup is one hash and one probe with no
-/// pointer to follow; this made Korean counting about twice as fast as a
-/// `HashMap<Box<[u8]>, _>` (measured with `cargo bench -p sluice-core --bench core`).
+/// The embedded encodings' tables were laid out by `build.rs` and are read where
+/// they lie in the binary ([`RankTable::from_layout`]); a `tokenizer.json`'s table
+/// is laid out when it is loaded ([`RankTable::from_pairs`]). Lookups go through a
+/// [`Ranks`] view.
 #[derive(Debug)]
 pub(crate) struct RankTable {
     /// Distinguishes this table's entries in the per-thread piece cache.
     id: u8,
-    /// Ranks of all two-byte tokens, indexed by the two bytes: the first lookups of
-    /// every merge are pairs of bytes, and a direct index beats any hash.
-    pairs: Box<[Rank]>,
-    short: FxHashMap<u64, Rank>,
-    long: FxHashMap<Box<[u8]>, Rank>,
-    decoder: Vec<Option<Box<[u8]>>>,
+    layout: Cow<'static, [u8]>,
+    /// Number of ranks (the largest rank plus one).
+    ranks: usize,
+    /// `log2` of the number of slots.
+    bits: u32,
 }
 
-/// Longest token kept in the packed map.
-const SHORT: usize = 7;
+/// A rank table's sections, borrowed: what every lookup reads.
+///
+/// Performance note: BPE does one lookup per candidate pair. Two-byte candidates
+/// (the first ones of every merge) are a direct index into the pairs section;
+/// longer ones hash into an open-addressing table whose slots hold the token's
+/// packed bytes, so that most lookups read one slot and follow no pointer (see
+/// `rank_layout.rs`). Keying tokens by packed bytes instead of boxed slices made
+/// Korean counting about twice as fast (measured with `cargo bench -p sluice-core
+/// --bench core`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ranks<'a> {
+    id: u8,
+    mask: usize,
+    bits: u32,
+    pairs: &'a [u8],
+    slots: &'a [u8],
+    offsets: &'a [u8],
+    blob: &'a [u8],
+}
 
 #[inline(always)]
-fn pack(bytes: &[u8]) -> u64 {
-    debug_assert!(bytes.len() <= SHORT);
-    let mut buf = [0u8; 8];
-    buf[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(buf) | (bytes.len() as u64) << 56
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+#[inline(always)]
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
 impl RankTable {
-    /// Parses a `.tiktoken` file: one `base64(token) rank` pair per line.
-    pub(crate) fn from_tiktoken(text: &str) -> Result<Self, String> {
-        use base64::Engine as _;
-        let engine = base64::engine::general_purpose::STANDARD;
-        let mut pairs = Vec::with_capacity(text.len() / 12);
-        for (line_no, line) in text.lines().enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let (b64, rank) = line
-                .split_once(' ')
-                .ok_or_else(|| format!("line {}: expected `<base64> <rank>`", line_no + 1))?;
-            let bytes = engine
-                .decode(b64)
-                .map_err(|e| format!("line {}: bad base64: {e}", line_no + 1))?;
-            let rank: Rank = rank
-                .trim()
-                .parse()
-                .map_err(|e| format!("line {}: bad rank: {e}", line_no + 1))?;
-            pairs.push((bytes.into_boxed_slice(), rank));
-        }
-        Ok(Self::from_pairs(pairs))
+    /// A table from tokens and their ranks (every rank distinct, no empty token).
+    pub(crate) fn from_pairs(pairs: Vec<(Box<[u8]>, Rank)>) -> Self {
+        let borrowed: Vec<(&[u8], Rank)> = pairs.iter().map(|(b, r)| (&b[..], *r)).collect();
+        Self::from_layout(Cow::Owned(rank_layout::build(&borrowed)))
+            .expect("a layout just built is valid")
     }
 
-    pub(crate) fn from_pairs(pairs: Vec<(Box<[u8]>, Rank)>) -> Self {
-        let max = pairs
-            .iter()
-            .map(|(_, r)| *r as usize + 1)
-            .max()
-            .unwrap_or(0);
-        let mut decoder = vec![None; max];
-        let mut short = FxHashMap::default();
-        let mut long = FxHashMap::default();
-        let mut pair_ranks = vec![Rank::MAX; 1 << 16].into_boxed_slice();
-        for (bytes, rank) in pairs {
-            if let [a, b] = *bytes {
-                pair_ranks[usize::from(a) << 8 | usize::from(b)] = rank;
-            }
-            if bytes.len() <= SHORT {
-                short.insert(pack(&bytes), rank);
-            } else {
-                long.insert(bytes.clone(), rank);
-            }
-            decoder[rank as usize] = Some(bytes);
+    /// A table over a layout written by [`rank_layout::build`]; checks that the
+    /// sections fit, nothing more, so this costs nothing whatever the table's size.
+    pub(crate) fn from_layout(layout: Cow<'static, [u8]>) -> Result<Self, String> {
+        if layout.len() < rank_layout::HEADER || layout[..4] != rank_layout::MAGIC {
+            return Err("not a rank table layout".into());
+        }
+        let ranks = read_u32(&layout, 4) as usize;
+        let bits = read_u32(&layout, 8);
+        let blob = read_u32(&layout, 12) as usize;
+        let expected =
+            rank_layout::HEADER + 4 * 65_536 + (rank_layout::SLOT << bits) + 4 * (ranks + 1) + blob;
+        if !(4..32).contains(&bits) || layout.len() != expected {
+            return Err("rank table layout has the wrong size".into());
         }
         static NEXT_ID: AtomicU8 = AtomicU8::new(0);
-        Self {
+        Ok(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0x0F,
-            pairs: pair_ranks,
-            short,
-            long,
-            decoder,
+            layout,
+            ranks,
+            bits,
+        })
+    }
+
+    /// The table's sections, for lookups.
+    #[inline]
+    pub(crate) fn view(&self) -> Ranks<'_> {
+        let (pairs, rest) = self.layout[rank_layout::HEADER..].split_at(4 * 65_536);
+        let (slots, rest) = rest.split_at(rank_layout::SLOT << self.bits);
+        let (offsets, blob) = rest.split_at(4 * (self.ranks + 1));
+        Ranks {
+            id: self.id,
+            mask: (1 << self.bits) - 1,
+            bits: self.bits,
+            pairs,
+            slots,
+            offsets,
+            blob,
         }
     }
 
-    #[inline(always)]
+    /// The rank of `bytes`, if it is a token.
     pub(crate) fn rank(&self, bytes: &[u8]) -> Option<Rank> {
-        if let [a, b] = *bytes {
-            let r = self.pairs[usize::from(a) << 8 | usize::from(b)];
-            return (r != Rank::MAX).then_some(r);
-        }
-        if bytes.len() <= SHORT {
-            self.short.get(&pack(bytes)).copied()
-        } else {
-            self.long.get(bytes).copied()
-        }
+        self.view().rank(bytes)
     }
 
     /// Number of ranks (the largest rank plus one).
     pub(crate) fn len(&self) -> usize {
-        self.decoder.len()
+        self.ranks
     }
 
     /// Iterates over `(bytes, rank)` in rank order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], Rank)> {
-        self.decoder
-            .iter()
-            .enumerate()
-            .filter_map(|(r, b)| b.as_deref().map(|b| (b, r as Rank)))
+        let view = self.view();
+        (0..self.ranks as Rank).filter_map(move |r| view.token(r).map(|b| (b, r)))
+    }
+
+    /// Number of tokens `piece` encodes to.
+    #[cfg(test)]
+    fn count_piece(&self, piece: &[u8]) -> usize {
+        self.view().count_piece(piece)
+    }
+}
+
+impl<'a> Ranks<'a> {
+    /// The rank of `bytes`, if it is a token.
+    #[inline(always)]
+    pub(crate) fn rank(&self, bytes: &[u8]) -> Option<Rank> {
+        if let [a, b] = *bytes {
+            let r = read_u32(self.pairs, 4 * (usize::from(a) << 8 | usize::from(b)));
+            return (r != rank_layout::NO_RANK).then_some(r);
+        }
+        if bytes.len() <= rank_layout::PACKED {
+            self.probe(rank_layout::key(bytes), |_| true)
+        } else {
+            self.probe(rank_layout::long_key(bytes), |r| {
+                self.token(r) == Some(bytes)
+            })
+        }
+    }
+
+    /// Linear probing from `key`'s home slot; `confirm` checks a slot whose key
+    /// matches (always true for packed keys, which are the bytes themselves).
+    #[inline(always)]
+    fn probe(&self, key: u64, confirm: impl Fn(Rank) -> bool) -> Option<Rank> {
+        let mut i = rank_layout::home(key, self.bits);
+        loop {
+            let at = i * rank_layout::SLOT;
+            let k = read_u64(self.slots, at);
+            if k == 0 {
+                return None;
+            }
+            if k == key {
+                let r = read_u32(self.slots, at + 8);
+                if confirm(r) {
+                    return Some(r);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The bytes of token `rank`.
+    #[inline]
+    pub(crate) fn token(&self, rank: Rank) -> Option<&'a [u8]> {
+        let at = 4 * rank as usize;
+        let start = read_u32(self.offsets, at) as usize;
+        let end = read_u32(self.offsets, at + 4) as usize;
+        (start < end).then(|| &self.blob[start..end])
     }
 
     /// Number of tokens `piece` encodes to.
@@ -228,7 +285,7 @@ impl RankTable {
 
 /// tiktoken's `byte_pair_merge`: returns the part boundaries `(start, rank of the
 /// pair starting here)`, with a sentinel at `piece.len()`.
-fn small_merge(table: &RankTable, piece: &[u8]) -> SmallVec<[(usize, Rank); 64]> {
+fn small_merge(table: &Ranks<'_>, piece: &[u8]) -> SmallVec<[(usize, Rank); 64]> {
     let pair_rank = |parts: &[(usize, Rank)], i: usize| -> Rank {
         if i + 3 < parts.len() {
             table
@@ -274,7 +331,7 @@ fn small_merge(table: &RankTable, piece: &[u8]) -> SmallVec<[(usize, Rank); 64]>
 /// Stale heap entries are detected by re-checking the pair's current rank.
 ///
 /// Returns the start offsets of the final parts.
-fn heap_merge(table: &RankTable, piece: &[u8]) -> Vec<usize> {
+fn heap_merge(table: &Ranks<'_>, piece: &[u8]) -> Vec<usize> {
     const NONE: usize = usize::MAX;
     let n = piece.len();
     // Parts are identified by their start offset; `next[s]` is the start of the
@@ -352,14 +409,50 @@ mod tests {
         for input in inputs {
             let long = input.repeat(40);
             for text in [input.to_string(), long] {
-                let scan: Vec<usize> = small_merge(&table, text.as_bytes())
+                let scan: Vec<usize> = small_merge(&table.view(), text.as_bytes())
                     .iter()
                     .map(|p| p.0)
                     .collect();
-                let heap = heap_merge(&table, text.as_bytes());
+                let heap = heap_merge(&table.view(), text.as_bytes());
                 assert_eq!(&scan[..scan.len() - 1], &heap[..], "{text}");
             }
         }
+    }
+
+    #[test]
+    fn embedded_layouts_hold_exactly_tiktokens_tables() {
+        use crate::Embedded;
+        for (encoding, reference) in [
+            (Embedded::Cl100kBase, tiktoken_rs::cl100k_base().unwrap()),
+            (Embedded::O200kBase, tiktoken_rs::o200k_base().unwrap()),
+        ] {
+            let tokenizer = encoding.tokenizer();
+            let table = &tokenizer.bpe().expect("embedded").table;
+            let ranks = table.view();
+            let mut seen = 0;
+            for (bytes, rank) in table.iter() {
+                assert_eq!(reference.decode_bytes(&[rank]).unwrap(), bytes, "{rank}");
+                assert_eq!(ranks.rank(bytes), Some(rank), "{bytes:?}");
+                seen += 1;
+            }
+            // Ranks are contiguous: every rank below `len` is a token.
+            assert_eq!(seen, table.len(), "{encoding}");
+            assert_eq!(ranks.rank(b""), None);
+            assert_eq!(ranks.rank("서울의 날씨".as_bytes()), None);
+        }
+    }
+
+    #[test]
+    fn a_layout_of_the_wrong_size_is_refused() {
+        let layout = rank_layout::build(&[(b"a", 0), (b"bc", 1), (b"a long token", 2)]);
+        let table = RankTable::from_layout(Cow::Owned(layout.clone())).unwrap();
+        assert_eq!(table.rank(b"a long token"), Some(2));
+        assert_eq!(table.rank(b"a long tokeN"), None);
+        assert_eq!(table.rank(b"bc"), Some(1));
+        assert_eq!(table.rank(b"cb"), None);
+        let short = layout[..layout.len() - 1].to_vec();
+        assert!(RankTable::from_layout(Cow::Owned(short)).is_err());
+        assert!(RankTable::from_layout(Cow::Borrowed(b"SLR0")).is_err());
     }
 
     #[test]
@@ -368,7 +461,7 @@ mod tests {
         assert_eq!(table.count_piece(b"abcd"), 1);
         assert_eq!(table.count_piece(b"abcdab"), 2);
         let mut out = Vec::new();
-        table.encode_piece(b"aaaaaaa", &mut out);
+        table.view().encode_piece(b"aaaaaaa", &mut out);
         assert_eq!(out, vec![263, 262]);
     }
 }

@@ -54,6 +54,7 @@ mod message;
 mod model;
 mod pretokenize;
 mod profile;
+mod rank_layout;
 mod scan;
 mod tokenizer;
 mod window;

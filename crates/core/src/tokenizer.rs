@@ -1,7 +1,7 @@
 //! Tokenizers: the embedded BPE encodings and any Hugging Face `tokenizer.json`.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::io::Read as _;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -46,10 +46,11 @@ impl Embedded {
         Self::ALL.into_iter().find(|e| e.name() == name)
     }
 
-    fn gzipped_table(self) -> &'static [u8] {
+    /// The rank table, laid out by `build.rs` from `data/<name>.tiktoken.gz`.
+    fn table_layout(self) -> &'static [u8] {
         match self {
-            Embedded::Cl100kBase => include_bytes!("../data/cl100k_base.tiktoken.gz"),
-            Embedded::O200kBase => include_bytes!("../data/o200k_base.tiktoken.gz"),
+            Embedded::Cl100kBase => include_bytes!(concat!(env!("OUT_DIR"), "/cl100k_base.ranks")),
+            Embedded::O200kBase => include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.ranks")),
         }
     }
 
@@ -82,16 +83,14 @@ impl Embedded {
         }
     }
 
-    /// Loads (once per process) and returns the encoding.
+    /// Returns the encoding (set up once per process, at no cost: its rank table
+    /// is read in place from the binary).
     pub fn tokenizer(self) -> Tokenizer {
         static CACHE: [OnceLock<Tokenizer>; 2] = [OnceLock::new(), OnceLock::new()];
         CACHE[self as usize]
             .get_or_init(|| {
-                let mut text = String::new();
-                flate2::read::GzDecoder::new(self.gzipped_table())
-                    .read_to_string(&mut text)
-                    .expect("embedded table is valid gzip");
-                let table = RankTable::from_tiktoken(&text).expect("embedded table is valid");
+                let table = RankTable::from_layout(Cow::Borrowed(self.table_layout()))
+                    .expect("build.rs lays out a valid table");
                 Tokenizer::from_bpe(BpeTokenizer {
                     name: self.name().to_string(),
                     table,
@@ -260,8 +259,9 @@ impl Tokenizer {
         match &*self.inner {
             Backend::Bpe(b) => {
                 let mut out = Vec::with_capacity(text.len() / 3);
+                let ranks = b.table.view();
                 b.pretokenizer.pieces(text, |piece| {
-                    b.table.encode_piece(piece.as_bytes(), &mut out);
+                    ranks.encode_piece(piece.as_bytes(), &mut out);
                     true
                 });
                 out
@@ -293,8 +293,9 @@ impl BpeTokenizer {
     fn count_within(&self, text: &str, limit: usize) -> Option<usize> {
         let mut n = 0usize;
         let mut over = false;
+        let ranks = self.table.view();
         self.pretokenizer.pieces(text, |piece| {
-            n += self.table.count_piece(piece.as_bytes());
+            n += ranks.count_piece(piece.as_bytes());
             over = n > limit;
             !over
         });
