@@ -36,20 +36,57 @@ const HEAP_MERGE_THRESHOLD: usize = 96;
 ///
 /// Performance note: a piece that is not one token costs a full merge, about a
 /// dozen table lookups for a Korean word with its particle (` 서울의`, 10 bytes).
-/// Words recur, so the counts of such pieces are kept in a small per-thread map
-/// keyed by the piece's bytes packed into a `u128`: no allocation, no locking, no
-/// pointer to follow. Korean counting got about 2x faster on the bench corpus.
-/// Only counts are cached, never ids, and a piece's count depends on nothing but
-/// its bytes and the table, so a hit is always exact. A two-way set-associative
-/// array of packed slots (one memory access per probe) was measured as an
-/// alternative and did not change counting or re-trimming times beyond noise.
-const CACHED_PIECE: usize = 15;
+/// Words recur, so the counts of such pieces are kept in small per-thread maps
+/// keyed by the piece's bytes packed into one `u128` (up to 15 bytes) or two (up
+/// to 31): no allocation, no locking, no pointer to follow. Korean counting got
+/// about 2x faster on the bench corpus with the first map. The second one came
+/// from a profile of the mixed Korean/English text (`perf record` on `cargo bench
+/// -p sluice-core --bench core -- count/cl100k/mixed`): with only the first, 37%
+/// of the time went to merging Korean words of five syllables or more with their
+/// space (16 to 22 bytes, such as ` 업데이트됩니다`), which recur as much as the
+/// short ones. Only counts are cached, never ids, and a piece's count depends on
+/// nothing but its bytes and the table, so a hit is always exact. A two-way
+/// set-associative array of packed slots (one memory access per probe) was
+/// measured as an alternative and did not change counting or re-trimming times
+/// beyond noise.
+const CACHED_PIECE: usize = 31;
 
-/// Entries per thread before the piece cache starts over.
+/// Pieces up to this long are keyed by one `u128`.
+const SHORT_CACHED_PIECE: usize = 15;
+
+/// Entries per thread before a piece cache starts over.
 const PIECE_CACHE_CAPACITY: usize = 1 << 16;
 
+/// Token counts of pieces that needed a merge, per thread (see [`CACHED_PIECE`]).
+#[derive(Default)]
+struct PieceCounts {
+    short: FxHashMap<u128, u8>,
+    long: FxHashMap<[u128; 2], u8>,
+}
+
 thread_local! {
-    static PIECE_COUNTS: RefCell<FxHashMap<u128, u8>> = RefCell::new(FxHashMap::default());
+    static PIECE_COUNTS: RefCell<PieceCounts> = RefCell::default();
+}
+
+/// The count of the piece keyed `key` in `cache`, computed and remembered on a miss.
+#[inline(always)]
+fn remember<K: std::hash::Hash + Eq>(
+    cache: &mut FxHashMap<K, u8>,
+    key: K,
+    count: impl FnOnce() -> usize,
+) -> usize {
+    if let Some(&n) = cache.get(&key) {
+        return n as usize;
+    }
+    let n = count();
+    if cache.len() >= PIECE_CACHE_CAPACITY {
+        cache.clear();
+    }
+    cache.insert(
+        key,
+        u8::try_from(n).expect("a piece of 31 bytes has at most 31 tokens"),
+    );
+    n
 }
 
 /// A rank table: byte strings to ranks, plus the reverse mapping, in the byte
@@ -230,27 +267,33 @@ impl<'a> Ranks<'a> {
         if piece.len() > CACHED_PIECE {
             return small_merge(self, piece).len() - 1;
         }
-        let key = self.cache_key(piece);
+        let merge = || small_merge(self, piece).len() - 1;
         PIECE_COUNTS.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            if let Some(&n) = cache.get(&key) {
-                return n as usize;
+            let cache = &mut *cache.borrow_mut();
+            if piece.len() <= SHORT_CACHED_PIECE {
+                remember(&mut cache.short, self.cache_key(piece), merge)
+            } else {
+                remember(&mut cache.long, self.long_cache_key(piece), merge)
             }
-            let n = small_merge(self, piece).len() - 1;
-            if cache.len() >= PIECE_CACHE_CAPACITY {
-                cache.clear();
-            }
-            cache.insert(key, n as u8);
-            n
         })
     }
 
-    /// The piece's bytes packed with its length and this table's id.
+    /// The bytes of a piece of up to 15 bytes, packed with its length and this
+    /// table's id.
     #[inline(always)]
     fn cache_key(&self, piece: &[u8]) -> u128 {
         let mut buf = [0u8; 16];
         buf[..piece.len()].copy_from_slice(piece);
         u128::from_le_bytes(buf) | (piece.len() as u128) << 120 | u128::from(self.id) << 124
+    }
+
+    /// The bytes of a piece of 16 to 31 bytes, packed with its length and this
+    /// table's id.
+    #[inline(always)]
+    fn long_cache_key(&self, piece: &[u8]) -> [u128; 2] {
+        let (head, tail) = piece.split_at(16);
+        let head = u128::from_le_bytes(head.try_into().expect("16 bytes"));
+        [head, self.cache_key(tail)]
     }
 
     /// Appends the tokens of `piece` to `out`.
@@ -439,6 +482,32 @@ mod tests {
             assert_eq!(seen, table.len(), "{encoding}");
             assert_eq!(ranks.rank(b""), None);
             assert_eq!(ranks.rank("서울의 날씨".as_bytes()), None);
+        }
+    }
+
+    #[test]
+    fn cached_counts_are_the_merged_counts() {
+        let table = &crate::Embedded::Cl100kBase.tokenizer();
+        let ranks = table.bpe().expect("embedded").table.view();
+        let reference = tiktoken_rs::cl100k_base().unwrap();
+        // Pieces of 2 to 40 bytes, each counted on a miss and then on a hit.
+        for word in [
+            "서울",
+            "업데이트",
+            "따뜻하겠습니다",
+            "하이퍼클로바엑스는",
+            "슬라이딩윈도우에서는요",
+        ] {
+            for piece in [
+                word.to_string(),
+                format!(" {word}"),
+                format!(" {word}{word}"),
+            ] {
+                let expected = reference.encode_ordinary(&piece).len();
+                for _ in 0..2 {
+                    assert_eq!(ranks.count_piece(piece.as_bytes()), expected, "{piece}");
+                }
+            }
         }
     }
 
