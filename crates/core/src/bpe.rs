@@ -123,6 +123,7 @@ pub(crate) struct Ranks<'a> {
     bits: u32,
     pairs: &'a [u8],
     slots: &'a [u8],
+    tags: &'a [u8],
     offsets: &'a [u8],
     blob: &'a [u8],
 }
@@ -154,8 +155,12 @@ impl RankTable {
         let ranks = read_u32(&layout, 4) as usize;
         let bits = read_u32(&layout, 8);
         let blob = read_u32(&layout, 12) as usize;
-        let expected =
-            rank_layout::HEADER + 4 * 65_536 + (rank_layout::SLOT << bits) + 4 * (ranks + 1) + blob;
+        let expected = rank_layout::HEADER
+            + 4 * 65_536
+            + (rank_layout::SLOT << bits)
+            + (1 << bits)
+            + 4 * (ranks + 1)
+            + blob;
         if !(4..32).contains(&bits) || layout.len() != expected {
             return Err("rank table layout has the wrong size".into());
         }
@@ -173,6 +178,7 @@ impl RankTable {
     pub(crate) fn view(&self) -> Ranks<'_> {
         let (pairs, rest) = self.layout[rank_layout::HEADER..].split_at(4 * 65_536);
         let (slots, rest) = rest.split_at(rank_layout::SLOT << self.bits);
+        let (tags, rest) = rest.split_at(1 << self.bits);
         let (offsets, blob) = rest.split_at(4 * (self.ranks + 1));
         Ranks {
             id: self.id,
@@ -180,6 +186,7 @@ impl RankTable {
             bits: self.bits,
             pairs,
             slots,
+            tags,
             offsets,
             blob,
         }
@@ -225,21 +232,24 @@ impl<'a> Ranks<'a> {
         }
     }
 
-    /// Linear probing from `key`'s home slot; `confirm` checks a slot whose key
-    /// matches (always true for packed keys, which are the bytes themselves).
+    /// Linear probing from `key`'s home slot, over the tags until an empty one;
+    /// a slot is read only where the tag matches. `confirm` checks a slot whose
+    /// key matches (always true for packed keys, which are the bytes themselves).
     #[inline(always)]
     fn probe(&self, key: u64, confirm: impl Fn(Rank) -> bool) -> Option<Rank> {
-        let mut i = rank_layout::home(key, self.bits);
+        let (mut i, tag) = rank_layout::home(key, self.bits);
         loop {
-            let at = i * rank_layout::SLOT;
-            let k = read_u64(self.slots, at);
-            if k == 0 {
+            let t = self.tags[i];
+            if t == 0 {
                 return None;
             }
-            if k == key {
-                let r = read_u32(self.slots, at + 8);
-                if confirm(r) {
-                    return Some(r);
+            if t == tag {
+                let at = i * rank_layout::SLOT;
+                if read_u64(self.slots, at) == key {
+                    let r = read_u32(self.slots, at + 8);
+                    if confirm(r) {
+                        return Some(r);
+                    }
                 }
             }
             i = (i + 1) & self.mask;
