@@ -28,11 +28,12 @@
 
 use std::collections::BTreeMap;
 
+use regex_syntax::hir::Hir;
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{BuildError, Problem};
-use crate::normalize;
+use crate::{normalize, patterns};
 
 /// Most domains in one router.
 pub const MAX_DOMAINS: usize = 1000;
@@ -96,6 +97,9 @@ impl std::fmt::Display for Category {
 pub(crate) struct Rule {
     pub text: String,
     pub line: usize,
+    /// A pattern, parsed when it was checked, so that the router does not
+    /// parse it again; `None` for keywords and examples.
+    pub hir: Option<Hir>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -208,17 +212,16 @@ struct RawRules {
 /// Collects problems with their lines.
 struct Checker<'a> {
     file: &'a str,
-    text: &'a str,
+    /// Where each line break of the text is: a rule's line is a binary search
+    /// away (counting breaks from the start for each rule made loading a large
+    /// router quadratic in its size).
+    breaks: Vec<usize>,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
     fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        1 + self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
+        1 + self.breaks.partition_point(|&b| b < offset)
     }
 
     fn at<T>(&mut self, value: &Spanned<T>, reason: impl Into<String>) {
@@ -286,6 +289,7 @@ impl Checker<'_> {
                 out.push(Rule {
                     text: text.clone(),
                     line,
+                    hir: None,
                 });
             }
         }
@@ -296,10 +300,19 @@ impl Checker<'_> {
         let mut out = Vec::with_capacity(raw.len());
         for p in raw {
             let line = self.line(p.span().start);
-            match check_pattern(p.get_ref()) {
-                Ok(()) => out.push(Rule {
+            let n = p.get_ref().chars().count();
+            let checked = if n > MAX_PATTERN {
+                Err(format!(
+                    "pattern is {n} characters long, the limit is {MAX_PATTERN}"
+                ))
+            } else {
+                patterns::check(p.get_ref())
+            };
+            match checked {
+                Ok(hir) => out.push(Rule {
                     text: p.get_ref().clone(),
                     line,
+                    hir: Some(hir),
                 }),
                 Err(reason) => self.push(line, format!("{owner}: {reason}")),
             }
@@ -318,46 +331,6 @@ impl Checker<'_> {
             patterns: self.patterns(patterns, owner),
         }
     }
-}
-
-/// Compiles one pattern the way the router will (linear-time engine, size
-/// limits) and says why it is unusable.
-pub(crate) fn check_pattern(source: &str) -> Result<(), String> {
-    let n = source.chars().count();
-    if n > MAX_PATTERN {
-        return Err(format!(
-            "pattern is {n} characters long, the limit is {MAX_PATTERN}"
-        ));
-    }
-    let re = pattern_builder(source).build().map_err(|e| {
-        let msg = e.to_string();
-        // The regex crate's messages span lines; the last non-empty one says why.
-        let why = msg
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("invalid")
-            .trim()
-            .trim_start_matches("error: ")
-            .to_string();
-        format!("invalid pattern {source:?}: {why}")
-    })?;
-    if re.is_match("") {
-        return Err(format!(
-            "pattern {source:?} matches the empty text, so it would fire on every query"
-        ));
-    }
-    Ok(())
-}
-
-/// The settings every pattern is compiled with: case-insensitive (texts are
-/// lowercased anyway), bounded program and cache sizes.
-pub(crate) fn pattern_builder(source: &str) -> regex::RegexBuilder {
-    let mut b = regex::RegexBuilder::new(source);
-    b.case_insensitive(true)
-        .size_limit(PATTERN_SIZE_LIMIT)
-        .dfa_size_limit(PATTERN_DFA_LIMIT);
-    b
 }
 
 fn is_filter_name(s: &str) -> bool {
@@ -383,7 +356,7 @@ pub(crate) struct Origin {
 pub(crate) fn parse(text: &str, file: &str, origin: &Origin) -> Result<Config, BuildError> {
     let mut ck = Checker {
         file,
-        text,
+        breaks: memchr::memchr_iter(b'\n', text.as_bytes()).collect(),
         problems: Vec::new(),
     };
     let raw: RawConfig = match toml::from_str(text) {

@@ -87,6 +87,7 @@ mod error;
 mod eval;
 mod lint;
 mod normalize;
+mod patterns;
 mod router;
 mod safety;
 mod similarity;

@@ -17,7 +17,8 @@ use std::path::Path;
 use std::sync::{LazyLock, OnceLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex::Regex;
+use regex_syntax::hir::Hir;
 use rustc_hash::FxHashMap;
 use sluice_core::{Message, Model, Profiles, Role};
 
@@ -28,6 +29,7 @@ use crate::api::{
 use crate::config::{self, Category, Config, Origin};
 use crate::error::{BuildError, Problem, RouteError};
 use crate::normalize::{self, Normalized};
+use crate::patterns::{self, PatternMatcher};
 use crate::safety::builtin_rules;
 use crate::similarity::{self, ExampleIndex};
 
@@ -80,7 +82,7 @@ pub struct Router {
     literal_owners: Vec<Vec<RuleRef>>,
     literal_word_start: Vec<bool>,
     /// Pattern sets and, per set index, the pattern id.
-    patterns: Vec<(RegexSet, Vec<u32>)>,
+    patterns: Vec<(PatternMatcher, Vec<u32>)>,
     /// Each pattern alone, compiled on the first explanation that needs its
     /// span: halves the time to load a router with many patterns.
     pattern_regexes: Vec<(String, OnceLock<Regex>)>,
@@ -179,7 +181,7 @@ impl Router {
         Self::compile(config, model)
     }
 
-    fn compile(config: Config, model: Model) -> Result<Router, BuildError> {
+    fn compile(mut config: Config, model: Model) -> Result<Router, BuildError> {
         let token_limit = config
             .token_limit
             .unwrap_or(model.profile().context_limit as usize);
@@ -210,6 +212,7 @@ impl Router {
         let mut literal_owners: Vec<Vec<RuleRef>> = Vec::new();
         let mut pattern_ids: FxHashMap<String, usize> = FxHashMap::default();
         let mut pattern_texts: Vec<String> = Vec::new();
+        let mut pattern_hirs: Vec<Hir> = Vec::new();
         let mut pattern_owners: Vec<Vec<RuleRef>> = Vec::new();
         let mut add_literal = |text: &str, owner: Owner, index: usize| {
             let key = normalize::compact(text);
@@ -223,9 +226,14 @@ impl Router {
                 index: index as u32,
             });
         };
-        let mut add_pattern = |text: &str, owner: Owner, index: usize| {
+        // A pattern comes parsed from the config (taken: the router keeps only
+        // its text) or, built in, is parsed here.
+        let mut add_pattern = |text: &str, hir: Option<Hir>, owner: Owner, index: usize| {
             let id = *pattern_ids.entry(text.to_string()).or_insert_with(|| {
                 pattern_texts.push(text.to_string());
+                pattern_hirs.push(hir.unwrap_or_else(|| {
+                    patterns::check(text).expect("built-in patterns are valid (tested)")
+                }));
                 pattern_owners.push(Vec::new());
                 pattern_texts.len() - 1
             });
@@ -236,25 +244,25 @@ impl Router {
         };
         let mut examples = ExampleIndex::default();
         let mut example_owner = Vec::new();
-        for (d, domain) in config.domains.iter().enumerate() {
+        for (d, domain) in config.domains.iter_mut().enumerate() {
             let owner = Owner::Domain(d as u32);
             for (i, k) in domain.rules.keywords.iter().enumerate() {
                 add_literal(&k.text, owner, i);
             }
-            for (i, p) in domain.rules.patterns.iter().enumerate() {
-                add_pattern(&p.text, owner, i);
+            for (i, p) in domain.rules.patterns.iter_mut().enumerate() {
+                add_pattern(&p.text, p.hir.take(), owner, i);
             }
             for (i, e) in domain.examples.iter().enumerate() {
                 examples.add(d, &normalize::compact(&e.text));
                 example_owner.push((d as u32, i as u32));
             }
-            for (f, filter) in domain.filters.iter().enumerate() {
+            for (f, filter) in domain.filters.iter_mut().enumerate() {
                 let owner = Owner::Filter(d as u32, f as u32);
                 for (i, k) in filter.rules.keywords.iter().enumerate() {
                     add_literal(&k.text, owner, i);
                 }
-                for (i, p) in filter.rules.patterns.iter().enumerate() {
-                    add_pattern(&p.text, owner, i);
+                for (i, p) in filter.rules.patterns.iter_mut().enumerate() {
+                    add_pattern(&p.text, p.hir.take(), owner, i);
                 }
             }
         }
@@ -262,8 +270,12 @@ impl Router {
             for (i, k) in safety_keywords[c.index()].iter().enumerate() {
                 add_literal(k, Owner::Safety(c), i);
             }
+            // Built-in patterns first, then the file's, as `safety_patterns` lists them.
+            let builtin = builtin_rules(c).patterns.len();
+            let extra = &mut config.safety[c.index()].patterns;
             for (i, p) in safety_patterns[c.index()].iter().enumerate() {
-                add_pattern(p, Owner::Safety(c), i);
+                let hir = i.checked_sub(builtin).and_then(|j| extra[j].hir.take());
+                add_pattern(p, hir, Owner::Safety(c), i);
             }
         }
 
@@ -288,12 +300,8 @@ impl Router {
         // instead of microseconds (measured, BENCH_NOTES.md). So patterns with
         // Unicode word boundaries get a set of their own.
         let mut groups: [Vec<u32>; 2] = Default::default();
-        for (id, p) in pattern_texts.iter().enumerate() {
-            let slow = regex_syntax::ParserBuilder::new()
-                .case_insensitive(true)
-                .build()
-                .parse(p)
-                .is_ok_and(|h| h.properties().look_set().contains_word_unicode());
+        for (id, hir) in pattern_hirs.iter().enumerate() {
+            let slow = patterns::has_unicode_word_boundary(hir);
             groups[usize::from(slow)].push(id as u32);
         }
         let mut patterns = Vec::new();
@@ -304,11 +312,8 @@ impl Router {
             let set_limit = config::PATTERN_SIZE_LIMIT
                 .saturating_mul(ids.len())
                 .min(1 << 30);
-            let set = RegexSetBuilder::new(ids.iter().map(|&i| &pattern_texts[i as usize]))
-                .case_insensitive(true)
-                .size_limit(set_limit)
-                .dfa_size_limit(set_limit.min(64 << 20))
-                .build()
+            let hirs: Vec<&Hir> = ids.iter().map(|&i| &pattern_hirs[i as usize]).collect();
+            let set = PatternMatcher::new(&hirs, set_limit, set_limit.min(64 << 20))
                 .map_err(|e| invalid(format!("patterns together cannot be compiled: {e}")))?;
             patterns.push((set, ids));
         }
@@ -660,7 +665,7 @@ impl Router {
         }
         let mut patterns = Vec::new();
         for (set, ids) in &self.patterns {
-            patterns.extend(set.matches(&norm.spaced).into_iter().map(|i| ids[i]));
+            patterns.extend(set.matches(&norm.spaced).iter().map(|p| ids[p.as_usize()]));
         }
         let similarity = if self.examples.len() == 0 {
             Vec::new()
@@ -734,7 +739,7 @@ impl Router {
         let (source, regex) = &self.pattern_regexes[id as usize];
         regex
             .get_or_init(|| {
-                config::pattern_builder(source)
+                patterns::pattern_builder(source)
                     .build()
                     .expect("validated when the router was loaded")
             })

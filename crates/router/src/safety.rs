@@ -178,7 +178,7 @@ mod tests {
             let rules = builtin_rules(c);
             assert!(!rules.keywords.is_empty());
             for p in rules.patterns {
-                crate::config::check_pattern(p).unwrap();
+                crate::patterns::check(p).unwrap();
             }
             for k in rules.keywords {
                 assert!(!crate::normalize::compact(k).is_empty());

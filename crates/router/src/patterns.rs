@@ -1,0 +1,357 @@
+//! Patterns: checking one when a router loads, and matching many at once.
+//!
+//! Both are written against `regex-automata` rather than `regex`, because
+//! loading a router with many patterns was dominated by regex compilation
+//! (BENCHMARKS.md, "Router"): `regex` compiles each pattern's forward and
+//! reverse NFAs, literal prefilters and one-pass DFA to check it, then parses
+//! and compiles everything again for the `RegexSet`. Here each pattern is parsed
+//! once, a pattern that is provably small is not compiled on its own, and the
+//! set compiles only the forward NFA that its search runs on.
+
+use std::panic::{RefUnwindSafe, UnwindSafe};
+
+use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm::PikeVM};
+use regex_automata::util::pool::Pool;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet, hybrid};
+use regex_syntax::hir::{Class, Hir, HirKind};
+use regex_syntax::utf8::Utf8Sequences;
+
+use crate::config::{PATTERN_DFA_LIMIT, PATTERN_SIZE_LIMIT};
+
+/// The syntax every pattern is parsed with, as [`pattern_builder`] and
+/// `RegexSetBuilder` configure it: case-insensitive (texts are lowercased
+/// anyway), Unicode, UTF-8.
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().case_insensitive(true).utf8(true)
+}
+
+/// A single pattern as `regex` compiles it: bounded program and cache sizes.
+/// Explanation spans use it; so does [`check`] when it cannot decide cheaply.
+pub(crate) fn pattern_builder(source: &str) -> regex::RegexBuilder {
+    let mut b = regex::RegexBuilder::new(source);
+    b.case_insensitive(true)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .dfa_size_limit(PATTERN_DFA_LIMIT);
+    b
+}
+
+/// Parses a pattern and says why it is unusable: a syntax error, a compiled
+/// size over [`PATTERN_SIZE_LIMIT`], or matching the empty text. The verdict
+/// and the message are exactly those of compiling it with [`pattern_builder`]
+/// and trying it on `""`; that compilation only runs when the parsed pattern
+/// does not settle the question (an error, a pattern that may be large, one
+/// that can match zero bytes).
+pub(crate) fn check(source: &str) -> Result<Hir, String> {
+    let hir = syntax::parse_with(source, &syntax_config()).ok();
+    match hir {
+        Some(hir)
+            if hir.properties().minimum_len() != Some(0)
+                && size_bound(&hir) <= PATTERN_SIZE_LIMIT as u64 / 2 =>
+        {
+            Ok(hir)
+        }
+        _ => {
+            let re = pattern_builder(source).build().map_err(|e| {
+                let msg = e.to_string();
+                // The regex crate's messages span lines; the last non-empty one says why.
+                let why = msg
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid")
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                format!("invalid pattern {source:?}: {why}")
+            })?;
+            if re.is_match("") {
+                return Err(format!(
+                    "pattern {source:?} matches the empty text, so it would fire on every query"
+                ));
+            }
+            Ok(syntax::parse_with(source, &syntax_config()).expect("it compiled"))
+        }
+    }
+}
+
+/// An upper bound, in bytes, on the heap a Thompson NFA of `hir` takes to
+/// compile, forward or reverse, with capture states: the size `regex` checks
+/// against its size limit.
+///
+/// Every HIR node becomes at most a fixed number of NFA states, except classes
+/// (one state and one transition per byte of each UTF-8 sequence of their
+/// ranges) and counted repetitions (one copy of the repeated part per count).
+/// A builder state takes at most 32 bytes and a transition 8; the bound charges
+/// 128 bytes per unit (`size_bound_is_an_upper_bound` compiles patterns under
+/// half their bound), and [`check`] only trusts a bound of half the limit.
+fn size_bound(hir: &Hir) -> u64 {
+    /// Fixed states around a whole pattern: capture group 0, the unanchored
+    /// prefix, the match state.
+    const FRAME: u64 = 16;
+    (units(hir).saturating_add(FRAME)).saturating_mul(128)
+}
+
+/// NFA states and transitions `hir` compiles to, at most.
+fn units(hir: &Hir) -> u64 {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => 2,
+        HirKind::Literal(lit) => lit.0.len() as u64 + 2,
+        HirKind::Class(Class::Bytes(c)) => 2 * c.ranges().len() as u64 + 2,
+        HirKind::Class(Class::Unicode(c)) => {
+            let sequences: u64 = c
+                .ranges()
+                .iter()
+                .map(|r| Utf8Sequences::new(r.start(), r.end()).count() as u64)
+                .sum();
+            // Each sequence is at most four byte ranges: a state and a transition each.
+            8 * sequences + 2
+        }
+        HirKind::Repetition(rep) => {
+            // `x{n,m}` compiles n copies and m - n optional ones; `x{n,}` n
+            // copies and a loop over one more.
+            let copies = u64::from(rep.max.unwrap_or(rep.min)) + 1;
+            copies.saturating_mul(units(&rep.sub).saturating_add(4))
+        }
+        HirKind::Capture(cap) => units(&cap.sub).saturating_add(4),
+        HirKind::Concat(subs) | HirKind::Alternation(subs) => subs
+            .iter()
+            .fold(2 * subs.len() as u64 + 2, |n, h| n.saturating_add(units(h))),
+    }
+}
+
+/// Whether a pattern uses a Unicode word boundary (`\b`), which the lazy DFA
+/// cannot evaluate on non-ASCII text.
+pub(crate) fn has_unicode_word_boundary(hir: &Hir) -> bool {
+    hir.properties().look_set().contains_word_unicode()
+}
+
+/// The creation function of a [`PatternMatcher`]'s cache pool.
+type CacheFn = Box<dyn Fn() -> Caches + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+/// One search's scratch space: the lazy DFA's states and the PikeVM's threads.
+#[derive(Debug)]
+struct Caches {
+    dfa: Option<hybrid::dfa::Cache>,
+    pikevm: regex_automata::nfa::thompson::pikevm::Cache,
+}
+
+/// Which of many patterns match a text, as `RegexSet::matches` answers it.
+///
+/// Written by hand because `RegexSet` is built on the meta regex, which also
+/// compiles a reverse NFA and extracts prefix literals for leftmost searches:
+/// finding *which* patterns match runs only the forward lazy DFA (and the
+/// PikeVM where that DFA gives up), so the rest is time spent loading the
+/// router for nothing. This is that same forward lazy DFA and PikeVM, with the
+/// same configuration as the meta regex gives them.
+pub(crate) struct PatternMatcher {
+    /// `None` where the cache limit is too small for the lazy DFA to run.
+    dfa: Option<hybrid::dfa::DFA>,
+    pikevm: PikeVM,
+    caches: Pool<Caches, CacheFn>,
+}
+
+impl std::fmt::Debug for PatternMatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatternMatcher")
+            .field("patterns", &self.pikevm.get_nfa().pattern_len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PatternMatcher {
+    /// Compiles the patterns (parsed by [`check`]) into one matcher. Its NFA
+    /// may take `size_limit` bytes, its lazy DFA's cache `cache_limit`; the
+    /// error says why it cannot be built, in the words of `regex`.
+    pub fn new(
+        hirs: &[&Hir],
+        size_limit: usize,
+        cache_limit: usize,
+    ) -> Result<PatternMatcher, String> {
+        let nfa: NFA = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(true)
+                    .shrink(false)
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(size_limit)),
+            )
+            .build_many_from_hir(hirs)
+            .map_err(|e| match e.size_limit() {
+                Some(limit) => regex::Error::CompiledTooBig(limit).to_string(),
+                None => e.to_string(),
+            })?;
+        // The meta regex's lazy DFA settings: it quits (and the PikeVM takes
+        // over) on a Unicode word boundary in non-ASCII text, or when its cache
+        // thrashes.
+        let dfa = hybrid::dfa::DFA::builder()
+            .configure(
+                hybrid::dfa::Config::new()
+                    .match_kind(MatchKind::All)
+                    .starts_for_each_pattern(true)
+                    .unicode_word_boundary(true)
+                    .cache_capacity(cache_limit)
+                    .skip_cache_capacity_check(false)
+                    .minimum_cache_clear_count(Some(3))
+                    .minimum_bytes_per_state(Some(10)),
+            )
+            .build_from_nfa(nfa.clone())
+            .ok();
+        let pikevm = PikeVM::builder()
+            .configure(PikeVM::config().match_kind(MatchKind::All))
+            .build_from_nfa(nfa)
+            .map_err(|e| e.to_string())?;
+        let (d, p) = (dfa.clone(), pikevm.clone());
+        let create: CacheFn = Box::new(move || Caches {
+            dfa: d.as_ref().map(hybrid::dfa::DFA::create_cache),
+            pikevm: p.create_cache(),
+        });
+        Ok(PatternMatcher {
+            dfa,
+            pikevm,
+            caches: Pool::new(create),
+        })
+    }
+
+    /// How many patterns it holds.
+    pub fn len(&self) -> usize {
+        self.pikevm.get_nfa().pattern_len()
+    }
+
+    /// The patterns that match somewhere in `text`.
+    pub fn matches(&self, text: &str) -> PatternSet {
+        let mut found = PatternSet::new(self.len());
+        let input = Input::new(text);
+        let caches = &mut *self.caches.get();
+        let fast = match (&self.dfa, &mut caches.dfa) {
+            (Some(dfa), Some(cache)) => dfa
+                .try_which_overlapping_matches(cache, &input, &mut found)
+                .is_ok(),
+            _ => false,
+        };
+        if !fast {
+            found.clear();
+            self.pikevm
+                .which_overlapping_matches(&mut caches.pikevm, &input, &mut found);
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Patterns of every shape the bound has a rule for, small and large.
+    const CORPUS: &[&str] = &[
+        r"rain",
+        r"(오늘|내일|모레|주말|이번\s*주)\s*(에는|엔|에)?\s*(비|눈)\s*(와|오|올|내리)",
+        r"\d+\s*(도|°c)",
+        r"(?-u:\b)will it (rain|snow)(?-u:\b)",
+        r"\bword\b",
+        r"주제12번?\s*7\d*(을|를|은|는)?",
+        r"\w+",
+        r"\w{20}",
+        r"[\p{L}\p{N}]{3,9}",
+        r"\pL{2,}x",
+        r"(?s).{5}",
+        r"(a|b|c|d|e|f|g|h|i|j)+[^\s]*",
+        r"(?-u)[\x00-\x7f]{30}",
+        r"(\d{1,3}(,\d{3})*)원",
+        r"[^a]{10}",
+        r"^$",
+        r"(?i)ǆ{4}",
+    ];
+
+    #[test]
+    fn size_bound_is_an_upper_bound() {
+        for source in CORPUS {
+            let hir = syntax::parse_with(source, &syntax_config()).unwrap();
+            let bound = size_bound(&hir);
+            for reverse in [false, true] {
+                let captures = if reverse {
+                    WhichCaptures::None
+                } else {
+                    WhichCaptures::All
+                };
+                // The builder's own accounting, checked as it compiles.
+                let compiled = thompson::Compiler::new()
+                    .configure(
+                        thompson::Config::new()
+                            .shrink(false)
+                            .reverse(reverse)
+                            .which_captures(captures)
+                            .nfa_size_limit(Some(bound as usize / 2)),
+                    )
+                    .build_from_hir(&hir);
+                assert!(
+                    compiled.is_ok(),
+                    "{source}: reverse {reverse}, bound {bound}: {compiled:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn check_agrees_with_compiling_each_pattern() {
+        let huge = format!("{}x", r"\w".repeat(300));
+        let extra: &[&str] = &[
+            r"(?-u)[\x00-\xff]",
+            r"\w{1000}{1000}",
+            &huge,
+            r"x*",
+            r"(?-u:\b)",
+            r"a|",
+            r"[a&&b]",
+            r"(unclosed",
+            r"(a)\1",
+            r"foo(?=bar)",
+        ];
+        for source in CORPUS.iter().chain(extra) {
+            let compiled = pattern_builder(source).build();
+            let expected = match &compiled {
+                Ok(re) => !re.is_match(""),
+                Err(_) => false,
+            };
+            let got = check(source);
+            assert_eq!(got.is_ok(), expected, "{source}: {got:?}");
+            if let Err(e) = compiled {
+                assert!(
+                    got.unwrap_err().contains(
+                        e.to_string()
+                            .lines()
+                            .last()
+                            .unwrap()
+                            .trim()
+                            .trim_start_matches("error: ")
+                    ),
+                    "{source}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matcher_agrees_with_regex_set() {
+        let sources: Vec<&str> = CORPUS.iter().copied().filter(|s| *s != "^$").collect();
+        let hirs: Vec<Hir> = sources.iter().map(|s| check(s).unwrap()).collect();
+        let refs: Vec<&Hir> = hirs.iter().collect();
+        let matcher = PatternMatcher::new(&refs, 1 << 30, 64 << 20).unwrap();
+        assert_eq!(matcher.len(), sources.len());
+        let set = regex::RegexSetBuilder::new(&sources)
+            .case_insensitive(true)
+            .build()
+            .unwrap();
+        for text in [
+            "will it rain tomorrow 내일 비 와?",
+            "주제12번 7을 찾아 30도 word",
+            "한국어 word 문장 1,000원 ǅǅǆǄ",
+            "",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbbbbbb",
+        ] {
+            let want: Vec<usize> = set.matches(text).into_iter().collect();
+            let got: Vec<usize> = matcher.matches(text).iter().map(|p| p.as_usize()).collect();
+            assert_eq!(got, want, "{text}");
+        }
+    }
+}
