@@ -15,7 +15,7 @@ use indicatif::ProgressBar;
 use sluice_core::Message;
 use sluice_pipeline::LineError;
 use sluice_pipeline::route::{self as routing, Change, Output, Request, RouteJob, RouteSummary};
-use sluice_router::{EvalReport, Labelled, RouteRequest, Router, RouterStore};
+use sluice_router::{EvalReport, Labelled, RouteError, RouteRequest, Router, RouterStore};
 
 use crate::batch::{open_input, progress_bar, show_progress};
 
@@ -145,7 +145,11 @@ fn pick(store: &RouterStore, id: &str, version: Option<u32>) -> anyhow::Result<A
 }
 
 fn route(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let store = load_store(&args.router)?;
+    // The embedded sample: only the version asked for is compiled.
+    let store = match &args.router.dir {
+        None => RouterStore::embedded_sample_version(args.version),
+        Some(_) => load_store(&args.router)?,
+    };
     let router = pick(&store, &args.router.router_id, args.version)?;
     if let Some(query) = &args.query {
         if args.jsonl.is_some() {
@@ -159,13 +163,18 @@ fn route(args: QueryArgs) -> anyhow::Result<ExitCode> {
                 .map(|h| Message::user(h.as_str()))
                 .collect(),
         };
-        let routed = router
-            .route_explained(&request)
-            .map_err(|e| anyhow!("{} {e}", e.code()))?;
+        let code = |e: RouteError| anyhow!("{} {e}", e.code());
+        // Explaining costs extra work (a span for every fired rule): only on request.
+        let (result, explanation) = if args.explain {
+            let routed = router.route_explained(&request).map_err(code)?;
+            (routed.result, Some(routed.explanation))
+        } else {
+            (router.route(&request).map_err(code)?, None)
+        };
         let out = Output {
             id: None,
-            result: &routed.result,
-            explanation: args.explain.then_some(&routed.explanation),
+            result: &result,
+            explanation: explanation.as_ref(),
         };
         let text = serde_json::to_string_pretty(&out).expect("serializable");
         writeln!(io::stdout().lock(), "{text}")?;

@@ -173,6 +173,14 @@ fn normalize_piece(piece: &str, out: &mut String) {
         out.extend(piece.chars().map(|c| c.to_ascii_lowercase()));
         return;
     }
+    // Precomposed Hangul syllables are visible, lowercase and their own NFKC
+    // form (no two of them compose): most of a Korean text is its own
+    // normalisation, with no table lookups (a third of a query's routing time
+    // was spent here).
+    if piece.chars().all(is_hangul_syllable) {
+        out.push_str(piece);
+        return;
+    }
     let visible = |c: &char| !is_invisible(*c);
     out.extend(
         piece
@@ -207,6 +215,11 @@ fn is_fixed_point(text: &str) -> bool {
         lower.next() == Some(c) && lower.next().is_none()
     });
     lowercase && !text.chars().any(is_invisible) && is_nfkc_quick(text.chars()) == IsNormalized::Yes
+}
+
+/// A precomposed Hangul syllable, 가 to 힣.
+pub(crate) fn is_hangul_syllable(c: char) -> bool {
+    matches!(c, '\u{AC00}'..='\u{D7A3}')
 }
 
 fn starts_piece(c: char) -> bool {

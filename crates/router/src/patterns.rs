@@ -10,6 +10,7 @@
 
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
+use regex_automata::hybrid::dfa::OverlappingState;
 use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm::PikeVM};
 use regex_automata::util::pool::Pool;
 use regex_automata::util::syntax;
@@ -218,23 +219,37 @@ impl PatternMatcher {
         self.pikevm.get_nfa().pattern_len()
     }
 
-    /// The patterns that match somewhere in `text`.
-    pub fn matches(&self, text: &str) -> PatternSet {
-        let mut found = PatternSet::new(self.len());
+    /// The indexes of the patterns that match somewhere in `text`, ascending.
+    pub fn matches(&self, text: &str) -> Vec<u32> {
         let input = Input::new(text);
         let caches = &mut *self.caches.get();
-        let fast = match (&self.dfa, &mut caches.dfa) {
-            (Some(dfa), Some(cache)) => dfa
-                .try_which_overlapping_matches(cache, &input, &mut found)
-                .is_ok(),
-            _ => false,
-        };
-        if !fast {
-            found.clear();
-            self.pikevm
-                .which_overlapping_matches(&mut caches.pikevm, &input, &mut found);
+        if let (Some(dfa), Some(cache)) = (&self.dfa, &mut caches.dfa) {
+            // `try_which_overlapping_matches`, collecting the patterns as they
+            // are found rather than setting and then scanning a flag per pattern.
+            let mut found = Vec::new();
+            let mut state = OverlappingState::start();
+            let complete = loop {
+                if dfa
+                    .try_search_overlapping_fwd(cache, &input, &mut state)
+                    .is_err()
+                {
+                    break false;
+                }
+                match state.get_match() {
+                    Some(m) => found.push(m.pattern().as_u32()),
+                    None => break true,
+                }
+            };
+            if complete {
+                found.sort_unstable();
+                found.dedup();
+                return found;
+            }
         }
-        found
+        let mut found = PatternSet::new(self.len());
+        self.pikevm
+            .which_overlapping_matches(&mut caches.pikevm, &input, &mut found);
+        found.iter().map(|p| p.as_u32()).collect()
     }
 }
 
@@ -350,7 +365,11 @@ mod tests {
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbbbbbb",
         ] {
             let want: Vec<usize> = set.matches(text).into_iter().collect();
-            let got: Vec<usize> = matcher.matches(text).iter().map(|p| p.as_usize()).collect();
+            let got: Vec<usize> = matcher
+                .matches(text)
+                .into_iter()
+                .map(|p| p as usize)
+                .collect();
             assert_eq!(got, want, "{text}");
         }
     }

@@ -665,7 +665,11 @@ impl Router {
         }
         let mut patterns = Vec::new();
         for (set, ids) in &self.patterns {
-            patterns.extend(set.matches(&norm.spaced).iter().map(|p| ids[p.as_usize()]));
+            patterns.extend(
+                set.matches(&norm.spaced)
+                    .into_iter()
+                    .map(|i| ids[i as usize]),
+            );
         }
         let similarity = if self.examples.len() == 0 {
             Vec::new()
@@ -721,7 +725,9 @@ impl Router {
             .enumerate()
             .filter(|(_, p)| p.total > 0)
             .collect();
-        ranked.sort_by(|a, b| b.1.total.cmp(&a.1.total).then(a.0.cmp(&b.0)));
+        // Domains are distinct, so the order is total and an unstable sort
+        // (no scratch allocation) gives the same ranking.
+        ranked.sort_unstable_by(|a, b| b.1.total.cmp(&a.1.total).then(a.0.cmp(&b.0)));
         ranked
     }
 

@@ -11,18 +11,28 @@ use rustc_hash::FxHashMap;
 /// The distinct bigrams of a compact normalised text, letters and digits only,
 /// sorted. A text of one such character is its own gram.
 pub(crate) fn grams(compact: &str) -> Vec<u64> {
-    let chars: Vec<char> = compact.chars().filter(|c| c.is_alphanumeric()).collect();
-    let mut out: Vec<u64> = match chars.len() {
-        0 => Vec::new(),
-        1 => vec![u64::from(chars[0] as u32)],
-        _ => chars
-            .windows(2)
-            .map(|w| (u64::from(w[0] as u32) << 32) | u64::from(w[1] as u32))
-            .collect(),
+    let mut chars = compact.chars().filter(|&c| is_alphanumeric(c));
+    let Some(first) = chars.next() else {
+        return Vec::new();
     };
+    let mut out = Vec::with_capacity(compact.len() / 2);
+    let mut prev = first;
+    for c in chars {
+        out.push((u64::from(prev as u32) << 32) | u64::from(c as u32));
+        prev = c;
+    }
+    if out.is_empty() {
+        out.push(u64::from(first as u32));
+    }
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// `char::is_alphanumeric`, answering Hangul syllables (most of a Korean
+/// query) without its table search.
+fn is_alphanumeric(c: char) -> bool {
+    crate::normalize::is_hangul_syllable(c) || c.is_alphanumeric()
 }
 
 /// An inverted index from bigram to the examples that contain it.
@@ -65,11 +75,13 @@ impl ExampleIndex {
             }
             let (domain, size) = self.examples[e];
             let union = q + size - inter;
-            // Integer thousandths keep scores exact and ties stable.
-            let milli = (inter * 1000 + union / 2) / union;
+            // Integer thousandths keep scores exact and ties stable. The score,
+            // rounded, is `(inter * 1000 + union / 2) / union`; it beats the
+            // slot's exactly when the dividend reaches `(slot + 1) * union`,
+            // which spares a division for each example that does not.
             let slot = &mut best[domain as usize];
-            if milli > slot.0 {
-                *slot = (milli, e as u32);
+            if inter * 1000 + union / 2 >= (slot.0 + 1) * union {
+                *slot = ((inter * 1000 + union / 2) / union, e as u32);
             }
         }
         best

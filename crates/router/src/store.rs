@@ -15,6 +15,9 @@ pub const SAMPLE_V1: &str = include_str!("../routers/sample/1.toml");
 /// Version 2 of the sample router shipped in `routers/sample/`.
 pub const SAMPLE_V2: &str = include_str!("../routers/sample/2.toml");
 
+/// The embedded sample router's versions and texts.
+const SAMPLES: [(u32, &str); 2] = [(1, SAMPLE_V1), (2, SAMPLE_V2)];
+
 /// Routers by id and version. Versions are immutable: a store never holds two
 /// routers under one (id, version).
 ///
@@ -40,8 +43,30 @@ impl RouterStore {
     /// The sample router (`sample`, versions 1 and 2), compiled into the crate:
     /// works with no files.
     pub fn embedded_sample() -> Self {
+        Self::embedded_sample_versions(|_| true)
+    }
+
+    /// Only `version` of the sample router (default: the highest), or an empty
+    /// store where there is no such version: what routing with one version
+    /// needs, without compiling the others.
+    ///
+    /// ```
+    /// use sluice_router::RouterStore;
+    ///
+    /// let store = RouterStore::embedded_sample_version(None);
+    /// assert_eq!(store.len(), 1);
+    /// assert_eq!(store.latest("sample").unwrap().version(), 2);
+    /// assert!(RouterStore::embedded_sample_version(Some(99)).is_empty());
+    /// ```
+    pub fn embedded_sample_version(version: Option<u32>) -> Self {
+        let latest = SAMPLES.iter().map(|&(v, _)| v).max();
+        let wanted = version.or(latest);
+        Self::embedded_sample_versions(|v| Some(v) == wanted)
+    }
+
+    fn embedded_sample_versions(keep: impl Fn(u32) -> bool) -> Self {
         let mut store = Self::new();
-        for (version, text) in [(1, SAMPLE_V1), (2, SAMPLE_V2)] {
+        for &(version, text) in SAMPLES.iter().filter(|(v, _)| keep(*v)) {
             let origin = Origin {
                 id: Some("sample".into()),
                 version: Some(version),
