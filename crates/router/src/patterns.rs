@@ -15,7 +15,7 @@ use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm::PikeVM};
 use regex_automata::util::pool::Pool;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternSet, hybrid};
-use regex_syntax::hir::{Class, Hir, HirKind};
+use regex_syntax::hir::{Class, ClassUnicodeRange, Hir, HirKind};
 use regex_syntax::utf8::Utf8Sequences;
 
 use crate::config::{PATTERN_DFA_LIMIT, PATTERN_SIZE_LIMIT};
@@ -100,11 +100,7 @@ fn units(hir: &Hir) -> u64 {
         HirKind::Literal(lit) => lit.0.len() as u64 + 2,
         HirKind::Class(Class::Bytes(c)) => 2 * c.ranges().len() as u64 + 2,
         HirKind::Class(Class::Unicode(c)) => {
-            let sequences: u64 = c
-                .ranges()
-                .iter()
-                .map(|r| Utf8Sequences::new(r.start(), r.end()).count() as u64)
-                .sum();
+            let sequences: u64 = c.ranges().iter().map(utf8_sequences).sum();
             // Each sequence is at most four byte ranges: a state and a transition each.
             8 * sequences + 2
         }
@@ -118,6 +114,18 @@ fn units(hir: &Hir) -> u64 {
         HirKind::Concat(subs) | HirKind::Alternation(subs) => subs
             .iter()
             .fold(2 * subs.len() as u64 + 2, |n, h| n.saturating_add(units(h))),
+    }
+}
+
+/// How many UTF-8 byte sequences a class range compiles to. Most ranges of the
+/// common classes (`\d`, `\s`, scripts) differ only in their last byte: one
+/// sequence, known without splitting the range.
+fn utf8_sequences(range: &ClassUnicodeRange) -> u64 {
+    let (start, end) = (range.start(), range.end());
+    if start.len_utf8() == end.len_utf8() && u32::from(start) >> 6 == u32::from(end) >> 6 {
+        1
+    } else {
+        Utf8Sequences::new(start, end).count() as u64
     }
 }
 
@@ -304,6 +312,29 @@ mod tests {
                     "{source}: reverse {reverse}, bound {bound}: {compiled:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn utf8_sequences_counts_like_splitting_the_range() {
+        let ranges = [
+            ('a', 'z'),
+            ('\0', '\x7f'),
+            ('\u{660}', '\u{669}'),
+            ('\u{9e6}', '\u{9ef}'),
+            ('\u{7f}', '\u{80}'),
+            ('\u{ac00}', '\u{d7a3}'),
+            ('\u{d7ff}', '\u{e000}'),
+            ('\u{1d7ce}', '\u{1d7ff}'),
+            ('\0', '\u{10ffff}'),
+        ];
+        for (start, end) in ranges {
+            let range = ClassUnicodeRange::new(start, end);
+            assert_eq!(
+                utf8_sequences(&range),
+                Utf8Sequences::new(start, end).count() as u64,
+                "{start:?}..={end:?}"
+            );
         }
     }
 

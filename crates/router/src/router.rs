@@ -1,5 +1,5 @@
 //! The compiled router: one Aho-Corasick automaton for every literal, one
-//! `RegexSet` for every pattern, one bigram index for every example.
+//! pattern set (`PatternMatcher`) for every pattern, one bigram index for every example.
 //!
 //! Scoring, in integer thousandths so that scores are exact and ties stable:
 //!
