@@ -61,8 +61,79 @@ enum CountCache {
     Shared(sync::Cache<u128, u32>),
     PerThread {
         capacity: usize,
-        caches: Box<ThreadLocal<RefCell<unsync::Cache<u128, u32>>>>,
+        caches: Box<ThreadLocal<RefCell<ThreadCache>>>,
     },
+}
+
+/// What a cache lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// The count, remembered.
+    Hit(u32),
+    /// Not there: count, then remember it.
+    Miss,
+    /// The cache is not in use for this message: count, and do not remember.
+    Bypass,
+}
+
+/// Lookups a per-thread cache judges its hit rate over.
+const PROBE_WINDOW: u32 = 1024;
+/// Hits per [`PROBE_WINDOW`] below which the cache steps aside (1 in 16).
+const MIN_HITS: u32 = PROBE_WINDOW / 16;
+/// Messages counted without the cache after a window with too few hits, before
+/// it probes again.
+const BYPASS_FOR: u32 = 16 * PROBE_WINDOW;
+
+/// One thread's cache, which steps aside while it does not pay.
+///
+/// Performance note: on batch input where messages do not repeat, the hash, the
+/// probe and the insert of every message cost ~20% of `sluice trim --jsonl` (the
+/// 64 MB `benches/batch/gen.py` corpus, 1 thread: 1.23–1.70 s with the cache,
+/// 1.01–1.26 s with `--cache 0`; a profile put 25% of the per-line work in the
+/// cache). A hit saves a whole tokenization (µs per KB) and a miss costs
+/// ~0.2–0.3 µs, so below a hit rate of a few percent the cache loses. The thread
+/// counts its hits over each window of [`PROBE_WINDOW`] lookups; with fewer than
+/// [`MIN_HITS`], the next [`BYPASS_FOR`] messages skip it (no hash, no probe, no
+/// insert), then it probes again, so input that starts repeating gets its cache
+/// back within ~17,000 messages. Counts never depend on it: the cache only
+/// remembers counts.
+struct ThreadCache {
+    cache: unsync::Cache<u128, u32>,
+    /// Lookups in the current window.
+    lookups: u32,
+    /// Hits in the current window.
+    hits: u32,
+    /// Messages still to count without the cache.
+    bypass: u32,
+}
+
+impl ThreadCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            cache: unsync::Cache::new(capacity),
+            lookups: 0,
+            hits: 0,
+            bypass: 0,
+        }
+    }
+
+    fn lookup(&mut self, key: impl FnOnce() -> u128) -> Lookup {
+        if self.bypass > 0 {
+            self.bypass -= 1;
+            return Lookup::Bypass;
+        }
+        let found = self.cache.get(&key()).copied();
+        self.lookups += 1;
+        self.hits += u32::from(found.is_some());
+        if self.lookups == PROBE_WINDOW {
+            if self.hits < MIN_HITS {
+                self.bypass = BYPASS_FOR;
+            }
+            self.lookups = 0;
+            self.hits = 0;
+        }
+        found.map_or(Lookup::Miss, Lookup::Hit)
+    }
 }
 
 impl CountCache {
@@ -83,11 +154,16 @@ impl CountCache {
         matches!(self, Self::Off)
     }
 
-    fn get(&self, key: u128) -> Option<u32> {
+    /// Looks up the message whose key `key` computes (only if the cache is in
+    /// use for it).
+    fn lookup(&self, key: impl FnOnce() -> u128) -> Lookup {
         match self {
-            Self::Off => None,
-            Self::Shared(cache) => cache.get(&key),
-            Self::PerThread { caches, .. } => caches.get()?.borrow().get(&key).copied(),
+            Self::Off => Lookup::Bypass,
+            Self::Shared(cache) => cache.get(&key()).map_or(Lookup::Miss, Lookup::Hit),
+            Self::PerThread { capacity, caches } => caches
+                .get_or(|| RefCell::new(ThreadCache::new(*capacity)))
+                .borrow_mut()
+                .lookup(key),
         }
     }
 
@@ -96,8 +172,9 @@ impl CountCache {
             Self::Off => {}
             Self::Shared(cache) => cache.insert(key, count),
             Self::PerThread { capacity, caches } => caches
-                .get_or(|| RefCell::new(unsync::Cache::new(*capacity)))
+                .get_or(|| RefCell::new(ThreadCache::new(*capacity)))
                 .borrow_mut()
+                .cache
                 .insert(key, count),
         }
     }
@@ -296,16 +373,24 @@ impl MessageCounter for Model {
         if cache.is_off() || body.len() < MIN_CACHED_LEN {
             return self.count_uncached(message, &body, budget);
         }
-        let key = cache_key(message, &body);
-        if let Some(n) = cache.get(key) {
-            let n = n as usize;
-            return (n <= budget).then_some(n);
+        let mut key = 0;
+        match cache.lookup(|| {
+            key = cache_key(message, &body);
+            key
+        }) {
+            Lookup::Hit(n) => {
+                let n = n as usize;
+                (n <= budget).then_some(n)
+            }
+            Lookup::Bypass => self.count_uncached(message, &body, budget),
+            Lookup::Miss => {
+                let n = self.count_uncached(message, &body, budget)?;
+                if let Ok(small) = u32::try_from(n) {
+                    cache.insert(key, small);
+                }
+                Some(n)
+            }
         }
-        let n = self.count_uncached(message, &body, budget)?;
-        if let Ok(small) = u32::try_from(n) {
-            cache.insert(key, small);
-        }
-        Some(n)
     }
 
     fn reply_tokens(&self) -> usize {
@@ -418,4 +503,45 @@ fn count_template_text(mut text: &str, template: &ChatTemplate, tokenizer: &Toke
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_cache_steps_aside_while_it_misses_and_comes_back_when_it_hits() {
+        let mut thread = ThreadCache::new(1 << 16);
+        for k in 0..PROBE_WINDOW {
+            assert_eq!(thread.lookup(|| u128::from(k)), Lookup::Miss);
+            thread.cache.insert(u128::from(k), 7);
+        }
+        // A window without hits: the next messages skip the cache, unhashed.
+        for _ in 0..BYPASS_FOR {
+            assert_eq!(
+                thread.lookup(|| unreachable!("no key is computed while bypassing")),
+                Lookup::Bypass
+            );
+        }
+        // Probing again, on input that repeats: hits, and it stays in use.
+        for round in 0..3 {
+            for k in 0..PROBE_WINDOW {
+                assert_eq!(
+                    thread.lookup(|| u128::from(k)),
+                    Lookup::Hit(7),
+                    "round {round}"
+                );
+            }
+        }
+        // A window at exactly the threshold keeps the cache.
+        for k in 0..PROBE_WINDOW {
+            let key = if k < MIN_HITS {
+                0
+            } else {
+                u128::from(k) + (1 << 40)
+            };
+            thread.lookup(|| key);
+        }
+        assert_eq!(thread.lookup(|| 0), Lookup::Hit(7));
+    }
 }
