@@ -208,6 +208,7 @@ impl Env {
                 let base = match kind {
                     ProviderKind::Openai => fake.openai_base_url(),
                     ProviderKind::Clova => fake.clova_base_url(),
+                    ProviderKind::Local => unreachable!("this bench runs no local model"),
                 };
                 let mut config = ModelConfig::new(kind, base);
                 config.max_concurrency = MAX_CONCURRENCY.max(runs);

@@ -186,12 +186,14 @@ impl Config {
         let mut config: Config =
             toml::from_str(&text).map_err(|e| err(describe_toml_error(&text, &e)))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let model_files = config.models.values_mut().map(|m| &mut m.path);
         for p in [
             &mut config.profiles,
             &mut config.routers,
             &mut config.data_dir,
         ]
         .into_iter()
+        .chain(model_files)
         .flatten()
         {
             if p.is_relative() {

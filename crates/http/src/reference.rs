@@ -206,16 +206,25 @@ pub const MODEL_SETTINGS: &[Setting] = &[
     setting(
         "provider",
         None,
-        "`openai` or `clova`",
+        "`openai`, `clova` or `local`",
         "required",
-        "The wire format: OpenAI-compatible chat completions or CLOVA Studio v3.",
+        "The wire format: OpenAI-compatible chat completions, CLOVA Studio v3, or `local`: a GGUF model run \
+         in-process on the CPU (sluice built with `--features local`).",
     ),
     setting(
         "base_url",
         None,
         "string",
-        "required",
+        "required (not for `local`)",
         "The API base, such as `http://127.0.0.1:8000/v1` or `https://clovastudio.stream.ntruss.com`.",
+    ),
+    setting(
+        "path",
+        None,
+        "path",
+        "required for `local`",
+        "`local` only: the GGUF model file (a Llama-architecture model with a byte-level BPE tokenizer, such \
+         as SmolLM2; `sluice model fetch smollm2` puts one in the model cache).",
     ),
     setting(
         "model",
@@ -250,7 +259,8 @@ pub const MODEL_SETTINGS: &[Setting] = &[
         None,
         "integer",
         "`8`",
-        "Calls to this model in flight at once.",
+        "Calls to this model in flight at once. For `local`: requests accepted at a time, running and \
+         waiting together; one more is refused with `429`.",
     ),
     setting(
         "max_retries",
@@ -395,6 +405,11 @@ max_concurrency = 8
 max_retries = 2
 auto_trim = false
 route_check = false
+
+[models.smollm2-135m]
+provider = "local"
+path = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+max_concurrency = 4
 "#;
 
 fn table(out: &mut String, settings: &[Setting], with_env: bool) {
@@ -476,7 +491,12 @@ impl Config {
         for (name, m) in &self.models {
             let mut t = toml::Table::new();
             t.insert("provider".into(), s(&m.provider.as_str()));
-            t.insert("base_url".into(), s(&m.base_url));
+            if !m.base_url.is_empty() {
+                t.insert("base_url".into(), s(&m.base_url));
+            }
+            if let Some(p) = &m.path {
+                t.insert("path".into(), s(&p.display()));
+            }
             if let Some(v) = &m.model {
                 t.insert("model".into(), s(v));
             }
@@ -561,11 +581,17 @@ mod tests {
             sorted(table.keys().cloned().collect()),
             sorted(accepted_keys::<Config>())
         );
-        let model = table["models"]["gpt-small"].as_table().unwrap();
-        assert_eq!(
-            sorted(model.keys().cloned().collect()),
-            sorted(accepted_keys::<ModelConfig>())
+        // Every key appears in some model (`path` only makes sense for `local`).
+        let mut model_keys = sorted(
+            table["models"]
+                .as_table()
+                .unwrap()
+                .values()
+                .flat_map(|m| m.as_table().unwrap().keys().cloned())
+                .collect(),
         );
+        model_keys.dedup();
+        assert_eq!(model_keys, sorted(accepted_keys::<ModelConfig>()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

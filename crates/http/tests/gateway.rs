@@ -35,6 +35,7 @@ impl Env {
             let base = match kind {
                 ProviderKind::Openai => fake.openai_base_url(),
                 ProviderKind::Clova => fake.clova_base_url(),
+                ProviderKind::Local => unreachable!("these tests run no local model"),
             };
             let mut config = ModelConfig::new(kind, base);
             config.profile = Some("HCX-003".into());

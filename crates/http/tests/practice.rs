@@ -99,6 +99,7 @@ impl Env {
                 let base = match spec.kind {
                     ProviderKind::Openai => fake.openai_base_url(),
                     ProviderKind::Clova => fake.clova_base_url(),
+                    ProviderKind::Local => unreachable!("these tests run no local model"),
                 };
                 let mut config = ModelConfig::new(spec.kind, base);
                 config.timeout_ms = spec.timeout_ms;

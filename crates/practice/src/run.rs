@@ -118,7 +118,7 @@ impl Practice {
 
     /// Builds the models of a config: each provider with the profile named by
     /// its `profile` (default: the logical name when it is a profile, else
-    /// `o200k` for OpenAI-compatible servers and `HCX-005` for CLOVA).
+    /// `o200k` for OpenAI-compatible servers and local models, `HCX-005` for CLOVA).
     pub fn models_from(
         providers: Vec<Provider>,
         profiles: &Profiles,
@@ -130,7 +130,10 @@ impl Practice {
                 Some(p) => p.clone(),
                 None if profiles.get(&name).is_ok() => name.clone(),
                 None => match provider.config().provider {
-                    crate::provider::ProviderKind::Openai => "o200k".into(),
+                    // No built-in profile has a GGUF model's tokenizer; a local
+                    // model's own counts come back as the reply's usage.
+                    crate::provider::ProviderKind::Openai
+                    | crate::provider::ProviderKind::Local => "o200k".into(),
                     crate::provider::ProviderKind::Clova => "HCX-005".into(),
                 },
             };

@@ -28,6 +28,7 @@ fn config(kind: ProviderKind, fake: &FakeUpstream) -> ModelConfig {
     let base_url = match kind {
         ProviderKind::Openai => fake.openai_base_url(),
         ProviderKind::Clova => fake.clova_base_url(),
+        ProviderKind::Local => unreachable!("these tests run no local model"),
     };
     ModelConfig {
         timeout_ms: 5_000,

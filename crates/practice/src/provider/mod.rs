@@ -1,4 +1,5 @@
-//! Chat-model providers: OpenAI-compatible and CLOVA Studio v3 chat completions.
+//! Chat-model providers: OpenAI-compatible and CLOVA Studio v3 chat completions,
+//! and (with the `local` feature) a GGUF model run in-process.
 //!
 //! A [`Provider`] is one logical model name from the server's configuration
 //! (`[models.NAME]`, see [`ModelConfig`]). It sends a [`ChatRequest`] in the
@@ -7,11 +8,13 @@
 //! model's own deadline, so one slow model never holds up a practice turn for
 //! longer than its `timeout_ms`.
 //!
-//! The wire formats live in `openai` and `clova`, the SSE line parser in `sse`
-//! and the retry policy in `retry`; this module holds the public types and the
-//! call loop that ties them together.
+//! The wire formats live in `openai` and `clova`, the SSE line parser in `sse`,
+//! the retry policy in `retry` and the in-process model in `local`; this module
+//! holds the public types and the call loop that ties them together.
 
 mod clova;
+#[cfg(feature = "local")]
+mod local;
 mod openai;
 mod retry;
 mod sse;
@@ -36,6 +39,10 @@ pub enum ProviderKind {
     Openai,
     /// CLOVA Studio v3 chat completions (`POST {base_url}/v3/chat-completions/{model}`).
     Clova,
+    /// A GGUF model file (`path`) run in this process on the CPU; needs sluice
+    /// built with the `local` feature. Always understood by the configuration
+    /// loader, so a file that names it fails with a clear message elsewhere.
+    Local,
 }
 
 impl ProviderKind {
@@ -44,6 +51,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Openai => "openai",
             ProviderKind::Clova => "clova",
+            ProviderKind::Local => "local",
         }
     }
 }
@@ -65,8 +73,12 @@ pub struct ModelConfig {
     pub provider: ProviderKind,
     /// The API base: `http://127.0.0.1:8000/v1` for an OpenAI-compatible server,
     /// `https://clovastudio.stream.ntruss.com` for CLOVA Studio. A trailing `/`
-    /// is ignored.
+    /// is ignored. Required except for `local`, which ignores it.
+    #[serde(default)]
     pub base_url: String,
+    /// `local` only: the GGUF model file.
+    #[serde(default)]
+    pub path: Option<std::path::PathBuf>,
     /// The model id sent upstream; defaults to the logical name.
     #[serde(default)]
     pub model: Option<String>,
@@ -129,6 +141,7 @@ impl ModelConfig {
         Self {
             provider,
             base_url: base_url.into(),
+            path: None,
             model: None,
             profile: None,
             api_key_env: None,
@@ -356,6 +369,9 @@ pub struct Provider {
     /// One permit per call in flight, so a burst of practice turns cannot
     /// overrun a small self-hosted server.
     slots: Semaphore,
+    /// The loaded model of a `local` provider.
+    #[cfg(feature = "local")]
+    local: Option<local::Engine>,
 }
 
 impl fmt::Debug for Provider {
@@ -415,6 +431,7 @@ impl Provider {
         }
         let base = config.base_url.trim_end_matches('/');
         match reqwest::Url::parse(base) {
+            _ if config.provider == ProviderKind::Local => {}
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
             _ => {
                 return Err(ConfigError::InvalidBaseUrl {
@@ -440,7 +457,25 @@ impl Provider {
         let endpoint = match config.provider {
             ProviderKind::Openai => openai::endpoint(base),
             ProviderKind::Clova => clova::endpoint(base, &upstream_model),
+            ProviderKind::Local => match &config.path {
+                Some(path) => path.display().to_string(),
+                None => String::new(),
+            },
         };
+        #[cfg(feature = "local")]
+        let local = match config.provider {
+            ProviderKind::Local => Some(local::Engine::load(&model, &config)?),
+            _ => None,
+        };
+        #[cfg(not(feature = "local"))]
+        if config.provider == ProviderKind::Local {
+            return Err(ConfigError::InvalidSetting {
+                model,
+                message: "provider \"local\" needs sluice built with the `local` feature \
+                          (cargo build --release --features local)"
+                    .into(),
+            });
+        }
         Ok(Provider {
             name: model,
             slots: Semaphore::new(config.max_concurrency),
@@ -449,6 +484,8 @@ impl Provider {
             api_key,
             upstream_model,
             endpoint,
+            #[cfg(feature = "local")]
+            local,
         })
     }
 
@@ -494,6 +531,12 @@ impl Provider {
         let started = Instant::now();
         let deadline = started + Duration::from_millis(self.config.timeout_ms);
         let outcome = tokio::time::timeout_at(deadline, async {
+            // A local model queues (and refuses) in its own pool, and retrying
+            // a computation gives the same failure.
+            #[cfg(feature = "local")]
+            if let Some(local) = &self.local {
+                return local.chat(request, tokens).await.map(|reply| (reply, 1));
+            }
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = self
                 .slots
@@ -546,6 +589,7 @@ impl Provider {
         let body = match self.config.provider {
             ProviderKind::Openai => openai::request_body(&self.upstream_model, request, stream),
             ProviderKind::Clova => clova::request_body(&self.upstream_model, request),
+            ProviderKind::Local => unreachable!("a local provider makes no HTTP request"),
         };
         let mut http = self
             .client
@@ -587,6 +631,7 @@ impl Provider {
                 let reply = match self.config.provider {
                     ProviderKind::Openai => openai::parse_reply(&body),
                     ProviderKind::Clova => clova::parse_reply(&body),
+                    ProviderKind::Local => unreachable!("a local provider makes no HTTP request"),
                 }
                 .map_err(Failure::fatal)?;
                 if let Some(tokens) = tokens.filter(|_| !reply.text.is_empty()) {
@@ -609,6 +654,7 @@ impl Provider {
         let mut decoder = match self.config.provider {
             ProviderKind::Openai => StreamDecoder::Openai(openai::StreamState::default()),
             ProviderKind::Clova => StreamDecoder::Clova(clova::StreamState::default()),
+            ProviderKind::Local => unreachable!("a local provider makes no HTTP request"),
         };
         let mut parser = sse::Parser::default();
         let mut body = response.bytes_stream();
