@@ -7,6 +7,8 @@ mod admin;
 mod batch;
 mod config;
 mod healthcheck;
+#[cfg(feature = "local")]
+mod model;
 mod practice;
 mod route;
 mod serve;
@@ -48,6 +50,10 @@ enum Command {
     Config(config::ConfigCommand),
     /// Exit 0 if a URL answers 200 (a container's HEALTHCHECK).
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Local models: fetch one into the model cache.
+    #[cfg(feature = "local")]
+    #[command(subcommand)]
+    Model(model::ModelCommand),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +68,8 @@ fn main() -> ExitCode {
         Command::Tokenizer(cmd) => trim::tokenizer(cmd),
         Command::Config(command) => config::run(command),
         Command::Healthcheck(args) => healthcheck::run(args),
+        #[cfg(feature = "local")]
+        Command::Model(command) => model::run(command),
     };
     match result {
         Ok(code) => code,

@@ -165,6 +165,8 @@ async fn local(args: &RunArgs, body: &Value) -> anyhow::Result<Value> {
     if let Some(url) = &args.database {
         config.database = Some(url.clone());
     }
+    #[cfg(feature = "local")]
+    let config = crate::model::with_cached_model(config);
     let state = sluice_http::AppState::from_config_with_practice(&config).await?;
     let practice = state
         .practice()

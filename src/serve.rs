@@ -69,6 +69,8 @@ pub fn load_config(args: ServeArgs) -> anyhow::Result<Config> {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(args)?;
     init_logging(config.log_format);
+    #[cfg(feature = "local")]
+    let config = crate::model::with_cached_model(config);
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,6 +1,8 @@
 //! End-to-end tests of the `sluice` binary, compiled into one test binary.
 
 mod cli;
+#[cfg(feature = "local")]
+mod local_model;
 mod practice;
 mod readme;
 mod roundtrip;
