@@ -14,7 +14,9 @@ pub(crate) enum Sampler {
     Random {
         temperature: f32,
         top_p: f32,
-        rng: StdRng,
+        /// Boxed: the generator's state is 300 bytes, and most requests in
+        /// practice sessions are greedy.
+        rng: Box<StdRng>,
     },
 }
 
@@ -30,7 +32,7 @@ impl Sampler {
                 } else {
                     1.0
                 },
-                rng: StdRng::seed_from_u64(seed),
+                rng: Box::new(StdRng::seed_from_u64(seed)),
             }
         } else {
             Sampler::Greedy

@@ -235,11 +235,9 @@ fn the_loaded_model_uses_the_same_tokenizer() {
     let Some((ours, _)) = load() else { return };
     let text = "The loaded model and the bare tokenizer agree: 서울 123.";
     assert_eq!(model.tokenizer().encode(text), ours.encode(text));
-    assert_eq!(
-        LocalModel::load("/nonexistent.gguf")
-            .unwrap_err()
-            .to_string()
-            .contains("nonexistent"),
-        true
+    let missing = LocalModel::load("/nonexistent.gguf").unwrap_err();
+    assert!(
+        missing.to_string().contains("/nonexistent.gguf"),
+        "{missing}"
     );
 }
