@@ -329,7 +329,7 @@ async fn forward(state: &AppState, chat: Chat, wire: Wire) -> Response {
         request_id: None,
     };
     let mut response = if chat.stream {
-        stream(configured, request, wire, chat.model.clone())
+        stream(configured, request, wire, chat.model.clone()).await
     } else {
         match configured.provider.chat(&request).await {
             Ok(reply) => (
@@ -395,16 +395,49 @@ fn render(wire: Wire, model: &str, reply: &ChatReply) -> Value {
 }
 
 /// A streamed reply: CLOVA `token` events then `result` (and `signal` `[DONE]`),
-/// or OpenAI `chat.completion.chunk` data lines then `[DONE]`; a failure after
-/// the stream began is an `error` event (CLOVA) or an error chunk (OpenAI).
-fn stream(configured: PracticeModel, request: ChatRequest, wire: Wire, model: String) -> Response {
+/// or OpenAI `chat.completion.chunk` data lines then `[DONE]`.
+///
+/// Nothing is sent until the first delta arrives, so a call that fails before
+/// it (refused, timed out, rate limited, a garbage answer: retries included)
+/// is answered with its error status in the client's format, as a blocking
+/// call would be; only a failure after the stream began is an `error` event
+/// (CLOVA) or an error chunk (OpenAI) at the end of a 200 stream.
+async fn stream(
+    configured: PracticeModel,
+    request: ChatRequest,
+    wire: Wire,
+    model: String,
+) -> Response {
     let (tokens_tx, mut tokens_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Event, Infallible>>();
-    let call =
+    let mut call =
         tokio::spawn(async move { configured.provider.chat_stream(&request, tokens_tx).await });
+    // `None`: the call ended (it drops the sender) without a single delta.
+    let first = tokens_rx.recv().await;
+    let early = if first.is_none() {
+        let outcome = (&mut call).await.unwrap_or_else(|e| {
+            Err(ProviderError::Transport {
+                message: format!("the call failed: {e}"),
+            })
+        });
+        match outcome {
+            Err(e) => return Failure::upstream(wire, &e).into_response(),
+            Ok(reply) => Some(reply),
+        }
+    } else {
+        None
+    };
     tokio::spawn(async move {
         let id = format!("chatcmpl-sluice-{}", now_secs());
-        while let Some(text) = tokens_rx.recv().await {
+        let mut pending = first;
+        loop {
+            let text = match pending.take() {
+                Some(text) => text,
+                None => match tokens_rx.recv().await {
+                    Some(text) => text,
+                    None => break,
+                },
+            };
             let event = match wire {
                 Wire::OpenAi => Event::default().data(
                     json!({"id": id, "object": "chat.completion.chunk", "created": now_secs(), "model": model,
@@ -417,11 +450,14 @@ fn stream(configured: PracticeModel, request: ChatRequest, wire: Wire, model: St
             };
             let _ = out_tx.send(Ok(event));
         }
-        let outcome = call.await.unwrap_or_else(|e| {
-            Err(ProviderError::Transport {
-                message: format!("the call failed: {e}"),
-            })
-        });
+        let outcome = match early {
+            Some(reply) => Ok(reply),
+            None => call.await.unwrap_or_else(|e| {
+                Err(ProviderError::Transport {
+                    message: format!("the call failed: {e}"),
+                })
+            }),
+        };
         let last: Vec<Event> = match (wire, outcome) {
             (Wire::OpenAi, Ok(reply)) => {
                 let u = reply.usage;
@@ -435,10 +471,13 @@ fn stream(configured: PracticeModel, request: ChatRequest, wire: Wire, model: St
                     Event::default().data("[DONE]"),
                 ]
             }
-            (Wire::OpenAi, Err(e)) => vec![
-                Event::default().data(json!({"error": {"message": e.to_string(), "type": "api_error", "code": e.kind()}}).to_string()),
-                Event::default().data("[DONE]"),
-            ],
+            (Wire::OpenAi, Err(e)) => {
+                let failure = Failure::upstream(wire, &e);
+                vec![
+                    Event::default().data(json!({"error": {"message": failure.message, "type": "api_error", "code": failure.code.0}}).to_string()),
+                    Event::default().data("[DONE]"),
+                ]
+            }
             (_, Ok(reply)) => {
                 let u = reply.usage;
                 vec![
@@ -453,9 +492,12 @@ fn stream(configured: PracticeModel, request: ChatRequest, wire: Wire, model: St
             }
             (_, Err(e)) => {
                 let failure = Failure::upstream(wire, &e);
-                vec![Event::default().event("error").data(
-                    json!({"status": {"code": failure.code.0, "message": failure.message}}).to_string(),
-                )]
+                vec![
+                    Event::default().event("error").data(
+                        json!({"status": {"code": failure.code.0, "message": failure.message}})
+                            .to_string(),
+                    ),
+                ]
             }
         };
         for event in last {

@@ -116,17 +116,17 @@ fn operation(endpoint: Endpoint, path: &str, models: &[&str]) -> Value {
             } else {
                 "chatCompletionsV1"
             },
-            "Chat completions gateway (CLOVA Studio wire format): forwarded to the provider configured for the model ([models.NAME]); with Accept: text/event-stream the answer streams as token, result and signal events. With the model's auto_trim the history is trimmed first and X-Sluice-Turns-Dropped says how many turns went; with route_check the router checks the last user message first (40300 when blocked).",
+            "Chat completions gateway (CLOVA Studio wire format): forwarded to the provider configured for the model ([models.NAME]); with Accept: text/event-stream the answer streams as token, result and signal events; a call that fails before its first token is answered with the error status below, one that fails after it ends the 200 stream with an error event ({status: {code, message}}). With the model's auto_trim the history is trimmed first and X-Sluice-Turns-Dropped says how many turns went; with route_check the router checks the last user message first (40300 when blocked).",
             "ClovaChatRequest",
             "ClovaChatResult",
             "40000 malformed body, 40001 invalid parameter (or the upstream refused the request), 40003 context exceeded (auto_trim), 40080 model not configured; 40300 blocked by the router; 42900 upstream rate limit; 50200 upstream failure; 50400 upstream timeout",
         ),
         Endpoint::OpenAi => (
             "openaiChatCompletions",
-            "Chat completions gateway (OpenAI wire format, `model` in the body); `stream: true` answers with chat.completion.chunk data lines and [DONE]. Errors use OpenAI's {error: {message, type, code}} with the envelope code in `code`.",
+            "Chat completions gateway (OpenAI wire format, `model` in the body); `stream: true` answers with chat.completion.chunk data lines and [DONE]. Errors use OpenAI's {error: {message, type, code}} with the envelope code in `code`; a stream that fails before its first chunk is answered with the error status, one that fails after it ends with an {error} chunk, then [DONE].",
             "OpenAiChatRequest",
             "OpenAiChatResult",
-            "40000 malformed body, 40001 invalid parameter, 40080 model not configured",
+            "40000 malformed body, 40001 invalid parameter (or the upstream refused the request), 40003 context exceeded (auto_trim), 40080 model not configured; 40300 blocked by the router; 42900 upstream rate limit; 50200 upstream failure; 50400 upstream timeout",
         ),
         Endpoint::AuthToken => (
             "authToken",
@@ -490,6 +490,11 @@ fn practice_paths(paths: &mut Map<String, Value>) {
             "401": {"description": "Missing, invalid or revoked key", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}},
             "404": {"description": "Not found, or not visible to the caller", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}},
             "422": {"description": "Validation error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationDetail"}}}}
+        });
+        responses["503"] = json!({
+            "description": "The database is busy (SQLite's write lock held by another process past the busy timeout) or out of reach (PostgreSQL restarting); nothing half-stored, the request may be sent again",
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}
         });
         let ok = if *status == 204 {
             json!({"description": "Done"})

@@ -256,6 +256,15 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
+/// The `detail` of a 503: the store is busy (SQLite's write lock held by
+/// another process past the busy timeout) or out of reach (PostgreSQL
+/// restarting). A turn is stored in one transaction, so a failed write left
+/// nothing half-stored; the request may be sent again.
+pub(crate) const STORE_UNAVAILABLE: &str = "the database is busy or unavailable; try again";
+
+/// The `Retry-After` of a 503 from the store, in seconds.
+const STORE_RETRY_AFTER: &str = "1";
+
 /// A practice error as the original API answers it.
 pub(crate) struct Detail(PracticeError);
 
@@ -277,6 +286,10 @@ impl IntoResponse for Detail {
             PracticeError::AllModelsFailed(errors) => {
                 json!({"msg": "every model failed", "errors": errors})
             }
+            PracticeError::Store(_) if self.0.is_unavailable() => {
+                tracing::warn!(error = %self.0, "practice store unavailable");
+                json!(STORE_UNAVAILABLE)
+            }
             PracticeError::Store(_) | PracticeError::Corrupt(_) => {
                 tracing::error!(error = %self.0, "practice store failed");
                 json!("internal error")
@@ -289,6 +302,12 @@ impl IntoResponse for Detail {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(STORE_RETRY_AFTER),
             );
         }
         response

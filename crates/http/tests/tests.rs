@@ -10,6 +10,7 @@ mod endpoints;
 #[path = "../../practice/tests/support.rs"]
 #[allow(dead_code)]
 mod fake;
+mod faults;
 mod gateway;
 mod limits;
 mod malformed;

@@ -1,7 +1,9 @@
 //! What can go wrong, split the way a client has to react: bad input (422 with
 //! the field's location, or 400), who you are (401), what you may use (403),
 //! what does not exist or is not yours (404, the same for both), and failures of
-//! the store itself, which are never the client's fault.
+//! the store itself, which are never the client's fault: 503 when they pass
+//! (SQLite busy or locked past its busy timeout, PostgreSQL restarting or out
+//! of reach; see [`PracticeError::is_unavailable`]), 500 otherwise.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -79,7 +81,8 @@ pub enum PracticeError {
     /// Every model of a run failed; each one's error is in the list (502).
     #[error("every model failed")]
     AllModelsFailed(Vec<Value>),
-    /// The database failed. Internal: logged, not shown to clients.
+    /// The database failed. Internal: logged, not shown to clients. 503 when
+    /// it [is unavailable](PracticeError::is_unavailable) for now, else 500.
     #[error("store: {0}")]
     Store(#[from] sqlx::Error),
     /// Stored data that cannot be read back (a bug or a hand-edited database).
@@ -99,7 +102,40 @@ impl PracticeError {
             Self::Conflict(_) => 409,
             Self::TooLarge(_) => 413,
             Self::AllModelsFailed(_) => 502,
+            Self::Store(_) if self.is_unavailable() => 503,
             Self::Store(_) | Self::Corrupt(_) => 500,
+        }
+    }
+
+    /// Whether the store failed in a way that passes, so the same request may
+    /// succeed if sent again: SQLite busy or locked beyond its busy timeout
+    /// (another process holds the write lock), PostgreSQL shutting down,
+    /// restarting, refusing connections or out of connection slots, the
+    /// connection lost, or no pooled connection free in time. Nothing of the
+    /// failed operation was stored: every write is one transaction.
+    pub fn is_unavailable(&self) -> bool {
+        let Self::Store(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+            sqlx::Error::Database(db) => {
+                let Some(code) = db.code() else {
+                    return false;
+                };
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // The extended result code; its low byte is the primary
+                    // code: SQLITE_BUSY (5) or SQLITE_LOCKED (6).
+                    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+                } else {
+                    // SQLSTATE: class 08 connection exceptions, 57P01-57P03
+                    // (admin shutdown, crash shutdown, cannot connect now),
+                    // 53300 too many connections.
+                    code.starts_with("08")
+                        || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+                }
+            }
+            _ => false,
         }
     }
 

@@ -26,7 +26,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -81,6 +81,15 @@ pub enum Behavior {
     MalformedJson,
     /// Close the connection (with a TCP reset) without answering.
     ResetConnection,
+    /// Start the echo answer, then reset the connection halfway: the response
+    /// head and half the JSON body, or (when a stream is asked for) the
+    /// stream head and the first delta — as an upstream that crashes mid-reply.
+    ResetMidReply,
+    /// Start the echo answer, then close the connection cleanly before it is
+    /// complete: a JSON body shorter than its `Content-Length`, or (when a
+    /// stream is asked for) every delta but no finish event and no `[DONE]`,
+    /// the chunked body properly ended.
+    CutShort,
     /// Echo as by default, but only after `delay`.
     Slow {
         /// The wait before answering.
@@ -261,6 +270,8 @@ impl Recorded {
 struct Shared {
     queues: Mutex<HashMap<String, VecDeque<Behavior>>>,
     requests: Mutex<Vec<Recorded>>,
+    /// Set by [`FakeUpstream::stop_recording`].
+    forgetful: AtomicBool,
     connections: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -340,6 +351,13 @@ impl FakeUpstream {
         lock(&self.shared.requests).clone()
     }
 
+    /// Stops recording requests (those recorded so far are dropped), so a long
+    /// load does not grow the fake's memory.
+    pub fn stop_recording(&self) {
+        self.shared.forgetful.store(true, Ordering::SeqCst);
+        *lock(&self.shared.requests) = Vec::new();
+    }
+
     /// The only request received; panics unless there was exactly one.
     pub fn single_request(&self) -> Recorded {
         let requests = self.requests();
@@ -403,7 +421,9 @@ async fn serve(mut socket: TcpStream, shared: &Shared) {
         return;
     };
     let _in_flight = InFlight::enter(shared);
-    lock(&shared.requests).push(request.clone());
+    if !shared.forgetful.load(Ordering::SeqCst) {
+        lock(&shared.requests).push(request.clone());
+    }
     let behavior = lock(&shared.queues)
         .get_mut(&request.model)
         .and_then(VecDeque::pop_front);
@@ -589,6 +609,35 @@ async fn answer(
             let _ = socket.set_zero_linger();
             Ok(())
         }
+        Behavior::ResetMidReply => {
+            let text = echo_text(request);
+            if request.wants_stream() {
+                write_stream_head(socket).await?;
+                let first = word_chunks(&text).swap_remove(0);
+                write_event(socket, &token_event(wire, request, &first)).await?;
+            } else {
+                let body = reply_body(wire, request, &text, word_usage(request, &text));
+                write_partial(socket, &body.to_string()).await?;
+            }
+            // Lets the client read what was written before the reset arrives.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = socket.set_zero_linger();
+            Ok(())
+        }
+        Behavior::CutShort => {
+            let text = echo_text(request);
+            if request.wants_stream() {
+                write_stream_head(socket).await?;
+                for chunk in word_chunks(&text) {
+                    write_event(socket, &token_event(wire, request, &chunk)).await?;
+                }
+                end_stream(socket).await
+            } else {
+                let body = reply_body(wire, request, &text, word_usage(request, &text));
+                write_partial(socket, &body.to_string()).await?;
+                socket.shutdown().await
+            }
+        }
         Behavior::Stream {
             chunks,
             delay,
@@ -668,7 +717,13 @@ async fn write_reply(
     text: &str,
     usage: TokenUsage,
 ) -> std::io::Result<()> {
-    let body = match wire {
+    let body = reply_body(wire, request, text, usage);
+    write_json(socket, 200, &[], &body.to_string()).await
+}
+
+/// A whole (non-streamed) answer in the wire format.
+fn reply_body(wire: Wire, request: &Recorded, text: &str, usage: TokenUsage) -> Value {
+    match wire {
         Wire::Openai => json!({
             "id": completion_id(request),
             "object": "chat.completion",
@@ -691,8 +746,20 @@ async fn write_reply(
                 "usage": clova_usage(usage),
             },
         }),
-    };
-    write_json(socket, 200, &[], &body.to_string()).await
+    }
+}
+
+/// A 200 head announcing all of `body`, then only its first half (cut on a
+/// byte, not a character: the client must not care).
+async fn write_partial(socket: &mut TcpStream, body: &str) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(&body.as_bytes()[..body.len() / 2]).await?;
+    socket.flush().await
 }
 
 /// One delta, as each format writes it: OpenAI with a space after `data:`,
