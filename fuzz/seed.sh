@@ -116,6 +116,52 @@ for b in practice_bodies:
     for sel in sels:
         seed("practice_body", bytes([sel]) + compact(b).encode())
 
+# provider_reply: byte 0 = wire format (bit 0: 0 OpenAI, 1 CLOVA) and what is
+# read ((byte >> 1) % 3: 0 a whole reply, 1 a stream, 2 an error body), byte 1 =
+# split seed, then the body: the replies, streams and error bodies the fake
+# upstream of the tests writes (crates/practice/tests/support.rs), and the JSON
+# literals of the provider modules' unit tests.
+openai_reply = {"id": "chatcmpl-fake-gpt", "object": "chat.completion", "created": 0, "model": "gpt",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "echo: 안녕"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+clova_reply = {"status": {"code": "20000", "message": "OK"},
+               "result": {"created": 0, "message": {"role": "assistant", "content": "echo: 안녕"}, "finishReason": "stop",
+                          "seed": 7, "usage": {"promptTokens": 3, "completionTokens": 2, "totalTokens": 5}}}
+for sel, body in ((0, openai_reply), (1, clova_reply)):
+    seed("provider_reply", bytes([sel, 0]) + compact(body).encode())
+openai_stream = "".join(f"data: {compact(c)}\n\n" for c in [
+    {"id": "c1", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]},
+    {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "안녕 "}, "finish_reason": None}], "usage": None},
+    {"id": "c1", "choices": [{"index": 0, "delta": {"content": "world"}, "finish_reason": None}]},
+    {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    {"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}},
+]) + "data: [DONE]\n\n"
+clova_token = lambda t: f"id:HCX-005\nevent:token\ndata:{compact({'message': {'role': 'assistant', 'content': t}, 'finishReason': None, 'usage': None})}\n\n"
+clova_stream = clova_token("안녕 ") + clova_token("world") + (
+    f"event:result\ndata:{compact({'message': {'role': 'assistant', 'content': '안녕 world'}, 'finishReason': 'stop', 'usage': {'promptTokens': 3, 'completionTokens': 2, 'totalTokens': 5}})}\n\n"
+    f"event:signal\ndata:{compact({'data': '[DONE]'})}\n\n")
+for sel, body in ((2, openai_stream), (3, clova_stream)):
+    for split in (0, 3, 6):
+        seed("provider_reply", bytes([sel, split]) + body.encode())
+    seed("provider_reply", bytes([sel, 1]) + body.replace("\n", "\r\n").encode())
+seed("provider_reply", bytes([2, 0]) + (openai_stream.split("data: [DONE]")[0]).encode())
+seed("provider_reply", bytes([2, 0]) + f"data: {compact({'error': {'message': 'overloaded', 'type': 'server_error', 'code': 503}})}\n\n".encode())
+seed("provider_reply", bytes([3, 0]) + (clova_token("안") + f"event:error\ndata:{compact({'status': {'code': '42901', 'message': 'busy'}})}\n\n").encode())
+for i, body in enumerate([
+    {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+    {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}},
+    {"status": {"code": "40001", "message": "Invalid parameter"}, "result": None},
+    {"detail": "Not Found"},
+    {"message": "Internal Server Error"},
+]):
+    seed("provider_reply", bytes([4, i * 3]) + compact(body).encode())
+seed("provider_reply", bytes([5, 11]) + b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>")
+for f in ("openai.rs", "clova.rs", "mod.rs"):
+    text = (root / "crates/practice/src/provider" / f).read_text()
+    for lit in re.findall(r'r#"(\{.*?\})"#', text):
+        for sel in ((0, 2) if f == "openai.rs" else (1, 3) if f == "clova.rs" else (4, 5)):
+            seed("provider_reply", bytes([sel, 0]) + lit.encode())
+
 for d in sorted(out.iterdir()):
     files = list(d.iterdir())
     print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")

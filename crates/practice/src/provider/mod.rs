@@ -13,6 +13,8 @@
 //! holds the public types and the call loop that ties them together.
 
 mod clova;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "local")]
 mod local;
 mod openai;
@@ -651,34 +653,73 @@ impl Provider {
         response: reqwest::Response,
         tokens: &UnboundedSender<String>,
     ) -> Result<ChatReply, Failure> {
-        let mut decoder = match self.config.provider {
+        let mut reader = StreamReader::new(self.config.provider);
+        let mut body = response.bytes_stream();
+        loop {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(Failure::from_body_error)?;
+                    if reader.feed(&chunk, tokens).map_err(Failure::fatal)? {
+                        break;
+                    }
+                }
+                None => {
+                    reader.end(tokens).map_err(Failure::fatal)?;
+                    break;
+                }
+            }
+        }
+        reader.finish(tokens).map_err(Failure::fatal)
+    }
+}
+
+/// An SSE answer being read: the SSE parser and the wire format's decoder, fed
+/// the body in whatever pieces the network delivers.
+struct StreamReader {
+    decoder: StreamDecoder,
+    parser: sse::Parser,
+    events: Vec<sse::Event>,
+    text: String,
+}
+
+impl StreamReader {
+    fn new(kind: ProviderKind) -> Self {
+        let decoder = match kind {
             ProviderKind::Openai => StreamDecoder::Openai(openai::StreamState::default()),
             ProviderKind::Clova => StreamDecoder::Clova(clova::StreamState::default()),
             ProviderKind::Local => unreachable!("a local provider makes no HTTP request"),
         };
-        let mut parser = sse::Parser::default();
-        let mut body = response.bytes_stream();
-        let mut events = Vec::new();
-        let mut text = String::new();
-        loop {
-            let ended = match body.next().await {
-                Some(chunk) => {
-                    parser.feed(&chunk.map_err(Failure::from_body_error)?, &mut events);
-                    false
-                }
-                None => {
-                    parser.finish(&mut events);
-                    true
-                }
-            };
-            let done = decoder
-                .feed(events.drain(..), &mut text, tokens)
-                .map_err(Failure::fatal)?;
-            if done || ended {
-                break;
-            }
+        Self {
+            decoder,
+            parser: sse::Parser::default(),
+            events: Vec::new(),
+            text: String::new(),
         }
-        decoder.finish(text, tokens).map_err(Failure::fatal)
+    }
+
+    /// Reads the next piece of the body, forwarding its deltas; `true` once
+    /// the stream says it is complete (what follows is not read).
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        tokens: &UnboundedSender<String>,
+    ) -> Result<bool, ProviderError> {
+        self.parser.feed(chunk, &mut self.events);
+        self.decoder
+            .feed(self.events.drain(..), &mut self.text, tokens)
+    }
+
+    /// The body ended (the connection closed): reads its unterminated last event.
+    fn end(&mut self, tokens: &UnboundedSender<String>) -> Result<(), ProviderError> {
+        self.parser.finish(&mut self.events);
+        self.decoder
+            .feed(self.events.drain(..), &mut self.text, tokens)
+            .map(|_done| ())
+    }
+
+    /// The reply, or why the stream does not make one.
+    fn finish(self, tokens: &UnboundedSender<String>) -> Result<ChatReply, ProviderError> {
+        self.decoder.finish(self.text, tokens)
     }
 }
 

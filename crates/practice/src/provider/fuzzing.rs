@@ -1,0 +1,53 @@
+//! Entry points for the fuzz targets in `fuzz/`: the reply parsers, the
+//! stream decoder and the error-body reader, which are private to this
+//! module. Hidden from the documentation and not part of the API.
+
+use reqwest::header::HeaderMap;
+use tokio::sync::mpsc::unbounded_channel;
+
+use super::retry::Failure;
+use super::{ChatReply, Fault, ProviderError, ProviderKind, StreamReader, clova, openai};
+
+/// A whole (non-streamed) answer with HTTP 200, read as `kind`'s wire format
+/// (OpenAI or CLOVA: a local model reads nothing off the wire).
+pub fn parse_reply(kind: ProviderKind, body: &[u8]) -> Result<ChatReply, ProviderError> {
+    match kind {
+        ProviderKind::Openai => openai::parse_reply(body),
+        ProviderKind::Clova => clova::parse_reply(body),
+        ProviderKind::Local => unreachable!("a local provider reads nothing off the wire"),
+    }
+}
+
+/// A streamed answer (an SSE body) delivered in `pieces`, read as `kind`'s wire
+/// format to its end, as a call reads it: the reply or the error, and every
+/// delta forwarded on the way.
+pub fn read_stream<'a>(
+    kind: ProviderKind,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> (Result<ChatReply, ProviderError>, Vec<String>) {
+    let (tokens, mut forwarded) = unbounded_channel();
+    let mut reader = StreamReader::new(kind);
+    let mut outcome = Ok(false);
+    for piece in pieces {
+        outcome = reader.feed(piece, &tokens);
+        if !matches!(outcome, Ok(false)) {
+            break;
+        }
+    }
+    if let Ok(false) = outcome {
+        outcome = reader.end(&tokens).map(|()| true);
+    }
+    let result = outcome.and_then(|_| reader.finish(&tokens));
+    drop(tokens);
+    let mut deltas = Vec::new();
+    while let Ok(delta) = forwarded.try_recv() {
+        deltas.push(delta);
+    }
+    (result, deltas)
+}
+
+/// The error a call reports for an error `status` with `body` (any of the
+/// shapes upstreams use, or none).
+pub fn error_for_status(status: u16, body: &[u8]) -> ProviderError {
+    Failure::from_status(status, Fault::from_body(body), &HeaderMap::new()).error
+}
