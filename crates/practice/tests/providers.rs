@@ -478,6 +478,50 @@ async fn a_reset_connection_is_retried_then_reported_as_transport() {
 }
 
 #[tokio::test]
+async fn a_reply_that_breaks_off_after_its_head_is_transport_and_not_retried() {
+    // Reset halfway through the body, then a body shorter than its length.
+    let fake = FakeUpstream::start(
+        Script::new()
+            .on("gpt-x", Behavior::ResetMidReply)
+            .on("gpt-x", Behavior::CutShort)
+            .on("HCX-005", Behavior::ResetMidReply)
+            .on("HCX-005", Behavior::CutShort),
+    )
+    .await;
+    for model in [openai(&fake, "gpt-x"), clova(&fake, "HCX-005")] {
+        for _ in 0..2 {
+            let error = model.chat(&request("hi")).await.unwrap_err();
+            assert_eq!(error.kind(), "transport", "{}: {error}", model.name());
+        }
+    }
+    assert_eq!(fake.requests().len(), 4, "nothing after a head is retried");
+}
+
+#[tokio::test]
+async fn a_stream_that_breaks_off_keeps_its_deltas_and_reports_why() {
+    let fake = FakeUpstream::start(
+        Script::new()
+            .on("gpt-x", Behavior::ResetMidReply)
+            .on("gpt-x", Behavior::CutShort)
+            .on("HCX-005", Behavior::ResetMidReply)
+            .on("HCX-005", Behavior::CutShort),
+    )
+    .await;
+    for model in [openai(&fake, "gpt-x"), clova(&fake, "HCX-005")] {
+        // Reset after the first delta: that delta went out, then the error.
+        let (tokens, result) = stream(&model, &request("two words")).await;
+        assert_eq!(tokens, ["echo: "], "{}", model.name());
+        assert_eq!(result.unwrap_err().kind(), "transport", "{}", model.name());
+        // Every delta, then the end without [DONE] or CLOVA's result event.
+        let (tokens, result) = stream(&model, &request("two words")).await;
+        assert_eq!(tokens.concat(), "echo: two words", "{}", model.name());
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), "bad_response", "{}: {error}", model.name());
+    }
+    assert_eq!(fake.requests().len(), 4, "nothing after a head is retried");
+}
+
+#[tokio::test]
 async fn a_refused_connection_is_retried_then_reported_as_transport() {
     // A port that was just free: nothing listens there.
     let addr = {

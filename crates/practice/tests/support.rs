@@ -353,6 +353,8 @@ impl FakeUpstream {
 
     /// Stops recording requests (those recorded so far are dropped), so a long
     /// load does not grow the fake's memory.
+    // Used by crates/http/benches/mixed_load.rs, not by this crate's tests.
+    #[allow(dead_code)]
     pub fn stop_recording(&self) {
         self.shared.forgetful.store(true, Ordering::SeqCst);
         *lock(&self.shared.requests) = Vec::new();
