@@ -163,9 +163,18 @@ pub struct FunctionCall {
 /// assert_eq!(parts.content, "hello\nthere");
 /// let null: Message = serde_json::from_str(r#"{"role":"assistant","content":null}"#).unwrap();
 /// assert_eq!(null.content, "");
+/// // A message is an object: an array is refused, in WireMessage's words.
+/// let array = r#"["user","hi"]"#;
+/// let refused = serde_json::from_str::<Message>(array).unwrap_err().to_string();
+/// let wire = serde_json::from_str::<sluice_core::WireMessage>(array).unwrap_err().to_string();
+/// assert!(refused.starts_with("invalid type: sequence, expected struct Message"), "{refused}");
+/// assert!(wire.starts_with("invalid type: sequence, expected struct Message"), "{wire}");
 /// ```
+// `remote = "Self"`: the derives write inherent `serialize`/`deserialize`
+// functions, which the trait impls below call; `Deserialize` reads them from
+// an object only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 pub struct Message {
     /// Who wrote it.
     pub role: Role,
@@ -191,6 +200,31 @@ pub struct Message {
         skip_serializing_if = "Option::is_none"
     )]
     pub tool_call_id: Option<String>,
+}
+
+impl Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Message::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    /// The derived reader, given an object only: serde reads a struct from an
+    /// array as well (`["user", "hi"]`), but a message is an object, and
+    /// [`WireMessage`](crate::WireMessage) refuses an array in the same words.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = Message;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("struct Message")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Message, A::Error> {
+                Message::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(ObjectOnly)
+    }
 }
 
 /// `null` for a list reads as an empty list (OpenAI clients send
