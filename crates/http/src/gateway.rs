@@ -202,7 +202,13 @@ fn count(body: &Value, keys: &[&str]) -> Result<Option<u64>, String> {
         match body.get(*key) {
             None | Some(Value::Null) => {}
             Some(v) => {
-                return v.as_u64().map(Some).ok_or_else(|| {
+                // `64.0` is 64, as the sliding window reads `maxTokens`.
+                let whole = v.as_u64().or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+                        .map(|f| f as u64)
+                });
+                return whole.map(Some).ok_or_else(|| {
                     format!("Invalid parameter: {key} must be a non-negative integer")
                 });
             }

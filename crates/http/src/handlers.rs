@@ -285,7 +285,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 
 /// `GET /openapi.json`.
 pub(crate) async fn openapi(State(state): State<AppState>) -> Response {
-    let document = crate::openapi::document_for(state.profiles().names());
+    let chat_models = state
+        .practice()
+        .map(|p| p.model_names().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let document = crate::openapi::document_for(state.profiles().names(), chat_models);
     let mut response = crate::error::json_response(axum::http::StatusCode::OK, &document);
     response.extensions_mut().insert(Code::OK);
     response

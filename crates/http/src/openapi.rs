@@ -9,20 +9,34 @@ use crate::app::{API, Endpoint, PREFIXES};
 /// built-in model profiles as the `{modelName}` values.
 pub fn document() -> Value {
     let profiles = sluice_core::builtin_profiles();
-    document_for(profiles.iter().map(|p| p.name.as_str()))
+    document_for(profiles.iter().map(|p| p.name.as_str()), [])
 }
 
-/// The document for a server whose profiles are `models`: `{modelName}` takes
-/// exactly those names (any other is `40080`, HTTP 400, as the hosted API
-/// answers an unknown model).
-pub fn document_for<'a>(models: impl IntoIterator<Item = &'a str>) -> Value {
-    let mut models: Vec<&str> = models.into_iter().collect();
-    models.sort_unstable();
-    models.dedup();
+/// The document for a server whose profiles are `models` and whose gateway
+/// serves `chat_models` (`[models.NAME]`): `{modelName}` takes exactly those
+/// names, and the OpenAI routes' `model` exactly the chat models (any other is
+/// `40080`, HTTP 400, as the hosted API answers an unknown model). With no
+/// chat models the chat routes list the profiles, as the other routes do.
+pub fn document_for<'a>(
+    models: impl IntoIterator<Item = &'a str>,
+    chat_models: impl IntoIterator<Item = &'a str>,
+) -> Value {
+    let sorted = |names: Vec<&'a str>| {
+        let mut names = names;
+        names.sort_unstable();
+        names.dedup();
+        names
+    };
+    let models = sorted(models.into_iter().collect());
+    let chat_models = sorted(chat_models.into_iter().collect());
     let mut paths = Map::new();
     for prefix in PREFIXES {
         for (path, endpoint) in API {
-            let mut op = operation(endpoint, path, &models);
+            let names = match endpoint {
+                Endpoint::ChatV3 | Endpoint::ChatV1 if !chat_models.is_empty() => &chat_models,
+                _ => &models,
+            };
+            let mut op = operation(endpoint, path, names);
             // operationIds must be unique across the document.
             let mut id = op["operationId"].as_str().unwrap_or_default().to_string();
             if path.ends_with("{appId}") {
@@ -65,6 +79,13 @@ pub fn document_for<'a>(models: impl IntoIterator<Item = &'a str>) -> Value {
         }}),
     );
     practice_paths(&mut paths);
+    let mut components = all_components();
+    if !chat_models.is_empty() {
+        components["schemas"]["OpenAiChatRequest"]["properties"]["model"] = json!({
+            "type": "string", "enum": chat_models,
+            "description": "A model configured on this server ([models.NAME]); any other is 40080."
+        });
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -75,7 +96,7 @@ pub fn document_for<'a>(models: impl IntoIterator<Item = &'a str>) -> Value {
                 Every API path is also served under /testapp and /serviceapp."
         },
         "paths": paths,
-        "components": all_components(),
+        "components": components,
         "security": [{"bearer": []}, {}],
     })
 }
@@ -173,7 +194,16 @@ fn operation(endpoint: Endpoint, path: &str, models: &[&str]) -> Value {
             }
         });
     }
-    json!({
+    // The OpenAI routes answer the gateway's own errors in OpenAI's shape; the
+    // server's layers (the key, the body limit, busy slots, the timeout)
+    // answer with the envelope on every route.
+    let errors = if endpoint == Endpoint::OpenAi {
+        json!({"application/json": {"schema": {"anyOf": [
+            {"$ref": "#/components/schemas/OpenAiError"}, {"$ref": "#/components/schemas/Envelope"}]}}})
+    } else {
+        error_content()
+    };
+    let mut op = json!({
         "operationId": id,
         "summary": summary,
         "parameters": parameters,
@@ -192,16 +222,39 @@ fn operation(endpoint: Endpoint, path: &str, models: &[&str]) -> Value {
                     ]
                 }}}
             },
-            "400": {"description": codes, "content": error_content()},
-            "401": {"description": "40100 missing or invalid API key", "content": error_content()},
-            "404": {"description": "40400 not found (for the router: unknown router id or version)", "content": error_content()},
-            "408": {"description": "40800 the body was not received in time", "content": error_content()},
-            "413": {"description": "41300 body over the configured limit", "content": error_content()},
-            "429": {"description": "42900 every request slot is busy", "content": error_content()},
-            "500": {"description": "50000 internal error", "content": error_content()},
-            "504": {"description": "50400 the request took longer than the configured timeout", "content": error_content()}
+            "400": {"description": codes, "content": errors},
+            "401": {"description": "40100 missing or invalid API key", "content": errors},
+            "404": {"description": "40400 not found (for the router: unknown router id or version)", "content": errors},
+            "408": {"description": "40800 the body was not received in time", "content": errors},
+            "413": {"description": "41300 body over the configured limit", "content": errors},
+            "429": {"description": "42900 every request slot is busy (on the chat routes also: the upstream's rate limit)", "content": errors},
+            "500": {"description": "50000 internal error", "content": errors},
+            "504": {"description": "50400 the request took longer than the configured timeout (on the chat routes also: the upstream's deadline)", "content": errors}
         }
-    })
+    });
+    if endpoint == Endpoint::OpenAi {
+        op["responses"]["200"] = json!({
+            "description": "OK: OpenAI's chat.completion, or with stream: true its chat.completion.chunk data lines and [DONE]",
+            "headers": {"X-NCP-CLOVASTUDIO-REQUEST-ID": {"$ref": "#/components/headers/RequestId"}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/OpenAiChatResult"}},
+                "text/event-stream": {"schema": {"type": "string"}}
+            }
+        });
+    }
+    if matches!(endpoint, Endpoint::ChatV3 | Endpoint::ChatV1) {
+        op["responses"]["200"]["content"]["text/event-stream"] = json!({"schema": {"type": "string"},
+            "description": "With Accept: text/event-stream: token events, then result and signal"});
+    }
+    if matches!(
+        endpoint,
+        Endpoint::ChatV3 | Endpoint::ChatV1 | Endpoint::OpenAi
+    ) {
+        op["responses"]["403"] =
+            json!({"description": "40300 blocked by the router (route_check)", "content": errors});
+        op["responses"]["502"] = json!({"description": "50200 the upstream failed: refused or reset, an error status, a reply cut short or not in its wire format", "content": errors});
+    }
+    op
 }
 
 fn error_content() -> Value {
@@ -232,9 +285,9 @@ fn components() -> Value {
                 "type": "object", "required": ["messages"],
                 "properties": {
                     "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
-                    "temperature": {"type": "number"}, "topP": {"type": "number"},
-                    "maxTokens": {"type": "integer", "minimum": 0}, "maxCompletionTokens": {"type": "integer", "minimum": 0},
-                    "seed": {"type": "integer", "minimum": 0}
+                    "temperature": {"type": ["number", "null"]}, "topP": {"type": ["number", "null"]},
+                    "maxTokens": {"type": ["integer", "null"], "minimum": 0}, "maxCompletionTokens": {"type": ["integer", "null"], "minimum": 0},
+                    "seed": {"type": ["integer", "null"], "minimum": 0}
                 }
             },
             "ClovaChatResult": {
@@ -250,9 +303,9 @@ fn components() -> Value {
                 "properties": {
                     "model": {"type": "string"},
                     "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
-                    "temperature": {"type": "number"}, "top_p": {"type": "number"},
-                    "max_tokens": {"type": "integer", "minimum": 0}, "max_completion_tokens": {"type": "integer", "minimum": 0},
-                    "seed": {"type": "integer", "minimum": 0}, "stream": {"type": "boolean"}
+                    "temperature": {"type": ["number", "null"]}, "top_p": {"type": ["number", "null"]},
+                    "max_tokens": {"type": ["integer", "null"], "minimum": 0}, "max_completion_tokens": {"type": ["integer", "null"], "minimum": 0},
+                    "seed": {"type": ["integer", "null"], "minimum": 0}, "stream": {"type": ["boolean", "null"]}
                 }
             },
             "OpenAiChatResult": {
@@ -264,6 +317,12 @@ fn components() -> Value {
                 "type": "object",
                 "properties": {"accessToken": {"type": "string"}, "token": {"type": "string"},
                                "createdAt": {"type": "string", "format": "date-time"}, "expiresAt": {"type": "string", "format": "date-time"}}
+            },
+            "OpenAiError": {
+                "type": "object", "required": ["error"],
+                "properties": {"error": {"type": "object", "required": ["message", "type", "code"], "properties": {
+                    "message": {"type": "string"}, "type": {"type": "string"},
+                    "code": {"type": "string", "description": "The envelope code (40080, 50200, ...)"}}}}
             },
             "Envelope": {
                 "type": "object",
@@ -426,21 +485,21 @@ fn practice_paths(paths: &mut Map<String, Value>) {
         let mut parameters: Vec<Value> = path
             .split('/')
             .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1, "maximum": i64::MAX}}))
             .collect();
         let query = |name: &str, required: bool, schema: Value| json!({"name": name, "in": "query", "required": required, "schema": schema});
         if *path == "/user/practice/sessions/run" {
             parameters.push(query(
                 "class_id",
                 true,
-                json!({"type": "integer", "minimum": 1}),
+                json!({"type": "integer", "minimum": 1, "maximum": i64::MAX}),
             ));
         }
         if *method == "GET" && !path.ends_with('}') && *path != "/user/practice/me" {
             parameters.push(query(
                 "page",
                 false,
-                json!({"type": "integer", "minimum": 1, "default": 1}),
+                json!({"type": "integer", "minimum": 1, "maximum": i64::MAX / 1024, "default": 1}),
             ));
             parameters.push(query(
                 "size",
@@ -452,12 +511,12 @@ fn practice_paths(paths: &mut Map<String, Value>) {
             parameters.push(query(
                 "class_id",
                 false,
-                json!({"type": "integer", "minimum": 1}),
+                json!({"type": "integer", "minimum": 1, "maximum": i64::MAX}),
             ));
             parameters.push(query(
                 "project_id",
                 false,
-                json!({"type": "integer", "minimum": 1}),
+                json!({"type": "integer", "minimum": 1, "maximum": i64::MAX}),
             ));
         }
         let body = match (*method, *path) {
@@ -465,10 +524,14 @@ fn practice_paths(paths: &mut Map<String, Value>) {
                 Some(json!({"$ref": "#/components/schemas/PracticeRunRequest"}))
             }
             ("POST", p) if p.ends_with("/chat") => {
-                Some(json!({"$ref": "#/components/schemas/PracticeRunRequest"}))
+                Some(json!({"$ref": "#/components/schemas/PracticeChatRequest"}))
             }
             ("POST", p) if p.ends_with("/documents") => {
-                parameters.push(query("file_name", true, json!({"type": "string"})));
+                parameters.push(query(
+                    "file_name",
+                    true,
+                    json!({"type": "string", "minLength": 1, "pattern": NOT_BLANK}),
+                ));
                 parameters.push(query(
                     "format",
                     false,
@@ -476,8 +539,7 @@ fn practice_paths(paths: &mut Map<String, Value>) {
                 ));
                 None
             }
-            ("POST" | "PATCH", _) => Some(json!({"type": "object"})),
-            _ => None,
+            (method, p) => library_body(method, p),
         };
         let id = format!(
             "practice_{}_{}",
@@ -496,6 +558,10 @@ fn practice_paths(paths: &mut Map<String, Value>) {
             "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}
         });
+        if path.ends_with("/documents") && *method == "POST" {
+            responses["400"] = json!({"description": "The file is not UTF-8 text, or (jsonl) a line is not a JSON object with text",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}});
+        }
         let ok = if *status == 204 {
             json!({"description": "Done"})
         } else if path.ends_with("/run") || path.ends_with("/chat") {
@@ -530,6 +596,28 @@ fn practice_paths(paths: &mut Map<String, Value>) {
     }
 }
 
+/// The request body of a practice route that creates (`POST`) or changes
+/// (`PATCH`) a stored object, or `None` for one without a body.
+fn library_body(method: &str, path: &str) -> Option<Value> {
+    let object = path
+        .trim_start_matches("/user/practice/")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let schema = match (method, object) {
+        (_, "knowledge") if path.ends_with("/search") => "PracticeSearch",
+        ("PATCH", "sessions") => "PracticeSessionPatch",
+        ("POST", "agents") => "PracticeAgent",
+        ("PATCH", "agents") => "PracticeAgentPatch",
+        ("POST", "projects" | "knowledge") => "PracticeNamed",
+        ("PATCH", "projects" | "knowledge") => "PracticeNamedPatch",
+        ("POST", "few-shot-examples") => "PracticeFewShot",
+        ("PATCH", "few-shot-examples") => "PracticeFewShotPatch",
+        _ => return None,
+    };
+    Some(json!({ "$ref": format!("#/components/schemas/{schema}") }))
+}
+
 /// The components, practice schemas included.
 fn all_components() -> Value {
     let mut components = components();
@@ -541,37 +629,117 @@ fn all_components() -> Value {
     components
 }
 
-/// Schemas of the practice routes.
+/// Schemas of the practice routes: exactly what `sluice_practice`'s parsers
+/// accept (strings are trimmed before their length is checked, so a required
+/// one must hold a character that is not white space).
 pub(crate) fn practice_schemas() -> Value {
+    use sluice_practice::{
+        FORMATS, LENGTH_PRESETS, MAX_IDS, MAX_MODELS, MAX_PROMPT_CHARS as MAX_PROMPT,
+        MAX_TEXT_CHARS as MAX_TEXT, STYLE_PRESETS,
+    };
+    let text = |min: usize, max: usize| {
+        if min == 0 {
+            json!({"type": ["string", "null"], "maxLength": max})
+        } else {
+            json!({"type": "string", "minLength": min, "maxLength": max, "pattern": NOT_BLANK})
+        }
+    };
+    let optional_text =
+        |max: usize| json!({"type": ["string", "null"], "maxLength": max, "pattern": NOT_BLANK});
+    let id = json!({"type": ["integer", "null"], "minimum": 1, "maximum": i64::MAX});
+    let ids = json!({"type": ["array", "null"], "maxItems": MAX_IDS, "items": {"type": "integer", "minimum": 1, "maximum": i64::MAX}});
+    let nullable_enum = |options: &[&str]| {
+        let mut values: Vec<Value> = options.iter().map(|o| json!(o)).collect();
+        values.push(Value::Null);
+        json!({ "enum": values })
+    };
+    let style_params = json!({"type": ["object", "null"], "additionalProperties": false, "properties": {
+        "format": nullable_enum(&FORMATS),
+        "persona": text(0, 2_000), "hint_mode": {"type": ["boolean", "null"]},
+        "self_check": {"type": ["boolean", "null"]}, "system_prompt": text(0, MAX_TEXT)}});
+    let tokens = json!({"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX});
+    let generation_params = json!({"type": ["object", "null"], "additionalProperties": false,
+        "description": "max_completion_tokens and max_tokens are one setting under two names (max_completion_tokens wins when both are given); response_length_preset custom needs one of them",
+        "properties": {
+            "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
+            "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "response_length_preset": nullable_enum(&LENGTH_PRESETS),
+            "max_completion_tokens": tokens, "max_tokens": tokens,
+            "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": i64::MAX}},
+        "if": {"required": ["response_length_preset"], "properties": {"response_length_preset": {"const": "custom"}}},
+        "then": {"anyOf": [
+            {"required": ["max_tokens"], "properties": {"max_tokens": {"type": "integer"}}},
+            {"required": ["max_completion_tokens"], "properties": {"max_completion_tokens": {"type": "integer"}}}]}});
+    let agent = |required: bool| {
+        let mut schema = json!({"type": "object", "additionalProperties": false, "properties": {
+            "name": text(1, 100), "instructions": text(0, MAX_TEXT), "model_name": optional_text(200),
+            "style_preset": nullable_enum(&STYLE_PRESETS), "style_params": style_params,
+            "generation_params": generation_params, "class_id": id}});
+        if required {
+            schema["required"] = json!(["name"]);
+        }
+        schema
+    };
+    let named = |required: bool| {
+        let mut schema = json!({"type": "object", "additionalProperties": false, "properties": {
+            "name": text(1, 200), "description": text(0, 10_000), "class_id": id}});
+        if required {
+            schema["required"] = json!(["name"]);
+        }
+        schema
+    };
+    let few_shot = |required: bool| {
+        let mut schema = json!({"type": "object", "additionalProperties": false, "properties": {
+            "input": text(1, MAX_TEXT), "output": text(1, MAX_TEXT), "note": text(0, 10_000), "class_id": id}});
+        if required {
+            schema["required"] = json!(["input", "output"]);
+        }
+        schema
+    };
+    let mut run_request = json!({
+        "type": "object", "additionalProperties": false, "required": ["prompt_text"],
+        "properties": {
+            "prompt_text": text(1, MAX_PROMPT),
+            "model_names": {"type": ["array", "null"], "maxItems": MAX_MODELS, "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK},
+                "description": "Models of the class (null or empty: the class's primary model, or the agent's); a model the class does not allow or the server does not serve is 400"},
+            "agent_id": id,
+            "project_id": id,
+            "knowledge_ids": ids,
+            "style_preset": nullable_enum(&STYLE_PRESETS),
+            "style_params": style_params,
+            "generation_params": generation_params,
+            "few_shot_example_ids": ids
+        }
+    });
+    run_request["properties"]["style_preset"]["description"] = json!(
+        "accurate: temperature 0.2, top_p 0.8, precise answers; balanced: 0.7, 0.9; creative: 1.0, 0.95, imaginative answers with alternatives; custom: from style_params and generation_params"
+    );
+    run_request["properties"]["project_id"]["description"] = json!("run only");
+    run_request["properties"]["knowledge_ids"]["description"] = json!("run only");
+    // A next turn: the session keeps its project and knowledge bases.
+    let mut chat_request = run_request.clone();
+    if let Some(properties) = chat_request["properties"].as_object_mut() {
+        properties.remove("project_id");
+        properties.remove("knowledge_ids");
+    }
     json!({
+        "PracticeAgent": agent(true),
+        "PracticeAgentPatch": agent(false),
+        "PracticeNamed": named(true),
+        "PracticeNamedPatch": named(false),
+        "PracticeFewShot": few_shot(true),
+        "PracticeFewShotPatch": few_shot(false),
+        "PracticeSearch": {"type": "object", "additionalProperties": false, "required": ["knowledge_ids", "query"], "properties": {
+            "knowledge_ids": {"type": "array", "minItems": 1, "maxItems": MAX_IDS, "items": {"type": "integer", "minimum": 1, "maximum": i64::MAX}},
+            "query": text(1, 10_000), "k": {"type": ["integer", "null"], "minimum": 1, "maximum": 100}}},
+        "PracticeSessionPatch": {"type": "object", "additionalProperties": false, "properties": {
+            "title": optional_text(200), "session_title": optional_text(200), "project_id": id}},
         "Detail": {"type": "object", "required": ["detail"], "properties": {"detail": {}}},
         "ValidationDetail": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "array", "items": {
             "type": "object", "required": ["loc", "msg", "type"],
             "properties": {"loc": {"type": "array", "items": {"type": ["string", "integer"]}}, "msg": {"type": "string"}, "type": {"type": "string"}}}}}},
-        "PracticeRunRequest": {
-            "type": "object", "additionalProperties": false, "required": ["prompt_text"],
-            "properties": {
-                "prompt_text": {"type": "string", "minLength": 1},
-                "model_names": {"type": ["array", "null"], "items": {"type": "string"}},
-                "agent_id": {"type": ["integer", "null"], "minimum": 1},
-                "project_id": {"type": ["integer", "null"], "minimum": 1, "description": "run only"},
-                "knowledge_ids": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 1}, "description": "run only"},
-                "style_preset": {"enum": ["accurate", "balanced", "creative", "custom", null],
-                    "description": "accurate: temperature 0.2, top_p 0.8, precise answers; balanced: 0.7, 0.9; creative: 1.0, 0.95, imaginative answers with alternatives; custom: from style_params and generation_params"},
-                "style_params": {"type": ["object", "null"], "additionalProperties": false, "properties": {
-                    "format": {"enum": ["plain", "markdown", "bullets", "json"]},
-                    "persona": {"type": "string"}, "hint_mode": {"type": "boolean"},
-                    "self_check": {"type": "boolean"}, "system_prompt": {"type": "string"}}},
-                "generation_params": {"type": ["object", "null"], "additionalProperties": false, "properties": {
-                    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-                    "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-                    "response_length_preset": {"enum": ["short", "normal", "long", "custom"]},
-                    "max_completion_tokens": {"type": "integer", "minimum": 1},
-                    "max_tokens": {"type": "integer", "minimum": 1},
-                    "seed": {"type": "integer", "minimum": 0}}},
-                "few_shot_example_ids": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 1}}
-            }
-        },
+        "PracticeRunRequest": run_request,
+        "PracticeChatRequest": chat_request,
         "PracticeRunResponse": {
             "type": "object", "required": ["session_id", "prompt_text", "results"],
             "properties": {

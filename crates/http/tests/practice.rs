@@ -976,8 +976,8 @@ async fn invalid_runs_are_422_in_fastapi_shape_and_store_nothing() {
         ),
         (
             env.run_path(),
-            json!({"prompt_text": "hi", "generation_params": {"max_tokens": 5, "max_completion_tokens": 6}}),
-            json!(["body", "generation_params", "max_tokens"]),
+            json!({"prompt_text": "hi", "generation_params": {"response_length_preset": "custom"}}),
+            json!(["body", "generation_params", "response_length_preset"]),
             "value_error",
         ),
         (

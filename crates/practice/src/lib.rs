@@ -28,8 +28,9 @@ pub mod validate;
 
 pub use error::{FieldError, PracticeError};
 pub use request::{
-    FORMATS, GenerationParams, LENGTH_PRESETS, RunRequest, STYLE_PRESETS, StyleParams, parse_agent,
-    parse_few_shot, parse_knowledge, parse_project,
+    FORMATS, GenerationParams, LENGTH_PRESETS, MAX_IDS, MAX_MODELS, MAX_PROMPT_CHARS,
+    MAX_TEXT_CHARS, RunRequest, STYLE_PRESETS, StyleParams, parse_agent, parse_few_shot,
+    parse_knowledge, parse_project,
 };
 pub use run::{Blocked, Practice, PracticeModel, RunEvent, RunResponse, error_json};
 pub use store::*;

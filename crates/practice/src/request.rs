@@ -136,23 +136,11 @@ pub fn parse_generation_params(
     check.no_unknown(map, &KEYS, loc);
     let max_completion = check.int(map, "max_completion_tokens", loc, 1, i64::from(u32::MAX));
     let max_tokens = check.int(map, "max_tokens", loc, 1, i64::from(u32::MAX));
-    let max = match (max_completion, max_tokens) {
-        (Some(a), Some(b)) if a != b => {
-            check.error(
-                at(loc, "max_tokens"),
-                "value_error",
-                format!(
-                    "Value error, max_tokens ({b}) and max_completion_tokens ({a}) are the same \
-                     setting under two names and must agree"
-                ),
-            );
-            None
-        }
-        (a, b) => a.or(b),
-    };
+    // One setting under two names, as OpenAI has it: `max_completion_tokens`
+    // is the current name and wins when both are given.
+    let max = max_completion.or(max_tokens);
     let preset = check.choice(map, "response_length_preset", loc, &LENGTH_PRESETS);
-    if preset == Some("custom") && max.is_none() && max_completion.is_none() && max_tokens.is_none()
-    {
+    if preset == Some("custom") && max.is_none() {
         check.error(
             at(loc, "response_length_preset"),
             "value_error",
@@ -442,13 +430,22 @@ mod tests {
             r#"["body","style_params","tone"]"#,
             r#"["body","generation_params","temperature"]"#,
             r#"["body","generation_params","top_p"]"#,
-            r#"["body","generation_params","max_tokens"]"#,
         ] {
             assert!(
                 locs.iter().any(|l| l == expected),
                 "{expected} not in {locs:?}"
             );
         }
+    }
+
+    #[test]
+    fn max_completion_tokens_wins_over_max_tokens() {
+        let body = json!({"prompt_text": "x", "generation_params": {"max_tokens": 5, "max_completion_tokens": 6}});
+        let r = RunRequest::parse(&body, false).unwrap();
+        assert_eq!(r.generation_params.max_tokens, Some(6));
+        let body = json!({"prompt_text": "x", "generation_params": {"max_tokens": 5}});
+        let r = RunRequest::parse(&body, false).unwrap();
+        assert_eq!(r.generation_params.max_tokens, Some(5));
     }
 
     #[test]
