@@ -28,7 +28,13 @@
 # [[operations]] table below.
 # Phases coverage, fuzzing and stateful: the examples phase stops with a
 # Hypothesis "Inconsistent results" runtime error inside schemathesis 4.32.5's
-# example extraction (a tool problem, not a server answer).
+# example extraction (a tool problem, not a server answer). One worker: with
+# two, CPython 3.11's ast module fails inside Hypothesis ("AST constructor
+# recursion depth mismatch"), again the tool's problem.
+# Recorded run (2026-11-30, schemathesis 4.32.5, seed 12, shared 2-core box
+# under other builds): 47 operations selected of 75, phases coverage, fuzzing
+# and stateful, 1,619 generated cases, 160 s of testing (167 s for the whole
+# script with the venv already there), zero failures, zero errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
