@@ -33,7 +33,7 @@ fn typed(e: &ProviderError) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [selector, split, body @ ..] = data else {
+    let &[selector, split, ref body @ ..] = data else {
         return;
     };
     let kind = if selector & 1 == 0 {
