@@ -70,8 +70,8 @@ enum CountCache {
 enum Lookup {
     /// The count, remembered.
     Hit(u32),
-    /// Not there: count, then remember it.
-    Miss,
+    /// Not there: count, then remember it under this key.
+    Miss(u128),
     /// The cache is not in use for this message: count, and do not remember.
     Bypass,
 }
@@ -122,7 +122,8 @@ impl ThreadCache {
             self.bypass -= 1;
             return Lookup::Bypass;
         }
-        let found = self.cache.get(&key()).copied();
+        let key = key();
+        let found = self.cache.get(&key).copied();
         self.lookups += 1;
         self.hits += u32::from(found.is_some());
         if self.lookups == PROBE_WINDOW {
@@ -132,7 +133,7 @@ impl ThreadCache {
             self.lookups = 0;
             self.hits = 0;
         }
-        found.map_or(Lookup::Miss, Lookup::Hit)
+        found.map_or(Lookup::Miss(key), Lookup::Hit)
     }
 }
 
@@ -159,7 +160,10 @@ impl CountCache {
     fn lookup(&self, key: impl FnOnce() -> u128) -> Lookup {
         match self {
             Self::Off => Lookup::Bypass,
-            Self::Shared(cache) => cache.get(&key()).map_or(Lookup::Miss, Lookup::Hit),
+            Self::Shared(cache) => {
+                let key = key();
+                cache.get(&key).map_or(Lookup::Miss(key), Lookup::Hit)
+            }
             Self::PerThread { capacity, caches } => caches
                 .get_or(|| RefCell::new(ThreadCache::new(*capacity)))
                 .borrow_mut()
@@ -373,17 +377,13 @@ impl MessageCounter for Model {
         if cache.is_off() || body.len() < MIN_CACHED_LEN {
             return self.count_uncached(message, &body, budget);
         }
-        let mut key = 0;
-        match cache.lookup(|| {
-            key = cache_key(message, &body);
-            key
-        }) {
+        match cache.lookup(|| cache_key(message, &body)) {
             Lookup::Hit(n) => {
                 let n = n as usize;
                 (n <= budget).then_some(n)
             }
             Lookup::Bypass => self.count_uncached(message, &body, budget),
-            Lookup::Miss => {
+            Lookup::Miss(key) => {
                 let n = self.count_uncached(message, &body, budget)?;
                 if let Ok(small) = u32::try_from(n) {
                     cache.insert(key, small);
@@ -513,7 +513,7 @@ mod tests {
     fn a_thread_cache_steps_aside_while_it_misses_and_comes_back_when_it_hits() {
         let mut thread = ThreadCache::new(1 << 16);
         for k in 0..PROBE_WINDOW {
-            assert_eq!(thread.lookup(|| u128::from(k)), Lookup::Miss);
+            assert_eq!(thread.lookup(|| u128::from(k)), Lookup::Miss(u128::from(k)));
             thread.cache.insert(u128::from(k), 7);
         }
         // A window without hits: the next messages skip the cache, unhashed.
