@@ -250,7 +250,17 @@ def test_errors_are_value_and_lookup_errors():
 
 def test_the_gil_is_released_while_counting():
     model = sluice.Model("HCX-003", cache=0)
-    big = "서울 날씨 hello world " * 400_000
+    # Counting is fast (over 100 MB/s), so the text grows until one call
+    # takes long enough for the other thread to be seen running (or not).
+    unit = "서울 날씨 hello world "
+    repeat = 400_000
+    while True:
+        big = unit * repeat
+        started = time.perf_counter()
+        model.count_text(big)
+        if time.perf_counter() - started > 0.2 or repeat >= 64_000_000:
+            break
+        repeat *= 2
     ticks = 0
     stop = False
 
