@@ -6,8 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// Who wrote a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", try_from = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Instructions that define the assistant; never trimmed.
     System,
@@ -41,6 +41,27 @@ impl fmt::Display for Role {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown role {0:?} (expected system, user, assistant or tool)")]
 pub struct UnknownRole(pub String);
+
+impl<'de> Deserialize<'de> for Role {
+    /// A role from a JSON string, refused in [`UnknownRole`]'s words.
+    ///
+    /// Performance: read from the borrowed text, without the `String` a
+    /// `try_from = "String"` derive allocates for every message.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RoleName;
+        impl serde::de::Visitor<'_> for RoleName {
+            type Value = Role;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // As `String`'s reader says it, so that errors read as before.
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Role, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(RoleName)
+    }
+}
 
 impl TryFrom<String> for Role {
     type Error = UnknownRole;
@@ -229,7 +250,7 @@ impl<'de> Deserialize<'de> for Message {
 
 /// `null` for a list reads as an empty list (OpenAI clients send
 /// `"tool_calls": null`).
-fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+pub(crate) fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -238,7 +259,8 @@ where
 }
 
 /// The three shapes of `content`.
-mod content {
+pub(crate) mod content {
+    use std::borrow::Cow;
     use std::fmt;
 
     use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -247,35 +269,45 @@ mod content {
     const PART_SEPARATOR: &str = "\n";
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        borrowed(d).map(Cow::into_owned)
+    }
+
+    /// `content` borrowed from the input where it can be (a string without
+    /// escapes), so that reading a message copies no text.
+    pub(crate) fn borrowed<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
         d.deserialize_any(Content)
     }
 
     struct Content;
 
     impl<'de> Visitor<'de> for Content {
-        type Value = String;
+        type Value = Cow<'de, str>;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a string, null or an array of text parts")
         }
 
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<String, E> {
-            Ok(s.to_owned())
+        fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(s))
         }
 
-        fn visit_string<E: de::Error>(self, s: String) -> Result<String, E> {
-            Ok(s)
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(s.to_owned()))
         }
 
-        fn visit_unit<E: de::Error>(self) -> Result<String, E> {
-            Ok(String::new())
+        fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(s))
         }
 
-        fn visit_none<E: de::Error>(self) -> Result<String, E> {
-            Ok(String::new())
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(""))
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<String, A::Error> {
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(""))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<Self::Value, A::Error> {
             let mut text = String::new();
             let mut first = true;
             while let Some(part) = parts.next_element_seed(Part)? {
@@ -285,7 +317,7 @@ mod content {
                 first = false;
                 text.push_str(&part);
             }
-            Ok(text)
+            Ok(Cow::Owned(text))
         }
     }
 
@@ -393,6 +425,60 @@ impl Message {
         Self {
             tool_call_id: Some(call_id.into()),
             ..Self::new(Role::Tool, content)
+        }
+    }
+}
+
+/// A message's parts, borrowed: what counting reads of a message, whether it
+/// is a [`Message`] or was read without copying its text
+/// ([`WireMessageRef`](crate::WireMessageRef)).
+///
+/// ```
+/// use sluice_core::{Message, Profiles};
+///
+/// let model = Profiles::builtin().model("HCX-003").unwrap();
+/// let message = Message::user("hello").with_name("kim");
+/// let view = message.view();
+/// assert_eq!((view.content, view.name), ("hello", Some("kim")));
+/// assert_eq!(view.to_message(), message);
+/// assert_eq!(model.count_view(view), model.count_message(&message));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    /// Who wrote it.
+    pub role: Role,
+    /// The text (parts already joined).
+    pub content: &'a str,
+    /// The participant's name.
+    pub name: Option<&'a str>,
+    /// For an assistant message: the tool calls it makes.
+    pub tool_calls: &'a [ToolCall],
+    /// For a tool message: the id of the call it answers.
+    pub tool_call_id: Option<&'a str>,
+}
+
+impl MessageView<'_> {
+    /// The message, owned.
+    pub fn to_message(&self) -> Message {
+        Message {
+            role: self.role,
+            content: self.content.to_owned(),
+            name: self.name.map(str::to_owned),
+            tool_calls: self.tool_calls.to_vec(),
+            tool_call_id: self.tool_call_id.map(str::to_owned),
+        }
+    }
+}
+
+impl Message {
+    /// The message's parts, borrowed.
+    pub fn view(&self) -> MessageView<'_> {
+        MessageView {
+            role: self.role,
+            content: &self.content,
+            name: self.name.as_deref(),
+            tool_calls: &self.tool_calls,
+            tool_call_id: self.tool_call_id.as_deref(),
         }
     }
 }

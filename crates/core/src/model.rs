@@ -10,10 +10,10 @@ use thread_local::ThreadLocal;
 
 use crate::conversation::Conversation;
 use crate::error::TrimError;
-use crate::message::{Message, Role};
+use crate::message::{Message, MessageView, Role};
 use crate::profile::{ChatTemplate, ModelProfile};
 use crate::tokenizer::Tokenizer;
-use crate::window::{MessageCounter, Trim, Window};
+use crate::window::{MessageCounter, Trim, Window, WindowMessage};
 
 /// Default number of per-message counts a model remembers.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
@@ -300,7 +300,12 @@ impl Model {
 
     /// Tokens of one message, template included.
     pub fn count_message(&self, message: &Message) -> usize {
-        self.message_tokens(message, usize::MAX)
+        self.count_view(message.view())
+    }
+
+    /// [`Model::count_message`] of a message given by its borrowed parts.
+    pub fn count_view(&self, message: MessageView<'_>) -> usize {
+        self.view_tokens(message, usize::MAX)
             .expect("no count exceeds usize::MAX")
     }
 
@@ -320,7 +325,7 @@ impl Model {
 
     /// Trims `messages` so that their tokens plus `max_tokens` fit the profile's
     /// context limit; see [`Window::trim`] for the rules.
-    pub fn trim<M: AsRef<Message>>(
+    pub fn trim<M: WindowMessage>(
         &self,
         messages: &[M],
         max_tokens: i64,
@@ -343,9 +348,9 @@ impl Model {
             .max_output(widen(self.inner.profile.max_output))
     }
 
-    fn count_uncached(&self, message: &Message, body: &str, budget: usize) -> Option<usize> {
+    fn count_uncached(&self, message: MessageView<'_>, body: &str, budget: usize) -> Option<usize> {
         let named;
-        let frame = match &message.name {
+        let frame = match message.name {
             None => &self.inner.roles[role_index(message.role)],
             Some(name) => {
                 named = RoleFrame::new(
@@ -372,6 +377,10 @@ impl Model {
 
 impl MessageCounter for Model {
     fn message_tokens(&self, message: &Message, budget: usize) -> Option<usize> {
+        self.view_tokens(message.view(), budget)
+    }
+
+    fn view_tokens(&self, message: MessageView<'_>, budget: usize) -> Option<usize> {
         let body = render_body(message);
         let cache = &self.inner.cache;
         if cache.is_off() || body.len() < MIN_CACHED_LEN {
@@ -407,9 +416,9 @@ fn role_index(role: Role) -> usize {
     }
 }
 
-fn cache_key(message: &Message, body: &str) -> u128 {
+fn cache_key(message: MessageView<'_>, body: &str) -> u128 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(role_index(message.role) as u64);
-    if let Some(name) = &message.name {
+    if let Some(name) = message.name {
         // 0xFF never occurs in UTF-8: name and body cannot run into each other.
         hasher.update(name.as_bytes());
         hasher.update(&[0xFF]);
@@ -427,12 +436,12 @@ fn named_role(role: Role, name: &str) -> String {
 /// The text a message contributes between its template's prefix and suffix: the
 /// content, then each tool call as `\n{name}\n{arguments as JSON}` (our rendering;
 /// the hosted APIs do not document one).
-fn render_body(message: &Message) -> Cow<'_, str> {
+fn render_body<'a>(message: MessageView<'a>) -> Cow<'a, str> {
     if message.tool_calls.is_empty() {
-        return Cow::Borrowed(&message.content);
+        return Cow::Borrowed(message.content);
     }
-    let mut body = message.content.clone();
-    for call in &message.tool_calls {
+    let mut body = message.content.to_owned();
+    for call in message.tool_calls {
         body.push('\n');
         body.push_str(&call.function.name);
         body.push('\n');

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::error::{Exceeded, TrimError};
-use crate::message::{Message, Role};
+use crate::message::{Message, MessageView, Role};
 
 /// Counts the tokens of messages for a [`Window`].
 ///
@@ -36,6 +36,15 @@ pub trait MessageCounter {
     /// `usize::MAX`.
     fn message_tokens(&self, message: &Message, budget: usize) -> Option<usize>;
 
+    /// [`MessageCounter::message_tokens`] of a message given by its borrowed
+    /// parts (a [`WireMessageRef`](crate::WireMessageRef), read without
+    /// copying its text). The same contract and the same numbers; the default
+    /// builds the [`Message`] and counts it, and counters that can count the
+    /// parts as they are (like [`crate::Model`]) override it.
+    fn view_tokens(&self, message: MessageView<'_>, budget: usize) -> Option<usize> {
+        self.message_tokens(&message.to_message(), budget)
+    }
+
     /// Tokens counted once per list of messages (the reply prefix). Checked like
     /// the message counts: if it plus `maxTokens` exceeds the limit, trimming
     /// fails with [`Exceeded::MaxTokens`].
@@ -47,8 +56,37 @@ impl<C: MessageCounter + ?Sized> MessageCounter for &C {
         (**self).message_tokens(message, budget)
     }
 
+    fn view_tokens(&self, message: MessageView<'_>, budget: usize) -> Option<usize> {
+        (**self).view_tokens(message, budget)
+    }
+
     fn reply_tokens(&self) -> usize {
         (**self).reply_tokens()
+    }
+}
+
+/// A message a [`Window`] can trim: what it reads of each message is its role
+/// (for turns and pinning) and, for the ones it keeps, its tokens.
+///
+/// Every `AsRef<Message>` is one ([`Message`], [`WireMessage`](crate::WireMessage));
+/// so is a [`WireMessageRef`](crate::WireMessageRef), counted through
+/// [`MessageCounter::view_tokens`] without building a [`Message`].
+pub trait WindowMessage {
+    /// Who wrote it.
+    fn role(&self) -> Role;
+
+    /// Its tokens by `counter`, with the contract of
+    /// [`MessageCounter::message_tokens`].
+    fn tokens<C: MessageCounter + ?Sized>(&self, counter: &C, budget: usize) -> Option<usize>;
+}
+
+impl<M: AsRef<Message>> WindowMessage for M {
+    fn role(&self) -> Role {
+        self.as_ref().role
+    }
+
+    fn tokens<C: MessageCounter + ?Sized>(&self, counter: &C, budget: usize) -> Option<usize> {
+        counter.message_tokens(self.as_ref(), budget)
     }
 }
 
@@ -188,7 +226,7 @@ impl Trim {
     /// # Panics
     ///
     /// If `messages` is not as long as the trimmed list.
-    pub fn kept<'m, M: AsRef<Message>>(&self, messages: &'m [M]) -> impl Iterator<Item = &'m M> {
+    pub fn kept<'m, M: WindowMessage>(&self, messages: &'m [M]) -> impl Iterator<Item = &'m M> {
         self.check_list(messages);
         self.kept_indices().map(move |i| &messages[i])
     }
@@ -199,7 +237,7 @@ impl Trim {
     /// # Panics
     ///
     /// If `messages` is not as long as the trimmed list.
-    pub fn apply<M: AsRef<Message>>(&self, mut messages: Vec<M>) -> Vec<M> {
+    pub fn apply<M: WindowMessage>(&self, mut messages: Vec<M>) -> Vec<M> {
         self.check_list(&messages);
         if self.report.messages_dropped > 0 {
             let mut i = 0;
@@ -233,12 +271,12 @@ impl Trim {
 
     /// Panics if `messages` cannot be the list this `Trim` was made for: keeping
     /// by index from another list would silently keep the wrong messages.
-    fn check_list<M: AsRef<Message>>(&self, messages: &[M]) {
+    fn check_list<M: WindowMessage>(&self, messages: &[M]) {
         assert_eq!(messages.len(), self.len, "{}", OTHER_LIST);
         debug_assert!(
             self.pinned
                 .iter()
-                .all(|&i| messages[i].as_ref().role == Role::System),
+                .all(|&i| messages[i].role() == Role::System),
             "{}",
             OTHER_LIST
         );
@@ -277,7 +315,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
     /// that a value as it comes from the wire (`-1`, or above `usize::MAX` on a
     /// 32-bit target) gets the same [`TrimError::MaxTokens`] as `0`, with the value
     /// sent, and callers need no conversion of their own.
-    pub fn trim<M: AsRef<Message>>(
+    pub fn trim<M: WindowMessage>(
         &self,
         messages: &[M],
         max_tokens: i64,
@@ -286,7 +324,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
         // it touches only the messages that are kept.
         let layout = Layout::of(messages);
         self.trim_laid_out(messages, &layout, max_tokens, |i, budget| {
-            self.counter.message_tokens(messages[i].as_ref(), budget)
+            messages[i].tokens(self.counter, budget)
         })
     }
 
@@ -294,7 +332,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
     /// index through `count` (which may remember counts; see
     /// [`crate::Conversation`]). Only ever asks for the messages it keeps, plus the
     /// first one that does not fit.
-    pub(crate) fn trim_laid_out<M: AsRef<Message>>(
+    pub(crate) fn trim_laid_out<M: WindowMessage>(
         &self,
         messages: &[M],
         layout: &Layout,
@@ -352,21 +390,20 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
         let mut turns_kept = 0;
         if let Some(first) = layout.first_non_system {
             for i in (first..messages.len()).rev() {
-                let m = messages[i].as_ref();
-                if m.role == Role::System {
+                let role = messages[i].role();
+                if role == Role::System {
                     continue;
                 }
                 let Some(n) = count(i, budget - turn_tokens) else {
                     if turns_kept == 0 {
                         let start = messages[first..=i]
                             .iter()
-                            .rposition(|m| m.as_ref().role == Role::User)
+                            .rposition(|m| m.role() == Role::User)
                             .map_or(first, |p| first + p);
                         // The system counts all fit in the budget: no overflow.
                         let system: usize = system_counts.iter().sum();
                         let newest = full_count(
-                            (start..messages.len())
-                                .filter(|&j| messages[j].as_ref().role != Role::System),
+                            (start..messages.len()).filter(|&j| messages[j].role() != Role::System),
                             &mut count,
                         );
                         let needed = system.saturating_add(newest);
@@ -377,7 +414,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
                 };
                 turn_tokens += n;
                 suffix_counts.push(n);
-                if m.role == Role::User || i == first {
+                if role == Role::User || i == first {
                     budget -= turn_tokens;
                     turn_tokens = 0;
                     turns_kept += 1;
@@ -411,7 +448,7 @@ impl<'c, C: MessageCounter + ?Sized> Window<'c, C> {
         let tokens_before = if messages_dropped == 0 {
             Some(tokens_after)
         } else if self.full_report {
-            let dropped = (0..first_kept).filter(|&j| messages[j].as_ref().role != Role::System);
+            let dropped = (0..first_kept).filter(|&j| messages[j].role() != Role::System);
             Some(tokens_after.saturating_add(full_count(dropped, &mut count)))
         } else {
             None
@@ -462,10 +499,10 @@ pub(crate) struct Layout {
 
 impl Layout {
     /// The layout of `messages`.
-    pub(crate) fn of<M: AsRef<Message>>(messages: &[M]) -> Self {
+    pub(crate) fn of<M: WindowMessage>(messages: &[M]) -> Self {
         let mut layout = Self::default();
         for (i, m) in messages.iter().enumerate() {
-            layout.push(i, m.as_ref().role);
+            layout.push(i, m.role());
         }
         layout
     }

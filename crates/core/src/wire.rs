@@ -14,7 +14,10 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::message::Message;
+use std::borrow::Cow;
+
+use crate::message::{Message, MessageView, Role, ToolCall, content, null_as_empty};
+use crate::window::{MessageCounter, WindowMessage};
 
 /// A message parsed from JSON that remembers its exact text.
 ///
@@ -230,5 +233,135 @@ fn describe_in_message<E: serde::de::Error>(text: &str, error: serde_json::Error
                 E::custom(in_field(&path, text))
             }
         }
+    }
+}
+
+/// A message read from JSON text that it borrows: [`WireMessage`] without the
+/// copies.
+///
+/// It keeps a reference to its exact text and reads its fields from it,
+/// borrowing `content` where the text has no escapes, so reading a message
+/// allocates nothing in the common case. It refuses exactly the messages a
+/// [`WireMessage`] refuses, in the same words, counts and trims the same (it is
+/// a [`WindowMessage`]), and serializes as its text.
+///
+/// Performance: a batch line is read, trimmed and written back, and most of
+/// its messages are usually dropped. Reading each message as a `WireMessage`
+/// copies its text twice (the raw text and the `content` string) and frees both
+/// again; on the `benches/batch/gen.py` corpus those copies were a fifth of the
+/// work per line.
+///
+/// ```
+/// use sluice_core::{Profiles, WireMessage, WireMessageRef};
+///
+/// let input = r#"[{"role":"user","content":"hi","x-trace":7},{"role":"assistant","content":"hello"}]"#;
+/// let borrowed: Vec<WireMessageRef<'_>> = serde_json::from_str(input).unwrap();
+/// let owned: Vec<WireMessage> = serde_json::from_str(input).unwrap();
+/// assert_eq!(borrowed[0].json(), r#"{"role":"user","content":"hi","x-trace":7}"#);
+/// assert_eq!(borrowed[1].view(), owned[1].message().view());
+///
+/// let model = Profiles::builtin().model("HCX-003").unwrap();
+/// assert_eq!(model.trim(&borrowed, 100).unwrap(), model.trim(&owned, 100).unwrap());
+/// // The same refusal as a `WireMessage`, in the same words.
+/// let bad = r#"[{"role":"user","content":5}]"#;
+/// let a = serde_json::from_str::<Vec<WireMessageRef<'_>>>(bad).unwrap_err().to_string();
+/// let b = serde_json::from_str::<Vec<WireMessage>>(bad).unwrap_err().to_string();
+/// assert_eq!(a, b);
+/// ```
+#[derive(Clone)]
+pub struct WireMessageRef<'a> {
+    raw: &'a RawValue,
+    parts: Parts<'a>,
+}
+
+/// A message's fields, read as [`Message`] reads them (the same names,
+/// aliases, defaults and readers), with `content` borrowed.
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Parts<'a> {
+    role: Role,
+    #[serde(default, borrow, deserialize_with = "content::borrowed")]
+    content: Cow<'a, str>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, alias = "tool_calls", deserialize_with = "null_as_empty")]
+    tool_calls: Vec<ToolCall>,
+    #[serde(default, alias = "tool_call_id")]
+    tool_call_id: Option<String>,
+}
+
+impl<'a> WireMessageRef<'a> {
+    /// The message's JSON text, exactly as it came (without the whitespace
+    /// around it).
+    pub fn json(&self) -> &'a str {
+        self.raw.get()
+    }
+
+    /// Who wrote it.
+    pub fn role(&self) -> Role {
+        self.parts.role
+    }
+
+    /// The message's parts, as sluice reads them.
+    pub fn view(&self) -> MessageView<'_> {
+        let parts = &self.parts;
+        MessageView {
+            role: parts.role,
+            content: &parts.content,
+            name: parts.name.as_deref(),
+            tool_calls: &parts.tool_calls,
+            tool_call_id: parts.tool_call_id.as_deref(),
+        }
+    }
+}
+
+impl WindowMessage for WireMessageRef<'_> {
+    fn role(&self) -> Role {
+        self.parts.role
+    }
+
+    fn tokens<C: MessageCounter + ?Sized>(&self, counter: &C, budget: usize) -> Option<usize> {
+        counter.view_tokens(self.view(), budget)
+    }
+}
+
+impl PartialEq for WireMessageRef<'_> {
+    /// Equal when the texts are, as for [`WireMessage`].
+    fn eq(&self, other: &Self) -> bool {
+        self.raw.get() == other.raw.get()
+    }
+}
+
+impl Eq for WireMessageRef<'_> {}
+
+impl fmt::Debug for WireMessageRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("WireMessageRef")
+            .field(&self.raw.get())
+            .finish()
+    }
+}
+
+impl Serialize for WireMessageRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(serializer)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireMessageRef<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <&'a RawValue>::deserialize(deserializer)?;
+        // As `WireMessage` does, and in its words: a message is an object.
+        if raw.get().starts_with('[') {
+            return Err(D::Error::invalid_type(
+                serde::de::Unexpected::Seq,
+                &"struct Message",
+            ));
+        }
+        let parts = match serde_json::from_str(raw.get()) {
+            Ok(parts) => parts,
+            Err(error) => return Err(describe_in_message(raw.get(), error)),
+        };
+        Ok(Self { raw, parts })
     }
 }

@@ -7,3 +7,4 @@ mod fuzz_regressions;
 mod hostile;
 mod properties;
 mod window_cases;
+mod wire_ref;
