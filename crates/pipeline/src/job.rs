@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use sluice_core::{BuildError, Model, Profiles, TrimReport, WireMessage};
+use sluice_core::{
+    BuildError, Model, Profiles, TrimReport, WindowMessage, WireMessage, WireMessageRef,
+};
 
 use crate::stream::{Line, LineError, parse_json, parse_line};
 
@@ -15,12 +17,15 @@ pub const COUNTS_PER_THREAD: usize = 32_768;
 
 /// One request: the body of CLOVA's sliding-window API, plus `model` and `id` in
 /// batches.
+///
+/// Its messages are [`WireMessage`]s by default; a `Request<WireMessageRef<'a>>`
+/// borrows them from the text it was read from (see [`Job::run_json`]).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Request {
+pub struct Request<M = WireMessage> {
     /// Each message with its JSON text, so that what is kept goes out exactly
     /// as it came.
-    messages: Vec<WireMessage>,
+    messages: Vec<M>,
     #[serde(default)]
     max_tokens: Option<i64>,
     #[serde(default)]
@@ -29,7 +34,10 @@ pub struct Request {
     id: Option<Value>,
 }
 
-impl Request {
+/// A request whose messages borrow their text from the line it was read from.
+type BorrowedRequest<'a> = Request<WireMessageRef<'a>>;
+
+impl<M> Request<M> {
     /// The request's `id`, echoed in its output.
     pub fn id(&self) -> Option<&Value> {
         self.id.as_ref()
@@ -37,10 +45,10 @@ impl Request {
 }
 
 #[derive(Serialize)]
-struct Trimmed<'a> {
+struct Trimmed<'a, M> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a Value>,
-    messages: Vec<&'a WireMessage>,
+    messages: Vec<&'a M>,
     report: &'a TrimReport,
 }
 
@@ -135,7 +143,7 @@ impl<'p> Job<'p> {
         })
     }
 
-    fn model_for(&self, request: &Request) -> Result<Model, LineError> {
+    fn model_for<M>(&self, request: &Request<M>) -> Result<Model, LineError> {
         match &request.model {
             None => Ok(self.default_model.clone()),
             Some(name) => Ok(self.profiles.model(name)?),
@@ -144,17 +152,48 @@ impl<'p> Job<'p> {
 
     /// Processes one request given as JSON text; returns the JSON object the
     /// command prints for it, or the error with its code.
+    ///
+    /// Performance: a trim reads the request's messages borrowed from `text`
+    /// ([`WireMessageRef`]): no message text is copied, whether the message is
+    /// kept or dropped. Every message is still read in full, so a malformed one
+    /// is refused wherever it is; the error is then made by reading the text
+    /// again as a [`Request`], which tracks the field path, so it is word for
+    /// word the error of [`parse_json`].
     pub fn run_json(&self, text: &str) -> Result<String, LineError> {
-        let request: Request = parse_json(text)?;
-        self.run(&request).map(|(out, _)| out)
+        match self.read_borrowed(text) {
+            Some(request) => self.run_borrowed(&request),
+            None => self.run(&parse_json::<Request>(text)?),
+        }
+        .map(|(out, _)| out)
+    }
+
+    /// `text` as a request with borrowed messages, for a trim; `None` for a
+    /// count, or when the text is not a valid request (then the caller reads it
+    /// as a [`Request`], which says what is wrong).
+    fn read_borrowed<'a>(&self, text: &'a str) -> Option<BorrowedRequest<'a>> {
+        match self.kind {
+            JobKind::Trim { .. } => serde_json::from_str(text).ok(),
+            JobKind::Count => None,
+        }
+    }
+
+    /// [`Job::run`] of a request with borrowed messages (a trim).
+    fn run_borrowed(&self, request: &BorrowedRequest<'_>) -> Result<(String, Tally), LineError> {
+        match self.kind {
+            JobKind::Trim {
+                max_tokens,
+                full_report,
+            } => self.trim(request, max_tokens, full_report),
+            JobKind::Count => unreachable!("a count reads its request as a `Request`"),
+        }
     }
 
     /// Processes one request; returns the output JSON and its tally.
     pub fn run(&self, request: &Request) -> Result<(String, Tally), LineError> {
-        let model = self.model_for(request)?;
-        let id = request.id.as_ref();
         match self.kind {
             JobKind::Count => {
+                let model = self.model_for(request)?;
+                let id = request.id.as_ref();
                 let counts = model.count(&request.messages);
                 let out = Counted {
                     id,
@@ -177,44 +216,68 @@ impl<'p> Job<'p> {
             JobKind::Trim {
                 max_tokens,
                 full_report,
-            } => {
-                let max_tokens = request.max_tokens.unwrap_or(max_tokens);
-                let trim = model
-                    .window()
-                    .full_report(full_report)
-                    .trim(&request.messages, max_tokens)?;
-                let report = trim.report();
-                let out = Trimmed {
-                    id,
-                    messages: trim.kept(&request.messages).collect(),
-                    report,
-                };
-                let tally = Tally {
-                    tokens_before: report.tokens_before.unwrap_or(0) as u64,
-                    before_unknown: u64::from(report.tokens_before.is_none()),
-                    tokens_after: report.tokens_after as u64,
-                    ..Tally::default()
-                };
-                Ok((serde_json::to_string(&out).expect("serializable"), tally))
-            }
+            } => self.trim(request, max_tokens, full_report),
         }
+    }
+
+    /// The sliding window over `request`'s messages, owned or borrowed.
+    fn trim<M: WindowMessage + Serialize>(
+        &self,
+        request: &Request<M>,
+        max_tokens: i64,
+        full_report: bool,
+    ) -> Result<(String, Tally), LineError> {
+        let model = self.model_for(request)?;
+        let max_tokens = request.max_tokens.unwrap_or(max_tokens);
+        let trim = model
+            .window()
+            .full_report(full_report)
+            .trim(&request.messages, max_tokens)?;
+        let report = trim.report();
+        let out = Trimmed {
+            id: request.id.as_ref(),
+            messages: trim.kept(&request.messages).collect(),
+            report,
+        };
+        let tally = Tally {
+            tokens_before: report.tokens_before.unwrap_or(0) as u64,
+            before_unknown: u64::from(report.tokens_before.is_none()),
+            tokens_after: report.tokens_after as u64,
+            ..Tally::default()
+        };
+        Ok((serde_json::to_string(&out).expect("serializable"), tally))
     }
 
     /// One JSONL line in, one line out; errors become error objects with the
     /// request's `id` and the line number.
+    ///
+    /// A trim reads the line's messages borrowed from it, as
+    /// [`Job::run_json`] does, with the same errors.
     pub fn run_line(&self, line: Line<'_>) -> (String, Tally) {
         let failed = Tally {
             lines: 1,
             errors: 1,
             ..Tally::default()
         };
-        let request: Request = match parse_line(&line) {
-            Ok(request) => request,
-            Err(out) => return (out, failed),
+        let borrowed = line
+            .text
+            .as_ref()
+            .ok()
+            .and_then(|text| self.read_borrowed(text));
+        let owned: Request;
+        let (done, id) = match &borrowed {
+            Some(request) => (self.run_borrowed(request), request.id()),
+            None => match parse_line(&line) {
+                Ok(request) => {
+                    owned = request;
+                    (self.run(&owned), owned.id())
+                }
+                Err(out) => return (out, failed),
+            },
         };
-        match self.run(&request) {
+        match done {
             Ok((out, tally)) => (out, Tally { lines: 1, ..tally }),
-            Err(error) => (error.into_line(request.id.as_ref(), line.number), failed),
+            Err(error) => (error.into_line(id, line.number), failed),
         }
     }
 }
