@@ -5,18 +5,24 @@
 //! (BENCHMARKS.md, "Router"): `regex` compiles each pattern's forward and
 //! reverse NFAs, literal prefilters and one-pass DFA to check it, then parses
 //! and compiles everything again for the `RegexSet`. Here each pattern is parsed
-//! once, a pattern that is provably small is not compiled on its own, and the
-//! set compiles only the forward NFA that its search runs on.
+//! once, a pattern that is provably small is not compiled on its own, a pattern
+//! that can only start with a few literals is not compiled until a text holds
+//! one of them ([`PatternIndex`]), and the set of the others compiles only the
+//! forward NFA that its search runs on.
 
 use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 
 use regex_automata::hybrid::dfa::OverlappingState;
 use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm::PikeVM};
 use regex_automata::util::pool::Pool;
 use regex_automata::util::syntax;
-use regex_automata::{Input, MatchKind, PatternSet, hybrid};
-use regex_syntax::hir::{Class, ClassUnicodeRange, Hir, HirKind};
+use regex_automata::{Anchored, Input, MatchKind, PatternSet, hybrid, meta};
+use regex_syntax::hir::{Class, ClassUnicodeRange, Hir, HirKind, literal};
 use regex_syntax::utf8::Utf8Sequences;
+use rustc_hash::FxHashMap;
 
 use crate::config::{PATTERN_DFA_LIMIT, PATTERN_SIZE_LIMIT};
 
@@ -135,6 +141,248 @@ pub(crate) fn has_unicode_word_boundary(hir: &Hir) -> bool {
     hir.properties().look_set().contains_word_unicode()
 }
 
+/// Every pattern of a router, and which of them match a text.
+///
+/// Compiling patterns is most of the time it takes to load a router with many
+/// of them: with 1,000 patterns like `주제12번?\s*7\d*(을|를|은|는)?`, the
+/// Thompson NFA of one set over all of them (every `\d` and `\s` compiled as
+/// hundreds of UTF-8 byte ranges, once per pattern) took half of a 26 ms build
+/// (`perf record`, BENCHMARKS.md "Router"). Most patterns, though, can only
+/// match where one of a few literals starts (`주제12`, `마약`, `how `): such a
+/// pattern is not compiled at load time. Its literals go into one Aho-Corasick
+/// automaton, and the pattern is compiled alone, on the first text that holds
+/// one of them; a text that holds none never runs it. Only the patterns without
+/// such literals (one starting with `\d+`, say) are compiled when the router
+/// loads, into [`PatternMatcher`] sets.
+#[derive(Debug)]
+pub(crate) struct PatternIndex {
+    /// The prefix literals of the patterns that have a short list of them.
+    prefixes: AhoCorasick,
+    /// For each literal of `prefixes`, the group of patterns it may start.
+    prefix_group: Vec<u32>,
+    groups: Vec<PrefixGroup>,
+    /// The patterns without prefix literals, compiled as sets, with the
+    /// pattern id of each set index.
+    sets: Vec<(PatternMatcher, Vec<u32>)>,
+    /// Each pattern alone, compiled on the first text that needs it.
+    regexes: Vec<(String, OnceLock<meta::Regex>)>,
+}
+
+/// The patterns that one or more prefix literals may start.
+#[derive(Debug)]
+struct PrefixGroup {
+    /// Their ids, ascending, but for those in `alone`.
+    ids: Vec<u32>,
+    /// Those of them compiled together, on the first text that needs them:
+    /// one anchored search where a literal was found answers for all of
+    /// them. `None` when they could not be compiled together (their sizes
+    /// add up past the limit): then each is searched for alone.
+    set: OnceLock<Option<PatternMatcher>>,
+    /// The ids of the patterns with a Unicode word boundary, searched for
+    /// alone (see [`PatternIndex::new`] for why they stay out of sets).
+    /// (`set` is `None` too when every pattern of the group is here.)
+    alone: Vec<u32>,
+}
+
+/// A pattern is left to its prefix literals only when they are this many or
+/// fewer, and each at least [`MIN_PREFIX_LEN`] bytes: more or shorter literals
+/// would fire on most texts and cost a search each time.
+const MAX_PREFIXES: usize = 64;
+/// See [`MAX_PREFIXES`]. Two bytes: an ASCII pair or a lead byte and one more.
+const MIN_PREFIX_LEN: usize = 2;
+
+/// The literals every match of `hir` starts with, ASCII letters in lower case,
+/// when they are few and long enough to be worth searching for instead of the
+/// pattern (see [`MAX_PREFIXES`]); they are to be searched for ignoring ASCII
+/// case.
+///
+/// Sound by construction: `regex-syntax`'s extractor returns a finite sequence
+/// only when every match begins with one of its literals (exact or not: an
+/// inexact literal is still a prefix of the match), and a literal found
+/// ignoring ASCII case is found whatever its case. Patterns are
+/// case-insensitive, so the extractor spells out every case of every letter
+/// (`how ` alone is 8 literals); folding ASCII case merges them back, while a
+/// non-ASCII variant (the Kelvin sign of `k`) stays a literal of its own.
+fn prefix_literals(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    // Limited to as many literals as are usable: past that the extractor
+    // shortens them (every case of `how do i ` becomes `how `, `HOW `, ...),
+    // and spelling out hundreds of cases first was a tenth of the time to load
+    // and run the sample router once (`perf record` of `sluice route`).
+    let seq = literal::Extractor::new()
+        .limit_total(MAX_PREFIXES)
+        .extract(hir);
+    let mut literals: Vec<Vec<u8>> = seq
+        .literals()?
+        .iter()
+        .map(|l| l.as_bytes().to_ascii_lowercase())
+        .collect();
+    literals.sort_unstable();
+    literals.dedup();
+    let usable = !literals.is_empty()
+        && literals.len() <= MAX_PREFIXES
+        && literals.iter().all(|l| l.len() >= MIN_PREFIX_LEN);
+    usable.then_some(literals)
+}
+
+impl PatternIndex {
+    /// Indexes the patterns, `sources[i]` parsed by [`check`] as `hirs[i]`.
+    /// The error says why the patterns without prefix literals cannot be
+    /// compiled together, in the words of `regex`.
+    pub fn new(sources: Vec<String>, hirs: &[Hir]) -> Result<PatternIndex, String> {
+        // Unicode word boundaries (`\b`) make the lazy DFA give up on
+        // non-ASCII text, and a set falls back to the much slower PikeVM as a
+        // whole: with 1,000 patterns and one `\b` among them, a Korean query
+        // took 1.1 ms instead of microseconds (measured, BENCH_NOTES.md). So
+        // patterns with Unicode word boundaries get a set of their own, or
+        // are searched for alone.
+        let slow: Vec<bool> = hirs.iter().map(has_unicode_word_boundary).collect();
+        let mut literal_ids: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut owners: Vec<Vec<u32>> = Vec::new();
+        let mut unfiltered: [Vec<u32>; 2] = Default::default();
+        for (id, hir) in hirs.iter().enumerate() {
+            match prefix_literals(hir) {
+                Some(prefixes) => {
+                    for prefix in prefixes {
+                        let lit = *literal_ids.entry(prefix).or_insert_with_key(|prefix| {
+                            literals.push(prefix.clone());
+                            owners.push(Vec::new());
+                            literals.len() - 1
+                        });
+                        owners[lit].push(id as u32);
+                    }
+                }
+                None => unfiltered[usize::from(slow[id])].push(id as u32),
+            }
+        }
+        // A contiguous NFA rather than the DFA that `aho-corasick` picks for
+        // a few literals: building that DFA was the largest single cost of
+        // loading the sample router (`perf record` of `sluice route`), and the
+        // texts searched are a query's few hundred bytes.
+        let prefixes = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .build(&literals)
+            .map_err(|e| e.to_string())?;
+        // Literals that may start the same patterns (`주제1` and `주제1번`)
+        // share one group, and so one compiled set.
+        let mut group_ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
+        let mut groups = Vec::new();
+        let prefix_group = owners
+            .into_iter()
+            .map(|ids| {
+                *group_ids.entry(ids).or_insert_with_key(|ids| {
+                    let (alone, ids) = ids.iter().partition(|&&id| slow[id as usize]);
+                    groups.push(PrefixGroup {
+                        ids,
+                        set: OnceLock::new(),
+                        alone,
+                    });
+                    groups.len() as u32 - 1
+                })
+            })
+            .collect();
+        let mut sets = Vec::new();
+        for ids in unfiltered {
+            if !ids.is_empty() {
+                let group: Vec<&Hir> = ids.iter().map(|&i| &hirs[i as usize]).collect();
+                sets.push((set_of(&group)?, ids));
+            }
+        }
+        Ok(PatternIndex {
+            prefixes,
+            prefix_group,
+            groups,
+            sets,
+            regexes: sources.into_iter().map(|s| (s, OnceLock::new())).collect(),
+        })
+    }
+
+    /// Pattern `id` alone, compiled on first use, as [`pattern_builder`]
+    /// would compile it; `regex-automata`'s own form of it, because that one
+    /// can search anchored at a given position.
+    pub fn regex(&self, id: u32) -> &meta::Regex {
+        let (source, regex) = &self.regexes[id as usize];
+        regex.get_or_init(|| {
+            meta::Builder::new()
+                .configure(
+                    meta::Config::new()
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .utf8_empty(true)
+                        .nfa_size_limit(Some(PATTERN_SIZE_LIMIT))
+                        .hybrid_cache_capacity(PATTERN_DFA_LIMIT),
+                )
+                .syntax(syntax_config())
+                .build(source)
+                .expect("validated when the router was loaded")
+        })
+    }
+
+    /// The source text of pattern `id`.
+    #[cfg(test)]
+    pub fn source(&self, id: u32) -> &str {
+        &self.regexes[id as usize].0
+    }
+
+    /// The sets of patterns compiled at load time.
+    #[cfg(test)]
+    pub fn sets(&self) -> &[(PatternMatcher, Vec<u32>)] {
+        &self.sets
+    }
+
+    /// The ids of the patterns that match somewhere in `text`, ascending.
+    pub fn matches(&self, text: &str) -> Vec<u32> {
+        let mut found: Vec<u32> = Vec::new();
+        for m in self.prefixes.find_overlapping_iter(text) {
+            // Every match of these patterns starts with one of their literals,
+            // so one that matches at all matches starting where such a literal
+            // was found: an anchored search there settles it, usually within a
+            // few bytes.
+            let input = Input::new(text).range(m.start()..).anchored(Anchored::Yes);
+            let group = &self.groups[self.prefix_group[m.pattern().as_usize()] as usize];
+            let set = group.set.get_or_init(|| {
+                let hirs: Vec<Hir> = group.ids.iter().map(|&id| self.hir(id)).collect();
+                let hirs: Vec<&Hir> = hirs.iter().collect();
+                (!hirs.is_empty()).then(|| set_of(&hirs).ok()).flatten()
+            });
+            // Those not in the set (all of them if there is none) one by one.
+            let singles = match set {
+                Some(set) => {
+                    let hits = set.matches(input.clone());
+                    found.extend(hits.into_iter().map(|i| group.ids[i as usize]));
+                    [&group.alone[..], &[]]
+                }
+                None => [&group.ids[..], &group.alone[..]],
+            };
+            for &id in singles.into_iter().flatten() {
+                if self.regex(id).is_match(input.clone()) {
+                    found.push(id);
+                }
+            }
+        }
+        for (set, ids) in &self.sets {
+            let hits = set.matches(Input::new(text));
+            found.extend(hits.into_iter().map(|i| ids[i as usize]));
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// Pattern `id` parsed again (it was checked when the router loaded).
+    fn hir(&self, id: u32) -> Hir {
+        syntax::parse_with(&self.regexes[id as usize].0, &syntax_config())
+            .expect("validated when the router was loaded")
+    }
+}
+
+/// Patterns compiled together, within the size limit of that many patterns.
+fn set_of(hirs: &[&Hir]) -> Result<PatternMatcher, String> {
+    let limit = PATTERN_SIZE_LIMIT.saturating_mul(hirs.len()).min(1 << 30);
+    PatternMatcher::new(hirs, limit, limit.min(64 << 20))
+}
+
 /// The creation function of a [`PatternMatcher`]'s cache pool.
 type CacheFn = Box<dyn Fn() -> Caches + Send + Sync + UnwindSafe + RefUnwindSafe>;
 
@@ -227,9 +475,9 @@ impl PatternMatcher {
         self.pikevm.get_nfa().pattern_len()
     }
 
-    /// The indexes of the patterns that match somewhere in `text`, ascending.
-    pub fn matches(&self, text: &str) -> Vec<u32> {
-        let input = Input::new(text);
+    /// The indexes of the patterns that match in `input` (somewhere in its
+    /// span, or at its start where it is anchored), ascending.
+    pub fn matches(&self, input: Input<'_>) -> Vec<u32> {
         let caches = &mut *self.caches.get();
         if let (Some(dfa), Some(cache)) = (&self.dfa, &mut caches.dfa) {
             // `try_which_overlapping_matches`, collecting the patterns as they
@@ -377,6 +625,81 @@ mod tests {
         }
     }
 
+    /// The corpus as a [`PatternIndex`] and as a `RegexSet`.
+    fn index_and_set() -> (PatternIndex, regex::RegexSet) {
+        let sources: Vec<String> = CORPUS
+            .iter()
+            .filter(|s| **s != "^$")
+            .map(|s| s.to_string())
+            .chain(
+                [
+                    r"(?:마약|필로폰|대마초?|코카인)\s*(?:어디서|구매|구입|살\s*수)",
+                    r"(?-u:\b)how (?:do i|to|can i) (?:kill|poison)(?-u:\b)",
+                    r"주제3번?\s*1\d*(을|를|은|는)?",
+                    r"\bk",
+                    r"\bkg",
+                    r"(?:x|yz)?abc",
+                    r"[a-c]{2}d",
+                ]
+                .map(String::from),
+            )
+            .collect();
+        let hirs: Vec<Hir> = sources.iter().map(|s| check(s).unwrap()).collect();
+        let set = regex::RegexSetBuilder::new(&sources)
+            .case_insensitive(true)
+            .build()
+            .unwrap();
+        (PatternIndex::new(sources, &hirs).unwrap(), set)
+    }
+
+    #[test]
+    fn index_leaves_patterns_with_prefix_literals_out_of_its_sets() {
+        let (index, _) = index_and_set();
+        let in_sets: Vec<&str> = index
+            .sets
+            .iter()
+            .flat_map(|(_, ids)| ids.iter().map(|&id| index.source(id)))
+            .collect();
+        for source in [
+            "rain",
+            r"(?:x|yz)?abc",
+            r"\bkg",
+            r"[a-c]{2}d",
+            r"(?-u:\b)how (?:do i|to|can i) (?:kill|poison)(?-u:\b)",
+        ] {
+            assert!(!in_sets.contains(&source), "{source} is in a set");
+        }
+        for source in [r"\d+\s*(도|°c)", r"\w+", r"(?s).{5}", r"\bk"] {
+            assert!(in_sets.contains(&source), "{source} is not in a set");
+        }
+    }
+
+    proptest::proptest! {
+        /// Texts made of the corpus's own literals and a few other characters,
+        /// so that prefixes occur, in every case and width, with and without
+        /// the rest of their pattern.
+        #[test]
+        fn index_agrees_with_regex_set(
+            parts in proptest::collection::vec(
+                proptest::sample::select(&[
+                    "rain", "RAIN", "Rain", "will it ", "snow", "주제", "12번", " ", "7", "30도",
+                    "word", "wordy", "마약", " 어디서", "대마", "how to ", "How do I ", "kill",
+                    "abc", "yzabc", "xab", "K", "kg", "KG", "\u{212a}g", "\u{212a}", "bcd", "ǅ", "ǆ", "1,000원", "x", "가",
+                    "\n", "\u{3000}", "°C",
+                ][..]),
+                0..12,
+            )
+        ) {
+            let (index, set) = &*INDEX;
+            let text: String = parts.concat();
+            let want: Vec<u32> = set.matches(&text).into_iter().map(|i| i as u32).collect();
+            proptest::prop_assert_eq!(index.matches(&text), want, "{:?}", text);
+        }
+    }
+
+    static INDEX: std::sync::LazyLock<(PatternIndex, regex::RegexSet)> =
+        std::sync::LazyLock::new(index_and_set);
+
     #[test]
     fn matcher_agrees_with_regex_set() {
         let sources: Vec<&str> = CORPUS.iter().copied().filter(|s| *s != "^$").collect();
@@ -397,7 +720,7 @@ mod tests {
         ] {
             let want: Vec<usize> = set.matches(text).into_iter().collect();
             let got: Vec<usize> = matcher
-                .matches(text)
+                .matches(Input::new(text))
                 .into_iter()
                 .map(|p| p as usize)
                 .collect();

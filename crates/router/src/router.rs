@@ -1,5 +1,5 @@
 //! The compiled router: one Aho-Corasick automaton for every literal, one
-//! pattern set (`PatternMatcher`) for every pattern, one bigram index for every example.
+//! pattern index (`PatternIndex`) for every pattern, one bigram index for every example.
 //!
 //! Scoring, in integer thousandths so that scores are exact and ties stable:
 //!
@@ -14,10 +14,9 @@
 //! a similarity of 0.5. Equal points go to the domain declared first.
 
 use std::path::Path;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use regex::Regex;
 use regex_syntax::hir::Hir;
 use rustc_hash::FxHashMap;
 use sluice_core::{Message, Model, Profiles, Role};
@@ -29,7 +28,7 @@ use crate::api::{
 use crate::config::{self, Category, Config, Origin};
 use crate::error::{BuildError, Problem, RouteError};
 use crate::normalize::{self, Normalized};
-use crate::patterns::{self, PatternMatcher};
+use crate::patterns::{self, PatternIndex};
 use crate::safety::builtin_rules;
 use crate::similarity::{self, ExampleIndex};
 
@@ -81,11 +80,7 @@ pub struct Router {
     literals: AhoCorasick,
     literal_owners: Vec<Vec<RuleRef>>,
     literal_word_start: Vec<bool>,
-    /// Pattern sets and, per set index, the pattern id.
-    patterns: Vec<(PatternMatcher, Vec<u32>)>,
-    /// Each pattern alone, compiled on the first explanation that needs its
-    /// span: halves the time to load a router with many patterns.
-    pattern_regexes: Vec<(String, OnceLock<Regex>)>,
+    patterns: PatternIndex,
     pattern_owners: Vec<Vec<RuleRef>>,
     examples: ExampleIndex,
     example_owner: Vec<(u32, u32)>,
@@ -294,33 +289,8 @@ impl Router {
             .match_kind(MatchKind::Standard)
             .build(&literal_texts)
             .map_err(|e| invalid(format!("keywords cannot be compiled: {e}")))?;
-        // Unicode word boundaries (`\b`) make the lazy DFA give up on non-ASCII
-        // text, and a set falls back to the much slower PikeVM as a whole: with
-        // 1,000 patterns and one `\b` among them, a Korean query took 1.1 ms
-        // instead of microseconds (measured, BENCH_NOTES.md). So patterns with
-        // Unicode word boundaries get a set of their own.
-        let mut groups: [Vec<u32>; 2] = Default::default();
-        for (id, hir) in pattern_hirs.iter().enumerate() {
-            let slow = patterns::has_unicode_word_boundary(hir);
-            groups[usize::from(slow)].push(id as u32);
-        }
-        let mut patterns = Vec::new();
-        for ids in groups {
-            if ids.is_empty() {
-                continue;
-            }
-            let set_limit = config::PATTERN_SIZE_LIMIT
-                .saturating_mul(ids.len())
-                .min(1 << 30);
-            let hirs: Vec<&Hir> = ids.iter().map(|&i| &pattern_hirs[i as usize]).collect();
-            let set = PatternMatcher::new(&hirs, set_limit, set_limit.min(64 << 20))
-                .map_err(|e| invalid(format!("patterns together cannot be compiled: {e}")))?;
-            patterns.push((set, ids));
-        }
-        let pattern_regexes = pattern_texts
-            .into_iter()
-            .map(|p| (p, OnceLock::new()))
-            .collect();
+        let patterns = PatternIndex::new(pattern_texts, &pattern_hirs)
+            .map_err(|e| invalid(format!("patterns together cannot be compiled: {e}")))?;
 
         Ok(Router {
             config,
@@ -333,7 +303,6 @@ impl Router {
             literal_owners,
             literal_word_start,
             patterns,
-            pattern_regexes,
             pattern_owners,
             examples,
             example_owner,
@@ -663,14 +632,7 @@ impl Router {
             }
             literals.push((id as u32, m.start(), m.end()));
         }
-        let mut patterns = Vec::new();
-        for (set, ids) in &self.patterns {
-            patterns.extend(
-                set.matches(&norm.spaced)
-                    .into_iter()
-                    .map(|i| ids[i as usize]),
-            );
-        }
+        let patterns = self.patterns.matches(&norm.spaced);
         let similarity = if self.examples.len() == 0 {
             Vec::new()
         } else {
@@ -742,13 +704,8 @@ impl Router {
     }
 
     fn pattern_span(&self, id: u32, norm: &Normalized) -> std::ops::Range<usize> {
-        let (source, regex) = &self.pattern_regexes[id as usize];
-        regex
-            .get_or_init(|| {
-                patterns::pattern_builder(source)
-                    .build()
-                    .expect("validated when the router was loaded")
-            })
+        self.patterns
+            .regex(id)
             .find(&norm.spaced)
             .map(|m| norm.spaced_origin(m.range()))
             .unwrap_or(0..0)
@@ -877,23 +834,39 @@ mod tests {
     use super::*;
 
     /// Regression for the 1.39 ms/query bench: one Unicode `\b` pattern must not
-    /// share a set with the others (BENCH_NOTES.md).
+    /// share a set with the others (BENCH_NOTES.md). Patterns with prefix
+    /// literals are in no set at all: they run alone, when a literal is found.
     #[test]
     fn unicode_word_boundary_patterns_get_their_own_set() {
         let router = Router::from_toml(
-            "[router]\nid = \"t\"\nversion = 1\n[[domain]]\nname = \"a\"\npatterns = ['\\bword\\b', '(?-u:\\b)ascii', '숫자\\d+']\n",
+            "[router]\nid = \"t\"\nversion = 1\n[[domain]]\nname = \"a\"\npatterns = ['\\bword\\b', '(?-u:\\b)ascii', '\\d+번', '\\w*\\b7']\n",
             "t.toml",
         )
         .unwrap();
-        let sizes: Vec<usize> = router.patterns.iter().map(|(_, ids)| ids.len()).collect();
-        // Built-in safety patterns plus two of ours in the fast set; one slow.
-        assert_eq!(sizes.len(), 2);
-        assert_eq!(sizes[1], 1);
-        let slow = router.patterns[1].1[0] as usize;
-        assert_eq!(router.pattern_regexes[slow].0, "\\bword\\b");
+        let index = &router.patterns;
+        let sets: Vec<Vec<&str>> = index
+            .sets()
+            .iter()
+            .map(|(_, ids)| ids.iter().map(|&id| index.source(id)).collect())
+            .collect();
+        // The first set may also hold built-in safety patterns; ours are
+        // `\d+번` there and `\w*\b7` alone in the second, while those with
+        // prefix literals (`word`, `ascii`) are in neither.
+        assert!(sets[0].contains(&"\\d+번"), "{sets:?}");
+        assert_eq!(sets[1], ["\\w*\\b7"]);
+        assert!(
+            sets.concat()
+                .iter()
+                .all(|s| !s.contains("word") && !s.contains("ascii")),
+            "{sets:?}"
+        );
+        for query in ["한국어 word 문장", "12번", "가나다 7"] {
+            let routed = router.route(&RouteRequest::new(query)).unwrap();
+            assert_eq!(routed.domain.result, "a", "{query}");
+        }
         let routed = router
-            .route(&RouteRequest::new("한국어 word 문장"))
+            .route(&RouteRequest::new("한국어 wordy 문장"))
             .unwrap();
-        assert_eq!(routed.domain.result, "a");
+        assert_ne!(routed.domain.result, "a");
     }
 }
