@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_syntax::hir::Hir;
 use rustc_hash::FxHashMap;
 use sluice_core::{Message, Model, Profiles, Role};
@@ -285,7 +285,12 @@ impl Router {
             .iter()
             .map(|t| t.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric))
             .collect();
+        // A contiguous NFA, not the DFA `aho-corasick` picks for a few hundred
+        // literals or fewer: the texts searched are a query's few hundred
+        // bytes, and building the DFA was a large part of loading the sample
+        // router for one `sluice route` (`perf record`).
         let literals = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .match_kind(MatchKind::Standard)
             .build(&literal_texts)
             .map_err(|e| invalid(format!("keywords cannot be compiled: {e}")))?;
