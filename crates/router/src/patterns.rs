@@ -259,7 +259,7 @@ impl PatternIndex {
         // Unicode word boundaries (`\b`) make the lazy DFA give up on
         // non-ASCII text, and a set falls back to the much slower PikeVM as a
         // whole: with 1,000 patterns and one `\b` among them, a Korean query
-        // took 1.1 ms instead of microseconds (measured, BENCH_NOTES.md). So
+        // took 1.1 ms instead of microseconds (measured, BENCHMARKS.md "Router"). So
         // patterns with Unicode word boundaries get a set of their own, or
         // are searched for alone.
         let slow: Vec<bool> = hirs.iter().map(has_unicode_word_boundary).collect();

@@ -839,7 +839,7 @@ mod tests {
     use super::*;
 
     /// Regression for the 1.39 ms/query bench: one Unicode `\b` pattern must not
-    /// share a set with the others (BENCH_NOTES.md). Patterns with prefix
+    /// share a set with the others (BENCHMARKS.md, "Router"). Patterns with prefix
     /// literals are in no set at all: they run alone, when a literal is found.
     #[test]
     fn unicode_word_boundary_patterns_get_their_own_set() {
