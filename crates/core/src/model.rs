@@ -78,31 +78,40 @@ enum Lookup {
 
 /// Lookups a per-thread cache judges its hit rate over.
 const PROBE_WINDOW: u32 = 1024;
-/// Hits per [`PROBE_WINDOW`] below which the cache steps aside (1 in 16).
-const MIN_HITS: u32 = PROBE_WINDOW / 16;
-/// Messages counted without the cache after a window with too few hits, before
+/// Text bytes that hits must save per lookup, over a [`PROBE_WINDOW`], for the
+/// cache to stay in use: about what a lookup that misses costs (hashing,
+/// probing, inserting; ~0.2 µs), in bytes of counting (~250 MB/s on mixed
+/// Korean and English chat).
+const MIN_SAVED_PER_LOOKUP: u64 = 64;
+/// Messages counted without the cache after a window that saved too little, before
 /// it probes again.
 const BYPASS_FOR: u32 = 16 * PROBE_WINDOW;
 
 /// One thread's cache, which steps aside while it does not pay.
 ///
-/// Performance note: on batch input where messages do not repeat, the hash, the
-/// probe and the insert of every message cost ~20% of `sluice trim --jsonl` (the
-/// 64 MB `benches/batch/gen.py` corpus, 1 thread: 1.23–1.70 s with the cache,
-/// 1.01–1.26 s with `--cache 0`; a profile put 25% of the per-line work in the
-/// cache). A hit saves a whole tokenization (µs per KB) and a miss costs
-/// ~0.2–0.3 µs, so below a hit rate of a few percent the cache loses. The thread
-/// counts its hits over each window of [`PROBE_WINDOW`] lookups; with fewer than
-/// [`MIN_HITS`], the next [`BYPASS_FOR`] messages skip it (no hash, no probe, no
-/// insert), then it probes again, so input that starts repeating gets its cache
-/// back within ~17,000 messages. Counts never depend on it: the cache only
-/// remembers counts.
+/// Performance notes:
+/// - On batch input where messages do not repeat, the hash, the probe and the
+///   insert of every message cost ~20% of `sluice trim --jsonl` (the 64 MB
+///   `benches/batch/gen.py` corpus, 1 thread: 1.23–1.70 s with the cache,
+///   1.01–1.26 s with `--cache 0`; a profile put 25% of the per-line work in
+///   the cache). A hit saves the tokenization of its text and a lookup that
+///   misses costs about as much as counting 50–60 bytes, so the cache pays
+///   only when its hits save more text than that per lookup.
+/// - It judges itself over each window of [`PROBE_WINDOW`] lookups by the text
+///   its hits saved: with less than [`MIN_SAVED_PER_LOOKUP`] bytes per lookup,
+///   the next [`BYPASS_FOR`] messages skip it (no hash, no probe, no insert),
+///   then it probes again, so input that starts repeating gets its cache back
+///   within ~17,000 messages. Counting hits instead (it stepped aside under 1
+///   hit in 16) kept it in use on that corpus, where about one message in five
+///   repeats but the repeats are short: the cache then cost ~17% of the
+///   per-line work (a profile of the parse bench) and its hits saved less.
+///   Counts never depend on it: the cache only remembers counts.
 struct ThreadCache {
     cache: unsync::Cache<u128, u32>,
     /// Lookups in the current window.
     lookups: u32,
-    /// Hits in the current window.
-    hits: u32,
+    /// Text bytes the hits of the current window saved counting.
+    saved: u64,
     /// Messages still to count without the cache.
     bypass: u32,
 }
@@ -112,12 +121,13 @@ impl ThreadCache {
         Self {
             cache: unsync::Cache::new(capacity),
             lookups: 0,
-            hits: 0,
+            saved: 0,
             bypass: 0,
         }
     }
 
-    fn lookup(&mut self, key: impl FnOnce() -> u128) -> Lookup {
+    /// Looks up a message of `len` text bytes whose key `key` computes.
+    fn lookup(&mut self, len: usize, key: impl FnOnce() -> u128) -> Lookup {
         if self.bypass > 0 {
             self.bypass -= 1;
             return Lookup::Bypass;
@@ -125,13 +135,15 @@ impl ThreadCache {
         let key = key();
         let found = self.cache.get(&key).copied();
         self.lookups += 1;
-        self.hits += u32::from(found.is_some());
+        if found.is_some() {
+            self.saved += len as u64;
+        }
         if self.lookups == PROBE_WINDOW {
-            if self.hits < MIN_HITS {
+            if self.saved < MIN_SAVED_PER_LOOKUP * u64::from(PROBE_WINDOW) {
                 self.bypass = BYPASS_FOR;
             }
             self.lookups = 0;
-            self.hits = 0;
+            self.saved = 0;
         }
         found.map_or(Lookup::Miss(key), Lookup::Hit)
     }
@@ -155,9 +167,9 @@ impl CountCache {
         matches!(self, Self::Off)
     }
 
-    /// Looks up the message whose key `key` computes (only if the cache is in
-    /// use for it).
-    fn lookup(&self, key: impl FnOnce() -> u128) -> Lookup {
+    /// Looks up the message of `len` text bytes whose key `key` computes (only
+    /// if the cache is in use for it).
+    fn lookup(&self, len: usize, key: impl FnOnce() -> u128) -> Lookup {
         match self {
             Self::Off => Lookup::Bypass,
             Self::Shared(cache) => {
@@ -167,7 +179,7 @@ impl CountCache {
             Self::PerThread { capacity, caches } => caches
                 .get_or(|| RefCell::new(ThreadCache::new(*capacity)))
                 .borrow_mut()
-                .lookup(key),
+                .lookup(len, key),
         }
     }
 
@@ -386,7 +398,7 @@ impl MessageCounter for Model {
         if cache.is_off() || body.len() < MIN_CACHED_LEN {
             return self.count_uncached(message, &body, budget);
         }
-        match cache.lookup(|| cache_key(message, &body)) {
+        match cache.lookup(body.len(), || cache_key(message, &body)) {
             Lookup::Hit(n) => {
                 let n = n as usize;
                 (n <= budget).then_some(n)
@@ -519,38 +531,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_thread_cache_steps_aside_while_it_misses_and_comes_back_when_it_hits() {
+    fn a_thread_cache_steps_aside_while_it_saves_too_little_and_comes_back_when_it_saves() {
+        let long = MIN_SAVED_PER_LOOKUP as usize;
         let mut thread = ThreadCache::new(1 << 16);
         for k in 0..PROBE_WINDOW {
-            assert_eq!(thread.lookup(|| u128::from(k)), Lookup::Miss(u128::from(k)));
-            thread.cache.insert(u128::from(k), 7);
+            let key = u128::from(k);
+            assert_eq!(thread.lookup(long, || key), Lookup::Miss(key));
+            thread.cache.insert(key, 7);
         }
         // A window without hits: the next messages skip the cache, unhashed.
-        for _ in 0..BYPASS_FOR {
-            assert_eq!(
-                thread.lookup(|| unreachable!("no key is computed while bypassing")),
-                Lookup::Bypass
-            );
-        }
+        let bypass = |thread: &mut ThreadCache| {
+            for _ in 0..BYPASS_FOR {
+                assert_eq!(
+                    thread.lookup(long, || unreachable!("no key is computed while bypassing")),
+                    Lookup::Bypass
+                );
+            }
+        };
+        bypass(&mut thread);
         // Probing again, on input that repeats: hits, and it stays in use.
         for round in 0..3 {
             for k in 0..PROBE_WINDOW {
-                assert_eq!(
-                    thread.lookup(|| u128::from(k)),
-                    Lookup::Hit(7),
-                    "round {round}"
-                );
+                let hit = thread.lookup(long, || u128::from(k));
+                assert_eq!(hit, Lookup::Hit(7), "round {round}");
             }
         }
-        // A window at exactly the threshold keeps the cache.
+        // Every message a hit, but short ones: too little saved, it steps aside.
         for k in 0..PROBE_WINDOW {
-            let key = if k < MIN_HITS {
+            thread.lookup(long - 1, || u128::from(k));
+        }
+        bypass(&mut thread);
+        // A window that saves exactly enough keeps the cache: a quarter of the
+        // lookups hit messages four times the threshold.
+        for k in 0..PROBE_WINDOW {
+            let key = if k % 4 == 0 {
                 0
             } else {
                 u128::from(k) + (1 << 40)
             };
-            thread.lookup(|| key);
+            thread.lookup(4 * long, || key);
         }
-        assert_eq!(thread.lookup(|| 0), Lookup::Hit(7));
+        assert_eq!(thread.lookup(long, || 0), Lookup::Hit(7));
     }
 }
