@@ -71,6 +71,12 @@ fn both_readings_refuse_the_same_messages_in_the_same_words() {
         r#"["hello"]"#,
         r#"[null]"#,
         r#"[{"role":"user","content":"ok"},{"role":"user","content":{}}]"#,
+        // The plain shape read by hand, wrong in each way it can be.
+        "[{\"role\":\"user\",\"content\":\"raw\ttab\"}]",
+        r#"[{"role":"user","role":"user"}]"#,
+        r#"[{"content":"a","content":"b"}]"#,
+        r#"[{"role":"User","content":"a"}]"#,
+        r#"[{"role":"user","content":"a","role":"tool"}]"#,
     ];
     for list in refused {
         assert!(both(list).is_err(), "{list} is refused");
@@ -108,6 +114,13 @@ fn both_readings_accept_the_same_messages_as_the_same_parts() {
         r#"[{"role":"tool","tool_call_id":"c1","content":"23°C"},{"role":"tool","toolCallId":"c2"}]"#,
         r#"[ { "role" : "system" , "content" : "spaced" } ]"#,
         r#"[{"role":"user","content":"ok","unknown":"\ud800"}]"#,
+        // The plain shape, read by hand: either order, any JSON whitespace.
+        r#"[{"content":"첫 번째","role":"assistant"}]"#,
+        "[{ \"role\"\t:\n\"tool\" ,\r\n \"content\" : \"\" }]",
+        r#"[{"role":"user","content":"a \"quoted\" word"}]"#,
+        r#"[{"role":"user","content":"a\/b"}]"#,
+        r#"[{"role":"user"}]"#,
+        r#"[{"role":"user","content":"a","name":"kim"}]"#,
     ];
     for list in accepted {
         assert!(both(list).is_ok(), "{list} is accepted");
@@ -130,6 +143,7 @@ fn field_value() -> impl Strategy<Value = String> {
         Just("[]".to_string()),
         Just(r#""\ud800""#.to_string()),
         Just(r#""a\"b\\c\n""#.to_string()),
+        Just("\"raw\ttab\"".to_string()),
         "[a-z가-힣 ]{0,12}".prop_map(|s| format!("{s:?}")),
         Just(r#"[{"type":"text","text":"part"}]"#.to_string()),
         Just(r#"[{"type":"text"}]"#.to_string()),
@@ -142,8 +156,14 @@ fn field_value() -> impl Strategy<Value = String> {
     ]
 }
 
+/// JSON whitespace, or none.
+fn ws() -> impl Strategy<Value = &'static str> {
+    prop_oneof![4 => Just(""), 1 => Just(" "), 1 => Just("\n\t "), 1 => Just("\r")]
+}
+
 /// A message text: fields drawn from the known names (both spellings), an
-/// unknown one and repeats, each with any of [`field_value`]'s values.
+/// unknown one and repeats, each with any of [`field_value`]'s values, with
+/// whitespace anywhere JSON allows it.
 fn message_text() -> impl Strategy<Value = String> {
     let key = prop_oneof![
         3 => Just("role"),
@@ -156,10 +176,10 @@ fn message_text() -> impl Strategy<Value = String> {
         1 => Just("x-extra"),
     ];
     prop_oneof![
-        8 => prop::collection::vec((key, field_value()), 0..5).prop_map(|fields| {
+        8 => prop::collection::vec((key, field_value(), ws(), ws()), 0..5).prop_map(|fields| {
             let fields: Vec<String> = fields
                 .into_iter()
-                .map(|(k, v)| format!("{k:?}:{v}"))
+                .map(|(k, v, a, b)| format!("{a}{k:?}{b}:{a}{v}{b}"))
                 .collect();
             format!("{{{}}}", fields.join(","))
         }),
