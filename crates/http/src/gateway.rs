@@ -416,12 +416,13 @@ async fn stream(
 ) -> Response {
     let (tokens_tx, mut tokens_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Event, Infallible>>();
-    let mut call =
-        tokio::spawn(async move { configured.provider.chat_stream(&request, tokens_tx).await });
+    let mut call = Call(tokio::spawn(async move {
+        configured.provider.chat_stream(&request, tokens_tx).await
+    }));
     // `None`: the call ended (it drops the sender) without a single delta.
     let first = tokens_rx.recv().await;
     let early = if first.is_none() {
-        let outcome = (&mut call).await.unwrap_or_else(|e| {
+        let outcome = (&mut call.0).await.unwrap_or_else(|e| {
             Err(ProviderError::Transport {
                 message: format!("the call failed: {e}"),
             })
@@ -439,9 +440,15 @@ async fn stream(
         loop {
             let text = match pending.take() {
                 Some(text) => text,
-                None => match tokens_rx.recv().await {
-                    Some(text) => text,
-                    None => break,
+                None => tokio::select! {
+                    next = tokens_rx.recv() => match next {
+                        Some(text) => text,
+                        None => break,
+                    },
+                    // The client went away (the response body was dropped):
+                    // dropping `call` stops the model instead of letting it
+                    // generate, and bill, an answer nobody reads.
+                    () = out_tx.closed() => return,
                 },
             };
             let event = match wire {
@@ -458,7 +465,7 @@ async fn stream(
         }
         let outcome = match early {
             Some(reply) => Ok(reply),
-            None => call.await.unwrap_or_else(|e| {
+            None => (&mut call.0).await.unwrap_or_else(|e| {
                 Err(ProviderError::Transport {
                     message: format!("the call failed: {e}"),
                 })
@@ -512,6 +519,18 @@ async fn stream(
     });
     let body = futures_util::stream::poll_fn(move |cx| out_rx.poll_recv(cx));
     Sse::new(body).into_response()
+}
+
+/// A model call spawned for a streamed reply, aborted when dropped: when the
+/// client leaves before the first delta the handler is dropped, and after it
+/// the task that forwards deltas returns, and either way the call (an upstream
+/// request, or a local model generating) stops at its next await.
+struct Call(tokio::task::JoinHandle<Result<ChatReply, ProviderError>>);
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The key a request presented: `Authorization: Bearer <key>`, or the legacy

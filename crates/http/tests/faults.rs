@@ -590,6 +590,56 @@ async fn a_client_that_leaves_mid_stream_still_gets_its_run_stored() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_client_that_leaves_mid_stream_stops_the_upstream_call() {
+    let env = Env::start(Store::in_memory().await.unwrap(), 30_000, 0).await;
+    // Thirty deltas 100 ms apart: three seconds of answer, if read to the end.
+    let words: Vec<String> = (0..30).map(|i| format!("w{i} ")).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    for clova in [true, false] {
+        let model = if clova { "gamma" } else { "alpha" };
+        env.fail(
+            &[model],
+            &Behavior::stream(&words, Duration::from_millis(100)),
+        );
+        let messages = json!([{"role": "user", "content": "leave early"}]);
+        let request = if clova {
+            env.http
+                .post(env.url("/v3/chat-completions/gamma"))
+                .json(&json!({"messages": messages, "maxTokens": 64}))
+        } else {
+            env.http
+                .post(env.url("/v1/openai/chat/completions"))
+                .json(&json!({"model": "alpha", "messages": messages, "stream": true}))
+        };
+        let mut response = request
+            .header("accept", "text/event-stream")
+            .bearer_auth(&env.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut seen = String::new();
+        while !seen.contains("w0") {
+            let chunk = response.chunk().await.unwrap().expect("a delta");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert_eq!(env.fake.in_flight(), 1, "the upstream is answering");
+        let left = Instant::now();
+        drop(response);
+        // The gateway notices at its next delta, drops the upstream call, and
+        // the upstream's next write fails: well before the three seconds.
+        while env.fake.in_flight() > 0 {
+            assert!(
+                left.elapsed() < Duration::from_millis(1500),
+                "the upstream call went on after the client left ({})",
+                if clova { "CLOVA v3" } else { "OpenAI" }
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// A fresh temporary directory, removed when dropped.
 struct TempDir(PathBuf);
 

@@ -372,6 +372,14 @@ impl FakeUpstream {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// The requests being answered now: a request stops counting when its
+    /// answer is written or the client goes away.
+    // Used by crates/http/tests/faults.rs, not by this crate's tests.
+    #[allow(dead_code)]
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
     /// The most requests that were being answered at the same time.
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
