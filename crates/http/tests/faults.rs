@@ -159,7 +159,18 @@ impl Env {
     /// A chat completion through the gateway: CLOVA v3 to `gamma`, or
     /// OpenAI's format to `alpha`. Status and body text.
     async fn gateway(&self, clova: bool, stream: bool) -> (u16, String) {
-        let messages = json!([{"role": "user", "content": "hello gateway"}]);
+        let response = self
+            .gateway_request(clova, stream, "hello gateway")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// A chat request to the gateway: CLOVA v3 to `gamma`, or OpenAI to `alpha`.
+    fn gateway_request(&self, clova: bool, stream: bool, content: &str) -> reqwest::RequestBuilder {
+        let messages = json!([{"role": "user", "content": content}]);
         let mut request = if clova {
             self.http
                 .post(self.url("/v3/chat-completions/gamma"))
@@ -172,9 +183,7 @@ impl Env {
         if stream {
             request = request.header("accept", "text/event-stream");
         }
-        let response = request.bearer_auth(&self.key).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
+        request.bearer_auth(&self.key)
     }
 
     /// The student's sessions, each as stored: id to its detail.
@@ -602,19 +611,8 @@ async fn a_gateway_client_that_leaves_mid_stream_stops_the_upstream_call() {
             &[model],
             &Behavior::stream(&words, Duration::from_millis(100)),
         );
-        let messages = json!([{"role": "user", "content": "leave early"}]);
-        let request = if clova {
-            env.http
-                .post(env.url("/v3/chat-completions/gamma"))
-                .json(&json!({"messages": messages, "maxTokens": 64}))
-        } else {
-            env.http
-                .post(env.url("/v1/openai/chat/completions"))
-                .json(&json!({"model": "alpha", "messages": messages, "stream": true}))
-        };
-        let mut response = request
-            .header("accept", "text/event-stream")
-            .bearer_auth(&env.key)
+        let mut response = env
+            .gateway_request(clova, true, "leave early")
             .send()
             .await
             .unwrap();
