@@ -197,7 +197,11 @@ fn number(body: &Value, keys: &[&str]) -> Result<Option<f64>, String> {
     Ok(None)
 }
 
+/// The first of `keys` that is set, each checked whether it is used or not
+/// (`maxCompletionTokens` wins over `maxTokens`, but a `maxTokens` of the wrong
+/// type is still an error).
 fn count(body: &Value, keys: &[&str]) -> Result<Option<u64>, String> {
+    let mut first = None;
     for key in keys {
         match body.get(*key) {
             None | Some(Value::Null) => {}
@@ -208,13 +212,14 @@ fn count(body: &Value, keys: &[&str]) -> Result<Option<u64>, String> {
                         .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
                         .map(|f| f as u64)
                 });
-                return whole.map(Some).ok_or_else(|| {
+                let n = whole.ok_or_else(|| {
                     format!("Invalid parameter: {key} must be a non-negative integer")
-                });
+                })?;
+                first = first.or(Some(n));
             }
         }
     }
-    Ok(None)
+    Ok(first)
 }
 
 /// The messages of a chat request, in either format, read as the sliding
@@ -261,7 +266,11 @@ fn parse_openai(body: &Value) -> Result<Chat, String> {
         max_tokens: count(body, &["max_completion_tokens", "max_tokens"])?
             .map(|m| m.min(u64::from(u32::MAX)) as u32),
         seed: count(body, &["seed"])?,
-        stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        stream: match body.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err("Invalid parameter: stream must be true or false".into()),
+        },
     })
 }
 

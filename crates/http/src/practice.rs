@@ -850,9 +850,8 @@ async fn search(caller: Caller, body: Bytes) -> Answer {
                 "List should have at least 1 item after validation, not 0",
             );
         }
-        let q = check.string(map, "query", &loc, 1..=10_000, true);
         query = check
-            .required(q, map.contains_key("query"), at(&loc, "query"))
+            .required_string(map, "query", &loc, 1..=10_000, true)
             .unwrap_or_default();
         k = check.int(map, "k", &loc, 1, 100).unwrap_or(5);
     }

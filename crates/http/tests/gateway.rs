@@ -264,6 +264,52 @@ async fn the_v3_token_calculator_counts_text_parts_and_refuses_others() {
     );
 }
 
+/// Every sampling field is type-checked, also one that another field
+/// overrides (`maxCompletionTokens` wins over `maxTokens`, found by
+/// Schemathesis), and `stream` must be a boolean; all before any upstream call.
+#[tokio::test]
+async fn chat_requests_with_a_field_of_the_wrong_type_are_refused() {
+    let env = Env::start(Script::new()).await;
+    let user = json!([{"role": "user", "content": "hi"}]);
+    let cases = [
+        (
+            "/v3/chat-completions/clova",
+            json!({"messages": user, "maxCompletionTokens": 16, "maxTokens": "many"}),
+            "maxTokens",
+        ),
+        (
+            "/v1/chat-completions/clova",
+            json!({"messages": user, "maxCompletionTokens": 16, "maxTokens": -1}),
+            "maxTokens",
+        ),
+        (
+            "/v1/openai/chat/completions",
+            json!({"model": "gpt", "messages": user, "max_completion_tokens": 16, "max_tokens": [1]}),
+            "max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "gpt", "messages": user, "stream": "yes"}),
+            "stream",
+        ),
+        (
+            "/v1/openai/chat/completions",
+            json!({"model": "gpt", "messages": user, "stream": 1}),
+            "stream",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, reply) = env.post_json(path, &body).await;
+        assert_eq!(status, 400, "{path} {body}: {reply}");
+        assert!(reply.to_string().contains(field), "{path} {body}: {reply}");
+    }
+    assert!(env.fake.requests().is_empty(), "nothing was forwarded");
+    // `null` is no value, as OpenAI's clients send it.
+    let body = json!({"model": "gpt", "messages": user, "stream": null, "max_tokens": null});
+    let (status, reply) = env.post_json("/v1/openai/chat/completions", &body).await;
+    assert_eq!(status, 200, "{reply}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clova_chat_completions_are_forwarded_blocking_and_streaming() {
     // The fake upstream echoes: "echo: <last user message>", usage in words.

@@ -1744,6 +1744,24 @@ async fn class_shared_knowledge_is_usable_but_not_writable_by_students() {
             .contains("돼지국밥"),
         "{hits}"
     );
+    // A query that is null, missing or blank is refused in pydantic's words.
+    for (body, kind) in [
+        (json!({"knowledge_ids": [kb], "query": null}), "string_type"),
+        (json!({"knowledge_ids": [kb]}), "missing"),
+        (
+            json!({"knowledge_ids": [kb], "query": "  "}),
+            "string_too_short",
+        ),
+    ] {
+        let (status, error) = env.post("/user/practice/knowledge/search", &body).await;
+        assert_eq!(status, 422, "{body}: {error}");
+        assert_eq!(error["detail"][0]["type"], kind, "{body}: {error}");
+        assert_eq!(
+            error["detail"][0]["loc"],
+            json!(["body", "query"]),
+            "{error}"
+        );
+    }
     let (status, body) = env
         .run(&json!({"prompt_text": "밀면은 어디 음식인가요?", "knowledge_ids": [kb]}))
         .await;

@@ -265,18 +265,8 @@ fn object_body(body: &Value) -> Result<&Map<String, Value>> {
 }
 
 fn required_string(check: &mut Checker, map: &Map<String, Value>, key: &str, max: usize) -> String {
-    let loc = body_loc();
-    let value = check.string(map, key, &loc, 1..=max, true);
-    let present = map.get(key).is_some_and(|v| !v.is_null());
-    if !present && map.get(key).is_some() {
-        check.error(
-            at(&loc, key),
-            "string_type",
-            "Input should be a valid string",
-        );
-    }
     check
-        .required(value, map.get(key).is_some(), at(&loc, key))
+        .required_string(map, key, &body_loc(), 1..=max, true)
         .unwrap_or_default()
 }
 

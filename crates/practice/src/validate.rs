@@ -87,6 +87,30 @@ impl Checker {
         value
     }
 
+    /// A required string of `min..=max` characters (after trimming when
+    /// `trim`): a missing key is pydantic's `missing`, a `null` its
+    /// `string_type`.
+    pub fn required_string(
+        &mut self,
+        map: &Map<String, Value>,
+        key: &str,
+        loc: &[Value],
+        chars: std::ops::RangeInclusive<usize>,
+        trim: bool,
+    ) -> Option<String> {
+        let value = self.string(map, key, loc, chars, trim);
+        match map.get(key) {
+            None => self.error(at(loc, key), "missing", "Field required"),
+            Some(Value::Null) => self.error(
+                at(loc, key),
+                "string_type",
+                "Input should be a valid string",
+            ),
+            Some(_) => {}
+        }
+        value
+    }
+
     /// An optional string of `min..=max` characters (after trimming when `trim`).
     pub fn string(
         &mut self,
