@@ -238,12 +238,12 @@ fn operation(endpoint: Endpoint, path: &str, models: &[&str]) -> Value {
             "headers": {"X-NCP-CLOVASTUDIO-REQUEST-ID": {"$ref": "#/components/headers/RequestId"}},
             "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/OpenAiChatResult"}},
-                "text/event-stream": {"schema": {"type": "string"}}
+                "text/event-stream": {"schema": {"$ref": "#/components/schemas/SseEvent"}}
             }
         });
     }
     if matches!(endpoint, Endpoint::ChatV3 | Endpoint::ChatV1) {
-        op["responses"]["200"]["content"]["text/event-stream"] = json!({"schema": {"type": "string"},
+        op["responses"]["200"]["content"]["text/event-stream"] = json!({"schema": {"$ref": "#/components/schemas/SseEvent"},
             "description": "With Accept: text/event-stream: token events, then result and signal"});
     }
     if matches!(
@@ -571,7 +571,7 @@ fn practice_paths(paths: &mut Map<String, Value>) {
                 json!({"description": "Every model failed; each model's error is listed"});
             json!({"description": "The turn, stored. With Accept: text/event-stream: token, model_done and result events.",
                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PracticeRunResponse"}},
-                               "text/event-stream": {"schema": {"type": "string"}}}})
+                               "text/event-stream": {"schema": {"$ref": "#/components/schemas/SseEvent"}}}})
         } else {
             json!({"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}})
         };
@@ -625,8 +625,22 @@ fn all_components() -> Value {
         (components["schemas"].as_object_mut(), practice_schemas())
     {
         schemas.extend(extra);
+        schemas.insert("SseEvent".into(), sse_event_schema());
     }
     components
+}
+
+/// One server-sent event of a `text/event-stream` answer, its fields as the
+/// SSE format names them: what a client (and Schemathesis) reads each event as.
+fn sse_event_schema() -> Value {
+    json!({
+        "description": "One server-sent event of a text/event-stream answer: data is JSON text, or [DONE]",
+        "type": "object", "required": ["data"],
+        "properties": {
+            "event": {"type": "string"}, "data": {"type": "string"},
+            "id": {"type": "string"}, "retry": {"type": "integer"}
+        }
+    })
 }
 
 /// Schemas of the practice routes: exactly what `sluice_practice`'s parsers
