@@ -40,6 +40,10 @@ impl Code {
     pub const REQUEST_TIMEOUT: Code = Code("40800");
     /// `41300` the body is over the configured limit (ours).
     pub const PAYLOAD_TOO_LARGE: Code = Code("41300");
+    /// `40900` the request conflicts with what is stored (ours; practice routes).
+    pub const CONFLICT: Code = Code("40900");
+    /// `42200` a field failed validation (ours; practice routes, FastAPI's 422).
+    pub const UNPROCESSABLE: Code = Code("42200");
     /// `42900` every request slot is busy.
     pub const TOO_MANY_REQUESTS: Code = Code("42900");
     /// `50000` a bug or a broken configuration; details go to the log only.

@@ -89,6 +89,13 @@ impl Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self.wire {
+            // OpenAI answers an unknown model with 404 `model_not_found`, and
+            // clients branch on exactly that.
+            Wire::OpenAi if self.code == Code::MODEL_NOT_FOUND => {
+                let body = json!({"error": {"message": self.message, "type": "invalid_request_error",
+                                            "param": "model", "code": "model_not_found"}});
+                (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+            }
             Wire::OpenAi => {
                 let status = self.code.http_status();
                 let kind = match status.as_u16() {
@@ -409,6 +416,9 @@ fn render(wire: Wire, model: &str, reply: &ChatReply) -> Value {
     }
 }
 
+/// Deltas, and events, a streamed reply may hold ahead of its client.
+const STREAM_IN_FLIGHT: usize = 16;
+
 /// A streamed reply: CLOVA `token` events then `result` (and `signal` `[DONE]`),
 /// or OpenAI `chat.completion.chunk` data lines then `[DONE]`.
 ///
@@ -423,8 +433,10 @@ async fn stream(
     wire: Wire,
     model: String,
 ) -> Response {
-    let (tokens_tx, mut tokens_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Event, Infallible>>();
+    // Both bounded: a client that reads slowly holds the upstream back (its
+    // answer is read no faster than it is sent on) instead of filling memory.
+    let (tokens_tx, mut tokens_rx) = tokio::sync::mpsc::channel::<String>(STREAM_IN_FLIGHT);
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(STREAM_IN_FLIGHT);
     let mut call = Call(tokio::spawn(async move {
         configured.provider.chat_stream(&request, tokens_tx).await
     }));
@@ -470,7 +482,9 @@ async fn stream(
                     .event("token")
                     .data(json!({"message": {"role": "assistant", "content": text}}).to_string()),
             };
-            let _ = out_tx.send(Ok(event));
+            if out_tx.send(Ok(event)).await.is_err() {
+                return;
+            }
         }
         let outcome = match early {
             Some(reply) => Ok(reply),
@@ -523,7 +537,7 @@ async fn stream(
             }
         };
         for event in last {
-            let _ = out_tx.send(Ok(event));
+            let _ = out_tx.send(Ok(event)).await;
         }
     });
     let body = futures_util::stream::poll_fn(move |cx| out_rx.poll_recv(cx));

@@ -39,6 +39,7 @@
 
 mod app;
 mod auth;
+mod backlog;
 mod config;
 mod conn;
 mod cors;

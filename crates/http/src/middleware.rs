@@ -76,18 +76,27 @@ pub(crate) async fn observe(
 }
 
 /// A code for a response that did not come through [`ApiError`] or
-/// [`Success`](crate::error::Success).
+/// [`Success`](crate::error::Success) (the practice routes' FastAPI answers):
+/// its first three digits are the HTTP status, so a client's mistake is never
+/// counted as a server error. A status with no code of its own falls back to
+/// its class: `40000` or `50000`.
 fn fallback_code(status: u16) -> &'static str {
     match status {
         200..=299 => Code::OK.0,
         400 => Code::MALFORMED.0,
         401 => Code::UNAUTHORIZED.0,
+        403 => Code::FORBIDDEN.0,
         404 => Code::NOT_FOUND.0,
         405 => Code::METHOD_NOT_ALLOWED.0,
         408 => Code::REQUEST_TIMEOUT.0,
+        409 => Code::CONFLICT.0,
         413 => Code::PAYLOAD_TOO_LARGE.0,
+        422 => Code::UNPROCESSABLE.0,
         429 => Code::TOO_MANY_REQUESTS.0,
+        502 => Code::BAD_GATEWAY.0,
+        503 => Code::UNAVAILABLE.0,
         504 => Code::TIMEOUT.0,
+        400..=499 => Code::MALFORMED.0,
         _ => Code::INTERNAL.0,
     }
 }

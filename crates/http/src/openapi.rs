@@ -147,7 +147,7 @@ fn operation(endpoint: Endpoint, path: &str, models: &[&str]) -> Value {
             "Chat completions gateway (OpenAI wire format, `model` in the body); `stream: true` answers with chat.completion.chunk data lines and [DONE]. Errors use OpenAI's {error: {message, type, code}} with the envelope code in `code`; a stream that fails before its first chunk is answered with the error status, one that fails after it ends with an {error} chunk, then [DONE].",
             "OpenAiChatRequest",
             "OpenAiChatResult",
-            "40000 malformed body, 40001 invalid parameter (or the upstream refused the request), 40003 context exceeded (auto_trim), 40080 model not configured; 40300 blocked by the router; 42900 upstream rate limit; 50200 upstream failure; 50400 upstream timeout",
+            "40000 malformed body, 40001 invalid parameter (or the upstream refused the request), 40003 context exceeded (auto_trim); 40300 blocked by the router; 42900 upstream rate limit; 50200 upstream failure; 50400 upstream timeout",
         ),
         Endpoint::AuthToken => (
             "authToken",
@@ -233,6 +233,7 @@ fn operation(endpoint: Endpoint, path: &str, models: &[&str]) -> Value {
         }
     });
     if endpoint == Endpoint::OpenAi {
+        op["responses"]["404"] = json!({"description": "model_not_found: the model is not configured on this server ([models.NAME]), as OpenAI answers an unknown model", "content": errors});
         op["responses"]["200"] = json!({
             "description": "OK: OpenAI's chat.completion, or with stream: true its chat.completion.chunk data lines and [DONE]",
             "headers": {"X-NCP-CLOVASTUDIO-REQUEST-ID": {"$ref": "#/components/headers/RequestId"}},
@@ -252,7 +253,7 @@ fn operation(endpoint: Endpoint, path: &str, models: &[&str]) -> Value {
     ) {
         op["responses"]["403"] =
             json!({"description": "40300 blocked by the router (route_check)", "content": errors});
-        op["responses"]["502"] = json!({"description": "50200 the upstream failed: refused or reset, an error status, a reply cut short or not in its wire format", "content": errors});
+        op["responses"]["502"] = json!({"description": "50200 the upstream failed: refused or reset, an error status, a reply cut short, not in its wire format or not UTF-8, or past the model's max_reply_bytes, max_line_bytes or max_stream_bytes (named in the message)", "content": errors});
     }
     op
 }
@@ -322,7 +323,7 @@ fn components() -> Value {
                 "type": "object", "required": ["error"],
                 "properties": {"error": {"type": "object", "required": ["message", "type", "code"], "properties": {
                     "message": {"type": "string"}, "type": {"type": "string"},
-                    "code": {"type": "string", "description": "The envelope code (40080, 50200, ...)"}}}}
+                    "code": {"type": "string", "description": "The envelope code (50200, ...), or model_not_found as OpenAI's own"}}}}
             },
             "Envelope": {
                 "type": "object",

@@ -23,7 +23,12 @@ use sluice_practice::{
     User,
 };
 
+use crate::backlog::Backlog;
 use crate::state::AppState;
+
+/// Events of a streamed run that may wait for the client's connection before
+/// the rest waits, coalesced, in a [`Backlog`].
+const EVENTS_IN_FLIGHT: usize = 16;
 
 /// Every practice route: method, path, summary, success status. The router and
 /// the OpenAPI document are both checked against this table.
@@ -344,7 +349,11 @@ impl FromRequestParts<AppState> for Caller {
         match practice.store().authenticate(key).await {
             Ok(Some(user)) => Ok(Caller { practice, user }),
             Ok(None) => {
-                tracing::warn!("rejected: invalid or revoked practice key");
+                // Capped like every other route's rejections: a flood of bad
+                // keys must not become a flood of log lines.
+                if state.request_logs().admit() {
+                    tracing::warn!("rejected: invalid or revoked practice key");
+                }
                 Err(Detail(PracticeError::Unauthorized).into_response())
             }
             Err(e) => Err(Detail(e).into_response()),
@@ -529,18 +538,44 @@ where
         + 'static,
 {
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Event, Infallible>>();
+    // Bounded: what the client has not taken waits, coalesced, in the backlog.
+    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(EVENTS_IN_FLIGHT);
     let Caller { practice, user } = caller;
-    // The run goes on even if the client goes away: its result is stored.
+    // The run goes on even if the client goes away, or reads slowly: its
+    // result is stored, so its events are always taken at once.
     let run = tokio::spawn(work(practice, user, events_tx));
     tokio::spawn(async move {
-        while let Some(event) = events_rx.recv().await {
+        let event = |event: sluice_practice::RunEvent| {
             let name = match &event {
                 sluice_practice::RunEvent::Token { .. } => "token",
                 sluice_practice::RunEvent::ModelDone { .. } => "model_done",
             };
             let data = serde_json::to_string(&event).expect("serializable");
-            let _ = out_tx.send(Ok(Event::default().event(name).data(data)));
+            Ok(Event::default().event(name).data(data))
+        };
+        let mut backlog = Backlog::default();
+        let mut client_gone = false;
+        loop {
+            tokio::select! {
+                next = events_rx.recv() => match next {
+                    Some(next) if !client_gone => backlog.push(next),
+                    Some(_) => {}
+                    None => break,
+                },
+                permit = out_tx.reserve(), if !backlog.is_empty() => match permit {
+                    Ok(permit) => permit.send(event(backlog.pop().expect("not empty"))),
+                    Err(_) => {
+                        client_gone = true;
+                        backlog.clear();
+                    }
+                },
+            }
+        }
+        // The run is over (its sender is gone): waiting on the client holds up no one.
+        while let Some(next) = backlog.pop() {
+            if out_tx.send(event(next)).await.is_err() {
+                break;
+            }
         }
         let last = match run.await {
             Ok(Ok(response)) => Event::default()
@@ -564,7 +599,7 @@ where
                     .data(r#"{"status":500,"detail":"internal error"}"#)
             }
         };
-        let _ = out_tx.send(Ok(last));
+        let _ = out_tx.send(Ok(last)).await;
     });
     let body = tokio_stream_from(out_rx);
     (
@@ -575,7 +610,7 @@ where
 }
 
 fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+    mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures_util::Stream<Item = T> + Send + 'static {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

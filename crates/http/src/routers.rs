@@ -24,6 +24,15 @@ pub(crate) enum Missing {
     Invalid(BuildError),
 }
 
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Missing::NotFound(e) => e.fmt(f),
+            Missing::Invalid(e) => e.fmt(f),
+        }
+    }
+}
+
 impl Routers {
     pub(crate) fn new(store: RouterStore, dir: Option<PathBuf>) -> Self {
         Self {

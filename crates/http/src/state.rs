@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use sluice_core::Profiles;
 use sluice_practice::Practice;
-use sluice_router::RouterStore;
+use sluice_router::{Router, RouterStore};
 
 use crate::auth::ApiKeys;
 use crate::config::{Config, ConfigError, Limits};
@@ -167,14 +167,38 @@ impl AppState {
                 .map_err(|e| ConfigError::Invalid(format!("routers: {e}")))?;
             builder = builder.routers(store).routers_dir(dir);
         }
-        Ok(builder
+        let state = builder
             .profiles(profiles)
             .api_keys(config.api_keys.clone())
             .limits(config.limits())
             .cors_origins(config.cors_origins.iter().cloned())
             .token_ttl(std::time::Duration::from_millis(config.token_ttl_ms))
             .request_logs_per_sec(config.log_requests_per_sec)
-            .build())
+            .build();
+        // Checked here too, so that `sluice config check` refuses what `serve` would.
+        state.practice_router(config)?;
+        Ok(state)
+    }
+
+    /// The router `config.practice_router` names (`id/version`, default
+    /// `sample/1`), or `None` for `none`.
+    fn practice_router(&self, config: &Config) -> Result<Option<Arc<Router>>, ConfigError> {
+        let spec = config.practice_router.as_deref().unwrap_or("sample/1");
+        if spec == "none" {
+            return Ok(None);
+        }
+        let (id, version) = spec
+            .rsplit_once('/')
+            .and_then(|(id, v)| Some((id, v.parse::<u32>().ok()?)))
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "practice_router: expected id/version or none, got {spec:?}"
+                ))
+            })?;
+        self.routers()
+            .get(id, version, self.profiles())
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(format!("practice_router {spec:?}: {e}")))
     }
 
     /// [`AppState::from_config`] plus the practice service: opens (and
@@ -212,27 +236,7 @@ impl AppState {
         }
         let models =
             Practice::models_from(providers, plain.profiles()).map_err(ConfigError::Invalid)?;
-        let router = match config.practice_router.as_deref().unwrap_or("sample/1") {
-            "none" => None,
-            spec => {
-                let (id, version) = spec
-                    .rsplit_once('/')
-                    .and_then(|(id, v)| Some((id, v.parse::<u32>().ok()?)))
-                    .ok_or_else(|| {
-                        ConfigError::Invalid(format!(
-                            "practice_router: expected id/version or none, got {spec:?}"
-                        ))
-                    })?;
-                Some(
-                    plain
-                        .routers()
-                        .get(id, version, plain.profiles())
-                        .map_err(|e| {
-                            ConfigError::Invalid(format!("practice_router {spec:?}: {e:?}"))
-                        })?,
-                )
-            }
-        };
+        let router = plain.practice_router(config)?;
         let practice = Practice::new(store, models, router);
         let mut state = plain;
         Arc::get_mut(&mut state.inner)

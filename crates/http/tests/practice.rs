@@ -1838,3 +1838,94 @@ async fn bad_uploads_are_refused_and_store_nothing() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["items"][0]["format"], "markdown");
 }
+
+/// Issue 23, item 1: a mutation that moves a library object between classes
+/// is refused unless its owner belongs to the target class and the caller may
+/// write there. Table over every route that sets `class_id`, each case from a
+/// fresh object shared with class A; a refusal leaves the class as it was.
+///
+/// Classes: A (teacher instructs, student and classmate belong), B (teacher is
+/// only a member, the student is not: the reported hole), C (teacher
+/// instructs, student absent), D (student belongs, teacher absent), E (teacher
+/// instructs, student belongs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_an_object_between_classes_needs_the_owner_there_and_a_writer() {
+    let env = Env::start(Script::new(), &three()).await;
+    let store = &env.store;
+    let models = vec!["alpha".to_string()];
+    let (other, _) = store.create_user("other teacher").await.unwrap();
+    let (mate, mate_key) = store.create_user("classmate").await.unwrap();
+    let class = |name: &'static str, instructor: i64| async move {
+        store
+            .create_class(name, instructor, &models, "alpha")
+            .await
+            .unwrap()
+            .id
+    };
+    let a = env.class_id;
+    let b = class("B", other.id).await;
+    let c = class("C", env.teacher_id).await;
+    let d = class("D", other.id).await;
+    let e = class("E", env.teacher_id).await;
+    for (class, user, role) in [
+        (a, mate.id, ClassRole::Student),
+        (b, env.teacher_id, ClassRole::Student),
+        (d, env.user_id, ClassRole::Student),
+        (e, env.user_id, ClassRole::Student),
+    ] {
+        store.add_member(class, user, role).await.unwrap();
+    }
+    let teacher = store.create_key(env.teacher_id, None).await.unwrap().key;
+    let student = env.key.clone();
+    let mate = mate_key.key;
+
+    let routes = [
+        (
+            "/user/practice/agents",
+            json!({"name": "tutor", "instructions": "secret instructions"}),
+        ),
+        ("/user/practice/projects", json!({"name": "project"})),
+        ("/user/practice/knowledge", json!({"name": "notes"})),
+        (
+            "/user/practice/few-shot-examples",
+            json!({"input": "q", "output": "a"}),
+        ),
+    ];
+    // (who, target class, expected status)
+    let cases: [(&str, &String, Option<i64>, u16); 9] = [
+        ("teacher to B, where the owner is not", &teacher, Some(b), 403),
+        ("teacher to C, which they teach, owner absent", &teacher, Some(c), 403),
+        ("teacher to D, owner's class they cannot write", &teacher, Some(d), 403),
+        ("teacher unshares a student's object", &teacher, None, 403),
+        ("classmate to D", &mate, Some(d), 403),
+        ("student to C, not a member", &student, Some(c), 403),
+        ("student to D, a member", &student, Some(d), 200),
+        ("student unshares", &student, None, 200),
+        ("teacher to E, owner belongs and they teach", &teacher, Some(e), 200),
+    ];
+    for (path, body) in &routes {
+        for (what, key, target, expected) in &cases {
+            let mut shared = body.clone();
+            shared["class_id"] = json!(a);
+            let id = env.create(path, &shared).await;
+            let item = format!("{path}/{id}");
+            let (status, answer) = env
+                .send_as(
+                    Some(key),
+                    Method::PATCH,
+                    &item,
+                    Some(&json!({"class_id": target})),
+                )
+                .await;
+            assert_eq!(status, *expected, "{path}: {what}: {answer}");
+            let (_, now) = env.get(&item).await;
+            let stays = if *expected == 200 { json!(target) } else { json!(a) };
+            assert_eq!(now["class_id"], stays, "{path}: {what}: {now}");
+        }
+        // Creating in a class one does not belong to is refused too.
+        let mut elsewhere = body.clone();
+        elsewhere["class_id"] = json!(c);
+        let (status, answer) = env.post(path, &elsewhere).await;
+        assert_eq!(status, 403, "{path}: create in C: {answer}");
+    }
+}

@@ -25,6 +25,8 @@ use crate::store::{
 
 /// Passages retrieved per turn, before packing into the token budget.
 const RETRIEVED: usize = 8;
+/// Deltas a streamed call may have read ahead of their forwarding.
+const DELTAS_IN_FLIGHT: usize = 64;
 
 /// One configured model: its provider and the profile that counts and trims for it.
 #[derive(Debug, Clone)]
@@ -507,7 +509,10 @@ async fn call_one(
     let started = Instant::now();
     let reply = match events {
         Some(events) => {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            // Bounded like every delta channel; the receiver drains it at once
+            // into `events`, whose reader coalesces what a slow client has not
+            // taken yet (see sluice-http), so the model is never held back.
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(DELTAS_IN_FLIGHT);
             let name = configured.provider.name().to_string();
             let forward = tokio::spawn(async move {
                 while let Some(text) = rx.recv().await {

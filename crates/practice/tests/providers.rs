@@ -54,12 +54,17 @@ async fn stream(
     provider: &Provider,
     request: &ChatRequest,
 ) -> (Vec<String>, Result<ChatReply, ProviderError>) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let result = provider.chat_stream(request, tx).await;
-    let mut tokens = Vec::new();
-    while let Some(token) = rx.recv().await {
-        tokens.push(token);
-    }
+    // A small channel: the call must wait for room, never drop a delta.
+    let (tx, mut rx) = mpsc::channel(2);
+    let call = provider.chat_stream(request, tx);
+    let receive = async {
+        let mut tokens = Vec::new();
+        while let Some(token) = rx.recv().await {
+            tokens.push(token);
+        }
+        tokens
+    };
+    let (result, tokens) = tokio::join!(call, receive);
     (tokens, result)
 }
 
@@ -555,7 +560,7 @@ async fn openai_streams_deltas_in_order() {
     .await;
     let model = openai(&fake, "gpt-x");
     let request = request("greet");
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(16);
     let call = async { model.chat_stream(&request, tx).await };
     let receive = async {
         let mut tokens = Vec::new();

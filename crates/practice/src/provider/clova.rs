@@ -2,7 +2,6 @@
 //! camelCase fields, and every answer in a `{"status", "result"}` envelope.
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc::UnboundedSender;
 
 use super::sse::Event;
 use super::{
@@ -199,20 +198,15 @@ impl StreamState {
     }
 
     /// The reply once the stream has ended, `text` being the deltas forwarded.
-    /// When no token event carried text, the result's message is the answer and
-    /// is forwarded whole, so the receiver still sees the reply's text.
-    pub(super) fn finish(
-        self,
-        text: String,
-        tokens: &UnboundedSender<String>,
-    ) -> Result<ChatReply, ProviderError> {
+    /// When no token event carried text, the result's message is the answer
+    /// (and the reader forwards it whole).
+    pub(super) fn finish(self, text: String) -> Result<ChatReply, ProviderError> {
         let Some(result) = self.result else {
             return Err(ProviderError::bad_response(
                 "the stream ended without a result event",
             ));
         };
         let text = if text.is_empty() && !result.message.content.is_empty() {
-            let _ = tokens.send(result.message.content.clone());
             result.message.content.clone()
         } else {
             text
@@ -289,7 +283,6 @@ mod tests {
             state.event(&event("signal", "[DONE]")).unwrap(),
             StreamStep::Done
         );
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        assert!(state.finish(String::new(), &tx).is_err());
+        assert!(state.finish(String::new()).is_err());
     }
 }

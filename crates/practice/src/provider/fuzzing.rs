@@ -3,10 +3,13 @@
 //! module. Hidden from the documentation and not part of the API.
 
 use reqwest::header::HeaderMap;
-use tokio::sync::mpsc::unbounded_channel;
 
 use super::retry::Failure;
-use super::{ChatReply, Fault, ProviderError, ProviderKind, StreamReader, clova, openai};
+use super::read::{Limits, StreamReader};
+use super::{
+    ChatReply, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_STREAM_BYTES, Fault,
+    ProviderError, ProviderKind, clova, openai,
+};
 
 /// A whole (non-streamed) answer with HTTP 200, read as `kind`'s wire format
 /// (OpenAI or CLOVA: a local model reads nothing off the wire).
@@ -19,30 +22,33 @@ pub fn parse_reply(kind: ProviderKind, body: &[u8]) -> Result<ChatReply, Provide
 }
 
 /// A streamed answer (an SSE body) delivered in `pieces`, read as `kind`'s wire
-/// format to its end, as a call reads it: the reply or the error, and every
-/// delta forwarded on the way.
+/// format to its end under the default limits, as a call reads it: the reply
+/// or the error, and every delta forwarded on the way.
 pub fn read_stream<'a>(
     kind: ProviderKind,
     pieces: impl IntoIterator<Item = &'a [u8]>,
 ) -> (Result<ChatReply, ProviderError>, Vec<String>) {
-    let (tokens, mut forwarded) = unbounded_channel();
-    let mut reader = StreamReader::new(kind);
+    let limits = Limits {
+        reply: DEFAULT_MAX_REPLY_BYTES,
+        line: DEFAULT_MAX_LINE_BYTES,
+        stream: DEFAULT_MAX_STREAM_BYTES,
+    };
+    let mut reader = StreamReader::new(kind, limits);
     let mut outcome = Ok(false);
     for piece in pieces {
-        outcome = reader.feed(piece, &tokens);
+        outcome = reader.feed(piece);
         if !matches!(outcome, Ok(false)) {
             break;
         }
     }
     if let Ok(false) = outcome {
-        outcome = reader.end(&tokens).map(|()| true);
+        outcome = reader.end().map(|()| true);
     }
-    let result = outcome.and_then(|_| reader.finish(&tokens));
-    drop(tokens);
-    let mut deltas = Vec::new();
-    while let Ok(delta) = forwarded.try_recv() {
-        deltas.push(delta);
-    }
+    let mut deltas = std::mem::take(&mut reader.deltas);
+    let result = outcome.and_then(|_| reader.finish()).map(|(reply, whole)| {
+        deltas.extend(whole);
+        reply
+    });
     (result, deltas)
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use sluice_local::{
     ChatMessage, Event, FinishReason, LocalError, LocalModel, Pool, SamplingParams,
 };
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{Sender, unbounded_channel};
 
 use super::{ChatReply, ChatRequest, ConfigError, ModelConfig, ProviderError, TokenUsage};
 
@@ -54,7 +54,7 @@ impl Engine {
     pub(super) async fn chat(
         &self,
         request: &ChatRequest,
-        tokens: Option<&UnboundedSender<String>>,
+        tokens: Option<&Sender<String>>,
     ) -> Result<ChatReply, ProviderError> {
         let messages = request
             .messages
@@ -80,7 +80,7 @@ impl Engine {
                 Event::Text(text) => {
                     if let Some(tokens) = tokens {
                         // A receiver that went away does not make the reply unwanted.
-                        let _ = tokens.send(text);
+                        let _ = tokens.send(text).await;
                     }
                 }
                 Event::Done(result) => {

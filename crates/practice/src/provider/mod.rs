@@ -9,7 +9,8 @@
 //! longer than its `timeout_ms`.
 //!
 //! The wire formats live in `openai` and `clova`, the SSE line parser in `sse`,
-//! the retry policy in `retry` and the in-process model in `local`; this module
+//! reading an answer under the model's size limits in `read`, the retry policy
+//! in `retry` and the in-process model in `local`; this module
 //! holds the public types and the call loop that ties them together.
 
 mod clova;
@@ -18,16 +19,16 @@ pub mod fuzzing;
 #[cfg(feature = "local")]
 mod local;
 mod openai;
+mod read;
 mod retry;
 mod sse;
 
 use std::fmt;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Deserialize;
-use tokio::sync::{Semaphore, mpsc::UnboundedSender};
+use tokio::sync::{Semaphore, mpsc::Sender};
 use tokio::time::Instant;
 
 use retry::Failure;
@@ -112,6 +113,21 @@ pub struct ModelConfig {
     /// before forwarding; a blocked request is refused. Default false.
     #[serde(default)]
     pub route_check: bool,
+    /// The most bytes of one reply sluice holds: a whole JSON answer as
+    /// received, or the text a streamed answer adds up to. A longer reply is
+    /// an error naming this limit (`too_large`), never read to its end.
+    /// Default [`DEFAULT_MAX_REPLY_BYTES`].
+    #[serde(default = "default_max_reply_bytes")]
+    pub max_reply_bytes: u64,
+    /// The longest line of a streamed answer, and the longest event its lines
+    /// make together. Default [`DEFAULT_MAX_LINE_BYTES`].
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: u64,
+    /// The most bytes read of one streamed answer, the framing of every event
+    /// included: bounds a stream that never ends while adding no text.
+    /// Default [`DEFAULT_MAX_STREAM_BYTES`].
+    #[serde(default = "default_max_stream_bytes")]
+    pub max_stream_bytes: u64,
 }
 
 /// The default of [`ModelConfig::timeout_ms`].
@@ -123,6 +139,28 @@ pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 /// The default of [`ModelConfig::max_retries`].
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
+/// The default of [`ModelConfig::max_reply_bytes`]: 4 MiB. A real answer of
+/// 128k tokens is about 0.6 MB of Korean text, 1.2 MB as `\u`-escaped JSON.
+pub const DEFAULT_MAX_REPLY_BYTES: u64 = 4 << 20;
+/// The default of [`ModelConfig::max_line_bytes`]: 4 MiB. The longest real line
+/// is CLOVA Studio's `result` event, which repeats the whole answer once.
+pub const DEFAULT_MAX_LINE_BYTES: u64 = 4 << 20;
+/// The default of [`ModelConfig::max_stream_bytes`]: 64 MiB. An OpenAI stream
+/// spends 150 to 250 bytes of framing per token: 128k tokens make about 32 MB.
+pub const DEFAULT_MAX_STREAM_BYTES: u64 = 64 << 20;
+
+fn default_max_reply_bytes() -> u64 {
+    DEFAULT_MAX_REPLY_BYTES
+}
+
+fn default_max_line_bytes() -> u64 {
+    DEFAULT_MAX_LINE_BYTES
+}
+
+fn default_max_stream_bytes() -> u64 {
+    DEFAULT_MAX_STREAM_BYTES
+}
 
 fn default_timeout_ms() -> u64 {
     DEFAULT_TIMEOUT_MS
@@ -152,6 +190,9 @@ impl ModelConfig {
             max_retries: DEFAULT_MAX_RETRIES,
             auto_trim: false,
             route_check: false,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
         }
     }
 }
@@ -282,12 +323,21 @@ pub enum ProviderError {
         /// What is wrong with it.
         message: String,
     },
+    /// An answer past one of the model's reading limits; the rest was not read.
+    #[error("the reply is larger than {limit} ({bytes} bytes) allows")]
+    TooLarge {
+        /// The [`ModelConfig`] field that bounds it: `max_reply_bytes`,
+        /// `max_line_bytes` or `max_stream_bytes`.
+        limit: &'static str,
+        /// Its value.
+        bytes: u64,
+    },
 }
 
 impl ProviderError {
     /// A stable, machine-readable name of the variant, for API responses and
     /// metrics: `timeout`, `rate_limited`, `upstream_4xx`, `upstream_5xx`,
-    /// `transport` or `bad_response`.
+    /// `transport`, `bad_response` or `too_large`.
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderError::Timeout { .. } => "timeout",
@@ -296,6 +346,7 @@ impl ProviderError {
             ProviderError::Upstream5xx { .. } => "upstream_5xx",
             ProviderError::Transport { .. } => "transport",
             ProviderError::BadResponse { .. } => "bad_response",
+            ProviderError::TooLarge { .. } => "too_large",
         }
     }
 
@@ -431,6 +482,18 @@ impl Provider {
                 ),
             });
         }
+        for (field, value) in [
+            ("max_reply_bytes", config.max_reply_bytes),
+            ("max_line_bytes", config.max_line_bytes),
+            ("max_stream_bytes", config.max_stream_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::InvalidSetting {
+                    model,
+                    message: format!("{field} must be at least 1"),
+                });
+            }
+        }
         let base = config.base_url.trim_end_matches('/');
         match reqwest::Url::parse(base) {
             _ if config.provider == ProviderKind::Local => {}
@@ -515,12 +578,14 @@ impl Provider {
     /// as it arrives, and the complete reply is returned at the end (its text is
     /// exactly the concatenation of the deltas).
     ///
-    /// A dropped receiver does not stop the call: the reply is still wanted
-    /// (to be stored) even when nobody watches it being written.
+    /// The channel is bounded on purpose: the answer is read no faster than
+    /// `tokens` is emptied, so a slow reader holds the upstream back instead of
+    /// piling up deltas. A dropped receiver does not stop the call: the reply
+    /// is still wanted (to be stored) even when nobody watches it being written.
     pub async fn chat_stream(
         &self,
         request: &ChatRequest,
-        tokens: UnboundedSender<String>,
+        tokens: Sender<String>,
     ) -> Result<ChatReply, ProviderError> {
         self.call(request, Some(&tokens)).await
     }
@@ -528,7 +593,7 @@ impl Provider {
     async fn call(
         &self,
         request: &ChatRequest,
-        tokens: Option<&UnboundedSender<String>>,
+        tokens: Option<&Sender<String>>,
     ) -> Result<ChatReply, ProviderError> {
         let started = Instant::now();
         let deadline = started + Duration::from_millis(self.config.timeout_ms);
@@ -583,7 +648,7 @@ impl Provider {
     async fn attempt(
         &self,
         request: &ChatRequest,
-        tokens: Option<&UnboundedSender<String>>,
+        tokens: Option<&Sender<String>>,
         attempt: u32,
     ) -> Result<ChatReply, Failure> {
         let stream = tokens.is_some();
@@ -614,8 +679,7 @@ impl Provider {
         let status = response.status().as_u16();
         if !response.status().is_success() {
             let headers = response.headers().clone();
-            // A body we cannot read still leaves the status to report.
-            let body = response.bytes().await.unwrap_or_default();
+            let body = read::error_body(response).await;
             return Err(Failure::from_status(
                 status,
                 Fault::from_body(&body),
@@ -623,13 +687,17 @@ impl Provider {
             ));
         }
 
+        let limits = read::Limits::of(&self.config);
         let is_event_stream = is_event_stream(response.headers());
         match tokens {
             // A server that ignores `stream` and answers with one JSON document
             // is still understood: the whole text goes out as one delta.
-            Some(tokens) if is_event_stream => self.read_stream(response, tokens).await,
+            Some(tokens) if is_event_stream => {
+                read::stream(response, self.config.provider, limits, tokens).await
+            }
             _ => {
-                let body = response.bytes().await.map_err(Failure::from_body_error)?;
+                let body = read::body(response, limits).await?;
+                read::check_utf8(&body).map_err(Failure::fatal)?;
                 let reply = match self.config.provider {
                     ProviderKind::Openai => openai::parse_reply(&body),
                     ProviderKind::Clova => clova::parse_reply(&body),
@@ -637,89 +705,11 @@ impl Provider {
                 }
                 .map_err(Failure::fatal)?;
                 if let Some(tokens) = tokens.filter(|_| !reply.text.is_empty()) {
-                    let _ = tokens.send(reply.text.clone());
+                    let _ = tokens.send(reply.text.clone()).await;
                 }
                 Ok(reply)
             }
         }
-    }
-
-    /// Reads an SSE answer to the end, forwarding the deltas.
-    ///
-    /// Nothing after the response head is retried: deltas may already have
-    /// been shown, and a second attempt would repeat them.
-    async fn read_stream(
-        &self,
-        response: reqwest::Response,
-        tokens: &UnboundedSender<String>,
-    ) -> Result<ChatReply, Failure> {
-        let mut reader = StreamReader::new(self.config.provider);
-        let mut body = response.bytes_stream();
-        loop {
-            match body.next().await {
-                Some(chunk) => {
-                    let chunk = chunk.map_err(Failure::from_body_error)?;
-                    if reader.feed(&chunk, tokens).map_err(Failure::fatal)? {
-                        break;
-                    }
-                }
-                None => {
-                    reader.end(tokens).map_err(Failure::fatal)?;
-                    break;
-                }
-            }
-        }
-        reader.finish(tokens).map_err(Failure::fatal)
-    }
-}
-
-/// An SSE answer being read: the SSE parser and the wire format's decoder, fed
-/// the body in whatever pieces the network delivers.
-struct StreamReader {
-    decoder: StreamDecoder,
-    parser: sse::Parser,
-    events: Vec<sse::Event>,
-    text: String,
-}
-
-impl StreamReader {
-    fn new(kind: ProviderKind) -> Self {
-        let decoder = match kind {
-            ProviderKind::Openai => StreamDecoder::Openai(openai::StreamState::default()),
-            ProviderKind::Clova => StreamDecoder::Clova(clova::StreamState::default()),
-            ProviderKind::Local => unreachable!("a local provider makes no HTTP request"),
-        };
-        Self {
-            decoder,
-            parser: sse::Parser::default(),
-            events: Vec::new(),
-            text: String::new(),
-        }
-    }
-
-    /// Reads the next piece of the body, forwarding its deltas; `true` once
-    /// the stream says it is complete (what follows is not read).
-    fn feed(
-        &mut self,
-        chunk: &[u8],
-        tokens: &UnboundedSender<String>,
-    ) -> Result<bool, ProviderError> {
-        self.parser.feed(chunk, &mut self.events);
-        self.decoder
-            .feed(self.events.drain(..), &mut self.text, tokens)
-    }
-
-    /// The body ended (the connection closed): reads its unterminated last event.
-    fn end(&mut self, tokens: &UnboundedSender<String>) -> Result<(), ProviderError> {
-        self.parser.finish(&mut self.events);
-        self.decoder
-            .feed(self.events.drain(..), &mut self.text, tokens)
-            .map(|_done| ())
-    }
-
-    /// The reply, or why the stream does not make one.
-    fn finish(self, tokens: &UnboundedSender<String>) -> Result<ChatReply, ProviderError> {
-        self.decoder.finish(self.text, tokens)
     }
 }
 
@@ -739,52 +729,6 @@ enum StreamStep {
     Continue,
     /// The end of the answer.
     Done,
-}
-
-/// The per-format state of a stream being read.
-enum StreamDecoder {
-    Openai(openai::StreamState),
-    Clova(clova::StreamState),
-}
-
-impl StreamDecoder {
-    /// Reads parsed events, appending their deltas to `text` and forwarding
-    /// them; `true` once the stream says it is complete.
-    fn feed(
-        &mut self,
-        events: impl Iterator<Item = sse::Event>,
-        text: &mut String,
-        tokens: &UnboundedSender<String>,
-    ) -> Result<bool, ProviderError> {
-        for event in events {
-            let step = match self {
-                StreamDecoder::Openai(state) => state.event(&event)?,
-                StreamDecoder::Clova(state) => state.event(&event)?,
-            };
-            match step {
-                StreamStep::Delta(delta) if !delta.is_empty() => {
-                    text.push_str(&delta);
-                    // A receiver that went away does not make the reply unwanted.
-                    let _ = tokens.send(delta);
-                }
-                StreamStep::Delta(_) | StreamStep::Continue => {}
-                StreamStep::Done => return Ok(true),
-            }
-        }
-        Ok(false)
-    }
-
-    /// The reply once the stream has ended, with `text` the deltas forwarded so far.
-    fn finish(
-        self,
-        text: String,
-        tokens: &UnboundedSender<String>,
-    ) -> Result<ChatReply, ProviderError> {
-        match self {
-            StreamDecoder::Openai(state) => state.finish(text),
-            StreamDecoder::Clova(state) => state.finish(text, tokens),
-        }
-    }
 }
 
 /// A message as sent upstream: both formats take role and content alike.
@@ -867,7 +811,7 @@ impl Fault {
 fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ProviderError> {
     serde_json::from_slice(body).map_err(|e| {
         ProviderError::bad_response(format!(
-            "{e} (body starts: {:?})",
+            "{e}; the body starts: {}",
             preview(&String::from_utf8_lossy(body))
         ))
     })

@@ -12,6 +12,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{Page, PageRequest, Store, from_json_text, now, on_pool, to_json_text};
 use crate::error::{PracticeError, Result};
+use super::ClassRole;
 
 /// `WHERE` clause: the object is visible to user `$1`.
 pub(crate) const VISIBLE: &str = "(owner_id = $1 OR class_id IN \
@@ -278,6 +279,54 @@ impl Store {
         self.class_for_member(class_id, user_id).await.map(|_| ())
     }
 
+    /// Fails with 403 unless `user_id`, who may change the object (see
+    /// [`Store::check_writable`]), may also put it in class `target`.
+    ///
+    /// Keeping the class is no move. Otherwise the owner must belong to the
+    /// target class (else a class's instructor who is also a member elsewhere
+    /// could hand a student's instructions to a class the student never
+    /// joined), and the caller must be able to write there: the owner to any
+    /// class they belong to or to none, an instructor only to a class they
+    /// teach. Checked against the stored row, not the caller's idea of it.
+    pub(crate) async fn check_move<T: Object>(
+        &self,
+        user_id: i64,
+        id: i64,
+        target: Option<i64>,
+    ) -> Result<()> {
+        let sql = format!("SELECT owner_id, class_id FROM {} WHERE id = $1", T::TABLE);
+        let row: Option<(i64, Option<i64>)> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        let (owner_id, current) = row.ok_or(PracticeError::NotFound(T::NOUN))?;
+        if target == current {
+            return Ok(());
+        }
+        let refuse = |why: &str| {
+            Err(PracticeError::Forbidden(format!(
+                "this {} cannot move to that class: {why}",
+                T::NOUN
+            )))
+        };
+        let Some(target) = target else {
+            if owner_id == user_id {
+                return Ok(());
+            }
+            return refuse("only its owner may stop sharing it");
+        };
+        if self.role_in(target, owner_id).await?.is_none() {
+            return refuse("its owner does not belong to the class");
+        }
+        if owner_id == user_id {
+            return Ok(());
+        }
+        match self.role_in(target, user_id).await? {
+            Some(ClassRole::Instructor) => Ok(()),
+            _ => refuse("only its owner or the class's instructor may share it there"),
+        }
+    }
+
     /// One page of the objects `user_id` sees, newest first.
     pub(crate) async fn list_visible<T: Object>(
         &self,
@@ -349,7 +398,7 @@ impl Store {
     /// Replaces an agent's fields.
     pub async fn update_agent(&self, user_id: i64, id: i64, input: &AgentInput) -> Result<Agent> {
         self.check_writable::<Agent>(user_id, id).await?;
-        self.check_share(user_id, input.class_id).await?;
+        self.check_move::<Agent>(user_id, id, input.class_id).await?;
         on_pool!(self, pool => sqlx::query(
             "UPDATE agents SET class_id = $2, name = $3, instructions = $4, model_name = $5, \
              style_preset = $6, style_params = $7, generation_params = $8, updated_at = $9 \
@@ -438,7 +487,7 @@ impl Store {
         class_id: Option<i64>,
     ) -> Result<T> {
         self.check_writable::<T>(user_id, id).await?;
-        self.check_share(user_id, class_id).await?;
+        self.check_move::<T>(user_id, id, class_id).await?;
         let sql = format!(
             "UPDATE {} SET class_id = $2, name = $3, description = $4, updated_at = $5 WHERE id = $1",
             T::TABLE
@@ -501,7 +550,7 @@ impl Store {
         input: &FewShotInput,
     ) -> Result<FewShotExample> {
         self.check_writable::<FewShotExample>(user_id, id).await?;
-        self.check_share(user_id, input.class_id).await?;
+        self.check_move::<FewShotExample>(user_id, id, input.class_id).await?;
         on_pool!(self, pool => sqlx::query(
             "UPDATE few_shot_examples SET class_id = $2, input = $3, output = $4, note = $5, \
              updated_at = $6 WHERE id = $1",
