@@ -277,23 +277,36 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<()> {
                 class_id: class,
             };
             let kb = store.create_knowledge(user.id, &input).await?;
-            for file in &files {
-                let bytes = std::fs::read(file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
-                let name = file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let docs = store
-                    .add_document(user.id, kb.id, &name, None, &bytes)
+            // All or nothing, like import-few-shots: one file that cannot be
+            // read or stored takes the base and the files before it away.
+            let imported: anyhow::Result<()> = async {
+                for file in &files {
+                    let bytes = std::fs::read(file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    let name = file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let docs = store
+                        .add_document(user.id, kb.id, &name, None, &bytes)
+                        .await
+                        .with_context(|| format!("{}", file.display()))?;
+                    let passages: i64 = docs.iter().map(|d| d.passages).sum();
+                    eprintln!(
+                        "{}: {} documents, {passages} passages",
+                        file.display(),
+                        docs.len()
+                    );
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = imported {
+                store
+                    .delete_knowledge(user.id, kb.id)
                     .await
-                    .with_context(|| format!("{}", file.display()))?;
-                let passages: i64 = docs.iter().map(|d| d.passages).sum();
-                eprintln!(
-                    "{}: {} documents, {passages} passages",
-                    file.display(),
-                    docs.len()
-                );
+                    .context("cannot remove the half-imported knowledge base")?;
+                return Err(e.context("nothing was imported"));
             }
             println!("{}", kb.id);
         }

@@ -338,3 +338,30 @@ fn exported_tokenizer_loads_back_with_the_same_counts() {
     let out = sluice(&["tokenizer", "export", "p50k_base"], "");
     assert!(!out.status.success());
 }
+
+/// Issue 23, item 7: `sluice config check` refuses a `practice_router` that
+/// `serve` would refuse, in plain words (no Rust debug formatting).
+#[test]
+fn config_check_refuses_an_unknown_practice_router() {
+    let dir = std::env::temp_dir().join(format!("sluice-config-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, router: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("practice_router = \"{router}\"\n")).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let good = file("good.toml", "sample/1");
+    let out = sluice(&["config", "check", &good], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (name, router, says) in [
+        ("nope.toml", "nope/1", "router not found: nope version 1"),
+        ("badspec.toml", "nope", "expected id/version or none"),
+    ] {
+        let out = sluice(&["config", "check", &file(name, router)], "");
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{router}: passed");
+        assert!(err.contains("practice_router") && err.contains(says), "{router}: {err}");
+        assert!(!err.contains("NotFound {"), "{router}: debug-formatted: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

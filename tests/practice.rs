@@ -489,6 +489,32 @@ fn admin_cli_manages_users_keys_classes_and_imports() {
         .unwrap();
     let stored = runtime.block_on(count(&db, "SELECT COUNT(*) FROM few_shot_examples"));
     assert_eq!(stored, 2);
+
+    // Issue 23, item 6: a knowledge import with one bad file (not UTF-8,
+    // after a good one) stores no base and no document either.
+    let bad = dir.join("bad.txt");
+    std::fs::write(&bad, b"\xff\xfe not text").unwrap();
+    let err = admin_err(
+        &db,
+        &[
+            "import-knowledge",
+            "--user",
+            "alice",
+            "--name",
+            "half",
+            notes.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("bad.txt"), "which file: {err}");
+    let bases = runtime.block_on(count(&db, "SELECT COUNT(*) FROM knowledge_bases"));
+    let documents = runtime.block_on(count(&db, "SELECT COUNT(*) FROM documents"));
+    let terms = runtime.block_on(count(&db, "SELECT COUNT(*) FROM passage_terms"));
+    let good = runtime.block_on(count(
+        &db,
+        &format!("SELECT COUNT(*) FROM passage_terms WHERE knowledge_id = {kb}"),
+    ));
+    assert_eq!((bases, documents, terms), (1, 1, good), "only the first import");
 }
 
 /// How many runs are fired at once, and how many must be acknowledged

@@ -283,6 +283,31 @@ pub const MODEL_SETTINGS: &[Setting] = &[
         "`false`",
         "Gateway only: check the last user message with the practice router; a blocked request is refused.",
     ),
+    setting(
+        "max_reply_bytes",
+        None,
+        "integer (bytes)",
+        "`4194304` (4 MiB)",
+        "The most of one reply sluice holds: a JSON answer as received, or the text a stream adds up to. \
+         Past it the call fails with `too_large` naming this key (`502` on the gateway), the rest unread. \
+         A real answer of 128k tokens is about 1.2 MB as JSON.",
+    ),
+    setting(
+        "max_line_bytes",
+        None,
+        "integer (bytes)",
+        "`4194304` (4 MiB)",
+        "The longest line of a streamed answer, and the most data one event carries (CLOVA's `result` \
+         event repeats the whole answer once).",
+    ),
+    setting(
+        "max_stream_bytes",
+        None,
+        "integer (bytes)",
+        "`67108864` (64 MiB)",
+        "The most bytes read of one streamed answer, framing included: ends a stream that never stops even \
+         when it adds no text. An OpenAI stream of 128k tokens is about 32 MB.",
+    ),
 ];
 
 /// Environment variables read outside the configuration file's settings.
@@ -405,6 +430,9 @@ max_concurrency = 8
 max_retries = 2
 auto_trim = false
 route_check = false
+max_reply_bytes = 4194304
+max_line_bytes = 4194304
+max_stream_bytes = 67108864
 
 [models.smollm2-135m]
 provider = "local"
@@ -511,6 +539,9 @@ impl Config {
             t.insert("max_retries".into(), int(u64::from(m.max_retries)));
             t.insert("auto_trim".into(), toml::Value::Boolean(m.auto_trim));
             t.insert("route_check".into(), toml::Value::Boolean(m.route_check));
+            t.insert("max_reply_bytes".into(), int(m.max_reply_bytes));
+            t.insert("max_line_bytes".into(), int(m.max_line_bytes));
+            t.insert("max_stream_bytes".into(), int(m.max_stream_bytes));
             models.insert(name.clone(), toml::Value::Table(t));
         }
         top.insert("models".into(), toml::Value::Table(models));

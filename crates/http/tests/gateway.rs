@@ -420,8 +420,10 @@ async fn openai_chat_completions_are_forwarded_blocking_and_streaming() {
             &json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]}),
         )
         .await;
-    assert_eq!(status, 400, "{reply}");
-    assert_eq!(reply["error"]["code"], "40080");
+    // Issue 23, item 9: as OpenAI answers an unknown model.
+    assert_eq!(status, 404, "{reply}");
+    assert_eq!(reply["error"]["code"], "model_not_found");
+    assert_eq!(reply["error"]["type"], "invalid_request_error");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

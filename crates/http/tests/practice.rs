@@ -1929,3 +1929,114 @@ async fn moving_an_object_between_classes_needs_the_owner_there_and_a_writer() {
         assert_eq!(status, 403, "{path}: create in C: {answer}");
     }
 }
+
+/// `words` words of varied Hangul (2 to 4 random syllables each, a fixed
+/// seed), in sentences and paragraphs: text with many distinct terms, as a
+/// real Korean document has, so indexing it writes many posting rows.
+pub(crate) fn varied_hangul(words: usize, seed: u64) -> String {
+    let mut state = seed | 1;
+    let mut next = move || {
+        // xorshift64: deterministic and dependency-free.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut text = String::with_capacity(words * 10);
+    for i in 0..words {
+        for _ in 0..2 + next() % 3 {
+            let syllable = 0xAC00 + (next() % 11_172) as u32;
+            text.push(char::from_u32(syllable).expect("a Hangul syllable"));
+        }
+        text.push(match i % 97 {
+            96 => '\n',
+            n if n % 12 == 11 => '.',
+            _ => ' ',
+        });
+        if i % 97 == 96 {
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// Issue 23, item 3: a big upload does not hold the write lock for its whole
+/// indexing. While one user's ~1.5 MB of varied Hangul is indexed, another
+/// user's writes keep completing (none waits anywhere near the whole
+/// indexing), searches see none of the upload until all of it is stored, and
+/// then find it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_upload_lets_other_writers_through_and_appears_whole() {
+    let env = Env::start(Script::new(), &three()).await;
+    let teacher = env
+        .store
+        .create_key(env.teacher_id, None)
+        .await
+        .unwrap()
+        .key;
+    let kb = env
+        .create("/user/practice/knowledge", &json!({"name": "big"}))
+        .await;
+    let text = varied_hangul(160_000, 23);
+    let probe: String = text.split_whitespace().nth(1234).unwrap().to_string();
+    let upload = {
+        let request = env
+            .http
+            .post(env.url(&format!(
+                "/user/practice/knowledge/{kb}/documents?file_name=big.txt"
+            )))
+            .bearer_auth(&env.key)
+            .timeout(Duration::from_secs(120))
+            .body(text.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), started.elapsed())
+        })
+    };
+    let search = json!({"knowledge_ids": [kb], "query": probe, "k": 3});
+    let mut slowest = Duration::ZERO;
+    let mut writes = 0;
+    let mut seen_during = Vec::new();
+    while !upload.is_finished() {
+        let started = Instant::now();
+        let (status, _) = env
+            .send_as(
+                Some(&teacher),
+                Method::POST,
+                "/user/practice/projects",
+                Some(&json!({"name": format!("p{writes}")})),
+            )
+            .await;
+        assert_eq!(status, 201, "another user's write");
+        slowest = slowest.max(started.elapsed());
+        writes += 1;
+        let (status, hits) = env.post("/user/practice/knowledge/search", &search).await;
+        assert_eq!(status, 200, "{hits}");
+        let (_, listed) = env
+            .get(&format!("/user/practice/knowledge/{kb}/documents"))
+            .await;
+        if !upload.is_finished() {
+            seen_during.push((hits["items"].as_array().unwrap().len(), listed["total"].clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, took) = upload.await.unwrap();
+    assert_eq!(status, 201, "the upload is stored");
+    // All or nothing while it is indexed.
+    for (hits, total) in &seen_during {
+        assert!(*hits == 0 && *total == 0, "half an upload seen: {seen_during:?}");
+    }
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a write waited {slowest:?} behind an upload that took {took:?} ({writes} writes)"
+    );
+    let (status, hits) = env.post("/user/practice/knowledge/search", &search).await;
+    assert_eq!(status, 200, "{hits}");
+    assert!(
+        hits["items"][0]["passage"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(&probe)),
+        "{hits}"
+    );
+}

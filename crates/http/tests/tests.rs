@@ -12,6 +12,7 @@ mod endpoints;
 mod fake;
 mod faults;
 mod gateway;
+mod hostile;
 mod limits;
 mod malformed;
 mod openapi;

@@ -26,7 +26,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -106,6 +106,23 @@ pub enum Behavior {
         /// The token counts reported at the end (default: word counts).
         usage: Option<TokenUsage>,
     },
+    /// An answer built to exhaust the reader (issue 23): `shape`, written in
+    /// pieces of `piece` bytes with `pause` after each, until `bytes` are
+    /// written or the client hangs up. The bytes written are counted in
+    /// [`FakeUpstream::hostile_bytes`].
+    Hostile {
+        /// What it sends.
+        shape: Hostile,
+        /// The most bytes written after the response head.
+        bytes: u64,
+        /// The size of each write.
+        piece: usize,
+        /// The wait after each write.
+        pause: Duration,
+    },
+    /// The echo answer with a byte that is not UTF-8 (0xFF) in its text: in a
+    /// JSON body, or in the second delta of a stream.
+    NotUtf8,
     /// A stream that fails after `chunks`: CLOVA's `event:error`, or an
     /// OpenAI-style `{"error": ...}` chunk.
     StreamError {
@@ -118,7 +135,30 @@ pub enum Behavior {
     },
 }
 
+/// The shapes of [`Behavior::Hostile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    /// HTTP 200 `application/json`, chunked: a reply whose text never ends.
+    Body,
+    /// An SSE stream of text deltas that never ends.
+    Stream,
+    /// An SSE head, then one `data:` line that never meets its newline.
+    Line,
+    /// An SSE stream of comment lines (keep-alives): no text at all, no end.
+    KeepAlive,
+}
+
 impl Behavior {
+    /// A [`Behavior::Hostile`] answer of `bytes` in 64 KiB pieces, at once.
+    pub fn hostile(shape: Hostile, bytes: u64) -> Self {
+        Behavior::Hostile {
+            shape,
+            bytes,
+            piece: 64 << 10,
+            pause: Duration::ZERO,
+        }
+    }
+
     /// Answer `text` at once.
     pub fn reply(text: &str) -> Self {
         Behavior::Reply {
@@ -275,6 +315,8 @@ struct Shared {
     connections: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// Body bytes written by [`Behavior::Hostile`] answers.
+    hostile_bytes: AtomicU64,
 }
 
 /// Poisoning only follows a panic in a test that has failed already.
@@ -321,6 +363,11 @@ impl FakeUpstream {
             Arc::new(Semaphore::new(max_connections)),
         ));
         FakeUpstream { addr, shared, task }
+    }
+
+    /// Body bytes written so far by [`Behavior::Hostile`] answers.
+    pub fn hostile_bytes(&self) -> u64 {
+        self.shared.hostile_bytes.load(Ordering::SeqCst)
     }
 
     /// The socket address.
@@ -437,7 +484,69 @@ async fn serve(mut socket: TcpStream, shared: &Shared) {
     let behavior = lock(&shared.queues)
         .get_mut(&request.model)
         .and_then(VecDeque::pop_front);
+    if let Some(Behavior::Hostile {
+        shape,
+        bytes,
+        piece,
+        pause,
+    }) = behavior
+    {
+        let _ = hostile(&mut socket, &request, shape, (bytes, piece, pause), shared).await;
+        return;
+    }
     let _ = answer(&mut socket, &request, behavior).await;
+}
+
+/// Writes a [`Behavior::Hostile`] answer until its bytes are spent or a write
+/// fails (the client hung up).
+async fn hostile(
+    socket: &mut TcpStream,
+    request: &Recorded,
+    shape: Hostile,
+    (bytes, piece, pause): (u64, usize, Duration),
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let Some(wire) = request.wire else {
+        return Ok(());
+    };
+    let filler = "x".repeat(piece);
+    let (head, start, each) = match shape {
+        Hostile::Body => {
+            let start = match wire {
+                Wire::Openai => r#"{"choices":[{"index":0,"message":{"role":"assistant","content":""#,
+                Wire::Clova => r#"{"status":{"code":"20000"},"result":{"message":{"role":"assistant","content":""#,
+            };
+            ("application/json", start.to_string(), filler)
+        }
+        Hostile::Stream => ("text/event-stream", String::new(), token_event(wire, request, &filler)),
+        Hostile::Line => ("text/event-stream", "data: ".to_string(), filler),
+        Hostile::KeepAlive => {
+            let line = format!(":{}\n\n", &filler[..piece.saturating_sub(3)]);
+            ("text/event-stream", String::new(), line)
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: {head}\r\ntransfer-encoding: chunked\r\n\
+         connection: close\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await?;
+    let mut written = 0u64;
+    let mut next = start;
+    while written < bytes {
+        if next.is_empty() {
+            next.clone_from(&each);
+        }
+        write_event(socket, &next).await?;
+        written += next.len() as u64;
+        shared
+            .hostile_bytes
+            .fetch_add(next.len() as u64, Ordering::SeqCst);
+        next.clear();
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    end_stream(socket).await
 }
 
 async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
@@ -655,6 +764,31 @@ async fn answer(
         } => {
             let usage = usage.unwrap_or_else(|| word_usage(request, &chunks.concat()));
             write_stream(socket, wire, request, &chunks, delay, usage).await
+        }
+        Behavior::Hostile { .. } => unreachable!("answered by `hostile`"),
+        Behavior::NotUtf8 => {
+            let text = echo_text(request);
+            if request.wants_stream() {
+                write_stream_head(socket).await?;
+                write_event(socket, &token_event(wire, request, &text)).await?;
+                let event = token_event(wire, request, "BAD");
+                let mut bytes = event.into_bytes();
+                let at = bytes.windows(3).position(|w| w == b"BAD").expect("marker");
+                bytes[at + 1] = 0xFF;
+                socket
+                    .write_all(format!("{:x}\r\n", bytes.len()).as_bytes())
+                    .await?;
+                socket.write_all(&bytes).await?;
+                socket.write_all(b"\r\n").await?;
+                end_stream(socket).await
+            } else {
+                let body = reply_body(wire, request, &format!("{text}BAD"), word_usage(request, &text));
+                let mut bytes = body.to_string().into_bytes();
+                let at = bytes.windows(3).position(|w| w == b"BAD").expect("marker");
+                bytes[at + 1] = 0xFF;
+                let all = [("content-type".to_string(), "application/json".to_string())];
+                write_response(socket, 200, &all, &bytes).await
+            }
         }
         Behavior::StreamError {
             chunks,

@@ -18,6 +18,14 @@ pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
 /// Passages are at most this many tokens (cl100k), so a handful fit any prompt.
 pub const PASSAGE_TOKENS: usize = 200;
 
+/// Rows (passages and postings) written per transaction when a document is
+/// indexed: the longest another writer waits behind an upload.
+const INDEX_BATCH_ROWS: usize = 20_000;
+
+/// A passage ready to store: its text, its terms with their frequencies, and
+/// its length in terms.
+type IndexedPassage = (String, Vec<(String, u32)>, u32);
+
 /// A knowledge base.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KnowledgeBase {
@@ -168,8 +176,9 @@ impl Store {
     }
 
     /// Parses an uploaded file (`.txt`, `.md`, `.jsonl`; `format` overrides the
-    /// extension), splits it into passages, indexes them and stores it all in
-    /// one transaction. A JSONL file gives one document per line.
+    /// extension), splits it into passages, indexes them and stores them; they
+    /// become searchable together, once all are stored. A JSONL file gives one
+    /// document per line.
     pub async fn add_document(
         &self,
         user_id: i64,
@@ -200,7 +209,7 @@ impl Store {
             .map_err(|e| PracticeError::BadRequest(e.to_string()))?;
         // Split and index before the transaction: it is CPU work, and the
         // write lock should be held only for the writes.
-        let documents: Vec<_> = parsed
+        let documents: Vec<(retrieval::ParsedDocument, Vec<IndexedPassage>)> = parsed
             .into_iter()
             .map(|doc| {
                 let passages: Vec<_> =
@@ -214,13 +223,36 @@ impl Store {
                 (doc, passages)
             })
             .collect();
+        let ids = self
+            .index_documents(knowledge_id, format, &documents)
+            .await?;
+        let mut stored = Vec::with_capacity(ids.len());
+        for id in ids {
+            stored.push(self.document(user_id, id).await?);
+        }
+        Ok(stored)
+    }
+
+    /// Stores parsed, split and indexed documents in short transactions, so
+    /// that a big upload never holds the write lock for long: the documents
+    /// first, marked `indexing` (every reader skips them and their passages),
+    /// then their passages and postings in batches of about
+    /// [`INDEX_BATCH_ROWS`] rows, then, in one last small transaction, the
+    /// mark cleared and the base's statistics and revision moved: searches see
+    /// all of the upload or none of it. A failure removes what was written.
+    async fn index_documents(
+        &self,
+        knowledge_id: i64,
+        format: DocumentFormat,
+        documents: &[(retrieval::ParsedDocument, Vec<IndexedPassage>)],
+    ) -> Result<Vec<i64>> {
         let at = now();
         let ids = write_tx!(self, tx => {
             let mut ids = Vec::with_capacity(documents.len());
-            for (doc, passages) in &documents {
+            for (doc, _) in documents {
                 let document_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO documents (knowledge_id, title, format, bytes, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    "INSERT INTO documents (knowledge_id, title, format, bytes, created_at, indexing) \
+                     VALUES ($1, $2, $3, $4, $5, 1) RETURNING id",
                 )
                 .bind(knowledge_id)
                 .bind(&doc.title)
@@ -229,14 +261,61 @@ impl Store {
                 .bind(&at)
                 .fetch_one(&mut *tx)
                 .await?;
-                for (position, (text, terms, count)) in passages.iter().enumerate() {
+                ids.push(document_id);
+            }
+            ids
+        });
+        match self.index_batches(knowledge_id, &ids, documents, &at).await {
+            Ok(()) => Ok(ids),
+            Err(e) => {
+                if let Err(cleanup) = self.remove_unindexed(&ids).await {
+                    tracing::warn!(error = %cleanup, "cannot remove a failed upload's rows");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn index_batches(
+        &self,
+        knowledge_id: i64,
+        ids: &[i64],
+        documents: &[(retrieval::ParsedDocument, Vec<IndexedPassage>)],
+        at: &str,
+    ) -> Result<()> {
+        let passages: Vec<(i64, usize, &IndexedPassage)> = ids
+            .iter()
+            .zip(documents)
+            .flat_map(|(&id, (_, passages))| {
+                passages
+                    .iter()
+                    .enumerate()
+                    .map(move |(position, p)| (id, position, p))
+            })
+            .collect();
+        let mut rest = &passages[..];
+        while !rest.is_empty() {
+            // At least one passage, then as many as keep the batch under the bound.
+            let mut rows = 0;
+            let take = rest
+                .iter()
+                .position(|(_, _, p)| {
+                    rows += 1 + p.1.len();
+                    rows > INDEX_BATCH_ROWS
+                })
+                .unwrap_or(rest.len())
+                .max(1);
+            let (batch, next) = rest.split_at(take);
+            rest = next;
+            write_tx!(self, tx => {
+                for (document_id, position, (text, terms, count)) in batch {
                     let passage_id: i64 = sqlx::query_scalar(
                         "INSERT INTO passages (document_id, knowledge_id, position, text, term_count) \
                          VALUES ($1, $2, $3, $4, $5) RETURNING id",
                     )
                     .bind(document_id)
                     .bind(knowledge_id)
-                    .bind(position as i64)
+                    .bind(*position as i64)
                     .bind(text)
                     .bind(i64::from(*count))
                     .fetch_one(&mut *tx)
@@ -261,26 +340,60 @@ impl Store {
                         query.execute(&mut *tx).await?;
                     }
                 }
-                let terms: i64 = passages.iter().map(|(_, _, count)| i64::from(*count)).sum();
+            });
+            // Let the writers queued meanwhile go first (the lock is fair).
+            tokio::task::yield_now().await;
+        }
+        let terms: i64 = passages
+            .iter()
+            .map(|(_, _, p)| i64::from(p.2))
+            .sum();
+        write_tx!(self, tx => {
+            let sql = format!(
+                "UPDATE documents SET indexing = 0 WHERE id IN ({})",
+                placeholders(1, ids.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+            sqlx::query(
+                "UPDATE knowledge_bases SET updated_at = $2, passage_count = passage_count + $3, \
+                 term_total = term_total + $4, revision = revision + 1 WHERE id = $1",
+            )
+            .bind(knowledge_id)
+            .bind(at)
+            .bind(passages.len() as i64)
+            .bind(terms)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Removes documents still marked `indexing`, with what was written of them.
+    async fn remove_unindexed(&self, ids: &[i64]) -> Result<()> {
+        for &id in ids {
+            write_tx!(self, tx => {
                 sqlx::query(
-                    "UPDATE knowledge_bases SET updated_at = $2, passage_count = passage_count + $3, \
-                     term_total = term_total + $4, revision = revision + 1 WHERE id = $1",
+                    "DELETE FROM passage_terms WHERE passage_id IN \
+                     (SELECT id FROM passages WHERE document_id = $1)",
                 )
-                .bind(knowledge_id)
-                .bind(&at)
-                .bind(passages.len() as i64)
-                .bind(terms)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
-                ids.push(document_id);
-            }
-            ids
-        });
-        let mut stored = Vec::with_capacity(ids.len());
-        for id in ids {
-            stored.push(self.document(user_id, id).await?);
+                sqlx::query("DELETE FROM passages WHERE document_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM documents WHERE id = $1 AND indexing = 1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            });
         }
-        Ok(stored)
+        Ok(())
     }
 
     /// A document the user may see.
@@ -288,7 +401,7 @@ impl Store {
         let sql = format!(
             "SELECT d.id, d.knowledge_id, d.title, d.format, d.bytes, d.created_at, \
              (SELECT COUNT(*) FROM passages p WHERE p.document_id = d.id) \
-             FROM documents d WHERE d.id = $2 AND d.knowledge_id IN \
+             FROM documents d WHERE d.id = $2 AND d.indexing = 0 AND d.knowledge_id IN \
              (SELECT id FROM knowledge_bases WHERE {VISIBLE})"
         );
         let row: Option<DocumentRow> = on_pool!(self, pool => sqlx::query_as(&sql)
@@ -310,7 +423,8 @@ impl Store {
         self.visible::<KnowledgeBase>(user_id, knowledge_id).await?;
         let sql = "SELECT d.id, d.knowledge_id, d.title, d.format, d.bytes, d.created_at, \
              (SELECT COUNT(*) FROM passages p WHERE p.document_id = d.id) \
-             FROM documents d WHERE d.knowledge_id = $1 ORDER BY d.id DESC LIMIT $2 OFFSET $3";
+             FROM documents d WHERE d.knowledge_id = $1 AND d.indexing = 0 \
+             ORDER BY d.id DESC LIMIT $2 OFFSET $3";
         let (rows, total): (Vec<DocumentRow>, i64) = on_pool!(self, pool => (
             sqlx::query_as(sql)
                 .bind(knowledge_id)
@@ -318,7 +432,7 @@ impl Store {
                 .bind(page.offset())
                 .fetch_all(pool)
                 .await?,
-            sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE knowledge_id = $1")
+            sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE knowledge_id = $1 AND indexing = 0")
                 .bind(knowledge_id)
                 .fetch_one(pool)
                 .await?,
@@ -480,7 +594,11 @@ impl Store {
                 continue;
             }
             let rows: Vec<(String, i64, i64, i64)> = on_pool!(self, pool => sqlx::query_as(
-                "SELECT term, passage_id, tf, passage_len FROM passage_terms WHERE knowledge_id = $1",
+                // One statement, so one snapshot: the postings of documents
+                // still being indexed are skipped, whatever batch they are at.
+                "SELECT term, passage_id, tf, passage_len FROM passage_terms WHERE knowledge_id = $1 \
+                 AND passage_id NOT IN (SELECT p.id FROM passages p JOIN documents d \
+                 ON d.id = p.document_id WHERE d.knowledge_id = $1 AND d.indexing = 1)",
             )
             .bind(id)
             .fetch_all(pool)
