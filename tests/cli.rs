@@ -360,8 +360,14 @@ fn config_check_refuses_an_unknown_practice_router() {
         let out = sluice(&["config", "check", &file(name, router)], "");
         let err = stderr(&out);
         assert!(!out.status.success(), "{router}: passed");
-        assert!(err.contains("practice_router") && err.contains(says), "{router}: {err}");
-        assert!(!err.contains("NotFound {"), "{router}: debug-formatted: {err}");
+        assert!(
+            err.contains("practice_router") && err.contains(says),
+            "{router}: {err}"
+        );
+        assert!(
+            !err.contains("NotFound {"),
+            "{router}: debug-formatted: {err}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -514,7 +514,11 @@ fn admin_cli_manages_users_keys_classes_and_imports() {
         &db,
         &format!("SELECT COUNT(*) FROM passage_terms WHERE knowledge_id = {kb}"),
     ));
-    assert_eq!((bases, documents, terms), (1, 1, good), "only the first import");
+    assert_eq!(
+        (bases, documents, terms),
+        (1, 1, good),
+        "only the first import"
+    );
 }
 
 /// How many runs are fired at once, and how many must be acknowledged

@@ -217,9 +217,9 @@ async fn watch(env: &Env, stop: &AtomicBool) -> (u64, u64, Duration) {
             let request = if path == "/healthz" {
                 env.http.get(format!("http://{}{path}", env.addr))
             } else {
-                env.http
-                    .post(format!("http://{}{path}", env.addr))
-                    .json(&json!({"model": "calm", "messages": [{"role": "user", "content": "hi"}]}))
+                env.http.post(format!("http://{}{path}", env.addr)).json(
+                    &json!({"model": "calm", "messages": [{"role": "user", "content": "hi"}]}),
+                )
             };
             let ok = match request.timeout(Duration::from_secs(5)).send().await {
                 Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
@@ -254,20 +254,158 @@ async fn main() {
     let hostile = |shape| Behavior::hostile(shape, offer);
     // (name, model queued, behavior, call, limit named, at once)
     let scenarios: Vec<(&str, &str, Behavior, Call, &str, usize)> = vec![
-        ("gateway: JSON body", "gpt", hostile(Hostile::Body), Call::Gateway { model: "gpt", stream: false }, "max_reply_bytes", 1),
-        ("gateway: CLOVA JSON body", "hcx", hostile(Hostile::Body), Call::Gateway { model: "hcx", stream: false }, "max_reply_bytes", 1),
-        ("gateway: endless stream", "gpt", hostile(Hostile::Stream), Call::Gateway { model: "gpt", stream: true }, "max_reply_bytes", 1),
-        ("gateway: line without newline", "gpt", hostile(Hostile::Line), Call::Gateway { model: "gpt", stream: true }, "max_line_bytes", 1),
-        ("gateway: keep-alives, no text", "gpt", hostile(Hostile::KeepAlive), Call::Gateway { model: "gpt", stream: true }, "max_stream_bytes", 1),
-        ("gateway: slow drip (16 KiB/ms)", "gpt", drip.clone(), Call::Gateway { model: "gpt", stream: true }, "max_reply_bytes", 1),
-        ("gateway: client never reads (5 s)", "gpt", hostile(Hostile::Stream), Call::NeverReads { hold: Duration::from_secs(5) }, "", 1),
-        ("practice run: JSON body", "gpt", hostile(Hostile::Body), Call::Run { model: "gpt", stream: false }, "max_reply_bytes", 1),
-        ("practice run streamed: endless stream", "gpt", hostile(Hostile::Stream), Call::Run { model: "gpt", stream: true }, "max_reply_bytes", 1),
-        ("8 at once, gateway: JSON body", "gpt", hostile(Hostile::Body), Call::Gateway { model: "gpt", stream: false }, "max_reply_bytes", 8),
-        ("8 at once, gateway: endless stream", "gpt", hostile(Hostile::Stream), Call::Gateway { model: "gpt", stream: true }, "max_reply_bytes", 8),
-        ("8 at once, gateway: line without newline", "gpt", hostile(Hostile::Line), Call::Gateway { model: "gpt", stream: true }, "max_line_bytes", 8),
-        ("8 at once, client never reads (5 s)", "gpt", hostile(Hostile::Stream), Call::NeverReads { hold: Duration::from_secs(5) }, "", 8),
-        ("8 at once, practice run: JSON body", "gpt", hostile(Hostile::Body), Call::Run { model: "gpt", stream: false }, "max_reply_bytes", 8),
+        (
+            "gateway: JSON body",
+            "gpt",
+            hostile(Hostile::Body),
+            Call::Gateway {
+                model: "gpt",
+                stream: false,
+            },
+            "max_reply_bytes",
+            1,
+        ),
+        (
+            "gateway: CLOVA JSON body",
+            "hcx",
+            hostile(Hostile::Body),
+            Call::Gateway {
+                model: "hcx",
+                stream: false,
+            },
+            "max_reply_bytes",
+            1,
+        ),
+        (
+            "gateway: endless stream",
+            "gpt",
+            hostile(Hostile::Stream),
+            Call::Gateway {
+                model: "gpt",
+                stream: true,
+            },
+            "max_reply_bytes",
+            1,
+        ),
+        (
+            "gateway: line without newline",
+            "gpt",
+            hostile(Hostile::Line),
+            Call::Gateway {
+                model: "gpt",
+                stream: true,
+            },
+            "max_line_bytes",
+            1,
+        ),
+        (
+            "gateway: keep-alives, no text",
+            "gpt",
+            hostile(Hostile::KeepAlive),
+            Call::Gateway {
+                model: "gpt",
+                stream: true,
+            },
+            "max_stream_bytes",
+            1,
+        ),
+        (
+            "gateway: slow drip (16 KiB/ms)",
+            "gpt",
+            drip.clone(),
+            Call::Gateway {
+                model: "gpt",
+                stream: true,
+            },
+            "max_reply_bytes",
+            1,
+        ),
+        (
+            "gateway: client never reads (5 s)",
+            "gpt",
+            hostile(Hostile::Stream),
+            Call::NeverReads {
+                hold: Duration::from_secs(5),
+            },
+            "",
+            1,
+        ),
+        (
+            "practice run: JSON body",
+            "gpt",
+            hostile(Hostile::Body),
+            Call::Run {
+                model: "gpt",
+                stream: false,
+            },
+            "max_reply_bytes",
+            1,
+        ),
+        (
+            "practice run streamed: endless stream",
+            "gpt",
+            hostile(Hostile::Stream),
+            Call::Run {
+                model: "gpt",
+                stream: true,
+            },
+            "max_reply_bytes",
+            1,
+        ),
+        (
+            "8 at once, gateway: JSON body",
+            "gpt",
+            hostile(Hostile::Body),
+            Call::Gateway {
+                model: "gpt",
+                stream: false,
+            },
+            "max_reply_bytes",
+            8,
+        ),
+        (
+            "8 at once, gateway: endless stream",
+            "gpt",
+            hostile(Hostile::Stream),
+            Call::Gateway {
+                model: "gpt",
+                stream: true,
+            },
+            "max_reply_bytes",
+            8,
+        ),
+        (
+            "8 at once, gateway: line without newline",
+            "gpt",
+            hostile(Hostile::Line),
+            Call::Gateway {
+                model: "gpt",
+                stream: true,
+            },
+            "max_line_bytes",
+            8,
+        ),
+        (
+            "8 at once, client never reads (5 s)",
+            "gpt",
+            hostile(Hostile::Stream),
+            Call::NeverReads {
+                hold: Duration::from_secs(5),
+            },
+            "",
+            8,
+        ),
+        (
+            "8 at once, practice run: JSON body",
+            "gpt",
+            hostile(Hostile::Body),
+            Call::Run {
+                model: "gpt",
+                stream: false,
+            },
+            "max_reply_bytes",
+            8,
+        ),
     ];
     println!(
         "hostile upstreams, {} MiB offered each; default limits; peak = VmHWM since the scenario began",
@@ -316,12 +454,20 @@ async fn main() {
         let growth = peak - before;
         println!(
             "| {name} | {at_once} | {} | {read:.1} | {:.2} | {before:.1} | {peak:.1} | {growth:.1} | {watched} / {watch_failed} / {} ms |",
-            if limit.is_empty() { "(none: held)" } else { limit },
+            if limit.is_empty() {
+                "(none: held)"
+            } else {
+                limit
+            },
             wall.as_secs_f64(),
             slowest.as_millis()
         );
         if !errors.is_empty() {
-            eprintln!("{name}: {} calls without the error: {}", errors.len(), errors[0]);
+            eprintln!(
+                "{name}: {} calls without the error: {}",
+                errors.len(),
+                errors[0]
+            );
             failed = true;
         }
         if watch_failed > 0 {
@@ -329,7 +475,9 @@ async fn main() {
             failed = true;
         }
         if growth > BOUND_MIB {
-            eprintln!("{name}: peak {growth:.1} MiB above the start, over the bound of {BOUND_MIB} MiB");
+            eprintln!(
+                "{name}: peak {growth:.1} MiB above the start, over the bound of {BOUND_MIB} MiB"
+            );
             failed = true;
         }
     }

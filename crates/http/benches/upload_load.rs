@@ -100,7 +100,8 @@ struct Env {
 
 async fn start(users: usize) -> Env {
     let fake = FakeUpstream::start(Script::new()).await;
-    let dir = TempDir(std::env::temp_dir().join(format!("sluice-upload-load-{}", std::process::id())));
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("sluice-upload-load-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let store = Store::open_file(dir.0.join("practice.db")).await.unwrap();
     let (teacher, _) = store.create_user("teacher").await.unwrap();
@@ -195,12 +196,22 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 /// One user's loop until `done`: a run, an agent created, the agent changed.
-async fn work(env: &Env, key: &str, done: &AtomicBool, tallies: &Mutex<BTreeMap<&'static str, Tally>>) {
+async fn work(
+    env: &Env,
+    key: &str,
+    done: &AtomicBool,
+    tallies: &Mutex<BTreeMap<&'static str, Tally>>,
+) {
     let run_path = format!("/user/practice/sessions/run?class_id={}", env.class_id);
     let mut n = 0;
     while !done.load(Ordering::SeqCst) {
         let (status, took, _) = env
-            .send(key, reqwest::Method::POST, &run_path, Some(json!({"prompt_text": format!("질문 {n}")})))
+            .send(
+                key,
+                reqwest::Method::POST,
+                &run_path,
+                Some(json!({"prompt_text": format!("질문 {n}")})),
+            )
             .await;
         record(tallies, "practice run", status, took).await;
         let (status, took, agent) = env
@@ -254,7 +265,12 @@ async fn main() {
         .trim_end_matches('.')
         .to_string();
     let (status, _, kb) = env
-        .send(&env.uploader, reqwest::Method::POST, "/user/practice/knowledge", Some(json!({"name": "big"})))
+        .send(
+            &env.uploader,
+            reqwest::Method::POST,
+            "/user/practice/knowledge",
+            Some(json!({"name": "big"})),
+        )
         .await;
     assert_eq!(status, 201, "{kb}");
     let kb = kb["id"].as_i64().unwrap();
@@ -276,7 +292,9 @@ async fn main() {
     let started = Instant::now();
     let upload = env
         .http
-        .post(env.url(&format!("/user/practice/knowledge/{kb}/documents?file_name=big.txt")))
+        .post(env.url(&format!(
+            "/user/practice/knowledge/{kb}/documents?file_name=big.txt"
+        )))
         .bearer_auth(&env.uploader)
         .body(text.clone())
         .send()
@@ -317,7 +335,9 @@ async fn main() {
         uploaded["items"][0]["passages"],
         upload_took.as_secs_f64()
     );
-    println!("| request (other users, during the upload) | count | statuses | p50 ms | p99 ms | max ms |");
+    println!(
+        "| request (other users, during the upload) | count | statuses | p50 ms | p99 ms | max ms |"
+    );
     println!("|---|--:|---|--:|--:|--:|");
     let mut failed = upload_status != 201 || !found || search_status != 200;
     let tallies = tallies.lock().await;
@@ -326,7 +346,11 @@ async fn main() {
         let mut sorted = tally.latencies.clone();
         sorted.sort();
         all.extend_from_slice(&sorted);
-        let statuses: Vec<String> = tally.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+        let statuses: Vec<String> = tally
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{s}×{n}"))
+            .collect();
         println!(
             "| {kind} | {} | {} | {:.1} | {:.1} | {:.1} |",
             sorted.len(),
@@ -352,7 +376,9 @@ async fn main() {
         failed = true;
     }
     if failed {
-        eprintln!("upload_load: FAILED (a 5xx, p99 >= 1 s, a failed upload or a search that does not find it)");
+        eprintln!(
+            "upload_load: FAILED (a 5xx, p99 >= 1 s, a failed upload or a search that does not find it)"
+        );
         std::process::exit(1);
     }
 }

@@ -436,7 +436,8 @@ async fn stream(
     // Both bounded: a client that reads slowly holds the upstream back (its
     // answer is read no faster than it is sent on) instead of filling memory.
     let (tokens_tx, mut tokens_rx) = tokio::sync::mpsc::channel::<String>(STREAM_IN_FLIGHT);
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(STREAM_IN_FLIGHT);
+    let (out_tx, mut out_rx) =
+        tokio::sync::mpsc::channel::<Result<Event, Infallible>>(STREAM_IN_FLIGHT);
     let mut call = Call(tokio::spawn(async move {
         configured.provider.chat_stream(&request, tokens_tx).await
     }));

@@ -539,7 +539,8 @@ where
 {
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     // Bounded: what the client has not taken waits, coalesced, in the backlog.
-    let (out_tx, out_rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(EVENTS_IN_FLIGHT);
+    let (out_tx, out_rx) =
+        tokio::sync::mpsc::channel::<Result<Event, Infallible>>(EVENTS_IN_FLIGHT);
     let Caller { practice, user } = caller;
     // The run goes on even if the client goes away, or reads slowly: its
     // result is stored, so its events are always taken at once.

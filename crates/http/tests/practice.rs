@@ -1852,12 +1852,12 @@ async fn bad_uploads_are_refused_and_store_nothing() {
 async fn moving_an_object_between_classes_needs_the_owner_there_and_a_writer() {
     let env = Env::start(Script::new(), &three()).await;
     let store = &env.store;
-    let models = vec!["alpha".to_string()];
+    let models = &vec!["alpha".to_string()];
     let (other, _) = store.create_user("other teacher").await.unwrap();
     let (mate, mate_key) = store.create_user("classmate").await.unwrap();
     let class = |name: &'static str, instructor: i64| async move {
         store
-            .create_class(name, instructor, &models, "alpha")
+            .create_class(name, instructor, models, "alpha")
             .await
             .unwrap()
             .id
@@ -1893,15 +1893,35 @@ async fn moving_an_object_between_classes_needs_the_owner_there_and_a_writer() {
     ];
     // (who, target class, expected status)
     let cases: [(&str, &String, Option<i64>, u16); 9] = [
-        ("teacher to B, where the owner is not", &teacher, Some(b), 403),
-        ("teacher to C, which they teach, owner absent", &teacher, Some(c), 403),
-        ("teacher to D, owner's class they cannot write", &teacher, Some(d), 403),
+        (
+            "teacher to B, where the owner is not",
+            &teacher,
+            Some(b),
+            403,
+        ),
+        (
+            "teacher to C, which they teach, owner absent",
+            &teacher,
+            Some(c),
+            403,
+        ),
+        (
+            "teacher to D, owner's class they cannot write",
+            &teacher,
+            Some(d),
+            403,
+        ),
         ("teacher unshares a student's object", &teacher, None, 403),
         ("classmate to D", &mate, Some(d), 403),
         ("student to C, not a member", &student, Some(c), 403),
         ("student to D, a member", &student, Some(d), 200),
         ("student unshares", &student, None, 200),
-        ("teacher to E, owner belongs and they teach", &teacher, Some(e), 200),
+        (
+            "teacher to E, owner belongs and they teach",
+            &teacher,
+            Some(e),
+            200,
+        ),
     ];
     for (path, body) in &routes {
         for (what, key, target, expected) in &cases {
@@ -1919,7 +1939,11 @@ async fn moving_an_object_between_classes_needs_the_owner_there_and_a_writer() {
                 .await;
             assert_eq!(status, *expected, "{path}: {what}: {answer}");
             let (_, now) = env.get(&item).await;
-            let stays = if *expected == 200 { json!(target) } else { json!(a) };
+            let stays = if *expected == 200 {
+                json!(target)
+            } else {
+                json!(a)
+            };
             assert_eq!(now["class_id"], stays, "{path}: {what}: {now}");
         }
         // Creating in a class one does not belong to is refused too.
@@ -2017,7 +2041,10 @@ async fn a_big_upload_lets_other_writers_through_and_appears_whole() {
             .get(&format!("/user/practice/knowledge/{kb}/documents"))
             .await;
         if !upload.is_finished() {
-            seen_during.push((hits["items"].as_array().unwrap().len(), listed["total"].clone()));
+            seen_during.push((
+                hits["items"].as_array().unwrap().len(),
+                listed["total"].clone(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -2025,7 +2052,10 @@ async fn a_big_upload_lets_other_writers_through_and_appears_whole() {
     assert_eq!(status, 201, "the upload is stored");
     // All or nothing while it is indexed.
     for (hits, total) in &seen_during {
-        assert!(*hits == 0 && *total == 0, "half an upload seen: {seen_during:?}");
+        assert!(
+            *hits == 0 && *total == 0,
+            "half an upload seen: {seen_during:?}"
+        );
     }
     assert!(
         slowest < Duration::from_millis(1500),

@@ -11,7 +11,7 @@ use sluice_practice::provider::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::support::{Behavior, FakeUpstream, Script, Wire};
+use crate::support::{Behavior, FakeUpstream, Hostile, Script, Wire};
 
 fn request(prompt: &str) -> ChatRequest {
     ChatRequest {
@@ -972,5 +972,68 @@ fn error_kinds_and_statuses() {
     ];
     for (error, kind, status) in cases {
         assert_eq!((error.kind(), error.status()), (kind, status), "{error}");
+    }
+}
+
+/// Issue 23: every reply shape past a limit fails as `too_large` naming the
+/// limit, blocking and streamed, without being read to its end; a reply that
+/// is not UTF-8 is the same `bad_response` blocking and streamed.
+#[tokio::test]
+async fn replies_past_the_reading_limits_are_cut_and_named() {
+    let fake = FakeUpstream::start(Script::new()).await;
+    let model = provider(
+        "gpt-x",
+        ModelConfig {
+            max_reply_bytes: 100 << 10,
+            max_line_bytes: 32 << 10,
+            max_stream_bytes: 512 << 10,
+            max_retries: 0,
+            ..config(ProviderKind::Openai, &fake)
+        },
+        None,
+    );
+    let offered = 256 << 20;
+    for (shape, streamed, limit) in [
+        (Hostile::Body, false, "max_reply_bytes"),
+        (Hostile::Body, true, "max_reply_bytes"),
+        (Hostile::Stream, true, "max_reply_bytes"),
+        (Hostile::Line, true, "max_line_bytes"),
+        (Hostile::KeepAlive, true, "max_stream_bytes"),
+    ] {
+        let before = fake.hostile_bytes();
+        // Pieces under the line limit, so the limit reached is the one meant.
+        fake.push(
+            "gpt-x",
+            Behavior::Hostile {
+                shape,
+                bytes: offered,
+                piece: 8 << 10,
+                pause: Duration::ZERO,
+            },
+        );
+        let error = if streamed {
+            stream(&model, &request("hi")).await.1
+        } else {
+            model.chat(&request("hi")).await
+        }
+        .unwrap_err();
+        assert_eq!(error.kind(), "too_large", "{shape:?}: {error}");
+        assert!(error.to_string().contains(limit), "{shape:?}: {error}");
+        let read = fake.hostile_bytes() - before;
+        assert!(
+            read < 32 << 20,
+            "{shape:?}: {read} bytes written of {offered}"
+        );
+    }
+    for streamed in [false, true] {
+        fake.push("gpt-x", Behavior::NotUtf8);
+        let result = if streamed {
+            stream(&model, &request("hi")).await.1
+        } else {
+            model.chat(&request("hi")).await
+        };
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), "bad_response", "streamed {streamed}: {error}");
+        assert!(error.to_string().contains("not valid UTF-8"), "{error}");
     }
 }

@@ -513,12 +513,20 @@ async fn hostile(
     let (head, start, each) = match shape {
         Hostile::Body => {
             let start = match wire {
-                Wire::Openai => r#"{"choices":[{"index":0,"message":{"role":"assistant","content":""#,
-                Wire::Clova => r#"{"status":{"code":"20000"},"result":{"message":{"role":"assistant","content":""#,
+                Wire::Openai => {
+                    r#"{"choices":[{"index":0,"message":{"role":"assistant","content":""#
+                }
+                Wire::Clova => {
+                    r#"{"status":{"code":"20000"},"result":{"message":{"role":"assistant","content":""#
+                }
             };
             ("application/json", start.to_string(), filler)
         }
-        Hostile::Stream => ("text/event-stream", String::new(), token_event(wire, request, &filler)),
+        Hostile::Stream => (
+            "text/event-stream",
+            String::new(),
+            token_event(wire, request, &filler),
+        ),
         Hostile::Line => ("text/event-stream", "data: ".to_string(), filler),
         Hostile::KeepAlive => {
             let line = format!(":{}\n\n", &filler[..piece.saturating_sub(3)]);
@@ -782,7 +790,12 @@ async fn answer(
                 socket.write_all(b"\r\n").await?;
                 end_stream(socket).await
             } else {
-                let body = reply_body(wire, request, &format!("{text}BAD"), word_usage(request, &text));
+                let body = reply_body(
+                    wire,
+                    request,
+                    &format!("{text}BAD"),
+                    word_usage(request, &text),
+                );
                 let mut bytes = body.to_string().into_bytes();
                 let at = bytes.windows(3).position(|w| w == b"BAD").expect("marker");
                 bytes[at + 1] = 0xFF;

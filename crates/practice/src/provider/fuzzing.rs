@@ -4,8 +4,8 @@
 
 use reqwest::header::HeaderMap;
 
-use super::retry::Failure;
 use super::read::{Limits, StreamReader};
+use super::retry::Failure;
 use super::{
     ChatReply, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_STREAM_BYTES, Fault,
     ProviderError, ProviderKind, clova, openai,

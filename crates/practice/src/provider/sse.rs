@@ -83,7 +83,8 @@ impl Parser {
         }
         while let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
             let line_end = bytes[end];
-            let start = self.offset + (piece.len() - bytes.len()) as u64 - self.partial.len() as u64;
+            let start =
+                self.offset + (piece.len() - bytes.len()) as u64 - self.partial.len() as u64;
             if self.partial.is_empty() {
                 self.line(&bytes[..end], start, out)?;
             } else {

@@ -344,10 +344,7 @@ impl Store {
             // Let the writers queued meanwhile go first (the lock is fair).
             tokio::task::yield_now().await;
         }
-        let terms: i64 = passages
-            .iter()
-            .map(|(_, _, p)| i64::from(p.2))
-            .sum();
+        let terms: i64 = passages.iter().map(|(_, _, p)| i64::from(p.2)).sum();
         write_tx!(self, tx => {
             let sql = format!(
                 "UPDATE documents SET indexing = 0 WHERE id IN ({})",

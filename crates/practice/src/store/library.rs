@@ -10,9 +10,9 @@ use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
+use super::ClassRole;
 use super::{Page, PageRequest, Store, from_json_text, now, on_pool, to_json_text};
 use crate::error::{PracticeError, Result};
-use super::ClassRole;
 
 /// `WHERE` clause: the object is visible to user `$1`.
 pub(crate) const VISIBLE: &str = "(owner_id = $1 OR class_id IN \
@@ -398,7 +398,8 @@ impl Store {
     /// Replaces an agent's fields.
     pub async fn update_agent(&self, user_id: i64, id: i64, input: &AgentInput) -> Result<Agent> {
         self.check_writable::<Agent>(user_id, id).await?;
-        self.check_move::<Agent>(user_id, id, input.class_id).await?;
+        self.check_move::<Agent>(user_id, id, input.class_id)
+            .await?;
         on_pool!(self, pool => sqlx::query(
             "UPDATE agents SET class_id = $2, name = $3, instructions = $4, model_name = $5, \
              style_preset = $6, style_params = $7, generation_params = $8, updated_at = $9 \
@@ -550,7 +551,8 @@ impl Store {
         input: &FewShotInput,
     ) -> Result<FewShotExample> {
         self.check_writable::<FewShotExample>(user_id, id).await?;
-        self.check_move::<FewShotExample>(user_id, id, input.class_id).await?;
+        self.check_move::<FewShotExample>(user_id, id, input.class_id)
+            .await?;
         on_pool!(self, pool => sqlx::query(
             "UPDATE few_shot_examples SET class_id = $2, input = $3, output = $4, note = $5, \
              updated_at = $6 WHERE id = $1",
