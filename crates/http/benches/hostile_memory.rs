@@ -251,7 +251,12 @@ async fn main() {
         piece: 16 << 10,
         pause: Duration::from_millis(1),
     };
-    let hostile = |shape| Behavior::hostile(shape, offer);
+    let hostile = |shape| Behavior::Hostile {
+        shape,
+        bytes: offer,
+        piece: 64 << 10,
+        pause: Duration::ZERO,
+    };
     // (name, model queued, behavior, call, limit named, at once)
     let scenarios: Vec<(&str, &str, Behavior, Call, &str, usize)> = vec![
         (

@@ -242,8 +242,15 @@ async fn every_reply_past_a_limit_is_cut_there_and_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_holds_the_upstream_back() {
     let env = Env::start(None).await;
-    env.fake
-        .push("big", Behavior::hostile(Hostile::Stream, 1 << 30));
+    env.fake.push(
+        "big",
+        Behavior::Hostile {
+            shape: Hostile::Stream,
+            bytes: 1 << 30,
+            piece: 16 << 10,
+            pause: Duration::ZERO,
+        },
+    );
     let mut client = tokio::net::TcpStream::connect(env.addr).await.unwrap();
     let body =
         json!({"model": "big", "stream": true, "messages": [{"role": "user", "content": "hi"}]})

@@ -149,16 +149,6 @@ pub enum Hostile {
 }
 
 impl Behavior {
-    /// A [`Behavior::Hostile`] answer of `bytes` in 64 KiB pieces, at once.
-    pub fn hostile(shape: Hostile, bytes: u64) -> Self {
-        Behavior::Hostile {
-            shape,
-            bytes,
-            piece: 64 << 10,
-            pause: Duration::ZERO,
-        }
-    }
-
     /// Answer `text` at once.
     pub fn reply(text: &str) -> Self {
         Behavior::Reply {

@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn a_stream_that_adds_no_text_still_stops_at_max_stream_bytes() {
         let mut reader = StreamReader::new(ProviderKind::Openai, SMALL);
-        let keep_alive = ": keep-alive\n\n".repeat(10);
+        let keep_alive = ": keep-alive\n\n".repeat(7); // 98 bytes
         assert_eq!(reader.feed(keep_alive.as_bytes()), Ok(false));
         assert_eq!(reader.feed(keep_alive.as_bytes()), Ok(false));
         assert_eq!(
