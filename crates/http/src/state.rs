@@ -175,8 +175,11 @@ impl AppState {
             .token_ttl(std::time::Duration::from_millis(config.token_ttl_ms))
             .request_logs_per_sec(config.log_requests_per_sec)
             .build();
-        // Checked here too, so that `sluice config check` refuses what `serve` would.
-        state.practice_router(config)?;
+        // A router named in the file is checked here too, so that `sluice config
+        // check` refuses what `serve` would.
+        if config.practice_router.is_some() {
+            state.practice_router(config)?;
+        }
         Ok(state)
     }
 

@@ -2057,8 +2057,10 @@ async fn a_big_upload_lets_other_writers_through_and_appears_whole() {
             "half an upload seen: {seen_during:?}"
         );
     }
+    // Relative, so that a loaded machine does not fail it: one transaction
+    // for the whole upload made a write wait for nearly all of it.
     assert!(
-        slowest < Duration::from_millis(1500),
+        slowest * 3 < took,
         "a write waited {slowest:?} behind an upload that took {took:?} ({writes} writes)"
     );
     let (status, hits) = env.post("/user/practice/knowledge/search", &search).await;

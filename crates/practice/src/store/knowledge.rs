@@ -20,7 +20,7 @@ pub const PASSAGE_TOKENS: usize = 200;
 
 /// Rows (passages and postings) written per transaction when a document is
 /// indexed: the longest another writer waits behind an upload.
-const INDEX_BATCH_ROWS: usize = 20_000;
+const INDEX_BATCH_ROWS: usize = 5_000;
 
 /// A passage ready to store: its text, its terms with their frequencies, and
 /// its length in terms.
