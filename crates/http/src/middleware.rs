@@ -83,7 +83,6 @@ pub(crate) async fn observe(
 fn fallback_code(status: u16) -> &'static str {
     match status {
         200..=299 => Code::OK.0,
-        400 => Code::MALFORMED.0,
         401 => Code::UNAUTHORIZED.0,
         403 => Code::FORBIDDEN.0,
         404 => Code::NOT_FOUND.0,
@@ -96,6 +95,7 @@ fn fallback_code(status: u16) -> &'static str {
         502 => Code::BAD_GATEWAY.0,
         503 => Code::UNAVAILABLE.0,
         504 => Code::TIMEOUT.0,
+        // 400 itself, and any client error without a code of its own.
         400..=499 => Code::MALFORMED.0,
         _ => Code::INTERNAL.0,
     }

@@ -195,8 +195,7 @@ async fn every_reply_past_a_limit_is_cut_there_and_named() {
             assert_eq!(status, 200, "{what}: {body}");
             let last_error = body
                 .lines()
-                .filter(|l| l.contains("error") || l.contains("status"))
-                .next_back()
+                .rfind(|l| l.contains("error") || l.contains("status"))
                 .unwrap_or_default();
             assert!(last_error.contains(limit), "{what}: ends {last_error}");
         } else {

@@ -1852,7 +1852,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
 async fn moving_an_object_between_classes_needs_the_owner_there_and_a_writer() {
     let env = Env::start(Script::new(), &three()).await;
     let store = &env.store;
-    let models = &vec!["alpha".to_string()];
+    let models = &["alpha".to_string()];
     let (other, _) = store.create_user("other teacher").await.unwrap();
     let (mate, mate_key) = store.create_user("classmate").await.unwrap();
     let class = |name: &'static str, instructor: i64| async move {
