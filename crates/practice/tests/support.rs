@@ -236,6 +236,8 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// The body as JSON (`Value::Null` when it was not JSON).
     pub body: Value,
+    /// The body as received, byte for byte (lossy only where it is not UTF-8).
+    pub raw: String,
     /// The wire format, from the path (`None` for an unknown path).
     pub wire: Option<Wire>,
     /// The model asked for ("" when none).
@@ -479,6 +481,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
+    let raw = String::from_utf8_lossy(&body).into_owned();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (wire, model) = route(&path, &body);
     Some(Recorded {
@@ -486,6 +489,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
         path,
         headers,
         body,
+        raw,
         wire,
         model,
         at: Instant::now(),

@@ -18,8 +18,11 @@ pub mod fuzzing;
 #[cfg(feature = "local")]
 mod local;
 mod openai;
+mod passthrough;
+mod raw;
 mod retry;
 mod sse;
+pub mod translate;
 
 use std::fmt;
 use std::time::Duration;
@@ -30,6 +33,8 @@ use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc::UnboundedSender};
 use tokio::time::Instant;
 
+pub use passthrough::{WireAnswer, WireEvent, WireRequest};
+pub use raw::RawObject;
 use retry::Failure;
 
 /// Which wire format a model speaks.
@@ -593,35 +598,9 @@ impl Provider {
             ProviderKind::Clova => clova::request_body(&self.upstream_model, request),
             ProviderKind::Local => unreachable!("a local provider makes no HTTP request"),
         };
-        let mut http = self
-            .client
-            .post(&self.endpoint)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(ApiKey(key)) = &self.api_key {
-            http = http.header(AUTHORIZATION, key.clone());
-        }
-        if stream {
-            http = http.header(ACCEPT, "text/event-stream");
-        } else {
-            http = http.header(ACCEPT, "application/json");
-        }
-        if let (ProviderKind::Clova, Some(id)) = (self.config.provider, &request.request_id) {
-            http = http.header(clova::REQUEST_ID_HEADER, id.as_str());
-        }
-
-        let response = http.send().await.map_err(Failure::from_send_error)?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let headers = response.headers().clone();
-            // A body we cannot read still leaves the status to report.
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(Failure::from_status(
-                status,
-                Fault::from_body(&body),
-                &headers,
-            ));
-        }
+        let response = self
+            .send(body, stream, request.request_id.as_deref())
+            .await?;
 
         let is_event_stream = is_event_stream(response.headers());
         match tokens {
@@ -642,6 +621,46 @@ impl Provider {
                 Ok(reply)
             }
         }
+    }
+
+    /// Sends one request and waits for the response head; an error status is
+    /// a [`Failure`] with what its body says.
+    async fn send(
+        &self,
+        body: Vec<u8>,
+        stream: bool,
+        request_id: Option<&str>,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut http = self
+            .client
+            .post(&self.endpoint)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(ApiKey(key)) = &self.api_key {
+            http = http.header(AUTHORIZATION, key.clone());
+        }
+        if stream {
+            http = http.header(ACCEPT, "text/event-stream");
+        } else {
+            http = http.header(ACCEPT, "application/json");
+        }
+        if let (ProviderKind::Clova, Some(id)) = (self.config.provider, request_id) {
+            http = http.header(clova::REQUEST_ID_HEADER, id);
+        }
+
+        let response = http.send().await.map_err(Failure::from_send_error)?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let headers = response.headers().clone();
+            // A body we cannot read still leaves the status to report.
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(Failure::from_status(
+                status,
+                Fault::from_body(&body),
+                &headers,
+            ));
+        }
+        Ok(response)
     }
 
     /// Reads an SSE answer to the end, forwarding the deltas.
