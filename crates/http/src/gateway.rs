@@ -184,20 +184,18 @@ async fn clova(
 /// `POST /v1/openai/chat/completions` and `POST /v1/chat/completions`.
 pub(crate) async fn openai(State(state): State<AppState>, body: Bytes) -> Response {
     let bytes = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body);
-    let body: Value =
-        match serde_json::from_slice(bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                let words =
-                    sluice_core::describe_json_error(&String::from_utf8_lossy(&body), &e, "");
-                return Failure::new(
-                    Wire::OpenAi,
-                    Code::MALFORMED,
-                    format!("malformed JSON: {words}"),
-                )
-                .into_response();
-            }
-        };
+    let body: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let words = sluice_core::describe_json_error(&String::from_utf8_lossy(&body), &e, "");
+            return Failure::new(
+                Wire::OpenAi,
+                Code::MALFORMED,
+                format!("malformed JSON: {words}"),
+            )
+            .into_response();
+        }
+    };
     let raw = match RawObject::from_slice(bytes) {
         Ok(raw) => raw,
         Err(e) => {
@@ -281,7 +279,9 @@ enum Shape {
     Number,
     Object,
     /// A list of strings; with `or_string`, a single string too.
-    Strings { or_string: bool },
+    Strings {
+        or_string: bool,
+    },
     /// A list of `{"type": "function", "function": {"name": ...}}`.
     Tools,
 }
@@ -300,9 +300,9 @@ fn check_shapes(body: &Value, fields: &[(&str, Shape)]) -> Result<(), String> {
             Shape::Object => value.is_object(),
             Shape::Strings { or_string } => strings(value) || (*or_string && value.is_string()),
             Shape::Tools => value.as_array().is_some_and(|tools| {
-                tools.iter().all(|t| {
-                    t["type"] == "function" && t["function"]["name"].is_string()
-                })
+                tools
+                    .iter()
+                    .all(|t| t["type"] == "function" && t["function"]["name"].is_string())
             }),
         };
         if !ok {

@@ -263,9 +263,10 @@ fn error_content() -> Value {
 
 fn components() -> Value {
     let mut components = components_without_chat_requests();
-    if let (Some(schemas), Value::Object(chat)) =
-        (components["schemas"].as_object_mut(), chat_request_schemas())
-    {
+    if let (Some(schemas), Value::Object(chat)) = (
+        components["schemas"].as_object_mut(),
+        chat_request_schemas(),
+    ) {
         schemas.extend(chat);
     }
     components

@@ -541,7 +541,10 @@ fn sse_events(text: &str) -> Vec<(Option<String>, String)> {
         if let Some(value) = line.strip_prefix("event:") {
             name = Some(value.trim().to_string());
         } else if let Some(value) = line.strip_prefix("data:") {
-            events.push((name.take(), value.strip_prefix(' ').unwrap_or(value).to_string()));
+            events.push((
+                name.take(),
+                value.strip_prefix(' ').unwrap_or(value).to_string(),
+            ));
         }
     }
     events
@@ -567,7 +570,12 @@ async fn openai_requests_go_upstream_as_written_and_answers_come_back_whole() {
         )
         .await;
     assert_eq!(status, 200, "{text}");
-    assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     // Only the maximum changed: clamped to HCX-003's 4,096.
     let upstream = env.fake.single_request();
     assert_eq!(
@@ -614,7 +622,10 @@ async fn openai_tool_call_streams_come_back_chunk_by_chunk() {
     let upstream = env.fake.single_request();
     // Appended by sluice: the maximum, as none was named.
     let without_brace = &request[..request.len() - 1];
-    assert_eq!(upstream.raw, format!("{without_brace},\"max_tokens\":512}}"));
+    assert_eq!(
+        upstream.raw,
+        format!("{without_brace},\"max_tokens\":512}}")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -636,11 +647,19 @@ async fn clova_requests_go_upstream_as_written_with_tools_and_thinking() {
     );
     let bearer = format!("Bearer {KEY}");
     let (status, _, text) = env
-        .post("/v3/chat-completions/clova", &[("authorization", &bearer)], &sent)
+        .post(
+            "/v3/chat-completions/clova",
+            &[("authorization", &bearer)],
+            &sent,
+        )
         .await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(text, answer, "the answer comes back as written");
-    assert_eq!(env.fake.requests()[0].raw, sent, "the request goes as written");
+    assert_eq!(
+        env.fake.requests()[0].raw,
+        sent,
+        "the request goes as written"
+    );
     assert_eq!(env.fake.requests()[0].path, "/v3/chat-completions/clova");
     let (status, _, text) = env
         .post(
@@ -696,16 +715,42 @@ async fn fields_are_mapped_across_wire_formats() {
     let sent = env.fake.requests()[0].body.clone();
     assert_eq!(sent["tools"], tools);
     assert_eq!(sent["toolChoice"], "auto");
-    assert_eq!(sent["responseFormat"], json!({"type": "json", "schema": schema}));
+    assert_eq!(
+        sent["responseFormat"],
+        json!({"type": "json", "schema": schema})
+    );
     assert_eq!(sent["stop"], json!(["END"]));
-    assert_eq!((sent["topP"].clone(), sent["seed"].clone(), sent["maxTokens"].clone()), (json!(0.5), json!(7), json!(64)));
-    assert_eq!(sent["messages"][1]["toolCalls"][0]["function"]["arguments"], json!({"city": "Busan"}));
+    assert_eq!(
+        (
+            sent["topP"].clone(),
+            sent["seed"].clone(),
+            sent["maxTokens"].clone()
+        ),
+        (json!(0.5), json!(7), json!(64))
+    );
+    assert_eq!(
+        sent["messages"][1]["toolCalls"][0]["function"]["arguments"],
+        json!({"city": "Busan"})
+    );
     assert_eq!(sent["messages"][2]["toolCallId"], "call_0");
-    for gone in ["model", "tool_choice", "response_format", "top_p", "max_tokens", "n"] {
-        assert!(sent.get(gone).is_none(), "{gone} went across as written: {sent}");
+    for gone in [
+        "model",
+        "tool_choice",
+        "response_format",
+        "top_p",
+        "max_tokens",
+        "n",
+    ] {
+        assert!(
+            sent.get(gone).is_none(),
+            "{gone} went across as written: {sent}"
+        );
     }
     let message = &reply["choices"][0]["message"];
-    assert_eq!(message["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Seoul\"}");
+    assert_eq!(
+        message["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Seoul\"}"
+    );
     assert_eq!(message["tool_calls"][0]["id"], "call_1");
     assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(reply["usage"]["total_tokens"], 12);
@@ -714,7 +759,11 @@ async fn fields_are_mapped_across_wire_formats() {
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
     let (status, _, text) = env
-        .post("/v1/openai/chat/completions", &[("authorization", &format!("Bearer {KEY}"))], &streamed.to_string())
+        .post(
+            "/v1/openai/chat/completions",
+            &[("authorization", &format!("Bearer {KEY}"))],
+            &streamed.to_string(),
+        )
         .await;
     assert_eq!(status, 200, "{text}");
     let chunks: Vec<Value> = sse_events(&text)
@@ -728,7 +777,11 @@ async fn fields_are_mapped_across_wire_formats() {
         .expect("a tool call delta");
     assert_eq!(call[0]["index"], 0, "{text}");
     assert_eq!(call[0]["function"]["arguments"], "{\"city\":\"Seoul\"}");
-    assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "tool_calls", "{text}");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls",
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 
     // A CLOVA client of an OpenAI model.
@@ -743,23 +796,51 @@ async fn fields_are_mapped_across_wire_formats() {
     assert_eq!(sent["tool_choice"], "auto");
     assert_eq!(sent["response_format"]["json_schema"]["schema"], schema);
     assert_eq!(sent["response_format"]["type"], "json_schema");
-    assert_eq!((sent["top_p"].clone(), sent["top_k"].clone(), sent["reasoning_effort"].clone()), (json!(0.5), json!(3), json!("low")));
+    assert_eq!(
+        (
+            sent["top_p"].clone(),
+            sent["top_k"].clone(),
+            sent["reasoning_effort"].clone()
+        ),
+        (json!(0.5), json!(3), json!("low"))
+    );
     assert_eq!(sent["max_tokens"], 64);
     let result = &reply["result"];
     assert_eq!(reply["status"]["code"], "20000");
-    assert_eq!(result["message"]["toolCalls"][0]["function"]["arguments"], json!({"city": "Seoul"}));
+    assert_eq!(
+        result["message"]["toolCalls"][0]["function"]["arguments"],
+        json!({"city": "Seoul"})
+    );
     assert_eq!(result["finishReason"], "tool_calls");
-    assert_eq!(result["usage"]["completionTokensDetails"]["thinkingTokens"], 2);
+    assert_eq!(
+        result["usage"]["completionTokensDetails"]["thinkingTokens"],
+        2
+    );
     // ... streamed: the tool call in the result event.
     let (status, _, text) = env
-        .post("/v3/chat-completions/gpt", &[("authorization", &format!("Bearer {KEY}")), ("accept", "text/event-stream")], &body.to_string())
+        .post(
+            "/v3/chat-completions/gpt",
+            &[
+                ("authorization", &format!("Bearer {KEY}")),
+                ("accept", "text/event-stream"),
+            ],
+            &body.to_string(),
+        )
         .await;
     assert_eq!(status, 200, "{text}");
     let events = sse_events(&text);
     let names: Vec<Option<&str>> = events.iter().map(|(n, _)| n.as_deref()).collect();
-    assert_eq!(names[names.len() - 2..], [Some("result"), Some("signal")], "{text}");
+    assert_eq!(
+        names[names.len() - 2..],
+        [Some("result"), Some("signal")],
+        "{text}"
+    );
     let result: Value = serde_json::from_str(&events[events.len() - 2].1).unwrap();
-    assert_eq!(result["message"]["toolCalls"][0]["function"]["arguments"], json!({"city": "Seoul"}), "{text}");
+    assert_eq!(
+        result["message"]["toolCalls"][0]["function"]["arguments"],
+        json!({"city": "Seoul"}),
+        "{text}"
+    );
     assert_eq!(result["message"]["toolCalls"][0]["id"], "call_1");
     assert_eq!(result["finishReason"], "tool_calls");
     assert_eq!(result["usage"]["totalTokens"], 12);
@@ -781,17 +862,29 @@ async fn fields_without_a_counterpart_are_refused_by_name() {
         (json!({"frequency_penalty": 0.5}), "frequency_penalty"),
         (json!({"logit_bias": {"50256": -100}}), "logit_bias"),
         (json!({"parallel_tool_calls": true}), "parallel_tool_calls"),
-        (json!({"tool_choice": "required"}), "tool_choice \"required\""),
-        (json!({"response_format": {"type": "json_object"}}), "response_format type json_object"),
+        (
+            json!({"tool_choice": "required"}),
+            "tool_choice \"required\"",
+        ),
+        (
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format type json_object",
+        ),
         (json!({"modalities": ["text", "audio"]}), "modalities"),
         (json!({"audio": {"voice": "alloy"}}), "audio"),
-        (json!({"prediction": {"type": "content", "content": "x"}}), "prediction"),
+        (
+            json!({"prediction": {"type": "content", "content": "x"}}),
+            "prediction",
+        ),
         (json!({"web_search_options": {}}), "web_search_options"),
         (json!({"user": "u-1"}), "user"),
         (json!({"metadata": {"a": "b"}}), "metadata"),
         (json!({"store": true}), "store"),
         (json!({"service_tier": "auto"}), "service_tier"),
-        (json!({"messages": [{"role": "user", "content": "hi", "name": "kim"}]}), "messages[0].name"),
+        (
+            json!({"messages": [{"role": "user", "content": "hi", "name": "kim"}]}),
+            "messages[0].name",
+        ),
     ];
     for (fields, name) in openai_to_clova {
         let mut body = json!({"model": "clova", "messages": user});
@@ -801,11 +894,17 @@ async fn fields_without_a_counterpart_are_refused_by_name() {
         let (status, reply) = env.post_json("/v1/openai/chat/completions", &body).await;
         assert_eq!(status, 400, "{body}: {reply}");
         let message = reply["error"]["message"].as_str().unwrap();
-        assert!(message.contains(name) && message.contains("no counterpart"), "{name}: {message}");
+        assert!(
+            message.contains(name) && message.contains("no counterpart"),
+            "{name}: {message}"
+        );
     }
     let clova_to_openai = [
         (json!({"includeAiFilters": true}), "includeAiFilters"),
-        (json!({"responseFormat": {"type": "xml"}}), "responseFormat type xml"),
+        (
+            json!({"responseFormat": {"type": "xml"}}),
+            "responseFormat type xml",
+        ),
     ];
     for (fields, name) in clova_to_openai {
         let mut body = json!({"messages": user});
@@ -813,12 +912,22 @@ async fn fields_without_a_counterpart_are_refused_by_name() {
             body[k] = v.clone();
         }
         let (status, reply) = env.post_json("/v3/chat-completions/gpt", &body).await;
-        assert_eq!((status, reply["status"]["code"].as_str()), (400, Some("40001")), "{body}: {reply}");
+        assert_eq!(
+            (status, reply["status"]["code"].as_str()),
+            (400, Some("40001")),
+            "{body}: {reply}"
+        );
         let message = reply["status"]["message"].as_str().unwrap();
-        assert!(message.contains(name) && message.contains("no counterpart"), "{name}: {message}");
+        assert!(
+            message.contains(name) && message.contains("no counterpart"),
+            "{name}: {message}"
+        );
     }
     let (status, reply) = env
-        .post_json("/v1/chat-completions/gpt", &json!({"messages": user, "tools": [], "topK": 3}))
+        .post_json(
+            "/v1/chat-completions/gpt",
+            &json!({"messages": user, "tools": [], "topK": 3}),
+        )
         .await;
     assert_eq!(status, 400, "{reply}");
     let message = reply["status"]["message"].as_str().unwrap();
@@ -832,19 +941,35 @@ fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
     use proptest::prelude::*;
     let space = || prop::sample::select(vec!["", " ", "\n", "\t", "  \r\n "]);
     let number = prop::sample::select(vec![
-        "0", "-0", "1e2", "1E+02", "-0.0", "10.50", "0.1e-3", "12345678901234567890",
-        "3.0000000000000001", "1.5E300", "-7",
+        "0",
+        "-0",
+        "1e2",
+        "1E+02",
+        "-0.0",
+        "10.50",
+        "0.1e-3",
+        "12345678901234567890",
+        "3.0000000000000001",
+        "1.5E300",
+        "-7",
     ]);
     let string = prop::sample::select(vec![
-        r#""""#, r#""\u00e9\n""#, r#""한국어""#, r#""\"q\"""#, r#""\ud83d\ude00""#, r#""a/b\/c""#,
+        r#""""#,
+        r#""\u00e9\n""#,
+        r#""한국어""#,
+        r#""\"q\"""#,
+        r#""\ud83d\ude00""#,
+        r#""a/b\/c""#,
     ]);
     let leaf = prop_oneof![number, string, Just("true"), Just("false"), Just("null")]
         .prop_map(String::from);
     leaf.prop_recursive(3, 24, 4, move |inner| {
         prop_oneof![
             prop::collection::vec((inner.clone(), space(), space()), 0..4).prop_map(|items| {
-                let items: Vec<String> =
-                    items.into_iter().map(|(v, a, b)| format!("{a}{v}{b}")).collect();
+                let items: Vec<String> = items
+                    .into_iter()
+                    .map(|(v, a, b)| format!("{a}{v}{b}"))
+                    .collect();
                 format!("[{}]", items.join(","))
             }),
             prop::collection::btree_map("[a-z]{1,6}", (inner, space(), space()), 0..4).prop_map(
@@ -889,7 +1014,10 @@ fn extra_fields_pass_through_both_ways_byte_for_byte() {
             .iter()
             .map(|(k, v, s)| format!(",{s}\"{k}\"{s}:{s}{v}{s}"))
             .collect();
-        let compact: String = fields.iter().map(|(k, v, _)| format!(",\"{k}\":{v}")).collect();
+        let compact: String = fields
+            .iter()
+            .map(|(k, v, _)| format!(",\"{k}\":{v}"))
+            .collect();
         (spaced, compact)
     };
     runner
@@ -930,7 +1058,8 @@ fn extra_fields_pass_through_both_ways_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_trim_counts_the_tool_definitions() {
     let env = Env::start(Script::new()).await;
-    let turn = "오늘 서울 날씨와 미세먼지, 그리고 내일 부산의 강수 예보를 자세히 알려줘. ".repeat(10);
+    let turn =
+        "오늘 서울 날씨와 미세먼지, 그리고 내일 부산의 강수 예보를 자세히 알려줘. ".repeat(10);
     let mut messages = vec![json!({"role": "system", "content": "Answer briefly."})];
     for i in 0..30 {
         messages.push(json!({"role": "user", "content": format!("{i}: {turn}")}));
@@ -945,7 +1074,12 @@ async fn auto_trim_counts_the_tool_definitions() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|m| Message::new(m["role"].as_str().unwrap().parse().unwrap(), m["content"].as_str().unwrap()))
+            .map(|m| {
+                Message::new(
+                    m["role"].as_str().unwrap().parse().unwrap(),
+                    m["content"].as_str().unwrap(),
+                )
+            })
             .collect()
     };
     let without = json!({"model": "trimmed", "max_tokens": 500, "messages": messages});
@@ -962,7 +1096,12 @@ async fn auto_trim_counts_the_tool_definitions() {
     let model = Profiles::builtin().model("HCX-003").unwrap();
     let tool_tokens = model.count_message(&Message::system(tools.to_string()));
     assert!(tool_tokens > 500, "the tools are large: {tool_tokens}");
-    assert!(kept.len() < plain.len(), "less history with the tools: {} vs {}", kept.len(), plain.len());
+    assert!(
+        kept.len() < plain.len(),
+        "less history with the tools: {} vs {}",
+        kept.len(),
+        plain.len()
+    );
     assert!(
         model.count(&kept).total + tool_tokens + 500 <= 4096,
         "the history fits beside the tools"

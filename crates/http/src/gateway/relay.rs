@@ -147,12 +147,9 @@ fn closing(wire: Wire, outcome: Result<WireAnswer, ProviderError>) -> Vec<Event>
         ],
         (_, Err(e)) => {
             let failure = Failure::upstream(wire, &e);
-            vec![
-                Event::default().event("error").data(
-                    json!({"status": {"code": failure.code.0, "message": failure.message}})
-                        .to_string(),
-                ),
-            ]
+            vec![Event::default().event("error").data(
+                json!({"status": {"code": failure.code.0, "message": failure.message}}).to_string(),
+            )]
         }
     }
 }

@@ -344,9 +344,12 @@ mod tests {
     #[test]
     fn only_the_owned_fields_change() {
         let text = r#"{"model":"gpt","messages":[{"role":"system","content":"s"},{"role":"user", "content":"a"},{"role":"user","content":"b" }],"tools":[{"type":"function","function":{"name":"f","parameters":{"x":1.50}}}],"max_tokens":9999,"n":2}"#;
-        let mut request =
-            WireRequest::new(ProviderKind::Openai, RawObject::from_json(text).unwrap(), false)
-                .unwrap();
+        let mut request = WireRequest::new(
+            ProviderKind::Openai,
+            RawObject::from_json(text).unwrap(),
+            false,
+        )
+        .unwrap();
         request.keep_messages([0, 2]);
         request.set_max_tokens(100);
         assert_eq!(
@@ -354,9 +357,12 @@ mod tests {
             r#"{"model":"upstream-id","messages":[{"role":"system","content":"s"},{"role":"user","content":"b" }],"tools":[{"type":"function","function":{"name":"f","parameters":{"x":1.50}}}],"max_tokens":100,"n":2}"#
         );
         let text = r#"{"messages":[],"topK":0,"thinking":{"effort":"low"}}"#;
-        let mut request =
-            WireRequest::new(ProviderKind::Clova, RawObject::from_json(text).unwrap(), true)
-                .unwrap();
+        let mut request = WireRequest::new(
+            ProviderKind::Clova,
+            RawObject::from_json(text).unwrap(),
+            true,
+        )
+        .unwrap();
         request.set_max_tokens(64);
         assert_eq!(
             request.to_body("HCX-007"),

@@ -121,9 +121,21 @@ fn openai_to_clova(body: &RawObject) -> Result<RawObject, FieldError> {
             }
             "n" if unset(&value, &json!(1)) => {}
             "logprobs" | "parallel_tool_calls" if unset(&value, &json!(false)) => {}
-            "n" | "logprobs" | "top_logprobs" | "presence_penalty" | "frequency_penalty"
-            | "logit_bias" | "parallel_tool_calls" | "modalities" | "audio" | "prediction"
-            | "web_search_options" | "user" | "metadata" | "store" | "service_tier" => {
+            "n"
+            | "logprobs"
+            | "top_logprobs"
+            | "presence_penalty"
+            | "frequency_penalty"
+            | "logit_bias"
+            | "parallel_tool_calls"
+            | "modalities"
+            | "audio"
+            | "prediction"
+            | "web_search_options"
+            | "user"
+            | "metadata"
+            | "store"
+            | "service_tier" => {
                 if !value.is_null() {
                     return Err(no_counterpart(key, to));
                 }
@@ -395,7 +407,8 @@ pub fn answer(
         (ProviderKind::Openai, ProviderKind::Clova) => {
             let choice = &value["choices"][0];
             let message = &choice["message"];
-            let mut reply = json!({"role": "assistant", "content": message["content"].as_str().unwrap_or("")});
+            let mut reply =
+                json!({"role": "assistant", "content": message["content"].as_str().unwrap_or("")});
             if let Some(calls) = message["tool_calls"].as_array() {
                 reply["toolCalls"] = clova_tool_calls(calls.clone());
             }
@@ -414,8 +427,7 @@ pub fn answer(
         }
         _ => return Ok(body.clone()),
     };
-    RawObject::from_json(&out.to_string())
-        .map_err(|e| ProviderError::bad_response(e.to_string()))
+    RawObject::from_json(&out.to_string()).map_err(|e| ProviderError::bad_response(e.to_string()))
 }
 
 /// A streamed answer in `from`'s wire format turned, event by event, into
@@ -499,11 +511,17 @@ impl StreamTranslator {
                         self.text.push_str(text);
                         delta["content"] = json!(text);
                     }
-                    if let Some(text) = message["thinkingContent"].as_str().filter(|t| !t.is_empty()) {
+                    if let Some(text) = message["thinkingContent"]
+                        .as_str()
+                        .filter(|t| !t.is_empty())
+                    {
                         self.thinking.push_str(text);
                         delta["reasoning_content"] = json!(text);
                     }
-                    if let Some(calls) = message.get("toolCalls").filter(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
+                    if let Some(calls) = message
+                        .get("toolCalls")
+                        .filter(|c| c.as_array().is_some_and(|a| !a.is_empty()))
+                    {
                         self.sent_calls = true;
                         delta["tool_calls"] = openai_tool_calls(calls, true);
                     }
@@ -522,7 +540,10 @@ impl StreamTranslator {
                         }
                     }
                     if !self.sent_calls {
-                        if let Some(calls) = message.get("toolCalls").filter(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
+                        if let Some(calls) = message
+                            .get("toolCalls")
+                            .filter(|c| c.as_array().is_some_and(|a| !a.is_empty()))
+                        {
                             delta["tool_calls"] = openai_tool_calls(calls, true);
                         }
                     }
@@ -544,18 +565,26 @@ impl StreamTranslator {
                 for call in delta["tool_calls"].as_array().into_iter().flatten() {
                     let index = call["index"].as_u64().unwrap_or(0) as usize;
                     if self.calls.len() <= index {
-                        self.calls.resize(index + 1, json!({"type": "function", "function": {"name": "", "arguments": ""}}));
+                        self.calls.resize(
+                            index + 1,
+                            json!({"type": "function", "function": {"name": "", "arguments": ""}}),
+                        );
                     }
                     let slot = &mut self.calls[index];
                     if let Some(id) = call.get("id").filter(|v| !v.is_null()) {
                         slot["id"] = id.clone();
                     }
                     if let Some(name) = call.pointer("/function/name").and_then(Value::as_str) {
-                        let joined = format!("{}{name}", slot["function"]["name"].as_str().unwrap_or(""));
+                        let joined =
+                            format!("{}{name}", slot["function"]["name"].as_str().unwrap_or(""));
                         slot["function"]["name"] = json!(joined);
                     }
-                    if let Some(part) = call.pointer("/function/arguments").and_then(Value::as_str) {
-                        let joined = format!("{}{part}", slot["function"]["arguments"].as_str().unwrap_or(""));
+                    if let Some(part) = call.pointer("/function/arguments").and_then(Value::as_str)
+                    {
+                        let joined = format!(
+                            "{}{part}",
+                            slot["function"]["arguments"].as_str().unwrap_or("")
+                        );
                         slot["function"]["arguments"] = json!(joined);
                     }
                 }
@@ -566,7 +595,10 @@ impl StreamTranslator {
                     message["content"] = json!(text);
                     any = true;
                 }
-                if let Some(text) = delta["reasoning_content"].as_str().filter(|t| !t.is_empty()) {
+                if let Some(text) = delta["reasoning_content"]
+                    .as_str()
+                    .filter(|t| !t.is_empty())
+                {
                     self.thinking.push_str(text);
                     message["thinkingContent"] = json!(text);
                     any = true;
@@ -654,7 +686,10 @@ mod tests {
             ])
         );
         assert_eq!(result["finishReason"], "tool_calls");
-        assert_eq!(result["usage"]["completionTokensDetails"]["thinkingTokens"], 1);
+        assert_eq!(
+            result["usage"]["completionTokensDetails"]["thinkingTokens"],
+            1
+        );
     }
 
     #[test]
