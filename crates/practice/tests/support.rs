@@ -237,6 +237,8 @@ pub struct Recorded {
     /// The body as JSON (`Value::Null` when it was not JSON).
     pub body: Value,
     /// The body as received, byte for byte (lossy only where it is not UTF-8).
+    // Used by crates/http/tests/gateway.rs, not by this crate's tests.
+    #[allow(dead_code)]
     pub raw: String,
     /// The wire format, from the path (`None` for an unknown path).
     pub wire: Option<Wire>,
