@@ -235,6 +235,64 @@ def test_openai_sdk(s, fake):
     check(text == "echo: streamed words", text)
 
 
+WEATHER_TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "The weather of a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+
+
+def _choices(completion):
+    """What the blocking answer and the accumulated stream must agree on."""
+    return [(c.index, c.finish_reason, c.message.content,
+             [(t.id, t.type, t.function.name, t.function.arguments) for t in (c.message.tool_calls or [])])
+            for c in completion.choices]
+
+
+def test_openai_sdk_function_calling(s, fake):
+    # Issue 28: tools and every other field reach the upstream unchanged; the
+    # tool calls come back blocking and streamed, and the loop completes.
+    from openai import OpenAI
+    from openai.lib.streaming.chat import ChatCompletionStreamState
+
+    client = OpenAI(base_url=f"http://{s.host}:{s.port}/v1/openai", api_key=KEY, max_retries=0)
+    messages = [{"role": "user", "content": "What is the weather in Seoul?"}]
+    fields = {
+        "tools": WEATHER_TOOLS,
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "weather", "schema": {"type": "object", "properties": {"sky": {"type": "string"}}}}},
+        "stop": ["\n\n", "END"],
+        "n": 2,
+    }
+    completion = client.chat.completions.create(model="gpt-small", messages=messages, max_tokens=64, **fields)
+    sent = fake.requests[-1]["body"]
+    for name, value in fields.items():
+        check(sent.get(name) == value, f"{name} reached the upstream as {sent.get(name)!r}")
+    check(len(completion.choices) == 2, str(completion))
+    call = completion.choices[0].message.tool_calls[0]
+    check(call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Seoul"},
+          str(completion))
+    check(completion.choices[0].finish_reason == "tool_calls", str(completion))
+    check(completion.usage.completion_tokens_details.reasoning_tokens == 0, str(completion.usage))
+    check(completion.usage.prompt_tokens_details.cached_tokens == 0, str(completion.usage))
+    check(completion.system_fingerprint == "fp_fake", "unknown answer fields come back")
+
+    state = ChatCompletionStreamState()
+    for chunk in client.chat.completions.create(model="gpt-small", messages=messages, max_tokens=64, stream=True,
+                                                stream_options={"include_usage": True}, **fields):
+        state.handle_chunk(chunk)
+    streamed = state.get_final_completion()
+    check(_choices(streamed) == _choices(completion), f"{_choices(streamed)} != {_choices(completion)}")
+    check(fake.requests[-1]["body"]["stream_options"] == {"include_usage": True}, "stream_options unchanged")
+
+    messages.append(completion.choices[0].message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "sunny, 20 C"})
+    final = client.chat.completions.create(model="gpt-small", messages=messages, tools=WEATHER_TOOLS)
+    check(final.choices[0].message.content == "echo: tool said sunny, 20 C", str(final))
+    check(final.choices[0].finish_reason == "stop", str(final))
+    sent = fake.requests[-1]["body"]["messages"]
+    check(sent[1]["tool_calls"][0]["id"] == call.id and sent[2]["tool_call_id"] == call.id, str(sent))
+
+
 def test_langchain_naver(s, fake):
     from langchain_naver import ChatClovaX
 
@@ -243,6 +301,38 @@ def test_langchain_naver(s, fake):
     check(reply.content == "echo: 안녕 langchain", str(reply))
     text = "".join(chunk.content for chunk in chat.stream("스트림 테스트"))
     check(text == "echo: 스트림 테스트", text)
+
+
+def test_langchain_naver_bind_tools(s, fake):
+    # Issue 28: ChatClovaX speaks OpenAI's wire format; HCX-005 here is a CLOVA
+    # Studio v3 model, so the tools cross to CLOVA's shape and the tool call
+    # comes back in OpenAI's, which LangChain parses.
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_naver import ChatClovaX
+
+    def get_weather(city: str) -> str:
+        """The weather of a city."""
+        return "sunny"
+
+    chat = ChatClovaX(model="HCX-005", api_key=KEY, base_url=f"http://{s.host}:{s.port}/v1/openai", max_retries=0)
+    bound = chat.bind_tools([get_weather])
+    question = HumanMessage("서울 날씨 어때?")
+    reply = bound.invoke([question])
+    check(reply.tool_calls and reply.tool_calls[0]["name"] == "get_weather", str(reply))
+    check(reply.tool_calls[0]["args"] == {"city": "Seoul"}, str(reply.tool_calls))
+    sent = fake.requests[-1]
+    check(sent["path"] == "/v3/chat-completions/HCX-005", sent["path"])
+    check(sent["body"]["tools"][0]["function"]["name"] == "get_weather", str(sent["body"]))
+    gathered = None
+    for chunk in bound.stream([question]):
+        gathered = chunk if gathered is None else gathered + chunk
+    check(gathered.tool_calls and gathered.tool_calls[0]["args"] == {"city": "Seoul"}, str(gathered))
+    result = ToolMessage("맑음", tool_call_id=reply.tool_calls[0]["id"])
+    final = bound.invoke([question, reply, result])
+    check(final.content == "echo: tool said 맑음", str(final))
+    sent = fake.requests[-1]["body"]["messages"]
+    check(sent[1]["toolCalls"][0]["function"]["arguments"] == {"city": "Seoul"}, str(sent))
+    check(sent[2]["toolCallId"] == reply.tool_calls[0]["id"], str(sent))
 
 
 def main():
@@ -255,7 +345,8 @@ def main():
         test_v3_token_calculator_with_parts, test_v3_chat_completions_blocking_and_streaming,
         test_v1_chat_completions, test_openai_route_with_http_client, test_auto_trim,
     ]
-    optional = [("openai", test_openai_sdk), ("langchain_naver", test_langchain_naver)]
+    optional = [("openai", test_openai_sdk), ("openai", test_openai_sdk_function_calling),
+                ("langchain_naver", test_langchain_naver), ("langchain_naver", test_langchain_naver_bind_tools)]
     required = os.environ.get("CI") == "true"
     for module, test in optional:
         try:

@@ -3,6 +3,12 @@ CLOVA Studio v3 wire formats, blocking and streamed (SSE), standard library only
 
 It answers every chat with "echo: <last user message>" and counts usage in
 words; every request it receives is kept in ``FakeUpstream.requests``.
+
+With ``tools`` in the request and no tool result yet, it calls the first tool
+instead (arguments ``{"city": "Seoul"}``): OpenAI's ``tool_calls`` (streamed as
+indexed deltas, the arguments in pieces) or CLOVA's ``toolCalls`` (arguments an
+object, in the ``result`` event when streamed). After a tool result it answers
+"echo: tool said <result>". OpenAI's ``n`` gives that many choices.
 """
 
 import json
@@ -10,13 +16,29 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+TOOL_ARGUMENTS = {"city": "Seoul"}
+
+
+def _tool_call(body):
+    """The tool call to answer with, or None: tools offered, no tool result yet."""
+    tools = body.get("tools") or []
+    messages = body.get("messages") or []
+    if not isinstance(tools, list) or not tools or (messages and messages[-1].get("role") == "tool"):
+        return None
+    name = ((tools[0] or {}).get("function") or {}).get("name") if isinstance(tools[0], dict) else None
+    return {"id": "call_fake_1", "type": "function", "name": str(name)}
+
+
 def _reply_for(body):
     last = ""
-    for message in body.get("messages", []):
+    messages = body.get("messages", [])
+    for message in messages:
         if message.get("role") == "user":
             content = message.get("content")
             last = content if isinstance(content, str) else ""
     text = "echo: " + last
+    if messages and messages[-1].get("role") == "tool":
+        text = "echo: tool said " + str(messages[-1].get("content"))
     prompt_words = sum(
         len(str(m.get("content") or "").split()) for m in body.get("messages", [])
     )
@@ -46,37 +68,62 @@ class _Handler(BaseHTTPRequestHandler):
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         words = [w + " " for w in text.split(" ")]
         words[-1] = words[-1].rstrip(" ")
+        call = _tool_call(body)
         if self.path.endswith("/chat/completions"):
+            n = body.get("n") if isinstance(body.get("n"), int) and 0 < body.get("n") <= 16 else 1
+            usage["prompt_tokens_details"] = {"cached_tokens": 0}
+            usage["completion_tokens_details"] = {"reasoning_tokens": 0}
+            finish = "tool_calls" if call else "stop"
             if body.get("stream"):
-                events = []
-                for word in words:
-                    chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": body.get("model"),
-                             "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
-                    events.append("data: " + json.dumps(chunk) + "\n\n")
-                final = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": body.get("model"),
-                         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
-                events.append("data: " + json.dumps(final) + "\n\n")
+                def chunk(delta, finish_reason=None, **extra):
+                    choices = [{"index": i, "delta": delta, "finish_reason": finish_reason} for i in range(n)]
+                    return "data: " + json.dumps({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                                                  "created": 1, "model": body.get("model"),
+                                                  "choices": choices, **extra}) + "\n\n"
+                events = [chunk({"role": "assistant"})]
+                if call:
+                    arguments = json.dumps(TOOL_ARGUMENTS)
+                    events.append(chunk({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+                                                         "function": {"name": call["name"], "arguments": ""}}]}))
+                    for piece in (arguments[:5], arguments[5:]):
+                        events.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+                else:
+                    for word in words:
+                        events.append(chunk({"content": word}))
+                events.append(chunk({}, finish, usage=usage))
                 events.append("data: [DONE]\n\n")
                 self._send(200, "".join(events).encode(), "text/event-stream")
             else:
-                self._send(200, {"id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model"),
-                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                              "finish_reason": "stop"}],
-                                 "usage": usage})
+                message = {"role": "assistant", "content": text}
+                if call:
+                    message = {"role": "assistant", "content": None, "tool_calls": [
+                        {"id": call["id"], "type": "function",
+                         "function": {"name": call["name"], "arguments": json.dumps(TOOL_ARGUMENTS)}}]}
+                choices = [{"index": i, "message": message, "finish_reason": finish, "logprobs": None}
+                           for i in range(n)]
+                self._send(200, {"id": "chatcmpl-fake", "object": "chat.completion", "created": 1,
+                                 "model": body.get("model"), "system_fingerprint": "fp_fake",
+                                 "choices": choices, "usage": usage})
         elif "/v3/chat-completions/" in self.path:
             clova_usage = {"promptTokens": prompt, "completionTokens": completion, "totalTokens": prompt + completion}
+            message = {"role": "assistant", "content": text}
+            finish = "stop"
+            if call:
+                message = {"role": "assistant", "content": "", "toolCalls": [
+                    {"id": call["id"], "type": "function",
+                     "function": {"name": call["name"], "arguments": TOOL_ARGUMENTS}}]}
+                finish = "tool_calls"
             if "text/event-stream" in self.headers.get("Accept", ""):
                 events = []
-                for word in words:
+                for word in ([] if call else words):
                     events.append("event:token\ndata:" + json.dumps({"message": {"role": "assistant", "content": word}}) + "\n\n")
-                events.append("event:result\ndata:" + json.dumps({"message": {"role": "assistant", "content": text},
-                                                                  "finishReason": "stop", "usage": clova_usage}) + "\n\n")
+                events.append("event:result\ndata:" + json.dumps({"message": message,
+                                                                  "finishReason": finish, "usage": clova_usage}) + "\n\n")
                 events.append("event:signal\ndata:" + json.dumps({"data": "[DONE]"}) + "\n\n")
                 self._send(200, "".join(events).encode(), "text/event-stream")
             else:
                 self._send(200, {"status": {"code": "20000", "message": "OK"},
-                                 "result": {"message": {"role": "assistant", "content": text},
-                                            "finishReason": "stop", "usage": clova_usage}})
+                                 "result": {"message": message, "finishReason": finish, "usage": clova_usage}})
         else:
             self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 

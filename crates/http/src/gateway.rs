@@ -23,15 +23,22 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sluice_core::{Message, Role};
 use sluice_practice::PracticeModel;
-use sluice_practice::provider::{ChatReply, ChatRequest, ProviderError};
+use sluice_practice::provider::{
+    ChatReply, ChatRequest, ProviderError, ProviderKind, RawObject, WireRequest, translate,
+};
 use sluice_router::RouteRequest;
 
 use crate::error::{ApiError, Code, Success};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 
+mod relay;
+
 /// The response header that says how many turns `auto_trim` dropped.
 pub const TURNS_DROPPED: HeaderName = HeaderName::from_static("x-sluice-turns-dropped");
+
+/// CLOVA Studio's request id header, passed on upstream.
+const REQUEST_ID: &str = "x-ncp-clovastudio-request-id";
 
 /// Answer length when a request names none (clamped to the model's profile).
 const DEFAULT_MAX_TOKENS: u32 = 512;
@@ -45,6 +52,16 @@ enum Wire {
     ClovaV1,
     /// OpenAI chat completions: snake_case, `choices`, `data:` chunks and `[DONE]`.
     OpenAi,
+}
+
+impl Wire {
+    /// The provider wire format of the same spelling (v1 is read as v3).
+    fn kind(self) -> ProviderKind {
+        match self {
+            Wire::OpenAi => ProviderKind::Openai,
+            Wire::ClovaV3 | Wire::ClovaV1 => ProviderKind::Clova,
+        }
+    }
 }
 
 /// A chat-completions request, whatever its wire format.
@@ -129,7 +146,7 @@ pub(crate) async fn clova_v3(
     State(state): State<AppState>,
     params: Result<Path<HashMap<String, String>>, PathRejection>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<RawObject>,
 ) -> Response {
     clova(state, params, headers, body, Wire::ClovaV3).await
 }
@@ -139,7 +156,7 @@ pub(crate) async fn clova_v1(
     State(state): State<AppState>,
     params: Result<Path<HashMap<String, String>>, PathRejection>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(body): ApiJson<RawObject>,
 ) -> Response {
     clova(state, params, headers, body, Wire::ClovaV1).await
 }
@@ -148,7 +165,7 @@ async fn clova(
     state: AppState,
     params: Result<Path<HashMap<String, String>>, PathRejection>,
     headers: HeaderMap,
-    body: Value,
+    raw: RawObject,
     wire: Wire,
 ) -> Response {
     let model = match path_model(params) {
@@ -159,30 +176,46 @@ async fn clova(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
+    // The typed reading checks the fields sluice reads; `raw` is what goes upstream.
+    let body: Value = serde_json::from_str(&raw.to_json()).unwrap_or(Value::Null);
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     match parse_clova(&body, model, stream) {
-        Ok(chat) => forward(&state, chat, wire).await,
+        Ok(chat) => forward(&state, chat, wire, raw, request_id).await,
         Err(message) => Failure::new(wire, Code::INVALID_PARAMETER, message).into_response(),
     }
 }
 
 /// `POST /v1/openai/chat/completions` and `POST /v1/chat/completions`.
 pub(crate) async fn openai(State(state): State<AppState>, body: Bytes) -> Response {
-    let body: Value =
-        match serde_json::from_slice(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body)) {
-            Ok(v) => v,
-            Err(e) => {
-                let words =
-                    sluice_core::describe_json_error(&String::from_utf8_lossy(&body), &e, "");
-                return Failure::new(
-                    Wire::OpenAi,
-                    Code::MALFORMED,
-                    format!("malformed JSON: {words}"),
-                )
-                .into_response();
-            }
-        };
+    let bytes = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&body);
+    let body: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let words = sluice_core::describe_json_error(&String::from_utf8_lossy(&body), &e, "");
+            return Failure::new(
+                Wire::OpenAi,
+                Code::MALFORMED,
+                format!("malformed JSON: {words}"),
+            )
+            .into_response();
+        }
+    };
+    let raw = match RawObject::from_slice(bytes) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return Failure::new(
+                Wire::OpenAi,
+                Code::INVALID_PARAMETER,
+                format!("Invalid parameter: the body must be a JSON object: {e}"),
+            )
+            .into_response();
+        }
+    };
     match parse_openai(&body) {
-        Ok(chat) => forward(&state, chat, Wire::OpenAi).await,
+        Ok(chat) => forward(&state, chat, Wire::OpenAi, raw, None).await,
         Err(message) => {
             Failure::new(Wire::OpenAi, Code::INVALID_PARAMETER, message).into_response()
         }
@@ -246,7 +279,66 @@ fn parse_messages(body: &Value) -> Result<Vec<Message>, String> {
     })
 }
 
+/// The JSON types a forwarded field may have.
+#[derive(Clone, Copy)]
+enum Shape {
+    Integer,
+    Number,
+    Object,
+    /// A list of strings; with `or_string`, a single string too.
+    Strings {
+        or_string: bool,
+    },
+    /// A list of `{"type": "function", "function": {"name": ...}}`.
+    Tools,
+}
+
+/// Checks the type of each field sluice documents but forwards as written, so
+/// that a wrong one is refused here, naming it, as the OpenAPI document says.
+fn check_shapes(body: &Value, fields: &[(&str, Shape)]) -> Result<(), String> {
+    for (key, shape) in fields {
+        let Some(value) = body.get(*key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let strings = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
+        let ok = match shape {
+            Shape::Integer => value.is_i64() || value.is_u64(),
+            Shape::Number => value.is_number(),
+            Shape::Object => value.is_object(),
+            Shape::Strings { or_string } => strings(value) || (*or_string && value.is_string()),
+            Shape::Tools => value.as_array().is_some_and(|tools| {
+                tools
+                    .iter()
+                    .all(|t| t["type"] == "function" && t["function"]["name"].is_string())
+            }),
+        };
+        if !ok {
+            let what = match shape {
+                Shape::Integer => "an integer",
+                Shape::Number => "a number",
+                Shape::Object => "an object",
+                Shape::Strings { or_string: false } => "a list of strings",
+                Shape::Strings { or_string: true } => "a string or a list of strings",
+                Shape::Tools => "a list of {\"type\": \"function\", \"function\": {\"name\": ...}}",
+            };
+            return Err(format!("Invalid parameter: {key} must be {what}"));
+        }
+    }
+    Ok(())
+}
+
 fn parse_clova(body: &Value, model: String, stream: bool) -> Result<Chat, String> {
+    check_shapes(
+        body,
+        &[
+            ("topK", Shape::Integer),
+            ("repetitionPenalty", Shape::Number),
+            ("stop", Shape::Strings { or_string: false }),
+            ("tools", Shape::Tools),
+            ("responseFormat", Shape::Object),
+            ("thinking", Shape::Object),
+        ],
+    )?;
     Ok(Chat {
         model,
         messages: parse_messages(body)?,
@@ -265,6 +357,19 @@ fn parse_openai(body: &Value) -> Result<Chat, String> {
         .and_then(Value::as_str)
         .ok_or("Invalid parameter: model is required")?
         .to_string();
+    check_shapes(
+        body,
+        &[
+            ("tools", Shape::Tools),
+            ("response_format", Shape::Object),
+            ("stop", Shape::Strings { or_string: true }),
+            ("n", Shape::Integer),
+            ("stream_options", Shape::Object),
+        ],
+    )?;
+    if body["n"].as_i64().is_some_and(|n| !(1..=16).contains(&n)) {
+        return Err("Invalid parameter: n must be between 1 and 16".into());
+    }
     Ok(Chat {
         model,
         messages: parse_messages(body)?,
@@ -282,7 +387,19 @@ fn parse_openai(body: &Value) -> Result<Chat, String> {
 }
 
 /// Checks, trims and forwards one request; answers in `wire`.
-async fn forward(state: &AppState, chat: Chat, wire: Wire) -> Response {
+///
+/// A request in the wire format its provider speaks goes upstream as the
+/// client wrote it (see [`WireRequest`]); across wire formats its fields are
+/// mapped ([`sluice_practice::provider::translate`]); to a local model, or from
+/// the v1 wire, only the fields [`ChatRequest`] carries, and any other field
+/// the wire format defines is refused rather than dropped.
+async fn forward(
+    state: &AppState,
+    chat: Chat,
+    wire: Wire,
+    raw: RawObject,
+    request_id: Option<String>,
+) -> Response {
     let Some(configured) = state.practice().and_then(|p| p.model(&chat.model)).cloned() else {
         return Failure::new(
             wire,
@@ -300,66 +417,77 @@ async fn forward(state: &AppState, chat: Chat, wire: Wire) -> Response {
         .unwrap_or(DEFAULT_MAX_TOKENS)
         .clamp(1, configured.model.profile().max_output);
     if config.route_check {
-        if let Some(router) = state.practice().and_then(|p| p.router()) {
-            let last_user = chat.messages.iter().rev().find(|m| m.role == Role::User);
-            if let Some(query) = last_user.filter(|m| !m.content.trim().is_empty()) {
-                if let Ok(routed) = router.route(&RouteRequest::new(query.content.as_str())) {
-                    let hits: Vec<String> = routed
-                        .blocked_content
-                        .result
-                        .iter()
-                        .chain(&routed.safety.result)
-                        .cloned()
-                        .collect();
-                    if !hits.is_empty() {
-                        return Failure::new(
-                            wire,
-                            Code::FORBIDDEN,
-                            format!(
-                                "Forbidden: the request was blocked by the router (domain {:?}: {})",
-                                routed.domain.result,
-                                hits.join(", ")
-                            ),
-                        )
-                        .into_response();
-                    }
-                }
-            }
+        if let Some(blocked) = route_check(state, &chat.messages) {
+            return Failure::new(wire, Code::FORBIDDEN, blocked).into_response();
         }
     }
-    let (messages, dropped) = if config.auto_trim {
-        match configured.model.trim(&chat.messages, i64::from(max_tokens)) {
-            Ok(trim) => {
-                let dropped = trim.report().turns_dropped;
-                (trim.apply(chat.messages.clone()), Some(dropped))
-            }
+    let trim = if config.auto_trim {
+        // The tool definitions are part of the prompt the model sees: what
+        // they take is not left to the history.
+        let reserved = i64::from(max_tokens) + tool_tokens(&configured.model, &raw) as i64;
+        match configured.model.trim(&chat.messages, reserved) {
+            Ok(trim) => Some(trim),
             Err(e) => {
                 return Failure::new(wire, Code::CONTEXT_EXCEEDED, e.to_string()).into_response();
             }
         }
     } else {
-        (chat.messages.clone(), None)
+        None
     };
-    let request = ChatRequest {
-        messages,
-        temperature: chat
-            .temperature
-            .unwrap_or(sluice_practice::prompt::DEFAULT_TEMPERATURE),
-        top_p: chat.top_p.unwrap_or(sluice_practice::prompt::DEFAULT_TOP_P),
-        max_tokens,
-        seed: chat.seed,
-        request_id: None,
-    };
-    let mut response = if chat.stream {
-        stream(configured, request, wire, chat.model.clone()).await
-    } else {
-        match configured.provider.chat(&request).await {
-            Ok(reply) => (
-                StatusCode::OK,
-                axum::Json(render(wire, &chat.model, &reply)),
-            )
-                .into_response(),
-            Err(e) => Failure::upstream(wire, &e).into_response(),
+    let dropped = trim.as_ref().map(|t| t.report().turns_dropped);
+    let mut response = match (wire, config.provider) {
+        (Wire::OpenAi | Wire::ClovaV3, ProviderKind::Openai | ProviderKind::Clova) => {
+            let body = match translate::request(wire.kind(), config.provider, &raw, chat.stream) {
+                Ok(body) => body,
+                Err(message) => {
+                    return Failure::new(wire, Code::INVALID_PARAMETER, message).into_response();
+                }
+            };
+            let mut request = match WireRequest::new(config.provider, body, chat.stream) {
+                Ok(request) => request,
+                Err(message) => {
+                    return Failure::new(wire, Code::INVALID_PARAMETER, message).into_response();
+                }
+            };
+            if let Some(trim) = &trim {
+                request.keep_messages(trim.kept_indices());
+            }
+            request.set_max_tokens(max_tokens);
+            if let Some(id) = request_id {
+                request.set_request_id(id);
+            }
+            relay::call(configured, request, wire, chat.model.clone()).await
+        }
+        _ => {
+            if let Err(message) = only_typed_fields(wire, &raw, config.provider) {
+                return Failure::new(wire, Code::INVALID_PARAMETER, message).into_response();
+            }
+            let messages = match &trim {
+                Some(trim) => trim.apply(chat.messages.clone()),
+                None => chat.messages.clone(),
+            };
+            let request = ChatRequest {
+                messages,
+                temperature: chat
+                    .temperature
+                    .unwrap_or(sluice_practice::prompt::DEFAULT_TEMPERATURE),
+                top_p: chat.top_p.unwrap_or(sluice_practice::prompt::DEFAULT_TOP_P),
+                max_tokens,
+                seed: chat.seed,
+                request_id,
+            };
+            if chat.stream {
+                stream(configured, request, wire, chat.model.clone()).await
+            } else {
+                match configured.provider.chat(&request).await {
+                    Ok(reply) => (
+                        StatusCode::OK,
+                        axum::Json(render(wire, &chat.model, &reply)),
+                    )
+                        .into_response(),
+                    Err(e) => Failure::upstream(wire, &e).into_response(),
+                }
+            }
         }
     };
     if let Some(dropped) = dropped {
@@ -368,6 +496,92 @@ async fn forward(state: &AppState, chat: Chat, wire: Wire) -> Response {
             .insert(TURNS_DROPPED, HeaderValue::from(dropped as u64));
     }
     response
+}
+
+/// Tokens of a request's tool definitions under `model`'s profile: counted
+/// as one more system message holding their JSON, which is how chat templates
+/// (ChatML's among them) put tools before the conversation.
+fn tool_tokens(model: &sluice_core::Model, raw: &RawObject) -> usize {
+    match raw.parse::<Value>("tools") {
+        Some(Ok(tools)) if tools.as_array().is_some_and(|t| !t.is_empty()) => {
+            model.count_message(&Message::new(Role::System, tools.to_string()))
+        }
+        _ => 0,
+    }
+}
+
+/// Why the router blocks the last user message, if it does.
+fn route_check(state: &AppState, messages: &[Message]) -> Option<String> {
+    let router = state.practice().and_then(|p| p.router())?;
+    let last_user = messages.iter().rev().find(|m| m.role == Role::User)?;
+    if last_user.content.trim().is_empty() {
+        return None;
+    }
+    let routed = router
+        .route(&RouteRequest::new(last_user.content.as_str()))
+        .ok()?;
+    let hits: Vec<String> = routed
+        .blocked_content
+        .result
+        .iter()
+        .chain(&routed.safety.result)
+        .cloned()
+        .collect();
+    (!hits.is_empty()).then(|| {
+        format!(
+            "Forbidden: the request was blocked by the router (domain {:?}: {})",
+            routed.domain.result,
+            hits.join(", ")
+        )
+    })
+}
+
+/// The fields [`ChatRequest`] carries, per wire format: what the typed path
+/// (a local model, the v1 wire) can forward.
+fn typed_fields(wire: Wire) -> &'static [&'static str] {
+    match wire {
+        Wire::OpenAi => &[
+            "model",
+            "messages",
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "max_completion_tokens",
+            "seed",
+            "stream",
+        ],
+        Wire::ClovaV3 | Wire::ClovaV1 => &[
+            "messages",
+            "temperature",
+            "topP",
+            "maxTokens",
+            "maxCompletionTokens",
+            "seed",
+        ],
+    }
+}
+
+/// A request for the typed path may carry only [`typed_fields`]: any other
+/// field is named in a 400 rather than dropped.
+fn only_typed_fields(wire: Wire, raw: &RawObject, provider: ProviderKind) -> Result<(), String> {
+    let allowed = typed_fields(wire);
+    let extra: Vec<&str> = raw
+        .iter()
+        .filter(|(key, value)| !allowed.contains(key) && value.get() != "null")
+        .map(|(key, _)| key)
+        .collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let route = match wire {
+        Wire::ClovaV1 => "the v1 chat-completions route".to_string(),
+        _ => format!("a {provider} model"),
+    };
+    Err(format!(
+        "Invalid parameter: {} cannot be forwarded to {route}, which takes only {}",
+        extra.join(", "),
+        allowed.join(", ")
+    ))
 }
 
 fn now_secs() -> u64 {
@@ -549,9 +763,20 @@ async fn stream(
 /// client leaves before the first delta the handler is dropped, and after it
 /// the task that forwards deltas returns, and either way the call (an upstream
 /// request, or a local model generating) stops at its next await.
-struct Call(tokio::task::JoinHandle<Result<ChatReply, ProviderError>>);
+struct Call<T>(tokio::task::JoinHandle<Result<T, ProviderError>>);
 
-impl Drop for Call {
+impl<T> Call<T> {
+    /// The call's result, once it ends.
+    async fn outcome(&mut self) -> Result<T, ProviderError> {
+        (&mut self.0).await.unwrap_or_else(|e| {
+            Err(ProviderError::Transport {
+                message: format!("the call failed: {e}"),
+            })
+        })
+    }
+}
+
+impl<T> Drop for Call<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

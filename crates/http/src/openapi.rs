@@ -263,6 +263,72 @@ fn error_content() -> Value {
 }
 
 fn components() -> Value {
+    let mut components = components_without_chat_requests();
+    if let (Some(schemas), Value::Object(chat)) = (
+        components["schemas"].as_object_mut(),
+        chat_request_schemas(),
+    ) {
+        schemas.extend(chat);
+    }
+    components
+}
+
+/// The gateway's request schemas (apart: one `json!` holding every schema
+/// passes the macro's recursion limit).
+fn chat_request_schemas() -> Value {
+    json!({
+            "ClovaChatRequest": {
+                "type": "object", "required": ["messages"],
+                "description": "On /v3 to a CLOVA Studio model, the body goes upstream as written, every field (documented or not) byte for byte; sluice replaces only the messages (after auto_trim, kept messages byte for byte) and the maximum (clamped to the model's profile). To an OpenAI-compatible model the fields are mapped (topP to top_p, toolChoice to tool_choice, responseFormat json to response_format json_schema, thinking.effort to reasoning_effort, toolCalls and toolCallId in messages); a field without a counterpart (includeAiFilters: true, a responseFormat type other than json) is 40001 naming it. The /v1 route and a local model take only messages, temperature, topP, maxTokens, maxCompletionTokens and seed: any other field is 40001 naming it.",
+                "properties": {
+                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
+                    "temperature": {"type": ["number", "null"]}, "topP": {"type": ["number", "null"]},
+                    "maxTokens": {"type": ["integer", "null"], "minimum": 0}, "maxCompletionTokens": {"type": ["integer", "null"], "minimum": 0},
+                    "seed": {"type": ["integer", "null"], "minimum": 0},
+                    "topK": {"type": ["integer", "null"], "description": "Forwarded as written."},
+                    "repetitionPenalty": {"type": ["number", "null"], "description": "Forwarded as written."},
+                    "stop": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Forwarded as written."},
+                    "tools": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/Tool"}, "description": "Function calling (HCX-005, HCX-007); forwarded as written."},
+                    "toolChoice": {"description": "auto, none, or a named function; forwarded as written."},
+                    "responseFormat": {"type": ["object", "null"], "description": "Structured output ({type: json, schema}); forwarded as written."},
+                    "thinking": {"type": ["object", "null"], "description": "HCX-007 reasoning ({effort}); answers carry message.thinkingContent."}
+                }
+            },
+            "OpenAiChatRequest": {
+                "type": "object", "required": ["model", "messages"],
+                "description": "To an OpenAI-compatible model, the body goes upstream as written, every field (documented or not) byte for byte; sluice replaces only `model` (the configured upstream id), the messages (after auto_trim, kept messages byte for byte) and the maximum (max_tokens and max_completion_tokens, clamped to the model's profile; max_tokens added when neither is set). The answer comes back as written but for `model`. To a CLOVA Studio model the fields are mapped (top_p to topP, tool_choice to toolChoice, response_format json_schema to responseFormat, reasoning_effort to thinking.effort, stop, tools, tool_calls and tool_call_id in messages); a field without a counterpart (n > 1, logprobs, top_logprobs, presence_penalty, frequency_penalty, logit_bias, parallel_tool_calls, tool_choice required, response_format json_object, modalities, audio, prediction, web_search_options, user, metadata, store, service_tier, a message's name) is 40001 naming it. To a local model only model, messages, temperature, top_p, the maximum, seed and stream are taken: any other field is 40001 naming it.",
+                "properties": {
+                    "tools": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/Tool"}},
+                    "tool_choice": {"description": "auto, none, required, or a named function."},
+                    "response_format": {"type": ["object", "null"]},
+                    "stop": {"type": ["string", "array", "null"], "items": {"type": "string"}},
+                    "n": {"type": ["integer", "null"], "minimum": 1, "maximum": 16},
+                    "stream_options": {"type": ["object", "null"]},
+                    "model": {"type": "string"},
+                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
+                    "temperature": {"type": ["number", "null"]}, "top_p": {"type": ["number", "null"]},
+                    "max_tokens": {"type": ["integer", "null"], "minimum": 0}, "max_completion_tokens": {"type": ["integer", "null"], "minimum": 0},
+                    "seed": {"type": ["integer", "null"], "minimum": 0}, "stream": {"type": ["boolean", "null"]}
+                }
+            },
+            "Tool": {
+                "type": "object",
+                "required": ["type", "function"],
+                "additionalProperties": true,
+                "properties": {
+                    "type": {"const": "function"},
+                    "function": {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": true,
+                        "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "parameters": {"type": "object"}}
+                    }
+                }
+            }
+    })
+}
+
+fn components_without_chat_requests() -> Value {
     json!({
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "Required when the server has API keys configured."}
@@ -282,31 +348,12 @@ fn components() -> Value {
                 "type": "object", "required": ["messages"],
                 "properties": {"messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}}}
             },
-            "ClovaChatRequest": {
-                "type": "object", "required": ["messages"],
-                "properties": {
-                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
-                    "temperature": {"type": ["number", "null"]}, "topP": {"type": ["number", "null"]},
-                    "maxTokens": {"type": ["integer", "null"], "minimum": 0}, "maxCompletionTokens": {"type": ["integer", "null"], "minimum": 0},
-                    "seed": {"type": ["integer", "null"], "minimum": 0}
-                }
-            },
             "ClovaChatResult": {
                 "type": "object",
                 "properties": {
                     "message": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string"}}},
                     "finishReason": {"type": "string"}, "stopReason": {"type": "string"},
                     "usage": {"type": "object"}, "inputLength": {"type": "integer"}, "outputLength": {"type": "integer"}
-                }
-            },
-            "OpenAiChatRequest": {
-                "type": "object", "required": ["model", "messages"],
-                "properties": {
-                    "model": {"type": "string"},
-                    "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
-                    "temperature": {"type": ["number", "null"]}, "top_p": {"type": ["number", "null"]},
-                    "max_tokens": {"type": ["integer", "null"], "minimum": 0}, "max_completion_tokens": {"type": ["integer", "null"], "minimum": 0},
-                    "seed": {"type": ["integer", "null"], "minimum": 0}, "stream": {"type": ["boolean", "null"]}
                 }
             },
             "OpenAiChatResult": {

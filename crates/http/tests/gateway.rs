@@ -514,3 +514,602 @@ async fn the_router_check_blocks_before_anything_is_forwarded() {
     let (status, reply) = env.post_json("/v1/openai/chat/completions", &body).await;
     assert_eq!(status, 200, "{reply}");
 }
+
+// Issue 28: the gateway forwards what clients send.
+
+/// An upstream answer written exactly as given: one JSON document.
+fn raw_json(body: &str) -> Behavior {
+    Behavior::Raw {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.to_string(),
+    }
+}
+
+/// An upstream answer written exactly as given: an SSE body.
+fn raw_sse(body: &str) -> Behavior {
+    Behavior::Raw {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/event-stream".into())],
+        body: body.to_string(),
+    }
+}
+
+/// The `data:` payloads of an SSE body, each with the `event:` before it.
+fn sse_events(text: &str) -> Vec<(Option<String>, String)> {
+    let mut events = Vec::new();
+    let mut name = None;
+    for line in text.lines() {
+        if let Some(value) = line.strip_prefix("event:") {
+            name = Some(value.trim().to_string());
+        } else if let Some(value) = line.strip_prefix("data:") {
+            events.push((
+                name.take(),
+                value.strip_prefix(' ').unwrap_or(value).to_string(),
+            ));
+        }
+    }
+    events
+}
+
+const WEATHER_TOOLS: &str = r#"[{"type":"function","function":{"name":"get_weather","description":"The weather of a city.","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]"#;
+
+/// An OpenAI answer with everything a client may get back: tool calls, a
+/// refusal, logprobs, two choices, usage details and fields sluice has never heard of.
+const RICH_OPENAI_ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"upstream-name","system_fingerprint":"fp_1","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Seoul\"}"}}]},"logprobs":{"content":[{"token":"x","logprob":-0.25,"bytes":[120],"top_logprobs":[]}]},"finish_reason":"tool_calls"},{"index":1,"message":{"role":"assistant","content":null,"refusal":"I cannot help with that."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":2}},"x_extra":{"k":[1.0e1, -0]}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_requests_go_upstream_as_written_and_answers_come_back_whole() {
+    let env = Env::start(Script::new().on("gpt", raw_json(RICH_OPENAI_ANSWER))).await;
+    let sent = format!(
+        r#"{{"model":"gpt","messages":[{{"role":"user","content":"hi", "x_note": {{"a": [1, 2.50, 1e3]}}}}],"tools":{WEATHER_TOOLS},"tool_choice":"required","response_format":{{"type":"json_object"}},"stop":["\n\n"],"n":2,"logprobs":true,"top_logprobs":2,"x_vendor":{{"nested": [true, null, -0.0]}},"max_tokens":100000}}"#
+    );
+    let (status, headers, text) = env
+        .post(
+            "/v1/openai/chat/completions",
+            &[("authorization", &format!("Bearer {KEY}"))],
+            &sent,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    // Only the maximum changed: clamped to HCX-003's 4,096.
+    let upstream = env.fake.single_request();
+    assert_eq!(
+        upstream.raw,
+        sent.replace("\"max_tokens\":100000", "\"max_tokens\":4096")
+    );
+    // The answer comes back whole, the model named as the client named it.
+    assert_eq!(text, RICH_OPENAI_ANSWER.replace("upstream-name", "gpt"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_tool_call_streams_come_back_chunk_by_chunk() {
+    let chunks = [
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}]}"#,
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]},"finish_reason":null}]}"#,
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Seoul\"}"}}]},"finish_reason":null}]}"#,
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}],"x_extra":1e0}"#,
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12,"completion_tokens_details":{"reasoning_tokens":2}}}"#,
+    ];
+    let body: String = chunks
+        .iter()
+        .map(|c| format!("data: {c}\n\n"))
+        .chain(["data: [DONE]\n\n".to_string()])
+        .collect();
+    let env = Env::start(Script::new().on("gpt", raw_sse(&body))).await;
+    let request = format!(
+        r#"{{"model":"gpt","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"weather?"}}],"tools":{WEATHER_TOOLS}}}"#
+    );
+    let (status, _, text) = env
+        .post(
+            "/v1/openai/chat/completions",
+            &[("authorization", &format!("Bearer {KEY}"))],
+            &request,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let data: Vec<String> = sse_events(&text).into_iter().map(|(_, d)| d).collect();
+    let mut expected: Vec<String> = chunks
+        .iter()
+        .map(|c| c.replace("\"model\":\"m\"", "\"model\":\"gpt\""))
+        .collect();
+    expected.push("[DONE]".into());
+    assert_eq!(data, expected);
+    let upstream = env.fake.single_request();
+    // Appended by sluice: the maximum, as none was named.
+    let without_brace = &request[..request.len() - 1];
+    assert_eq!(
+        upstream.raw,
+        format!("{without_brace},\"max_tokens\":512}}")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clova_requests_go_upstream_as_written_with_tools_and_thinking() {
+    let answer = r#"{"status":{"code":"20000","message":"OK"},"result":{"created":1,"message":{"role":"assistant","content":"","thinkingContent":"They want the weather.","toolCalls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":{"city":"Seoul"}}}]},"finishReason":"tool_calls","usage":{"promptTokens":5,"completionTokens":7,"totalTokens":12,"completionTokensDetails":{"thinkingTokens":4}},"aiFilter":[]}}"#;
+    let stream = concat!(
+        "event:token\ndata:{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinkingContent\":\"They\"}}\n\n",
+        "event:result\ndata:{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"toolCalls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Seoul\"}}}]},\"finishReason\":\"tool_calls\",\"usage\":{\"promptTokens\":5,\"completionTokens\":7,\"totalTokens\":12}}\n\n",
+        "event:signal\ndata:{\"data\":\"[DONE]\"}\n\n",
+    );
+    let env = Env::start(
+        Script::new()
+            .on("clova", raw_json(answer))
+            .on("clova", raw_sse(stream)),
+    )
+    .await;
+    let sent = format!(
+        r#"{{"messages":[{{"role":"user","content":[{{"type":"text","text":"서울 날씨?"}}]}}],"tools":{WEATHER_TOOLS},"toolChoice":"auto","responseFormat":{{"type":"json","schema":{{"type":"object"}}}},"thinking":{{"effort":"low"}},"stop":["끝"],"topK":0,"repetitionPenalty":1.10,"maxTokens":64,"includeAiFilters":false}}"#
+    );
+    let bearer = format!("Bearer {KEY}");
+    let (status, _, text) = env
+        .post(
+            "/v3/chat-completions/clova",
+            &[("authorization", &bearer)],
+            &sent,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text, answer, "the answer comes back as written");
+    assert_eq!(
+        env.fake.requests()[0].raw,
+        sent,
+        "the request goes as written"
+    );
+    assert_eq!(env.fake.requests()[0].path, "/v3/chat-completions/clova");
+    let (status, _, text) = env
+        .post(
+            "/v3/chat-completions/clova",
+            &[("authorization", &bearer), ("accept", "text/event-stream")],
+            &sent,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let events = sse_events(&text);
+    let expected: Vec<(Option<String>, String)> = sse_events(stream);
+    assert_eq!(events, expected, "{text}");
+}
+
+/// Across wire formats every field with a counterpart is mapped, both ways,
+/// and the tool calls come back in the client's shape, whole and streamed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_are_mapped_across_wire_formats() {
+    let clova_answer = r#"{"status":{"code":"20000","message":"OK"},"result":{"created":1000,"message":{"role":"assistant","content":"","toolCalls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":{"city":"Seoul"}}}]},"finishReason":"tool_calls","usage":{"promptTokens":5,"completionTokens":7,"totalTokens":12}}}"#;
+    let clova_stream = concat!(
+        "event:token\ndata:{\"message\":{\"role\":\"assistant\",\"content\":\"\"}}\n\n",
+        "event:result\ndata:{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"toolCalls\":[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Seoul\"}}}]},\"finishReason\":\"tool_calls\",\"usage\":{\"promptTokens\":5,\"completionTokens\":7,\"totalTokens\":12}}\n\n",
+        "event:signal\ndata:{\"data\":\"[DONE]\"}\n\n",
+    );
+    let openai_stream = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\\\"Seoul\\\"}\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let env = Env::start(
+        Script::new()
+            .on("clova", raw_json(clova_answer))
+            .on("clova", raw_sse(clova_stream))
+            .on("gpt", raw_json(RICH_OPENAI_ANSWER))
+            .on("gpt", raw_sse(openai_stream)),
+    )
+    .await;
+    let tools: Value = serde_json::from_str(WEATHER_TOOLS).unwrap();
+    let schema = json!({"type": "object", "properties": {"sky": {"type": "string"}}});
+    // An OpenAI client of a CLOVA model.
+    let history = json!([
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Busan\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "rain"},
+        {"role": "user", "content": [{"type": "text", "text": "and Seoul?"}]}
+    ]);
+    let body = json!({"model": "clova", "messages": history, "tools": tools, "tool_choice": "auto",
+                      "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": schema}},
+                      "stop": "END", "top_p": 0.5, "seed": 7, "max_tokens": 64, "n": 1});
+    let (status, reply) = env.post_json("/v1/openai/chat/completions", &body).await;
+    assert_eq!(status, 200, "{reply}");
+    let sent = env.fake.requests()[0].body.clone();
+    assert_eq!(sent["tools"], tools);
+    assert_eq!(sent["toolChoice"], "auto");
+    assert_eq!(
+        sent["responseFormat"],
+        json!({"type": "json", "schema": schema})
+    );
+    assert_eq!(sent["stop"], json!(["END"]));
+    assert_eq!(
+        (
+            sent["topP"].clone(),
+            sent["seed"].clone(),
+            sent["maxTokens"].clone()
+        ),
+        (json!(0.5), json!(7), json!(64))
+    );
+    assert_eq!(
+        sent["messages"][1]["toolCalls"][0]["function"]["arguments"],
+        json!({"city": "Busan"})
+    );
+    assert_eq!(sent["messages"][2]["toolCallId"], "call_0");
+    for gone in [
+        "model",
+        "tool_choice",
+        "response_format",
+        "top_p",
+        "max_tokens",
+        "n",
+    ] {
+        assert!(
+            sent.get(gone).is_none(),
+            "{gone} went across as written: {sent}"
+        );
+    }
+    let message = &reply["choices"][0]["message"];
+    assert_eq!(
+        message["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Seoul\"}"
+    );
+    assert_eq!(message["tool_calls"][0]["id"], "call_1");
+    assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(reply["usage"]["total_tokens"], 12);
+    assert_eq!(reply["model"], "clova");
+    // ... streamed: indexed tool-call deltas.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let (status, _, text) = env
+        .post(
+            "/v1/openai/chat/completions",
+            &[("authorization", &format!("Bearer {KEY}"))],
+            &streamed.to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let chunks: Vec<Value> = sse_events(&text)
+        .into_iter()
+        .filter(|(_, d)| d != "[DONE]")
+        .map(|(_, d)| serde_json::from_str(&d).unwrap())
+        .collect();
+    let call = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().cloned())
+        .expect("a tool call delta");
+    assert_eq!(call[0]["index"], 0, "{text}");
+    assert_eq!(call[0]["function"]["arguments"], "{\"city\":\"Seoul\"}");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls",
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+
+    // A CLOVA client of an OpenAI model.
+    let body = json!({"messages": [{"role": "user", "content": "weather?"}], "tools": tools, "toolChoice": "auto",
+                      "responseFormat": {"type": "json", "schema": schema}, "stop": ["END"], "topP": 0.5, "topK": 3,
+                      "thinking": {"effort": "low"}, "maxTokens": 64});
+    let (status, reply) = env.post_json("/v3/chat-completions/gpt", &body).await;
+    assert_eq!(status, 200, "{reply}");
+    let sent = env.fake.requests()[2].body.clone();
+    assert_eq!(sent["model"], "gpt");
+    assert_eq!(sent["tools"], tools);
+    assert_eq!(sent["tool_choice"], "auto");
+    assert_eq!(sent["response_format"]["json_schema"]["schema"], schema);
+    assert_eq!(sent["response_format"]["type"], "json_schema");
+    assert_eq!(
+        (
+            sent["top_p"].clone(),
+            sent["top_k"].clone(),
+            sent["reasoning_effort"].clone()
+        ),
+        (json!(0.5), json!(3), json!("low"))
+    );
+    assert_eq!(sent["max_tokens"], 64);
+    let result = &reply["result"];
+    assert_eq!(reply["status"]["code"], "20000");
+    assert_eq!(
+        result["message"]["toolCalls"][0]["function"]["arguments"],
+        json!({"city": "Seoul"})
+    );
+    assert_eq!(result["finishReason"], "tool_calls");
+    assert_eq!(
+        result["usage"]["completionTokensDetails"]["thinkingTokens"],
+        2
+    );
+    // ... streamed: the tool call in the result event.
+    let (status, _, text) = env
+        .post(
+            "/v3/chat-completions/gpt",
+            &[
+                ("authorization", &format!("Bearer {KEY}")),
+                ("accept", "text/event-stream"),
+            ],
+            &body.to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let events = sse_events(&text);
+    let names: Vec<Option<&str>> = events.iter().map(|(n, _)| n.as_deref()).collect();
+    assert_eq!(
+        names[names.len() - 2..],
+        [Some("result"), Some("signal")],
+        "{text}"
+    );
+    let result: Value = serde_json::from_str(&events[events.len() - 2].1).unwrap();
+    assert_eq!(
+        result["message"]["toolCalls"][0]["function"]["arguments"],
+        json!({"city": "Seoul"}),
+        "{text}"
+    );
+    assert_eq!(result["message"]["toolCalls"][0]["id"], "call_1");
+    assert_eq!(result["finishReason"], "tool_calls");
+    assert_eq!(result["usage"]["totalTokens"], 12);
+    assert_eq!(env.fake.requests()[3].body["stream"], true);
+}
+
+/// A field the other wire format has no counterpart for is a 400 naming it,
+/// before anything is forwarded; so is a field the typed path (the v1 route)
+/// cannot carry.
+#[tokio::test]
+async fn fields_without_a_counterpart_are_refused_by_name() {
+    let env = Env::start(Script::new()).await;
+    let user = json!([{"role": "user", "content": "hi"}]);
+    let openai_to_clova = [
+        (json!({"n": 2}), "n"),
+        (json!({"logprobs": true}), "logprobs"),
+        (json!({"top_logprobs": 3}), "top_logprobs"),
+        (json!({"presence_penalty": 0.5}), "presence_penalty"),
+        (json!({"frequency_penalty": 0.5}), "frequency_penalty"),
+        (json!({"logit_bias": {"50256": -100}}), "logit_bias"),
+        (json!({"parallel_tool_calls": true}), "parallel_tool_calls"),
+        (
+            json!({"tool_choice": "required"}),
+            "tool_choice \"required\"",
+        ),
+        (
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format type json_object",
+        ),
+        (json!({"modalities": ["text", "audio"]}), "modalities"),
+        (json!({"audio": {"voice": "alloy"}}), "audio"),
+        (
+            json!({"prediction": {"type": "content", "content": "x"}}),
+            "prediction",
+        ),
+        (json!({"web_search_options": {}}), "web_search_options"),
+        (json!({"user": "u-1"}), "user"),
+        (json!({"metadata": {"a": "b"}}), "metadata"),
+        (json!({"store": true}), "store"),
+        (json!({"service_tier": "auto"}), "service_tier"),
+        (
+            json!({"messages": [{"role": "user", "content": "hi", "name": "kim"}]}),
+            "messages[0].name",
+        ),
+    ];
+    for (fields, name) in openai_to_clova {
+        let mut body = json!({"model": "clova", "messages": user});
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, reply) = env.post_json("/v1/openai/chat/completions", &body).await;
+        assert_eq!(status, 400, "{body}: {reply}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(name) && message.contains("no counterpart"),
+            "{name}: {message}"
+        );
+    }
+    let clova_to_openai = [
+        (json!({"includeAiFilters": true}), "includeAiFilters"),
+        (
+            json!({"responseFormat": {"type": "xml"}}),
+            "responseFormat type xml",
+        ),
+    ];
+    for (fields, name) in clova_to_openai {
+        let mut body = json!({"messages": user});
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, reply) = env.post_json("/v3/chat-completions/gpt", &body).await;
+        assert_eq!(
+            (status, reply["status"]["code"].as_str()),
+            (400, Some("40001")),
+            "{body}: {reply}"
+        );
+        let message = reply["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(name) && message.contains("no counterpart"),
+            "{name}: {message}"
+        );
+    }
+    let (status, reply) = env
+        .post_json(
+            "/v1/chat-completions/gpt",
+            &json!({"messages": user, "tools": [], "topK": 3}),
+        )
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    let message = reply["status"]["message"].as_str().unwrap();
+    assert!(message.contains("tools, topK"), "{message}");
+    assert!(env.fake.requests().is_empty(), "nothing was forwarded");
+}
+
+/// JSON text as clients write it: odd spacing, numbers spelled every way JSON
+/// allows, escapes, nesting.
+fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let space = || prop::sample::select(vec!["", " ", "\n", "\t", "  \r\n "]);
+    let number = prop::sample::select(vec![
+        "0",
+        "-0",
+        "1e2",
+        "1E+02",
+        "-0.0",
+        "10.50",
+        "0.1e-3",
+        "12345678901234567890",
+        "3.0000000000000001",
+        "1.5E300",
+        "-7",
+    ]);
+    let string = prop::sample::select(vec![
+        r#""""#,
+        r#""\u00e9\n""#,
+        r#""한국어""#,
+        r#""\"q\"""#,
+        r#""\ud83d\ude00""#,
+        r#""a/b\/c""#,
+    ]);
+    let leaf = prop_oneof![number, string, Just("true"), Just("false"), Just("null")]
+        .prop_map(String::from);
+    leaf.prop_recursive(3, 24, 4, move |inner| {
+        prop_oneof![
+            prop::collection::vec((inner.clone(), space(), space()), 0..4).prop_map(|items| {
+                let items: Vec<String> = items
+                    .into_iter()
+                    .map(|(v, a, b)| format!("{a}{v}{b}"))
+                    .collect();
+                format!("[{}]", items.join(","))
+            }),
+            prop::collection::btree_map("[a-z]{1,6}", (inner, space(), space()), 0..4).prop_map(
+                |fields| {
+                    let fields: Vec<String> = fields
+                        .into_iter()
+                        .map(|(k, (v, a, b))| format!("{a}\"{k}\"{b}:{a}{v}{b}"))
+                        .collect();
+                    format!("{{{}}}", fields.join(","))
+                }
+            ),
+        ]
+    })
+}
+
+/// Extra fields, each `(name, value as written)`, and the same as an object's
+/// tail with odd spacing around them.
+fn extra_fields() -> impl proptest::strategy::Strategy<Value = Vec<(String, String, String)>> {
+    use proptest::prelude::*;
+    prop::collection::btree_map("x_[a-z]{1,8}", (json_text(), "[ \n\t]{0,3}"), 1..5)
+        .prop_map(|fields| fields.into_iter().map(|(k, (v, s))| (k, v, s)).collect())
+}
+
+/// Issue 28: arbitrary extra request fields reach an OpenAI-compatible
+/// upstream byte for byte, and arbitrary extra answer fields reach the client.
+#[test]
+fn extra_fields_pass_through_both_ways_byte_for_byte() {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let env = runtime.block_on(Env::start(Script::new()));
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let written = |fields: &[(String, String, String)]| -> (String, String) {
+        let spaced: String = fields
+            .iter()
+            .map(|(k, v, s)| format!(",{s}\"{k}\"{s}:{s}{v}{s}"))
+            .collect();
+        let compact: String = fields
+            .iter()
+            .map(|(k, v, _)| format!(",\"{k}\":{v}"))
+            .collect();
+        (spaced, compact)
+    };
+    runner
+        .run(&(extra_fields(), extra_fields()), |(request_extra, answer_extra)| {
+            let (request_spaced, request_compact) = written(&request_extra);
+            let (answer_spaced, answer_compact) = written(&answer_extra);
+            let answer = |extra: &str, model: &str| {
+                format!(
+                    r#"{{"id":"c","object":"chat.completion","created":1,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"ok"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}{extra}}}"#
+                )
+            };
+            env.fake.push("gpt", raw_json(&answer(&answer_spaced, "upstream")));
+            let body = format!(
+                "{{ \"model\" : \"gpt\" ,\n\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]{request_spaced}}}"
+            );
+            let (status, _, text) = runtime.block_on(env.post(
+                "/v1/openai/chat/completions",
+                &[("authorization", &format!("Bearer {KEY}"))],
+                &body,
+            ));
+            if status != 200 {
+                return Err(TestCaseError::fail(format!("{status}: {text} for {body}")));
+            }
+            let upstream = env.fake.requests().last().unwrap().raw.clone();
+            let expected = format!(
+                r#"{{"model":"gpt","messages":[{{"role":"user","content":"hi"}}]{request_compact},"max_tokens":512}}"#
+            );
+            proptest::prop_assert_eq!(upstream, expected);
+            proptest::prop_assert_eq!(text, answer(&answer_compact, "gpt"));
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Issue 28, point 6: with auto_trim the tool definitions count toward the
+/// prompt (as one more system message holding their JSON), so a request with
+/// large tools keeps less history, and what goes upstream fits with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_trim_counts_the_tool_definitions() {
+    let env = Env::start(Script::new()).await;
+    let turn =
+        "오늘 서울 날씨와 미세먼지, 그리고 내일 부산의 강수 예보를 자세히 알려줘. ".repeat(10);
+    let mut messages = vec![json!({"role": "system", "content": "Answer briefly."})];
+    for i in 0..30 {
+        messages.push(json!({"role": "user", "content": format!("{i}: {turn}")}));
+        messages.push(json!({"role": "assistant", "content": turn}));
+    }
+    messages.push(json!({"role": "user", "content": "마지막 질문"}));
+    let description = "Looks up the weather forecast of a city, hour by hour. ".repeat(60);
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": description,
+                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let forwarded = |body: &Value| -> Vec<Message> {
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                Message::new(
+                    m["role"].as_str().unwrap().parse().unwrap(),
+                    m["content"].as_str().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let without = json!({"model": "trimmed", "max_tokens": 500, "messages": messages});
+    let (status, reply) = env.post_json("/v1/openai/chat/completions", &without).await;
+    assert_eq!(status, 200, "{reply}");
+    let plain = forwarded(&env.fake.requests()[0].body);
+    let mut with = without.clone();
+    with["tools"] = tools.clone();
+    let (status, reply) = env.post_json("/v1/openai/chat/completions", &with).await;
+    assert_eq!(status, 200, "{reply}");
+    let sent = env.fake.requests()[1].body.clone();
+    assert_eq!(sent["tools"], tools, "the tools go as written");
+    let kept = forwarded(&sent);
+    let model = Profiles::builtin().model("HCX-003").unwrap();
+    let tool_tokens = model.count_message(&Message::system(tools.to_string()));
+    assert!(tool_tokens > 500, "the tools are large: {tool_tokens}");
+    assert!(
+        kept.len() < plain.len(),
+        "less history with the tools: {} vs {}",
+        kept.len(),
+        plain.len()
+    );
+    assert!(
+        model.count(&kept).total + tool_tokens + 500 <= 4096,
+        "the history fits beside the tools"
+    );
+    assert!(
+        model.count(&plain).total + tool_tokens + 500 > 4096,
+        "without counting them it would not have"
+    );
+}

@@ -266,6 +266,10 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// The body as JSON (`Value::Null` when it was not JSON).
     pub body: Value,
+    /// The body as received, byte for byte (lossy only where it is not UTF-8).
+    // Used by crates/http/tests/gateway.rs, not by this crate's tests.
+    #[allow(dead_code)]
+    pub raw: String,
     /// The wire format, from the path (`None` for an unknown path).
     pub wire: Option<Wire>,
     /// The model asked for ("" when none).
@@ -586,6 +590,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
+    let raw = String::from_utf8_lossy(&body).into_owned();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (wire, model) = route(&path, &body);
     Some(Recorded {
@@ -593,6 +598,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<Recorded> {
         path,
         headers,
         body,
+        raw,
         wire,
         model,
         at: Instant::now(),

@@ -36,7 +36,7 @@ struct Body<'a> {
 
 /// HCX-007 (a reasoning model) takes `maxCompletionTokens` and rejects
 /// `maxTokens`; the other v3 models take `maxTokens`.
-fn wants_max_completion_tokens(model: &str) -> bool {
+pub(super) fn wants_max_completion_tokens(model: &str) -> bool {
     model
         .get(..7)
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case("HCX-007"))
@@ -111,8 +111,13 @@ struct ResultBody {
 
 #[derive(Deserialize)]
 struct ResultMessage {
-    #[serde(default)]
+    /// `null` or absent beside `toolCalls`: no text.
+    #[serde(default, deserialize_with = "null_as_empty")]
     content: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 #[derive(Deserialize)]
@@ -176,6 +181,11 @@ pub(super) struct StreamState {
 }
 
 impl StreamState {
+    /// Whether what was read makes a whole answer: the `result` event came.
+    pub(super) fn is_complete(&self) -> bool {
+        self.result.is_some()
+    }
+
     /// Reads one event: `token`, `result`, `error` or `signal`.
     pub(super) fn event(&mut self, event: &Event) -> Result<StreamStep, ProviderError> {
         match event.name.as_deref() {

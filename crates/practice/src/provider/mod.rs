@@ -19,9 +19,12 @@ pub mod fuzzing;
 #[cfg(feature = "local")]
 mod local;
 mod openai;
+mod passthrough;
+mod raw;
 mod read;
 mod retry;
 mod sse;
+pub mod translate;
 
 use std::fmt;
 use std::time::Duration;
@@ -31,6 +34,8 @@ use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc::Sender};
 use tokio::time::Instant;
 
+pub use passthrough::{WireAnswer, WireEvent, WireRequest};
+pub use raw::RawObject;
 use retry::Failure;
 
 /// Which wire format a model speaks.
@@ -658,34 +663,9 @@ impl Provider {
             ProviderKind::Clova => clova::request_body(&self.upstream_model, request),
             ProviderKind::Local => unreachable!("a local provider makes no HTTP request"),
         };
-        let mut http = self
-            .client
-            .post(&self.endpoint)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(ApiKey(key)) = &self.api_key {
-            http = http.header(AUTHORIZATION, key.clone());
-        }
-        if stream {
-            http = http.header(ACCEPT, "text/event-stream");
-        } else {
-            http = http.header(ACCEPT, "application/json");
-        }
-        if let (ProviderKind::Clova, Some(id)) = (self.config.provider, &request.request_id) {
-            http = http.header(clova::REQUEST_ID_HEADER, id.as_str());
-        }
-
-        let response = http.send().await.map_err(Failure::from_send_error)?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let headers = response.headers().clone();
-            let body = read::error_body(response).await;
-            return Err(Failure::from_status(
-                status,
-                Fault::from_body(&body),
-                &headers,
-            ));
-        }
+        let response = self
+            .send(body, stream, request.request_id.as_deref())
+            .await?;
 
         let limits = read::Limits::of(&self.config);
         let is_event_stream = is_event_stream(response.headers());
@@ -710,6 +690,45 @@ impl Provider {
                 Ok(reply)
             }
         }
+    }
+
+    /// Sends one request and waits for the response head; an error status is
+    /// a [`Failure`] with what its body says.
+    async fn send(
+        &self,
+        body: Vec<u8>,
+        stream: bool,
+        request_id: Option<&str>,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut http = self
+            .client
+            .post(&self.endpoint)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(ApiKey(key)) = &self.api_key {
+            http = http.header(AUTHORIZATION, key.clone());
+        }
+        if stream {
+            http = http.header(ACCEPT, "text/event-stream");
+        } else {
+            http = http.header(ACCEPT, "application/json");
+        }
+        if let (ProviderKind::Clova, Some(id)) = (self.config.provider, request_id) {
+            http = http.header(clova::REQUEST_ID_HEADER, id);
+        }
+
+        let response = http.send().await.map_err(Failure::from_send_error)?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let headers = response.headers().clone();
+            let body = read::error_body(response).await;
+            return Err(Failure::from_status(
+                status,
+                Fault::from_body(&body),
+                &headers,
+            ));
+        }
+        Ok(response)
     }
 }
 

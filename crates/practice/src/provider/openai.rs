@@ -192,9 +192,14 @@ impl StreamState {
         })
     }
 
+    /// Whether what was read makes a whole answer: `[DONE]` or a finish reason.
+    pub(super) fn is_complete(&self) -> bool {
+        self.done || self.finish_reason.is_some()
+    }
+
     /// The reply once the stream has ended, `text` being the deltas forwarded.
     pub(super) fn finish(self, text: String) -> Result<ChatReply, ProviderError> {
-        if !self.done && self.finish_reason.is_none() {
+        if !self.is_complete() {
             return Err(ProviderError::bad_response(
                 "the stream ended before [DONE] and without a finish reason",
             ));

@@ -45,6 +45,29 @@ impl Limits {
     fn too_large(limit: &'static str, bytes: u64) -> ProviderError {
         ProviderError::TooLarge { limit, bytes }
     }
+
+    /// An SSE parser whose lines are bounded by `max_line_bytes`.
+    pub(super) fn sse_parser(self) -> sse::Parser {
+        sse::Parser::new(usize::try_from(self.line).unwrap_or(usize::MAX))
+    }
+
+    /// Counts `piece` into a stream's `read` bytes; past `max_stream_bytes` the
+    /// stream is refused.
+    pub(super) fn count_stream(self, read: &mut u64, piece: &[u8]) -> Result<(), ProviderError> {
+        *read += piece.len() as u64;
+        if *read > self.stream {
+            return Err(Self::too_large("max_stream_bytes", self.stream));
+        }
+        Ok(())
+    }
+
+    /// What the SSE parser's refusal means under these limits.
+    pub(super) fn refused(self, refusal: sse::Refusal) -> ProviderError {
+        match refusal {
+            sse::Refusal::TooLong => Self::too_large("max_line_bytes", self.line),
+            sse::Refusal::NotUtf8 { at } => not_utf8(at),
+        }
+    }
 }
 
 /// A whole JSON answer, or [`ProviderError::TooLarge`] as soon as it passes
@@ -153,7 +176,7 @@ impl StreamReader {
         };
         Self {
             decoder,
-            parser: sse::Parser::new(usize::try_from(limits.line).unwrap_or(usize::MAX)),
+            parser: limits.sse_parser(),
             limits,
             read: 0,
             events: Vec::new(),
@@ -166,10 +189,7 @@ impl StreamReader {
     /// Reads the next piece of the body; `true` once the stream says it is
     /// complete (what follows is not read).
     pub(super) fn feed(&mut self, piece: &[u8]) -> Result<bool, ProviderError> {
-        self.read += piece.len() as u64;
-        if self.read > self.limits.stream {
-            return Err(Limits::too_large("max_stream_bytes", self.limits.stream));
-        }
+        self.limits.count_stream(&mut self.read, piece)?;
         let parsed = self.parser.feed(piece, &mut self.events);
         // Events completed before a refusal still count: their deltas are real.
         let done = self.decode()?;
@@ -200,10 +220,7 @@ impl StreamReader {
     }
 
     fn refusal(&self, refusal: sse::Refusal) -> ProviderError {
-        match refusal {
-            sse::Refusal::TooLong => Limits::too_large("max_line_bytes", self.limits.line),
-            sse::Refusal::NotUtf8 { at } => not_utf8(at),
-        }
+        self.limits.refused(refusal)
     }
 
     /// Decodes the events parsed so far; `true` once the stream says it is complete.
