@@ -631,7 +631,7 @@ fn render(wire: Wire, model: &str, reply: &ChatReply) -> Value {
 }
 
 /// Deltas, and events, a streamed reply may hold ahead of its client.
-const STREAM_IN_FLIGHT: usize = 16;
+pub(super) const STREAM_IN_FLIGHT: usize = 16;
 
 /// A streamed reply: CLOVA `token` events then `result` (and `signal` `[DONE]`),
 /// or OpenAI `chat.completion.chunk` data lines then `[DONE]`.

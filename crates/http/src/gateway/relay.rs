@@ -15,7 +15,7 @@ use sluice_practice::provider::{ProviderError, RawObject, WireAnswer, WireEvent,
 
 use sluice_practice::provider::ProviderKind;
 
-use super::{Call, Failure, Wire};
+use super::{Call, Failure, STREAM_IN_FLIGHT, Wire};
 
 /// Sends `request` (in the provider's wire format) and answers in `wire`,
 /// blocking or streamed as the request asks.
@@ -36,8 +36,11 @@ pub(super) async fn call(
             Err(e) => Failure::upstream(wire, &e).into_response(),
         };
     }
-    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<WireEvent>();
-    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Event, Infallible>>();
+    // Bounded both ways, so that a client that does not read holds the
+    // upstream back (TCP does the rest) instead of filling memory.
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel::<WireEvent>(STREAM_IN_FLIGHT);
+    let (out_tx, mut out_rx) =
+        tokio::sync::mpsc::channel::<Result<Event, Infallible>>(STREAM_IN_FLIGHT);
     let mut call = Call(tokio::spawn(async move {
         provider.forward(&request, Some(&events_tx)).await
     }));
@@ -67,7 +70,13 @@ pub(super) async fn call(
                 },
             };
             for event in translator.event(event) {
-                let _ = out_tx.send(Ok(render_event(wire, &model, event)));
+                if out_tx
+                    .send(Ok(render_event(wire, &model, event)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
         }
         let outcome = match early {
@@ -76,11 +85,11 @@ pub(super) async fn call(
         };
         if outcome.is_ok() {
             for event in translator.finish() {
-                let _ = out_tx.send(Ok(render_event(wire, &model, event)));
+                let _ = out_tx.send(Ok(render_event(wire, &model, event))).await;
             }
         }
         for event in closing(wire, outcome) {
-            let _ = out_tx.send(Ok(event));
+            let _ = out_tx.send(Ok(event)).await;
         }
     });
     let body = futures_util::stream::poll_fn(move |cx| out_rx.poll_recv(cx));

@@ -16,7 +16,7 @@
 //! whole, or event by event.
 
 use serde_json::value::RawValue;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio::time::Instant;
 
 use super::raw::RawObject;
@@ -171,7 +171,7 @@ impl Provider {
     pub async fn forward(
         &self,
         request: &WireRequest,
-        events: Option<&UnboundedSender<WireEvent>>,
+        events: Option<&Sender<WireEvent>>,
     ) -> Result<WireAnswer, ProviderError> {
         if request.wire != self.config.provider {
             return Err(ProviderError::Transport {
@@ -214,7 +214,7 @@ impl Provider {
     async fn forward_attempt(
         &self,
         request: &WireRequest,
-        events: Option<&UnboundedSender<WireEvent>>,
+        events: Option<&Sender<WireEvent>>,
         attempt: u32,
     ) -> Result<WireAnswer, Failure> {
         tracing::debug!(model = %self.name, attempt, stream = request.stream, url = %self.endpoint, "forwarding upstream");
@@ -248,14 +248,14 @@ impl Provider {
     async fn relay(
         &self,
         response: reqwest::Response,
-        events: &UnboundedSender<WireEvent>,
+        events: &Sender<WireEvent>,
     ) -> Result<(), Failure> {
         use futures_util::StreamExt;
         // Under the model's reading limits, as every other reply (read.rs): a
         // line past `max_line_bytes` or a stream past `max_stream_bytes` ends
         // the call, so an upstream cannot make sluice hold more than that.
         let limits = read::Limits::of(&self.config);
-        let mut check = Check::new(self.config.provider);
+        let mut check = Check::new(self.config.provider, limits);
         let mut parser = limits.sse_parser();
         let mut parsed = Vec::new();
         let mut read_bytes = 0;
@@ -277,10 +277,14 @@ impl Provider {
             for event in parsed.drain(..) {
                 if check.event(&event).map_err(Failure::fatal)? {
                     // A receiver that went away does not make the answer unwanted.
-                    let _ = events.send(WireEvent {
-                        name: event.name,
-                        data: event.data,
-                    });
+                    // Waits for room: a client that does not read holds the
+                    // upstream back instead of filling memory.
+                    let _ = events
+                        .send(WireEvent {
+                            name: event.name,
+                            data: event.data,
+                        })
+                        .await;
                 }
                 if check.ended {
                     return check.finish().map_err(Failure::fatal);
@@ -299,6 +303,9 @@ impl Provider {
 /// Checks a relayed stream with the wire format's own decoder.
 struct Check {
     decoder: Decoder,
+    limits: read::Limits,
+    /// Bytes of answer text so far, held to `max_reply_bytes` as every reply is.
+    text: u64,
     /// The end marker came (or the body ended).
     ended: bool,
 }
@@ -309,13 +316,15 @@ enum Decoder {
 }
 
 impl Check {
-    fn new(kind: ProviderKind) -> Self {
+    fn new(kind: ProviderKind, limits: read::Limits) -> Self {
         let decoder = match kind {
             ProviderKind::Clova => Decoder::Clova(clova::StreamState::default()),
             _ => Decoder::Openai(openai::StreamState::default()),
         };
         Self {
             decoder,
+            limits,
+            text: 0,
             ended: false,
         }
     }
@@ -326,9 +335,16 @@ impl Check {
             Decoder::Openai(state) => state.event(event)?,
             Decoder::Clova(state) => state.event(event)?,
         };
-        if step == super::StreamStep::Done {
-            self.ended = true;
-            return Ok(false);
+        match step {
+            super::StreamStep::Done => {
+                self.ended = true;
+                return Ok(false);
+            }
+            super::StreamStep::Delta(delta) => {
+                self.text += delta.len() as u64;
+                self.limits.check_reply(self.text)?;
+            }
+            super::StreamStep::Continue => {}
         }
         // CLOVA's keep-alive and other signals are the transport's, not the answer's.
         Ok(event.name.as_deref() != Some("signal"))

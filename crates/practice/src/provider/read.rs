@@ -61,6 +61,14 @@ impl Limits {
         Ok(())
     }
 
+    /// Refuses a reply whose text has reached `text` bytes, past `max_reply_bytes`.
+    pub(super) fn check_reply(self, text: u64) -> Result<(), ProviderError> {
+        if text > self.reply {
+            return Err(Self::too_large("max_reply_bytes", self.reply));
+        }
+        Ok(())
+    }
+
     /// What the SSE parser's refusal means under these limits.
     pub(super) fn refused(self, refusal: sse::Refusal) -> ProviderError {
         match refusal {
