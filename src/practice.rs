@@ -52,7 +52,7 @@ pub struct RunArgs {
     /// A running server's base URL (with --key); without it the run happens in-process.
     #[arg(long)]
     server: Option<String>,
-    /// The user's API key [env: SLUICE_KEY]. In-process, it picks the user too.
+    /// The user's API key (clap shows its variable). In-process, it picks the user too.
     #[arg(long, env = "SLUICE_KEY", hide_env_values = true)]
     key: Option<String>,
     /// In-process: the user to run as (name or id), instead of --key.

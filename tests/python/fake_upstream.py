@@ -2,11 +2,13 @@
 CLOVA Studio v3 wire formats, blocking and streamed (SSE), standard library only.
 
 It answers every chat with "echo: <last user message>" and counts usage in
-words; every request it receives is kept in ``FakeUpstream.requests``.
+words; every request it receives is kept in ``FakeUpstream.requests``. With
+``delay`` (seconds) every chat answer comes that much later, like a real model.
 """
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -42,6 +44,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        if self.server.fake.delay:
+            time.sleep(self.server.fake.delay)
         text, prompt, completion = _reply_for(body)
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         words = [w + " " for w in text.split(" ")]
@@ -81,12 +85,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
 
+class _Server(ThreadingHTTPServer):
+    # Room for every connection that several sluice replicas open at once
+    # (the default backlog of 5 drops connections under load).
+    request_queue_size = 512
+    daemon_threads = True
+
+
 class FakeUpstream:
     """Serves on 127.0.0.1 (a free port) in a background thread until ``stop``."""
 
-    def __init__(self):
+    def __init__(self, delay=0.0):
         self.requests = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.delay = delay
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.fake = self
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -10,6 +10,7 @@ mod classes;
 mod knowledge;
 mod library;
 mod sessions;
+mod tokens;
 mod users;
 
 use std::fmt;
@@ -31,6 +32,7 @@ pub use sessions::{
     NewResult, NewSession, NewTurn, SessionDetail, SessionFilter, SessionModel, SessionPatch,
     SessionSummary, StoredResult, StoredTurn,
 };
+pub use tokens::AccessTokenRecord;
 pub use users::{ApiKeyInfo, KEY_PREFIX, NewKey, User};
 
 use crate::error::{PracticeError, Result};
@@ -76,12 +78,20 @@ pub(crate) use {on_pool, write_tx};
 /// The migrations, in order; each runs once, in its own transaction, and is
 /// recorded in `sluice_migrations`. Hand-rolled rather than `sqlx::migrate!`,
 /// which needs the proc-macro stack at build time for four lines of logic.
-const MIGRATIONS: [Migration; 1] = [Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: [Migration; 2] = [
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "access_tokens",
+        sqlite: include_str!("../../migrations/sqlite/0002_access_tokens.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_access_tokens.sql"),
+    },
+];
 
 struct Migration {
     version: i64,
