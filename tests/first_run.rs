@@ -70,7 +70,11 @@ fn get(addr: &str, path: &str) -> u16 {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer
@@ -90,8 +94,8 @@ fn text(out: &Output) -> String {
 
 /// The README's `[models.*]` example, exactly as it is printed there.
 fn readme_models_block() -> String {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     readme
         .split("```toml\n")
         .skip(1)
@@ -108,7 +112,12 @@ fn the_readmes_model_config_starts_without_its_keys_and_says_which_models_are_un
     std::fs::write(&config, readme_models_block()).unwrap();
     let database = format!("sqlite:{}", dir.join("sluice.db").display());
     let (child, addr, banner) = serve(
-        &["--config", config.to_str().unwrap(), "--database", &database],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--database",
+            &database,
+        ],
         &[],
     );
     assert!(
@@ -131,7 +140,10 @@ fn an_in_memory_store_gets_no_admin_hint_that_cannot_work() {
         !banner.contains("sluice admin --database 'sqlite::memory:'"),
         "{banner}"
     );
-    assert!(banner.contains("the practice store is in memory"), "{banner}");
+    assert!(
+        banner.contains("the practice store is in memory"),
+        "{banner}"
+    );
     assert!(banner.contains("--database sqlite:sluice.db"), "{banner}");
 }
 
@@ -148,7 +160,10 @@ fn an_open_api_still_says_that_practice_routes_need_a_users_key() {
 
 #[test]
 fn practice_run_help_names_the_key_variable_once() {
-    let out = sluice().args(["practice", "run", "--help"]).output().unwrap();
+    let out = sluice()
+        .args(["practice", "run", "--help"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = text(&out);
     assert_eq!(help.matches("[env: SLUICE_KEY").count(), 1, "{help}");
@@ -168,7 +183,14 @@ fn practice_run_without_a_config_says_where_models_come_from() {
     };
     admin(&["user", "create", "kim"]);
     admin(&[
-        "class", "create", "Demo", "--instructor", "kim", "--models", "HCX-005", "--primary",
+        "class",
+        "create",
+        "Demo",
+        "--instructor",
+        "kim",
+        "--models",
+        "HCX-005",
+        "--primary",
         "HCX-005",
     ]);
     let out = sluice()
@@ -178,7 +200,11 @@ fn practice_run_without_a_config_says_where_models_come_from() {
         .unwrap();
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
-    for part in ["\"HCX-005\" is not configured", "configured: none", "--config FILE"] {
+    for part in [
+        "\"HCX-005\" is not configured",
+        "configured: none",
+        "--config FILE",
+    ] {
         assert!(said.contains(part), "{part} missing: {said}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -209,5 +235,8 @@ fn on_sigterm_readyz_turns_503_for_the_drain_while_healthz_stays_200() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
-    assert!(sent.elapsed() >= Duration::from_millis(1500), "left before the drain ended");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1500),
+        "left before the drain ended"
+    );
 }

@@ -84,11 +84,17 @@ fn readme_states_the_request_limits_the_validator_enforces() {
     let document_mib = sluice_practice::MAX_DOCUMENT_BYTES / (1024 * 1024);
     for expected in [
         format!("at most {} models", sluice_practice::MAX_MODELS),
-        format!("{} characters of `prompt_text`", thousands(sluice_practice::MAX_PROMPT_CHARS)),
+        format!(
+            "{} characters of `prompt_text`",
+            thousands(sluice_practice::MAX_PROMPT_CHARS)
+        ),
         format!("{} ids in `knowledge_ids`", sluice_practice::MAX_IDS),
         format!("at most {document_mib} MiB"),
     ] {
         assert!(line.contains(&expected), "{expected:?} missing in: {line}");
     }
-    assert_eq!(sluice_practice::MAX_TEXT_CHARS, sluice_practice::MAX_PROMPT_CHARS);
+    assert_eq!(
+        sluice_practice::MAX_TEXT_CHARS,
+        sluice_practice::MAX_PROMPT_CHARS
+    );
 }

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_upstream import FakeUpstream  # noqa: E402
 
@@ -113,7 +114,7 @@ class Nginx:
         self.dir = os.path.join(workdir, "nginx")
         os.makedirs(self.dir, exist_ok=True)
         servers = "\n".join(
-            f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in replica_ports
+            f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in replica_ports
         )
         user = "user root;\n" if os.geteuid() == 0 else ""
         conf = f"""{user}daemon off;
@@ -359,119 +360,135 @@ def set_up_users(cluster):
 def acceptance(binary, database_url, workdir):
     cluster = Cluster(binary, database_url, 3, workdir)
     try:
-        t0 = time.time()
-        cluster.start()
+        acceptance_checks(cluster)
+    except BaseException:
+        # What the processes said, before the temporary directory goes.
         for r in cluster.replicas:
-            log = r.log()
-            check("ERROR" not in log and "panicked" not in log, f"replica {r.port} logged an error:\n{log}")
-        print(f"three replicas migrated at once and are ready, nginx in front ({time.time() - t0:.1f} s)")
-        ports = {r.port for r in cluster.replicas}
-        c = cluster.client
-        students, class_id = set_up_users(cluster)
-
-        # A token issued by one replica works on the others.
-        status, headers, text = c.request("GET", "/v1/auth/token", key=API_KEY)
-        check(status == 200, f"token: {status} {text}")
-        token = json.loads(text)["result"]["accessToken"]
-        issued_by = upstream_port(headers)
-        served = set()
-        for _ in range(6):
-            status, headers, text = c.request(
-                "POST", "/v1/api-tools/chat-tokenize/HCX-003",
-                {"messages": [{"role": "user", "content": "hello"}]}, key=token)
-            check(status == 200, f"token on another replica: {status} {text}")
-            served.add(upstream_port(headers))
-        check(served == ports, f"token requests reached {served}, not every replica {ports}")
-        status, _, _ = c.request("POST", "/v1/api-tools/chat-tokenize/HCX-003",
-                                 {"messages": []}, key="sluice-at-" + "0" * 64)
-        check(status == 401, "an unknown token is refused")
-        print(f"a token issued on :{issued_by} works on every replica")
-
-        # Runs, continuations and streamed runs spread over every replica.
-        acknowledged = {}
-        spread = {"run": set(), "continue": set(), "streamed run": set()}
-        sessions = []
-        for i in range(6):
-            status, headers, text = c.request("POST", f"/user/practice/sessions/run?class_id={class_id}",
-                                              {"prompt_text": f"hello {i}", "model_names": MODELS}, key=students[0])
-            check(status == 201, f"run: {status} {text[:300]}")
-            spread["run"].add(upstream_port(headers))
-            sid = json.loads(text)["session_id"]
-            sessions.append(sid)
-            acknowledged[sid] = 1
-        for sid in sessions:
-            status, headers, text = c.request("POST", f"/user/practice/sessions/{sid}/chat",
-                                              {"prompt_text": "and then?", "model_names": MODELS}, key=students[0])
-            check(status == 201, f"continue: {status} {text[:300]}")
-            spread["continue"].add(upstream_port(headers))
-            acknowledged[sid] += 1
-        for i in range(6):
-            status, headers, text = c.request("POST", f"/user/practice/sessions/run?class_id={class_id}",
-                                              {"prompt_text": f"stream {i}", "model_names": MODELS},
-                                              key=students[0], stream=True)
-            result = sse_result(text)
-            check(status == 201 and result is not None, f"streamed run: {status} {text[:300]}")
-            spread["streamed run"].add(upstream_port(headers))
-            acknowledged[result["session_id"]] = 1
-        for kind, seen in spread.items():
-            check(seen == ports, f"{kind}s reached {seen}, not every replica {ports}")
-        check_sessions(c, students[:1], acknowledged)
-        print("runs, continuations and streamed runs were spread over all three replicas, all stored")
-
-        # SIGKILL one replica mid-load.
-        load = Load(c, students, class_id, workers=8)
-        load.start()
-        time.sleep(2)
-        with load.lock:
-            in_flight = load.in_flight
-        victim = cluster.replicas[1]
-        victim.signal(signal.SIGKILL)
-        victim.wait_exit(10)
-        time.sleep(2)
-        victim.start()
-        victim.wait_ready()
-        time.sleep(2)
-        load.stop()
-        failures = load.failures()
-        check(len(load.outcomes) > 50, f"too little load: {len(load.outcomes)} requests")
-        check(len(failures) <= in_flight,
-              f"{len(failures)} failures, more than the {in_flight} requests in flight at the kill: {failures}")
-        check(all(f[1] == "POST" for f in failures), f"a GET failed (nginx retries those): {failures}")
-        total = check_sessions(c, students, {**acknowledged, **load.acknowledged})
-        print(f"SIGKILL mid-load: {len(load.outcomes)} requests, {len(failures)} failed "
-              f"(<= {in_flight} in flight), {len(load.acknowledged)} sessions acknowledged, "
-              f"{total} sessions checked: none lost, no half turn")
-        acknowledged.update(load.acknowledged)
-
-        # Rolling restart: SIGTERM each replica in turn under load.
-        load = Load(c, students, class_id, workers=8)
-        load.start()
-        time.sleep(1)
-        for r in cluster.replicas:
-            r.signal(signal.SIGTERM)
-            time.sleep(0.2)
-            check(get_status(r.port, "/readyz") == 503, f"replica {r.port} is not draining")
-            check(r.wait_exit(15) == 0, f"replica {r.port} exited badly:\n{r.log()[-2000:]}")
-            r.start()
-            r.wait_ready()
-            time.sleep(1)
-        load.stop()
-        failures = load.failures()
-        check(len(load.outcomes) > 50, f"too little load: {len(load.outcomes)} requests")
-        check(not failures, f"{len(failures)} of {len(load.outcomes)} requests failed in the rolling restart: "
-                            f"{failures[:5]}")
-        acknowledged.update(load.acknowledged)
-        total = check_sessions(c, students, acknowledged)
-        # The token from before the restarts still works: nothing was in memory.
-        status, _, text = c.request("POST", "/v1/api-tools/chat-tokenize/HCX-003",
-                                    {"messages": [{"role": "user", "content": "hello"}]}, key=token)
-        check(status == 200, f"the token after every replica restarted: {status} {text}")
-        print(f"rolling restart: {len(load.outcomes)} requests, 0 failed; {total} sessions whole; "
-              "the token issued before it still works")
-        for r in cluster.replicas:
-            check("panic" not in r.log(), f"replica {r.port} panicked:\n{r.log()[-2000:]}")
+            print(f"--- replica :{r.port} log (tail)\n{r.log()[-3000:]}", file=sys.stderr)
+        if cluster.nginx:
+            with open(os.path.join(cluster.nginx.dir, "error.log"), encoding="utf-8") as f:
+                print(f"--- nginx error.log (tail)\n{f.read()[-3000:]}", file=sys.stderr)
+        raise
     finally:
         cluster.stop()
+
+
+def acceptance_checks(cluster):
+    """The acceptance points of issue 26, in order, through nginx only."""
+    t0 = time.time()
+    cluster.start()
+    for r in cluster.replicas:
+        log = r.log()
+        check("ERROR" not in log and "panicked" not in log, f"replica {r.port} logged an error:\n{log}")
+    print(f"three replicas migrated at once and are ready, nginx in front ({time.time() - t0:.1f} s)")
+    ports = {r.port for r in cluster.replicas}
+    c = cluster.client
+    students, class_id = set_up_users(cluster)
+
+    # A token issued by one replica works on the others.
+    status, headers, text = c.request("GET", "/v1/auth/token", key=API_KEY)
+    check(status == 200, f"token: {status} {text}")
+    token = json.loads(text)["result"]["accessToken"]
+    issued_by = upstream_port(headers)
+    served = set()
+    for _ in range(6):
+        status, headers, text = c.request(
+            "POST", "/v1/api-tools/chat-tokenize/HCX-003",
+            {"messages": [{"role": "user", "content": "hello"}]}, key=token)
+        check(status == 200, f"token on another replica: {status} {text}")
+        served.add(upstream_port(headers))
+    check(served == ports, f"token requests reached {served}, not every replica {ports}")
+    status, _, _ = c.request("POST", "/v1/api-tools/chat-tokenize/HCX-003",
+                             {"messages": []}, key="sluice-at-" + "0" * 64)
+    check(status == 401, "an unknown token is refused")
+    print(f"a token issued on :{issued_by} works on every replica")
+
+    # Runs, continuations and streamed runs spread over every replica.
+    acknowledged = {}
+    spread = {"run": set(), "continue": set(), "streamed run": set()}
+    sessions = []
+    for i in range(6):
+        status, headers, text = c.request("POST", f"/user/practice/sessions/run?class_id={class_id}",
+                                          {"prompt_text": f"hello {i}", "model_names": MODELS}, key=students[0])
+        check(status == 201, f"run: {status} {text[:300]}")
+        spread["run"].add(upstream_port(headers))
+        sid = json.loads(text)["session_id"]
+        sessions.append(sid)
+        acknowledged[sid] = 1
+    for sid in sessions:
+        status, headers, text = c.request("POST", f"/user/practice/sessions/{sid}/chat",
+                                          {"prompt_text": "and then?", "model_names": MODELS}, key=students[0])
+        check(status == 201, f"continue: {status} {text[:300]}")
+        spread["continue"].add(upstream_port(headers))
+        acknowledged[sid] += 1
+    for i in range(6):
+        status, headers, text = c.request("POST", f"/user/practice/sessions/run?class_id={class_id}",
+                                          {"prompt_text": f"stream {i}", "model_names": MODELS},
+                                          key=students[0], stream=True)
+        result = sse_result(text)
+        check(status == 201 and result is not None, f"streamed run: {status} {text[:300]}")
+        spread["streamed run"].add(upstream_port(headers))
+        acknowledged[result["session_id"]] = 1
+    for kind, seen in spread.items():
+        check(seen == ports, f"{kind}s reached {seen}, not every replica {ports}")
+    check_sessions(c, students[:1], acknowledged)
+    print("runs, continuations and streamed runs were spread over all three replicas, all stored")
+
+    # SIGKILL one replica mid-load.
+    load = Load(c, students, class_id, workers=8)
+    load.start()
+    time.sleep(2)
+    with load.lock:
+        in_flight = load.in_flight
+    victim = cluster.replicas[1]
+    victim.signal(signal.SIGKILL)
+    victim.wait_exit(10)
+    time.sleep(2)
+    victim.start()
+    victim.wait_ready()
+    time.sleep(2)
+    load.stop()
+    failures = load.failures()
+    check(len(load.outcomes) > 50, f"too little load: {len(load.outcomes)} requests")
+    check(len(failures) <= in_flight,
+          f"{len(failures)} failures, more than the {in_flight} requests in flight at the kill: {failures}")
+    check(all(f[1] == "POST" for f in failures), f"a GET failed (nginx retries those): {failures}")
+    total = check_sessions(c, students, {**acknowledged, **load.acknowledged})
+    print(f"SIGKILL mid-load: {len(load.outcomes)} requests, {len(failures)} failed "
+          f"(<= {in_flight} in flight), {len(load.acknowledged)} sessions acknowledged, "
+          f"{total} sessions checked: none lost, no half turn")
+    acknowledged.update(load.acknowledged)
+
+    # Rolling restart: SIGTERM each replica in turn under load.
+    load = Load(c, students, class_id, workers=8)
+    load.start()
+    time.sleep(1)
+    for r in cluster.replicas:
+        r.signal(signal.SIGTERM)
+        time.sleep(0.2)
+        check(get_status(r.port, "/readyz") == 503, f"replica {r.port} is not draining")
+        check(r.wait_exit(15) == 0, f"replica {r.port} exited badly:\n{r.log()[-2000:]}")
+        r.start()
+        r.wait_ready()
+        # nginx skips a replica for fail_timeout (2 s) after it refused a
+        # connection; the next one goes down only once this one is back
+        # in rotation, or nginx would have none left.
+        time.sleep(2.5)
+    load.stop()
+    failures = load.failures()
+    check(len(load.outcomes) > 50, f"too little load: {len(load.outcomes)} requests")
+    check(not failures, f"{len(failures)} of {len(load.outcomes)} requests failed in the rolling restart: "
+                        f"{failures[:5]}")
+    acknowledged.update(load.acknowledged)
+    total = check_sessions(c, students, acknowledged)
+    # The token from before the restarts still works: nothing was in memory.
+    status, _, text = c.request("POST", "/v1/api-tools/chat-tokenize/HCX-003",
+                                {"messages": [{"role": "user", "content": "hello"}]}, key=token)
+    check(status == 200, f"the token after every replica restarted: {status} {text}")
+    print(f"rolling restart: {len(load.outcomes)} requests, 0 failed; {total} sessions whole; "
+          "the token issued before it still works")
+    for r in cluster.replicas:
+        check("panic" not in r.log(), f"replica {r.port} panicked:\n{r.log()[-2000:]}")
 
 
 def bench(binary, database_url, workdir, make_database):

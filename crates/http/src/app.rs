@@ -195,7 +195,10 @@ pub async fn drained_shutdown(
     signal.await;
     state.start_draining();
     if !drain.is_zero() {
-        tracing::info!(drain_ms = drain.as_millis(), "draining: /readyz answers 503");
+        tracing::info!(
+            drain_ms = drain.as_millis(),
+            "draining: /readyz answers 503"
+        );
         tokio::time::sleep(drain).await;
     }
 }

@@ -114,8 +114,8 @@ pub async fn serve_with(
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     let (stop, stopping) = watch::channel(());
     let mut tasks = JoinSet::new();
-    let admit_into = |tasks: &mut JoinSet<()>, stream: TcpStream| {
-        match Arc::clone(&slots).try_acquire_owned() {
+    let admit_into =
+        |tasks: &mut JoinSet<()>, stream: TcpStream| match Arc::clone(&slots).try_acquire_owned() {
             Ok(slot) => {
                 let connection = Connection {
                     app: app.clone(),
@@ -129,8 +129,7 @@ pub async fn serve_with(
                     tasks.spawn(refuse(stream, permit));
                 }
             }
-        }
-    };
+        };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -414,6 +413,9 @@ mod tests {
         }
         let pending = pending_connections(listener);
         assert_eq!(pending.len(), 3);
-        assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "the listener is closed"
+        );
     }
 }

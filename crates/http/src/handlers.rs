@@ -276,8 +276,15 @@ const READY_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// `GET /readyz`: whether this replica should get traffic: not draining, and
 /// (with a practice store) the database answers and is at the schema version
 /// this build knows. `50300` with the reason otherwise.
-pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Success<serde_json::Value>, ApiError> {
-    let unavailable = |why: String| Err(ApiError::new(Code::UNAVAILABLE, format!("not ready: {why}")));
+pub(crate) async fn readyz(
+    State(state): State<AppState>,
+) -> Result<Success<serde_json::Value>, ApiError> {
+    let unavailable = |why: String| {
+        Err(ApiError::new(
+            Code::UNAVAILABLE,
+            format!("not ready: {why}"),
+        ))
+    };
     if state.is_draining() {
         return unavailable("shutting down".into());
     }

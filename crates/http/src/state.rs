@@ -226,7 +226,9 @@ impl AppState {
                 // environment: start, and say which model is missing and why,
                 // rather than refuse to start at all.
                 Err(e @ sluice_practice::provider::ConfigError::MissingApiKey { .. }) => {
-                    unavailable.push(format!("{e}: it is unavailable until the server restarts with it"));
+                    unavailable.push(format!(
+                        "{e}: it is unavailable until the server restarts with it"
+                    ));
                 }
                 Err(e) => return Err(ConfigError::Invalid(e.to_string())),
             }

@@ -129,7 +129,6 @@ impl Tokens {
         }
     }
 
-
     /// A token for `key`: the unexpired one issued before when `existing`, else
     /// a new one.
     pub(crate) async fn issue(&self, key: &str, existing: bool) -> Result<Issued, PracticeError> {
@@ -246,9 +245,18 @@ mod tests {
         let (_, key) = store.create_user("ana").await.unwrap();
         let tokens = Tokens::in_store(Duration::from_secs(60), store.clone());
         let issued = tokens.issue(&key.key, false).await.unwrap();
-        assert_eq!(tokens.check(&issued.token).await.unwrap(), TokenState::Valid);
+        assert_eq!(
+            tokens.check(&issued.token).await.unwrap(),
+            TokenState::Valid
+        );
         store.revoke_key(key.id).await.unwrap();
-        assert_eq!(tokens.check(&issued.token).await.unwrap(), TokenState::Unknown);
-        assert_ne!(tokens.issue(&key.key, true).await.unwrap().token, issued.token);
+        assert_eq!(
+            tokens.check(&issued.token).await.unwrap(),
+            TokenState::Unknown
+        );
+        assert_ne!(
+            tokens.issue(&key.key, true).await.unwrap().token,
+            issued.token
+        );
     }
 }

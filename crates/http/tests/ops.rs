@@ -29,7 +29,11 @@ async fn readyz_is_ready_with_a_migrated_store_and_not_while_draining() {
     let reply = call(&app, "GET", "/readyz", &[], "").await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.code(), "50300");
-    assert!(reply.message().contains("shutting down"), "{}", reply.message());
+    assert!(
+        reply.message().contains("shutting down"),
+        "{}",
+        reply.message()
+    );
     // Liveness and the API are unaffected by the drain.
     assert_eq!(call(&app, "GET", "/healthz", &[], "").await.code(), "20000");
     let body = json!({"maxTokens": 100, "messages": history(1)});

@@ -1849,14 +1849,22 @@ async fn listing_sessions_of_a_class_one_is_not_in_is_403_and_of_no_class_404() 
         .send_as(Some(&outsider_key.key), Method::GET, &path, None)
         .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("not a member"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("not a member"),
+        "{body}"
+    );
     let (status, body) = env.get(&path).await;
     assert_eq!(status, 200, "a member still lists: {body}");
     let (status, _) = env.get("/user/practice/sessions?class_id=999999").await;
     assert_eq!(status, 404);
     // Without the filter an outsider sees their own (none), as before.
     let (status, body) = env
-        .send_as(Some(&outsider_key.key), Method::GET, "/user/practice/sessions", None)
+        .send_as(
+            Some(&outsider_key.key),
+            Method::GET,
+            "/user/practice/sessions",
+            None,
+        )
         .await;
     assert_eq!((status, body["total"].as_i64()), (200, Some(0)), "{body}");
     let _ = outsider;
@@ -1886,7 +1894,12 @@ async fn a_class_model_missing_from_the_server_is_explained() {
         .await;
     assert_eq!(status, 400, "{body}");
     let detail = body["detail"].as_str().unwrap_or_default();
-    for part in ["\"HCX-005\" is not configured", "configured: ", "[models.NAME]", "--config"] {
+    for part in [
+        "\"HCX-005\" is not configured",
+        "configured: ",
+        "[models.NAME]",
+        "--config",
+    ] {
         assert!(detail.contains(part), "{part} missing in {detail}");
     }
 }

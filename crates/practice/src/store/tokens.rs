@@ -26,7 +26,9 @@ pub struct AccessTokenRecord {
 
 type Row = (String, String, String, i64, i64, Option<String>);
 
-fn from_row((token_hash, key_hash, nonce, created_at_ms, expires_at_ms, revoked_at): Row) -> AccessTokenRecord {
+fn from_row(
+    (token_hash, key_hash, nonce, created_at_ms, expires_at_ms, revoked_at): Row,
+) -> AccessTokenRecord {
     AccessTokenRecord {
         token_hash,
         key_hash,
