@@ -52,7 +52,7 @@ pub struct RunArgs {
     /// A running server's base URL (with --key); without it the run happens in-process.
     #[arg(long)]
     server: Option<String>,
-    /// The user's API key [env: SLUICE_KEY]. In-process, it picks the user too.
+    /// The user's API key. In-process, it picks the user too.
     #[arg(long, env = "SLUICE_KEY", hide_env_values = true)]
     key: Option<String>,
     /// In-process: the user to run as (name or id), instead of --key.
@@ -168,6 +168,9 @@ async fn local(args: &RunArgs, body: &Value) -> anyhow::Result<Value> {
     #[cfg(feature = "local")]
     let config = crate::model::with_cached_model(config);
     let state = sluice_http::AppState::from_config_with_practice(&config).await?;
+    for line in state.unavailable_models() {
+        eprintln!("model unavailable: {line}");
+    }
     let practice = state
         .practice()
         .context("practice sessions are not enabled")?;

@@ -95,7 +95,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let local = listener.local_addr()?;
-        banner(local, &config, users)?;
+        banner(local, &config, users, state.unavailable_models())?;
         let limits = connection_limits(&config);
         tracing::info!(
             addr = %local,
@@ -105,9 +105,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         sluice_http::serve_with(
             listener,
-            sluice_http::app(state),
+            sluice_http::app(state.clone()),
             limits,
-            sluice_http::shutdown_signal(),
+            sluice_http::drained_shutdown(state, sluice_http::shutdown_signal(), config.drain()),
         )
         .await
         .context("server failed")?;
@@ -142,7 +142,12 @@ fn connection_limits(config: &Config) -> sluice_http::ConnectionLimits {
     limits
 }
 
-fn banner(local: SocketAddr, config: &Config, users: usize) -> std::io::Result<()> {
+fn banner(
+    local: SocketAddr,
+    config: &Config,
+    users: usize,
+    unavailable: &[String],
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "sluice serve: listening on http://{local}")?;
     let database = sluice_practice::redact_url(&config.database_url());
@@ -155,18 +160,19 @@ fn banner(local: SocketAddr, config: &Config, users: usize) -> std::io::Result<(
             config.models.keys().cloned().collect::<Vec<_>>().join(", ")
         }
     )?;
+    for line in unavailable {
+        writeln!(out, "model unavailable: {line}")?;
+        tracing::warn!("model unavailable: {line}");
+    }
     if users == 0 {
-        writeln!(
-            out,
-            "first run: create a user and their key with\n  sluice admin --database '{database}' user create NAME\n\
-             then a class with\n  sluice admin --database '{database}' class create NAME --instructor NAME --models A,B --primary A"
-        )?;
+        writeln!(out, "{}", first_run_hint(&database))?;
     }
     let auth = if config.api_keys.is_empty() {
         writeln!(
             out,
-            "no API keys configured: the API is open, so it listens on loopback only \
-             (set SLUICE_API_KEYS or api_keys to listen elsewhere)"
+            "no API keys configured: the CLOVA-style API routes are open, so the server listens on \
+             loopback only (set SLUICE_API_KEYS or api_keys to listen elsewhere); the practice \
+             routes (/user/practice/...) always need a user's key from `sluice admin user create`"
         )?;
         ""
     } else {
@@ -192,6 +198,23 @@ fn banner(local: SocketAddr, config: &Config, users: usize) -> std::io::Result<(
         "  (OpenAPI: http://{local}/openapi.json, metrics: http://{local}/metrics)"
     )?;
     out.flush()
+}
+
+/// What to do first on an empty store. An in-memory store lives inside this
+/// process, where `sluice admin` (another process) cannot reach it, so it gets
+/// no commands that would only fill a store of their own.
+fn first_run_hint(database: &str) -> String {
+    if database.contains(":memory:") || database.contains("mode=memory") {
+        return "first run: the practice store is in memory, inside this process: `sluice admin` cannot \
+                add users to it, so the practice routes have no users. To practise, start with a file \
+                instead (--database sqlite:sluice.db, or no --database for the default file) and create \
+                users with `sluice admin --database sqlite:sluice.db user create NAME`"
+            .to_string();
+    }
+    format!(
+        "first run: create a user and their key with\n  sluice admin --database '{database}' user create NAME\n\
+         then a class with\n  sluice admin --database '{database}' class create NAME --instructor NAME --models A,B --primary A"
+    )
 }
 
 fn init_logging(format: LogFormat) {

@@ -58,3 +58,43 @@ fn readme_console_examples_run_as_shown() {
         );
     }
 }
+
+/// Issue 26: the request limits were only in `/openapi.json`. The README's
+/// sentence must name the numbers the validator enforces.
+#[test]
+fn readme_states_the_request_limits_the_validator_enforces() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let line = readme
+        .split("\n\n")
+        .find(|p| p.starts_with("**Request limits**"))
+        .expect("a **Request limits** paragraph")
+        .replace('\n', " ");
+    let thousands = |n: usize| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let document_mib = sluice_practice::MAX_DOCUMENT_BYTES / (1024 * 1024);
+    for expected in [
+        format!("at most {} models", sluice_practice::MAX_MODELS),
+        format!(
+            "{} characters of `prompt_text`",
+            thousands(sluice_practice::MAX_PROMPT_CHARS)
+        ),
+        format!("{} ids in `knowledge_ids`", sluice_practice::MAX_IDS),
+        format!("at most {document_mib} MiB"),
+    ] {
+        assert!(line.contains(&expected), "{expected:?} missing in: {line}");
+    }
+    assert_eq!(
+        sluice_practice::MAX_TEXT_CHARS,
+        sluice_practice::MAX_PROMPT_CHARS
+    );
+}

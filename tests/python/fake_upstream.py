@@ -8,11 +8,14 @@ With ``tools`` in the request and no tool result yet, it calls the first tool
 instead (arguments ``{"city": "Seoul"}``): OpenAI's ``tool_calls`` (streamed as
 indexed deltas, the arguments in pieces) or CLOVA's ``toolCalls`` (arguments an
 object, in the ``result`` event when streamed). After a tool result it answers
-"echo: tool said <result>". OpenAI's ``n`` gives that many choices.
+"echo: tool said <result>". OpenAI's ``n`` gives that many choices. With
+``delay`` (seconds) every chat answer comes that much later, like a real model.
 """
 
 import json
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -64,6 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        if self.server.fake.delay:
+            time.sleep(self.server.fake.delay)
         text, prompt, completion = _reply_for(body)
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         words = [w + " " for w in text.split(" ")]
@@ -128,12 +133,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
 
+class _Server(ThreadingHTTPServer):
+    # Room for every connection that several sluice replicas open at once
+    # (the default backlog of 5 drops connections under load).
+    request_queue_size = 512
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that went away (a sluice replica killed mid-call) is part
+        # of the tests; anything else is still reported.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class FakeUpstream:
     """Serves on 127.0.0.1 (a free port) in a background thread until ``stop``."""
 
-    def __init__(self):
+    def __init__(self, delay=0.0):
         self.requests = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.delay = delay
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.fake = self
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

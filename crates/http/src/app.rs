@@ -64,7 +64,7 @@ pub(crate) const API: [(&str, Endpoint); 14] = [
 const PRACTICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Operational endpoints: no prefix, no auth, no limits.
-pub(crate) const OPS: [&str; 3] = ["/healthz", "/metrics", "/openapi.json"];
+pub(crate) const OPS: [&str; 4] = ["/healthz", "/metrics", "/openapi.json", "/readyz"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Endpoint {
@@ -156,7 +156,8 @@ pub fn app(state: AppState) -> Router {
     let ops = Router::new()
         .route(OPS[0], get(handlers::healthz))
         .route(OPS[1], get(handlers::metrics))
-        .route(OPS[2], get(handlers::openapi));
+        .route(OPS[2], get(handlers::openapi))
+        .route(OPS[3], get(handlers::readyz));
     let app = api
         .merge(practice)
         .merge(ops)
@@ -168,6 +169,37 @@ pub fn app(state: AppState) -> Router {
     match cors {
         Some(cors) => app.layer(cors),
         None => app,
+    }
+}
+
+/// Completes `drain` after `signal`: marks `state` draining as soon as the
+/// signal comes (`/readyz` answers 503 while every route still serves), so
+/// that a load balancer moves traffic away before the listener closes; pass
+/// it as the shutdown future of [`serve_with`](crate::serve_with), which then
+/// lets requests in flight finish within its shutdown deadline.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let state = sluice_http::AppState::builder().build();
+/// let drain = std::time::Duration::from_millis(1);
+/// sluice_http::drained_shutdown(state.clone(), async {}, drain).await;
+/// assert!(state.is_draining());
+/// # }
+/// ```
+pub async fn drained_shutdown(
+    state: AppState,
+    signal: impl std::future::Future<Output = ()>,
+    drain: std::time::Duration,
+) {
+    signal.await;
+    state.start_draining();
+    if !drain.is_zero() {
+        tracing::info!(
+            drain_ms = drain.as_millis(),
+            "draining: /readyz answers 503"
+        );
+        tokio::time::sleep(drain).await;
     }
 }
 

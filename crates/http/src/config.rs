@@ -29,6 +29,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// max_connections = 4096            # SLUICE_MAX_CONNECTIONS
 /// header_timeout_ms = 10000         # SLUICE_HEADER_TIMEOUT_MS (also the keep-alive idle time)
 /// max_header_bytes = 32768          # SLUICE_MAX_HEADER_BYTES
+/// drain_ms = 0                      # SLUICE_DRAIN_MS: not ready, still serving, before shutdown
 /// shutdown_timeout_ms = 8000        # SLUICE_SHUTDOWN_TIMEOUT_MS
 /// log_requests_per_sec = 100        # SLUICE_LOG_REQUESTS_PER_SEC
 /// token_ttl_ms = 3600000            # SLUICE_TOKEN_TTL_MS: access tokens' lifetime
@@ -77,7 +78,11 @@ pub struct Config {
     /// Largest request head (request line and header fields) in bytes; a
     /// larger one gets a bare `431`. Default 32 KiB.
     pub max_header_bytes: usize,
-    /// After SIGTERM or SIGINT, how long requests in flight may take before
+    /// After SIGTERM or SIGINT, how long the server keeps serving while
+    /// `/readyz` answers 503, so that a load balancer moves away before the
+    /// listener closes. Default 0.
+    pub drain_ms: u64,
+    /// After the drain, how long requests in flight may take before
     /// their connections are dropped. Default 8 s (under the 10 s a container
     /// runtime usually waits before SIGKILL).
     pub shutdown_timeout_ms: u64,
@@ -131,6 +136,7 @@ impl Default for Config {
             max_connections: 4096,
             header_timeout_ms: 10_000,
             max_header_bytes: 32 * 1024,
+            drain_ms: 0,
             shutdown_timeout_ms: 8_000,
             log_requests_per_sec: 100,
             token_ttl_ms: 3_600_000,
@@ -252,6 +258,9 @@ impl Config {
         if let Some(v) = var("SLUICE_MAX_HEADER_BYTES") {
             self.max_header_bytes = parse("SLUICE_MAX_HEADER_BYTES", &v)?;
         }
+        if let Some(v) = var("SLUICE_DRAIN_MS") {
+            self.drain_ms = parse("SLUICE_DRAIN_MS", &v)?;
+        }
         if let Some(v) = var("SLUICE_SHUTDOWN_TIMEOUT_MS") {
             self.shutdown_timeout_ms = parse("SLUICE_SHUTDOWN_TIMEOUT_MS", &v)?;
         }
@@ -352,6 +361,12 @@ impl Config {
             max_header_bytes: self.max_header_bytes,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
         }
+    }
+
+    /// How long a replica reports not ready, still serving, before it shuts
+    /// down ([`drained_shutdown`](crate::drained_shutdown)).
+    pub fn drain(&self) -> Duration {
+        Duration::from_millis(self.drain_ms)
     }
 
     /// The request limits.

@@ -14,7 +14,8 @@
 //! - A response to a request whose body was not read to its end (a refusal
 //!   before the body: `40100`, `40400`, `41300`, ...) carries
 //!   `Connection: close`, since hyper then closes the connection.
-//! - On shutdown the listener closes, idle connections close at once, requests
+//! - On shutdown the connections already waiting in the accept queue are
+//!   taken in, the listener closes, idle connections close at once, requests
 //!   in flight get [`ConnectionLimits::shutdown_timeout`] to finish, and what is
 //!   still open after it is dropped.
 
@@ -113,27 +114,29 @@ pub async fn serve_with(
     let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
     let (stop, stopping) = watch::channel(());
     let mut tasks = JoinSet::new();
+    let admit_into =
+        |tasks: &mut JoinSet<()>, stream: TcpStream| match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => {
+                let connection = Connection {
+                    app: app.clone(),
+                    stopping: stopping.clone(),
+                    _slot: slot,
+                };
+                tasks.spawn(connection.run(http.clone(), stream));
+            }
+            Err(_) => {
+                if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
+                    tasks.spawn(refuse(stream, permit));
+                }
+            }
+        };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             Some(_) = tasks.join_next() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(slot) => {
-                        let connection = Connection {
-                            app: app.clone(),
-                            stopping: stopping.clone(),
-                            _slot: slot,
-                        };
-                        tasks.spawn(connection.run(http.clone(), stream));
-                    }
-                    Err(_) => {
-                        if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
-                            tasks.spawn(refuse(stream, permit));
-                        }
-                    }
-                },
+                Ok((stream, _)) => admit_into(&mut tasks, stream),
                 Err(e) if is_connection_error(&e) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot accept a connection");
@@ -142,7 +145,13 @@ pub async fn serve_with(
             },
         }
     }
-    drop(listener);
+    // Connections the kernel completed but this loop has not accepted yet
+    // would be reset when the listener closes, possibly after the client sent
+    // its request, which a load balancer cannot safely retry elsewhere for a
+    // POST. Take them in and serve them like the others; then close.
+    for stream in pending_connections(listener) {
+        admit_into(&mut tasks, stream);
+    }
     drop(stop);
     let drained = tokio::time::timeout(limits.shutdown_timeout, async {
         while tasks.join_next().await.is_some() {}
@@ -156,6 +165,25 @@ pub async fn serve_with(
         tasks.shutdown().await;
     }
     Ok(())
+}
+
+/// Closes `listener` and returns the connections waiting in its accept queue.
+fn pending_connections(listener: TcpListener) -> Vec<TcpStream> {
+    // The std listener makes the accept calls themselves, not a readiness
+    // cache that may not have seen the last arrivals yet; it is non-blocking,
+    // so the loop ends at the first `WouldBlock`.
+    let Ok(listener) = listener.into_std() else {
+        return Vec::new();
+    };
+    let mut pending = Vec::new();
+    while let Ok((stream, _)) = listener.accept() {
+        if stream.set_nonblocking(true).is_ok() {
+            if let Ok(stream) = TcpStream::from_std(stream) {
+                pending.push(stream);
+            }
+        }
+    }
+    pending
 }
 
 /// Errors of one connection that say nothing about the listener.
@@ -367,5 +395,27 @@ pub fn raise_open_files_limit() -> Option<u64> {
     #[cfg(not(unix))]
     {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_waiting_in_the_accept_queue_are_taken_in_before_the_listener_closes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The kernel completes these handshakes; nothing has accepted them.
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let pending = pending_connections(listener);
+        assert_eq!(pending.len(), 3);
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "the listener is closed"
+        );
     }
 }

@@ -827,7 +827,10 @@ pub(crate) async fn auth_token(
             )));
         }
     };
-    let issued = state.tokens().issue(key, existing);
+    let issued = state.tokens().issue(key, existing).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot issue an access token");
+        ApiError::new(Code::UNAVAILABLE, "the token store is unavailable")
+    })?;
     let time = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
     Ok(Success(json!({
         "token": issued.token,

@@ -269,6 +269,44 @@ pub(crate) async fn healthz() -> Success<serde_json::Value> {
     Success(serde_json::json!({ "healthy": true }))
 }
 
+/// How long `/readyz` waits for the database before calling it unreachable:
+/// a balancer's check has its own timeout, and a slow answer is a failed one.
+const READY_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /readyz`: whether this replica should get traffic: not draining, and
+/// (with a practice store) the database answers and is at the schema version
+/// this build knows. `50300` with the reason otherwise.
+pub(crate) async fn readyz(
+    State(state): State<AppState>,
+) -> Result<Success<serde_json::Value>, ApiError> {
+    let unavailable = |why: String| {
+        Err(ApiError::new(
+            Code::UNAVAILABLE,
+            format!("not ready: {why}"),
+        ))
+    };
+    if state.is_draining() {
+        return unavailable("shutting down".into());
+    }
+    if let Some(practice) = state.practice() {
+        let wanted = sluice_practice::SCHEMA_VERSION;
+        match tokio::time::timeout(READY_DB_TIMEOUT, practice.store().schema_version()).await {
+            Ok(Ok(version)) if version == wanted => {}
+            Ok(Ok(version)) => {
+                return unavailable(format!(
+                    "the database is at schema version {version}, this build needs {wanted}"
+                ));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: the database cannot be read");
+                return unavailable("the database cannot be read".into());
+            }
+            Err(_) => return unavailable("the database does not answer".into()),
+        }
+    }
+    Ok(Success(serde_json::json!({ "ready": true })))
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let mut response = (

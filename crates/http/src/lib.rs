@@ -11,7 +11,9 @@
 //!   `POST /v1/api-tools/sliding/chat-messages/{modelName}` (sliding window),
 //!   `POST /v1/api-tools/chat-tokenize/{modelName}` (token calculator),
 //!   `POST /v1/routers/{router-id}/versions/{version}/route[?explain=true]`
-//!   (router); and `GET /healthz`, `GET /metrics` (Prometheus), `GET /openapi.json`.
+//!   (router); and `GET /healthz` (liveness), `GET /readyz` (readiness: the
+//!   database answers, migrations are done, not draining), `GET /metrics`
+//!   (Prometheus), `GET /openapi.json`.
 //! - Every answer is the envelope `{"status":{"code","message"},"result"}`; the
 //!   HTTP status is the code's first three digits. Every failure is an
 //!   [`ApiError`] with a [`Code`]: malformed JSON `40000`, a bad field `40001`,
@@ -56,7 +58,7 @@ mod routers;
 mod state;
 mod tokens;
 
-pub use app::{PREFIXES, app, served_routes, shutdown_signal};
+pub use app::{PREFIXES, app, drained_shutdown, served_routes, shutdown_signal};
 pub use auth::ApiKeys;
 pub use config::{Config, ConfigError, DEFAULT_ADDR, Limits, LogFormat, default_data_dir};
 pub use conn::{ConnectionLimits, raise_open_files_limit, serve, serve_with};

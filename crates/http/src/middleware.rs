@@ -141,16 +141,21 @@ pub(crate) async fn auth(State(state): State<AppState>, req: Request, next: Next
     let accepted = match presented {
         None => None,
         Some(token) if token.starts_with(crate::tokens::TOKEN_PREFIX) => {
-            match state.tokens().check(token) {
-                crate::tokens::TokenState::Valid => Some(true),
-                crate::tokens::TokenState::Expired => {
+            match state.tokens().check(token).await {
+                Ok(crate::tokens::TokenState::Valid) => Some(true),
+                Ok(crate::tokens::TokenState::Expired) => {
                     return ApiError::new(
                         Code::TOKEN_EXPIRED,
                         "Unauthorized: the access token has expired; get a new one from GET /v1/auth/token",
                     )
                     .into_response();
                 }
-                crate::tokens::TokenState::Unknown => Some(false),
+                Ok(crate::tokens::TokenState::Unknown) => Some(false),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot look up an access token");
+                    return ApiError::new(Code::UNAVAILABLE, "the token store is unavailable")
+                        .into_response();
+                }
             }
         }
         Some(key) if keys.verify(key) => Some(true),

@@ -63,6 +63,17 @@ pub fn document_for<'a>(
         }}),
     );
     paths.insert(
+        "/readyz".into(),
+        json!({"get": {
+            "operationId": "readyz",
+            "summary": "Readiness: this replica can take traffic (the database answers, migrations are done, it is not shutting down). 503 with the reason otherwise.",
+            "responses": {
+                "200": {"description": "Ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
+                "503": {"description": "Not ready", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
+            }
+        }}),
+    );
+    paths.insert(
         "/metrics".into(),
         json!({"get": {
             "operationId": "metrics",

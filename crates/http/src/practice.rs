@@ -622,11 +622,14 @@ async fn list_sessions(caller: Caller, Query(query): Query<HashMap<String, Strin
         class_id: optional_query_id(&query, "class_id")?,
         project_id: optional_query_id(&query, "project_id")?,
     };
-    let sessions = caller
-        .practice
-        .store()
-        .list_sessions(caller.user.id, filter, page)
-        .await?;
+    let store = caller.practice.store();
+    // Filtering by a class one is not in is refused like a run in it (404 for
+    // no such class, 403 for a non-member), not answered with an empty page
+    // that reads as "no sessions yet".
+    if let Some(class_id) = filter.class_id {
+        store.class_for_member(class_id, caller.user.id).await?;
+    }
+    let sessions = store.list_sessions(caller.user.id, filter, page).await?;
     ok(StatusCode::OK, &sessions)
 }
 

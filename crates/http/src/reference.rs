@@ -131,12 +131,21 @@ pub const SETTINGS: &[Setting] = &[
          then the connection is closed.",
     ),
     setting(
+        "drain_ms",
+        Some("SLUICE_DRAIN_MS"),
+        "integer (ms)",
+        "`0`",
+        "After SIGTERM or SIGINT, and before the listener closes: `/readyz` answers `503` while requests are \
+         still served as usual, so that a load balancer that polls it moves traffic away first. Set it to a \
+         little more than the balancer's check interval times its failure threshold (`deploy/` uses 3000).",
+    ),
+    setting(
         "shutdown_timeout_ms",
         Some("SLUICE_SHUTDOWN_TIMEOUT_MS"),
         "integer (ms)",
         "`8000`",
-        "After SIGTERM or SIGINT: the listener closes, idle connections close at once, and requests in flight \
-         get this long to finish before their connections are dropped. Keep it under the service manager's \
+        "After SIGTERM or SIGINT and the drain (`drain_ms`): the listener closes, idle connections close at \
+         once, and requests in flight get this long to finish before their connections are dropped. Keep it under the service manager's \
          kill timeout (Docker's is 10 s).",
     ),
     setting(
@@ -237,7 +246,7 @@ pub const MODEL_SETTINGS: &[Setting] = &[
         "profile",
         None,
         "string",
-        "chosen by the caller",
+        "the logical name if it is a built-in profile, else `o200k` (`openai`, `local`) or `HCX-005` (`clova`)",
         "The sluice profile used to count and trim this model's prompts.",
     ),
     setting(
@@ -245,7 +254,9 @@ pub const MODEL_SETTINGS: &[Setting] = &[
         None,
         "string",
         "none (no key sent)",
-        "The *name* of the environment variable holding the API key; the key itself never goes in the file.",
+        "The *name* of the environment variable holding the API key; the key itself never goes in the file. \
+         When it is not set, `sluice serve` still starts, prints `model unavailable: ...` for this model and \
+         serves the others.",
     ),
     setting(
         "timeout_ms",
@@ -259,8 +270,9 @@ pub const MODEL_SETTINGS: &[Setting] = &[
         None,
         "integer",
         "`8`",
-        "Calls to this model in flight at once. For `local`: requests accepted at a time, running and \
-         waiting together; one more is refused with `429`.",
+        "Calls to this model in flight at once, per replica: three replicas with `8` make up to 24 calls at \
+         once (divide a global quota by the replicas, docs/deploy.md). For `local`: requests accepted at a \
+         time, running and waiting together; one more is refused with `429`.",
     ),
     setting(
         "max_retries",
@@ -410,6 +422,7 @@ concurrency_limit = 256
 max_connections = 4096
 header_timeout_ms = 10000
 max_header_bytes = 32768
+drain_ms = 0
 shutdown_timeout_ms = 8000
 token_ttl_ms = 3600000
 log_format = "json"
@@ -490,6 +503,7 @@ impl Config {
         top.insert("max_connections".into(), int(self.max_connections as u64));
         top.insert("header_timeout_ms".into(), int(self.header_timeout_ms));
         top.insert("max_header_bytes".into(), int(self.max_header_bytes as u64));
+        top.insert("drain_ms".into(), int(self.drain_ms));
         top.insert("shutdown_timeout_ms".into(), int(self.shutdown_timeout_ms));
         top.insert("token_ttl_ms".into(), int(self.token_ttl_ms));
         let format = match self.log_format {

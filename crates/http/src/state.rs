@@ -1,6 +1,8 @@
 //! What every handler shares: the model profiles, the keys, the limits, the metrics.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use std::path::PathBuf;
 
@@ -13,6 +15,7 @@ use crate::config::{Config, ConfigError, Limits};
 use crate::metrics::Metrics;
 use crate::middleware::RequestLogs;
 use crate::routers::Routers;
+use crate::tokens::Tokens;
 
 /// The shared state of [`app`](crate::app). Cloning is cheap.
 ///
@@ -40,8 +43,12 @@ struct Inner {
     cors_origins: Vec<String>,
     metrics: Metrics,
     practice: Option<Practice>,
-    tokens: crate::tokens::Tokens,
+    tokens: Tokens,
     request_logs: RequestLogs,
+    /// Configured models that could not be set up, each with the reason.
+    unavailable_models: Vec<String>,
+    /// Set on shutdown: `/readyz` answers 503 from then on.
+    draining: AtomicBool,
 }
 
 /// Builds an [`AppState`]; every setter has a default.
@@ -119,6 +126,14 @@ impl StateBuilder {
 
     /// The state.
     pub fn build(self) -> AppState {
+        let token_ttl = self
+            .token_ttl
+            .unwrap_or(std::time::Duration::from_secs(3600));
+        // With a store, tokens are rows in it (every replica knows them).
+        let tokens = match &self.practice {
+            Some(practice) => Tokens::in_store(token_ttl, practice.store().clone()),
+            None => Tokens::in_memory(token_ttl),
+        };
         AppState {
             inner: Arc::new(Inner {
                 profiles: self.profiles.unwrap_or_else(Profiles::builtin),
@@ -131,10 +146,9 @@ impl StateBuilder {
                 cors_origins: self.cors_origins,
                 metrics: Metrics::default(),
                 practice: self.practice,
-                tokens: crate::tokens::Tokens::new(
-                    self.token_ttl
-                        .unwrap_or(std::time::Duration::from_secs(3600)),
-                ),
+                tokens,
+                unavailable_models: Vec::new(),
+                draining: AtomicBool::new(false),
                 request_logs: RequestLogs::new(
                     self.request_logs_per_sec
                         .unwrap_or(Config::default().log_requests_per_sec),
@@ -231,20 +245,32 @@ impl AppState {
         })?;
         let client = sluice_practice::provider::http_client();
         let mut providers = Vec::with_capacity(config.models.len());
+        let mut unavailable = Vec::new();
         for (name, model) in &config.models {
-            let provider =
-                sluice_practice::provider::Provider::new(name, model.clone(), client.clone())
-                    .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-            providers.push(provider);
+            match sluice_practice::provider::Provider::new(name, model.clone(), client.clone()) {
+                Ok(provider) => providers.push(provider),
+                // A first run with the README's config and no key in the
+                // environment: start, and say which model is missing and why,
+                // rather than refuse to start at all.
+                Err(e @ sluice_practice::provider::ConfigError::MissingApiKey { .. }) => {
+                    unavailable.push(format!(
+                        "{e}: it is unavailable until the server restarts with it"
+                    ));
+                }
+                Err(e) => return Err(ConfigError::Invalid(e.to_string())),
+            }
         }
         let models =
             Practice::models_from(providers, plain.profiles()).map_err(ConfigError::Invalid)?;
         let router = plain.practice_router(config)?;
+        // Tokens go to the database, so that every replica on it knows them.
+        let tokens = Tokens::in_store(Duration::from_millis(config.token_ttl_ms), store.clone());
         let practice = Practice::new(store, models, router);
         let mut state = plain;
-        Arc::get_mut(&mut state.inner)
-            .expect("a state just built has one owner")
-            .practice = Some(practice);
+        let inner = Arc::get_mut(&mut state.inner).expect("a state just built has one owner");
+        inner.practice = Some(practice);
+        inner.tokens = tokens;
+        inner.unavailable_models = unavailable;
         Ok(state)
     }
 
@@ -286,7 +312,7 @@ impl AppState {
     }
 
     /// The access tokens issued by `/v1/auth/token`.
-    pub(crate) fn tokens(&self) -> &crate::tokens::Tokens {
+    pub(crate) fn tokens(&self) -> &Tokens {
         &self.inner.tokens
     }
 
@@ -298,6 +324,23 @@ impl AppState {
     /// The origins allowed to call the server from a browser.
     pub fn cors_origins(&self) -> &[String] {
         &self.inner.cors_origins
+    }
+
+    /// The configured models that are not available, one line each saying
+    /// why (an `api_key_env` variable that is not set).
+    pub fn unavailable_models(&self) -> &[String] {
+        &self.inner.unavailable_models
+    }
+
+    /// Marks this server as shutting down: `/readyz` answers 503 from now on,
+    /// while every other route keeps serving.
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`AppState::start_draining`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
     }
 
     /// The metrics registry.

@@ -1,4 +1,4 @@
-//! /healthz, /metrics, graceful shutdown.
+//! /healthz, /readyz, /metrics, graceful shutdown and the drain before it.
 
 use std::time::Duration;
 
@@ -14,6 +14,90 @@ async fn healthz_answers_in_the_envelope() {
     let reply = call(&default_app(), "GET", "/healthz", &[], "").await;
     assert_eq!(reply.code(), "20000");
     assert_eq!(reply.json()["result"]["healthy"], true);
+}
+
+#[tokio::test]
+async fn readyz_is_ready_with_a_migrated_store_and_not_while_draining() {
+    let store = sluice_practice::Store::in_memory().await.unwrap();
+    let practice = sluice_practice::Practice::new(store, Default::default(), None);
+    let state = AppState::builder().practice(practice).build();
+    let app = sluice_http::app(state.clone());
+    let reply = call(&app, "GET", "/readyz", &[], "").await;
+    assert_eq!(reply.code(), "20000", "{}", reply.message());
+    assert_eq!(reply.json()["result"]["ready"], true);
+    state.start_draining();
+    let reply = call(&app, "GET", "/readyz", &[], "").await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.code(), "50300");
+    assert!(
+        reply.message().contains("shutting down"),
+        "{}",
+        reply.message()
+    );
+    // Liveness and the API are unaffected by the drain.
+    assert_eq!(call(&app, "GET", "/healthz", &[], "").await.code(), "20000");
+    let body = json!({"maxTokens": 100, "messages": history(1)});
+    assert_eq!(post_json(&app, SLIDING, &body).await.code(), "20000");
+}
+
+#[tokio::test]
+async fn readyz_is_not_ready_when_the_database_is_gone() {
+    let dir = std::env::temp_dir().join(format!("sluice-readyz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gone.db");
+    let _ = std::fs::remove_file(&path);
+    let store = sluice_practice::Store::open_file(&path).await.unwrap();
+    let practice = sluice_practice::Practice::new(store, Default::default(), None);
+    let app = sluice_http::app(AppState::builder().practice(practice).build());
+    assert_eq!(call(&app, "GET", "/readyz", &[], "").await.code(), "20000");
+    // The migrations table vanishing stands for a database reset under the
+    // server: the replica must stop saying it can serve.
+    let url = format!("sqlite:{}", path.display());
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DROP TABLE sluice_migrations")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let reply = call(&app, "GET", "/readyz", &[], "").await;
+    assert_eq!(reply.status, 503, "{}", reply.message());
+    assert!(reply.message().contains("database"), "{}", reply.message());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn on_the_signal_readyz_turns_503_while_requests_are_still_served_then_it_stops() {
+    let state = AppState::builder().build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (signal, signalled) = tokio::sync::oneshot::channel::<()>();
+    let drain = Duration::from_millis(600);
+    let shutdown = sluice_http::drained_shutdown(
+        state.clone(),
+        async move {
+            let _ = signalled.await;
+        },
+        drain,
+    );
+    let server = tokio::spawn(sluice_http::serve(
+        listener,
+        sluice_http::app(state),
+        shutdown,
+    ));
+    assert_eq!(http(addr, "GET", "/readyz", &[], b"").await.code(), "20000");
+    signal.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Draining: not ready, but new connections and requests are still served.
+    assert_eq!(http(addr, "GET", "/readyz", &[], b"").await.status, 503);
+    let body = br#"{"maxTokens":100,"messages":[{"role":"user","content":"hello"}]}"#;
+    assert_eq!(http(addr, "POST", SLIDING, &[], body).await.code(), "20000");
+    assert!(!server.is_finished());
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("stops after the drain")
+        .unwrap()
+        .unwrap();
+    assert!(TcpStream::connect(addr).await.is_err());
 }
 
 #[tokio::test]

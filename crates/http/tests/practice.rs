@@ -2072,3 +2072,68 @@ async fn a_big_upload_lets_other_writers_through_and_appears_whole() {
         "{hits}"
     );
 }
+
+/// Issue 26: listing by a class one is not in was 200 with an empty page.
+#[tokio::test]
+async fn listing_sessions_of_a_class_one_is_not_in_is_403_and_of_no_class_404() {
+    let env = Env::start(Script::new(), &three()).await;
+    let (outsider, outsider_key) = env.store.create_user("outsider").await.unwrap();
+    let path = format!("/user/practice/sessions?class_id={}", env.class_id);
+    let (status, body) = env
+        .send_as(Some(&outsider_key.key), Method::GET, &path, None)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("not a member"),
+        "{body}"
+    );
+    let (status, body) = env.get(&path).await;
+    assert_eq!(status, 200, "a member still lists: {body}");
+    let (status, _) = env.get("/user/practice/sessions?class_id=999999").await;
+    assert_eq!(status, 404);
+    // Without the filter an outsider sees their own (none), as before.
+    let (status, body) = env
+        .send_as(
+            Some(&outsider_key.key),
+            Method::GET,
+            "/user/practice/sessions",
+            None,
+        )
+        .await;
+    assert_eq!((status, body["total"].as_i64()), (200, Some(0)), "{body}");
+    let _ = outsider;
+}
+
+/// Issue 26: a model the class allows but the server lacks said only "is not
+/// configured on this server"; it now says what is configured and where
+/// models come from.
+#[tokio::test]
+async fn a_class_model_missing_from_the_server_is_explained() {
+    let env = Env::start(Script::new(), &three()).await;
+    let teacher = env.store.user(env.teacher_id).await.unwrap();
+    let class = env
+        .store
+        .create_class("other", teacher.id, &["HCX-005".to_string()], "HCX-005")
+        .await
+        .unwrap();
+    env.store
+        .add_member(class.id, env.user_id, ClassRole::Student)
+        .await
+        .unwrap();
+    let (status, body) = env
+        .post(
+            &format!("/user/practice/sessions/run?class_id={}", class.id),
+            &json!({"prompt_text": "hi"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    for part in [
+        "\"HCX-005\" is not configured",
+        "configured: ",
+        "[models.NAME]",
+        "--config",
+    ] {
+        assert!(detail.contains(part), "{part} missing in {detail}");
+    }
+}

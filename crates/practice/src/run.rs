@@ -303,8 +303,16 @@ impl Practice {
                 )));
             }
             if !self.models.contains_key(name) {
+                let configured = if self.models.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+                };
                 return Err(PracticeError::BadRequest(format!(
-                    "model {name:?} is not configured on this server"
+                    "model {name:?} is not configured on this server (configured: {configured}); \
+                     models are the [models.NAME] tables of the config file that `sluice serve \
+                     --config FILE` (or `sluice practice run --config FILE`) reads, and one whose \
+                     api_key_env variable is unset is skipped at start-up"
                 )));
             }
         }

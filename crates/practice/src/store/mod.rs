@@ -10,6 +10,7 @@ mod classes;
 mod knowledge;
 mod library;
 mod sessions;
+mod tokens;
 mod users;
 
 use std::fmt;
@@ -31,6 +32,7 @@ pub use sessions::{
     NewResult, NewSession, NewTurn, SessionDetail, SessionFilter, SessionModel, SessionPatch,
     SessionSummary, StoredResult, StoredTurn,
 };
+pub use tokens::AccessTokenRecord;
 pub use users::{ApiKeyInfo, KEY_PREFIX, NewKey, User};
 
 use crate::error::{PracticeError, Result};
@@ -76,7 +78,7 @@ pub(crate) use {on_pool, write_tx};
 /// The migrations, in order; each runs once, in its own transaction, and is
 /// recorded in `sluice_migrations`. Hand-rolled rather than `sqlx::migrate!`,
 /// which needs the proc-macro stack at build time for four lines of logic.
-const MIGRATIONS: [Migration; 2] = [
+const MIGRATIONS: [Migration; 3] = [
     Migration {
         version: 1,
         name: "init",
@@ -88,6 +90,12 @@ const MIGRATIONS: [Migration; 2] = [
         name: "document_indexing",
         sqlite: include_str!("../../migrations/sqlite/0002_document_indexing.sql"),
         postgres: include_str!("../../migrations/postgres/0002_document_indexing.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "access_tokens",
+        sqlite: include_str!("../../migrations/sqlite/0003_access_tokens.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_access_tokens.sql"),
     },
 ];
 

@@ -147,16 +147,29 @@ impl Store {
         Ok(NewKey { id, key })
     }
 
-    /// Revokes a key; it stops working at once. Revoking twice is fine.
+    /// Revokes a key and the access tokens issued for it; both stop working
+    /// at once. Revoking twice is fine.
     pub async fn revoke_key(&self, key_id: i64) -> Result<()> {
-        let done = on_pool!(self, pool => sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
-        )
-        .bind(key_id)
-        .bind(now())
-        .execute(pool)
-        .await?
-        .rows_affected());
+        let revoked_at = now();
+        let done = write_tx!(self, tx => {
+            let done = sqlx::query(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+            )
+            .bind(key_id)
+            .bind(&revoked_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL \
+                 AND key_hash = (SELECT key_hash FROM api_keys WHERE id = $1)",
+            )
+            .bind(key_id)
+            .bind(&revoked_at)
+            .execute(&mut *tx)
+            .await?;
+            done
+        });
         if done == 0 {
             return Err(PracticeError::NotFound("API key"));
         }
