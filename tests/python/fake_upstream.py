@@ -3,11 +3,40 @@ CLOVA Studio v3 wire formats, blocking and streamed (SSE), standard library only
 
 It answers every chat with "echo: <last user message>" and counts usage in
 words; every request it receives is kept in ``FakeUpstream.requests``.
+
+The upstream model id picks a behaviour (the browser tests use them):
+``slow*`` streams many words a quarter of a second apart (and counts, in
+``FakeUpstream.aborted``, the streams whose client went away); ``fail*``
+answers 500; ``hostile*`` answers markdown full of HTML and script that a page
+must render inert.
 """
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+# What a hostile model answers: every way to smuggle script into a page.
+HOSTILE = "\n".join([
+    "# Hostile answer",
+    "<script>window.__pwned = (window.__pwned || 0) + 1</script>",
+    "<img src=x onerror=\"window.__pwned = (window.__pwned || 0) + 1\">",
+    "[click me](javascript:window.__pwned=1) and [data](data:text/html,<script>alert(1)</script>)",
+    "<svg onload=\"window.__pwned=1\"></svg> <iframe src=\"javascript:window.__pwned=1\"></iframe>",
+    "<a href=\"javascript:window.__pwned=1\">raw link</a> <b onmouseover=\"window.__pwned=1\">bold</b>",
+    "",
+    "| a | b |",
+    "|---|---|",
+    "| `<script>` | **safe** |",
+    "",
+    "- one",
+    "- two [ok](https://example.com/)",
+    "",
+    "```html",
+    "<script>window.__pwned=1</script>",
+    "```",
+])
 
 
 def _reply_for(body):
@@ -16,7 +45,13 @@ def _reply_for(body):
         if message.get("role") == "user":
             content = message.get("content")
             last = content if isinstance(content, str) else ""
-    text = "echo: " + last
+    model = str(body.get("model") or "")
+    if model.startswith("hostile"):
+        text = HOSTILE
+    elif model.startswith("slow"):
+        text = "slow answer: " + " ".join(f"word{i}" for i in range(60))
+    else:
+        text = "echo: " + last
     prompt_words = sum(
         len(str(m.get("content") or "").split()) for m in body.get("messages", [])
     )
@@ -43,6 +78,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
         text, prompt, completion = _reply_for(body)
+        model = str(body.get("model") or "")
+        if model.startswith("fail"):
+            self._send(500, {"error": {"message": "the fake model failed", "type": "server_error"}})
+            return
+        if model.startswith("slow") and body.get("stream") and self.path.endswith("/chat/completions"):
+            self._stream_slowly(body, text, prompt, completion)
+            return
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         words = [w + " " for w in text.split(" ")]
         words[-1] = words[-1].rstrip(" ")
@@ -81,11 +123,35 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
 
+    def _stream_slowly(self, body, text, prompt, completion):
+        """Streams word by word, 0.25 s apart, flushing each; stops when the client goes."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            for word in text.split(" "):
+                chunk = {"id": "chatcmpl-slow", "object": "chat.completion.chunk", "model": body.get("model"),
+                         "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+                self.wfile.write(("data: " + json.dumps(chunk) + "\n\n").encode())
+                self.wfile.flush()
+                time.sleep(0.25)
+            usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+            final = {"id": "chatcmpl-slow", "object": "chat.completion.chunk", "model": body.get("model"),
+                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
+            self.wfile.write(("data: " + json.dumps(final) + "\n\ndata: [DONE]\n\n").encode())
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.server.fake.aborted += 1
+        self.close_connection = True
+
+
 class FakeUpstream:
     """Serves on 127.0.0.1 (a free port) in a background thread until ``stop``."""
 
     def __init__(self):
         self.requests = []
+        self.aborted = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.fake = self
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

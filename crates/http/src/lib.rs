@@ -52,8 +52,10 @@ mod openapi;
 mod practice;
 mod reference;
 mod routers;
+mod runs;
 mod state;
 mod tokens;
+mod web;
 
 pub use app::{PREFIXES, app, served_routes, shutdown_signal};
 pub use auth::ApiKeys;
@@ -72,3 +74,4 @@ pub use reference::{
     config_reference, env_vars,
 };
 pub use state::{AppState, StateBuilder};
+pub use web::{SessionSecret, asset_sizes};

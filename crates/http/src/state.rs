@@ -42,6 +42,8 @@ struct Inner {
     practice: Option<Practice>,
     tokens: crate::tokens::Tokens,
     request_logs: RequestLogs,
+    session_secret: crate::web::SessionSecret,
+    runs: crate::runs::LiveRuns,
 }
 
 /// Builds an [`AppState`]; every setter has a default.
@@ -56,6 +58,7 @@ pub struct StateBuilder {
     practice: Option<Practice>,
     token_ttl: Option<std::time::Duration>,
     request_logs_per_sec: Option<u32>,
+    session_secret: Option<crate::web::SessionSecret>,
 }
 
 impl StateBuilder {
@@ -117,6 +120,14 @@ impl StateBuilder {
         self
     }
 
+    /// The secret that signs the web app's session cookies. Default: a random
+    /// one, so sign-ins end when the server restarts; replicas that should
+    /// accept each other's cookies need the same secret.
+    pub fn session_secret(mut self, secret: crate::web::SessionSecret) -> Self {
+        self.session_secret = Some(secret);
+        self
+    }
+
     /// The state.
     pub fn build(self) -> AppState {
         AppState {
@@ -139,6 +150,8 @@ impl StateBuilder {
                     self.request_logs_per_sec
                         .unwrap_or(Config::default().log_requests_per_sec),
                 ),
+                session_secret: self.session_secret.unwrap_or_default(),
+                runs: crate::runs::LiveRuns::default(),
             }),
         }
     }
@@ -291,6 +304,16 @@ impl AppState {
     /// The origins allowed to call the server from a browser.
     pub fn cors_origins(&self) -> &[String] {
         &self.inner.cors_origins
+    }
+
+    /// The secret that signs session cookies.
+    pub(crate) fn session_secret(&self) -> &crate::web::SessionSecret {
+        &self.inner.session_secret
+    }
+
+    /// The streamed runs in progress.
+    pub(crate) fn runs(&self) -> &crate::runs::LiveRuns {
+        &self.inner.runs
     }
 
     /// The metrics registry.
