@@ -56,7 +56,8 @@ class Server:
                               "--models", ",".join(MODELS), "--primary", "fast-a").strip()
         self.admin("class", "add-member", class_id, "student-a")
         self.admin("class", "add-member", class_id, "student-b")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+        # The dev override of the embedded assets (SLUICE_WEB_DIR) passes; no other SLUICE_ setting.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_") or k == "SLUICE_WEB_DIR"}
         self.log = open(os.path.join(tmp, "server.log"), "w", encoding="utf-8")
         self.proc = subprocess.Popen([binary, "serve", "--config", config, "--addr", "127.0.0.1:0"],
                                      stdout=subprocess.PIPE, stderr=self.log, env=env, text=True)

@@ -71,9 +71,11 @@ impl LiveRuns {
     }
 }
 
-/// A random id in `1..=i64::MAX` (a path id, like every other).
+/// A random id below 2^53: a path id like every other, and one that a
+/// JavaScript number holds exactly (a larger one would be rounded in the page
+/// and name another run).
 fn random_id() -> i64 {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("the OS random source works");
-    (u64::from_le_bytes(bytes) >> 1).max(1) as i64
+    (u64::from_le_bytes(bytes) >> 11).max(1) as i64
 }

@@ -4,7 +4,7 @@
 const STRINGS = {
   en: {
     title: "sluice practice", signin: "Sign in", signout: "Sign out", key: "Your key",
-    key_hint: "The key your instructor gave you (nv-…). It is exchanged for a session cookie.",
+    key_hint: "The key your instructor gave you (sk-sluice-…). It is exchanged for a session cookie.",
     signin_failed: "Sign-in failed: ", nav_run: "Run", nav_library: "Library", history: "History",
     search_titles: "Search titles", no_sessions: "No sessions yet.", rename: "Rename", delete: "Delete",
     move: "Move to project", no_project: "(no project)", confirm_delete: "Delete this session?",
@@ -33,7 +33,7 @@ const STRINGS = {
   },
   ko: {
     title: "sluice 실습", signin: "로그인", signout: "로그아웃", key: "내 키",
-    key_hint: "강사에게 받은 키(nv-…)입니다. 세션 쿠키로 교환됩니다.",
+    key_hint: "강사에게 받은 키(sk-sluice-…)입니다. 세션 쿠키로 교환됩니다.",
     signin_failed: "로그인 실패: ", nav_run: "실행", nav_library: "라이브러리", history: "기록",
     search_titles: "제목 검색", no_sessions: "아직 세션이 없습니다.", rename: "이름 바꾸기", delete: "삭제",
     move: "프로젝트로 이동", no_project: "(프로젝트 없음)", confirm_delete: "이 세션을 삭제할까요?",

@@ -61,7 +61,7 @@ function knowledgeDetail(kb, li) {
   const hits = h("ol", { class: "hits" });
   const drawDocs = async () => {
     const page = await api.get(`/user/practice/knowledge/${kb.id}/documents?size=200`);
-    clear(docs).append((page.items || []).map((d) => h("li", {}, d.file_name, d.passages != null ? ` · ${d.passages} ${t("passages")}` : "")));
+    clear(docs).append(...(page.items || []).map((d) => h("li", {}, d.title, d.passages != null ? ` · ${d.passages} ${t("passages")}` : "")));
   };
   file.addEventListener("change", async () => {
     const f = file.files[0];
@@ -80,7 +80,7 @@ function knowledgeDetail(kb, li) {
     e.preventDefault();
     try {
       const res = await api.post("/user/practice/knowledge/search", { knowledge_ids: [kb.id], query: query.value, k: 5 });
-      clear(hits).append(res.items.map((hit) => h("li", {},
+      clear(hits).append(...res.items.map((hit) => h("li", {},
         h("span", { class: "score" }, `${t("score")} ${Number(hit.score).toFixed(2)}`), " ", hit.passage.text)));
     } catch (err) {
       clear(hits).append(h("li", {}, errorLine(err)));

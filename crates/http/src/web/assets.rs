@@ -82,9 +82,25 @@ pub(crate) fn security_headers(headers: &mut HeaderMap) {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
+/// `SLUICE_WEB_DIR`: a folder whose files replace the embedded ones, read on
+/// every request, so the page's code can be changed without recompiling.
+/// For working on the app only; a served build leaves it unset.
+pub const DEV_DIR_ENV: &str = "SLUICE_WEB_DIR";
+
+fn dev_file(name: &str) -> Option<(Vec<u8>, String)> {
+    let dir = std::env::var_os(DEV_DIR_ENV)?;
+    let bytes = std::fs::read(std::path::Path::new(&dir).join(name)).ok()?;
+    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..20]);
+    Some((bytes, etag))
+}
+
 fn serve(index: usize, request: &HeaderMap) -> Response {
     let asset = &ASSETS[index];
-    let etag = &etags()[index];
+    let (dev, etag) = match dev_file(asset.name) {
+        Some((bytes, etag)) => (Some(bytes), etag),
+        None => (None, etags()[index].clone()),
+    };
+    let etag = etag.as_str();
     let mut response = if request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -92,7 +108,10 @@ fn serve(index: usize, request: &HeaderMap) -> Response {
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = asset.bytes.into_response();
+        let mut r = match dev {
+            Some(bytes) => bytes.into_response(),
+            None => asset.bytes.into_response(),
+        };
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(asset.content_type),
