@@ -1,6 +1,12 @@
 //! The web app's files, embedded in the binary: no build step, no files to
 //! install, nothing fetched at run time.
 //!
+//! Each file is compressed once (brotli at its best quality, and gzip for
+//! browsers without brotli), in a background thread when the routes are built,
+//! and then served from memory: compressing per request with the highest
+//! brotli quality would cost milliseconds of CPU that a run being served beside
+//! the page would feel (measured in `benches/web_budget.py`).
+//!
 //! Every file is answered with a strong `ETag` (a hash of its bytes) and
 //! `Cache-Control: no-cache`: the browser keeps its copy and revalidates it
 //! with one small request that answers `304` until the binary changes. The
@@ -9,6 +15,7 @@
 
 use std::sync::OnceLock;
 
+use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -54,6 +61,66 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src '
      img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
 
+/// An asset's compressed forms.
+struct Encoded {
+    brotli: Vec<u8>,
+    gzip: Vec<u8>,
+}
+
+/// Every asset compressed, computed once (the first caller waits for it).
+fn encoded() -> &'static [Encoded] {
+    static ENCODED: OnceLock<Vec<Encoded>> = OnceLock::new();
+    ENCODED.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|a| {
+                let mut brotli = Vec::new();
+                let params = brotli::enc::BrotliEncoderParams {
+                    quality: 11,
+                    ..Default::default()
+                };
+                brotli::BrotliCompress(&mut &a.bytes[..], &mut brotli, &params)
+                    .expect("compressing into memory cannot fail");
+                let mut gzip =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                std::io::Write::write_all(&mut gzip, a.bytes).expect("writing into memory");
+                let gzip = gzip.finish().expect("writing into memory");
+                Encoded { brotli, gzip }
+            })
+            .collect()
+    })
+}
+
+/// Compresses the assets now, off the request path.
+pub(crate) fn warm() {
+    std::thread::spawn(encoded);
+}
+
+/// The encoding to answer with: brotli if the client takes it, else gzip,
+/// else none (an encoding listed with `q=0` is refused).
+fn pick_encoding(request: &HeaderMap) -> Option<&'static str> {
+    let accepted: Vec<(String, bool)> = request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|item| {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name, !refused)
+        })
+        .collect();
+    ["br", "gzip"]
+        .into_iter()
+        .find(|e| accepted.iter().any(|(name, ok)| *ok && name == e))
+}
+
 /// The ETag of each asset, computed once.
 fn etags() -> &'static [String] {
     static ETAGS: OnceLock<Vec<String>> = OnceLock::new();
@@ -96,34 +163,55 @@ fn dev_file(name: &str) -> Option<(Vec<u8>, String)> {
 
 fn serve(index: usize, request: &HeaderMap) -> Response {
     let asset = &ASSETS[index];
-    let (dev, etag) = match dev_file(asset.name) {
-        Some((bytes, etag)) => (Some(bytes), etag),
-        None => (None, etags()[index].clone()),
-    };
-    let etag = etag.as_str();
-    let mut response = if request
+    // The body, its encoding and its ETag: each encoding is its own
+    // representation, so its ETag differs too.
+    let (body, encoding, etag): (Body, Option<&'static str>, String) =
+        match dev_file(asset.name) {
+            Some((bytes, etag)) => (bytes.into(), None, etag),
+            None => {
+                let base = &etags()[index];
+                match pick_encoding(request) {
+                    None => (asset.bytes.into(), None, base.clone()),
+                    Some(encoding) => {
+                        let forms = &encoded()[index];
+                        let bytes: &'static [u8] = if encoding == "br" {
+                            &forms.brotli
+                        } else {
+                            &forms.gzip
+                        };
+                        let tagged = format!("{}-{encoding}\"", base.trim_end_matches('"'));
+                        (bytes.into(), Some(encoding), tagged)
+                    }
+                }
+            }
+        };
+    let fresh = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
-    {
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = match dev {
-            Some(bytes) => bytes.into_response(),
-            None => asset.bytes.into_response(),
-        };
+        let mut r = body.into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(asset.content_type),
         );
+        if let Some(encoding) = encoding {
+            r.headers_mut().insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(encoding),
+            );
+        }
         r
     };
     let headers = response.headers_mut();
     headers.insert(
         header::ETAG,
-        HeaderValue::from_str(etag).expect("hex digits"),
+        HeaderValue::from_str(&etag).expect("hex digits"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     security_headers(headers);
     response
 }

@@ -24,8 +24,10 @@ pub use assets::sizes as asset_sizes;
 pub use session::SessionSecret;
 
 /// The web routes: `/`, `/assets/{name}` and `/web/session` (sign in, who
-/// am I, sign out). Compressed with brotli or gzip as the browser accepts.
+/// am I, sign out). Assets are compressed with brotli or gzip as the browser
+/// accepts (once, see [`assets`]).
 pub(crate) fn routes() -> Router<AppState> {
+    assets::warm();
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::asset))
@@ -33,7 +35,6 @@ pub(crate) fn routes() -> Router<AppState> {
             "/web/session",
             get(who).post(sign_in).delete(sign_out),
         )
-        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 fn detail(status: StatusCode, message: &str) -> Response {
