@@ -1392,7 +1392,10 @@ async fn a_streamed_run_that_fails_before_its_first_token_answers_with_the_real_
         let (blocking_status, blocking_body) = env
             .send_as(Some(&key), Method::POST, &path, Some(&body))
             .await;
-        assert!(blocking_status >= 400, "{name}: {blocking_status} {blocking_body}");
+        assert!(
+            blocking_status >= 400,
+            "{name}: {blocking_status} {blocking_body}"
+        );
         let (status, content_type, text) = post_streamed(&env, &key, &path, &body).await;
         assert_eq!(status, blocking_status, "{name}: {text}");
         assert!(
@@ -1425,7 +1428,10 @@ async fn a_streamed_run_whose_models_all_fail_ends_with_an_error_event() {
     )
     .await;
     assert_eq!(status, 201, "{text}");
-    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
     let events = sse_events(&text);
     assert_eq!(events[0].0, "started", "{text}");
     let (event, data) = events.last().unwrap();
@@ -1444,7 +1450,10 @@ async fn stopping_a_model_closes_its_call_and_stores_what_it_generated() {
     let slow: Vec<&str> = slow.iter().map(String::as_str).collect();
     let script = Script::new()
         .on("alpha", Behavior::stream(&slow, Duration::from_millis(50)))
-        .on("gamma", Behavior::stream(&["Gam", "ma ", "done"], Duration::from_millis(20)));
+        .on(
+            "gamma",
+            Behavior::stream(&["Gam", "ma ", "done"], Duration::from_millis(20)),
+        );
     let env = Env::start(script, &[openai("alpha"), clova("gamma")]).await;
     let (_, stranger_key) = env.store.create_user("stranger").await.unwrap();
     let started = Instant::now();
@@ -1498,7 +1507,12 @@ async fn stopping_a_model_closes_its_call_and_stores_what_it_generated() {
     let streamed: String = events
         .iter()
         .filter(|(e, d)| e == "token" && d.contains("\"alpha\""))
-        .map(|(_, d)| serde_json::from_str::<Value>(d).unwrap()["text"].as_str().unwrap().to_string())
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert!(streamed.len() >= alpha_tokens, "{text}");
     let (last, data) = events.last().unwrap();
@@ -1507,7 +1521,12 @@ async fn stopping_a_model_closes_its_call_and_stores_what_it_generated() {
     assert_eq!(result["results"][0]["finish_reason"], "stopped", "{result}");
     assert_eq!(result["results"][0]["response_text"], streamed.as_str());
     assert!(result["results"][0]["error"].is_null(), "{result}");
-    assert!(result["results"][0]["token_usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(
+        result["results"][0]["token_usage"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert_eq!(result["results"][1]["response_text"], "Gamma done");
     // The upstream call was closed, not left running.
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -1518,8 +1537,14 @@ async fn stopping_a_model_closes_its_call_and_stores_what_it_generated() {
     // Stored as streamed; the run is gone, so stopping again is 404.
     let session = result["session_id"].as_i64().unwrap();
     let (_, stored) = env.get(&format!("/user/practice/sessions/{session}")).await;
-    assert_eq!(stored["history"][0]["results"][0]["finish_reason"], "stopped");
-    assert_eq!(stored["history"][0]["results"][0]["response_text"], streamed.as_str());
+    assert_eq!(
+        stored["history"][0]["results"][0]["finish_reason"],
+        "stopped"
+    );
+    assert_eq!(
+        stored["history"][0]["results"][0]["response_text"],
+        streamed.as_str()
+    );
     let (status, _) = env.send(Method::POST, &stop, None).await;
     assert_eq!(status, 404);
 }

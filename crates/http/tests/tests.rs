@@ -21,3 +21,4 @@ mod reveal;
 mod roundtrip;
 mod router;
 mod support;
+mod web;

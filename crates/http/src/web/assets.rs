@@ -165,26 +165,25 @@ fn serve(index: usize, request: &HeaderMap) -> Response {
     let asset = &ASSETS[index];
     // The body, its encoding and its ETag: each encoding is its own
     // representation, so its ETag differs too.
-    let (body, encoding, etag): (Body, Option<&'static str>, String) =
-        match dev_file(asset.name) {
-            Some((bytes, etag)) => (bytes.into(), None, etag),
-            None => {
-                let base = &etags()[index];
-                match pick_encoding(request) {
-                    None => (asset.bytes.into(), None, base.clone()),
-                    Some(encoding) => {
-                        let forms = &encoded()[index];
-                        let bytes: &'static [u8] = if encoding == "br" {
-                            &forms.brotli
-                        } else {
-                            &forms.gzip
-                        };
-                        let tagged = format!("{}-{encoding}\"", base.trim_end_matches('"'));
-                        (bytes.into(), Some(encoding), tagged)
-                    }
+    let (body, encoding, etag): (Body, Option<&'static str>, String) = match dev_file(asset.name) {
+        Some((bytes, etag)) => (bytes.into(), None, etag),
+        None => {
+            let base = &etags()[index];
+            match pick_encoding(request) {
+                None => (asset.bytes.into(), None, base.clone()),
+                Some(encoding) => {
+                    let forms = &encoded()[index];
+                    let bytes: &'static [u8] = if encoding == "br" {
+                        &forms.brotli
+                    } else {
+                        &forms.gzip
+                    };
+                    let tagged = format!("{}-{encoding}\"", base.trim_end_matches('"'));
+                    (bytes.into(), Some(encoding), tagged)
                 }
             }
-        };
+        }
+    };
     let fresh = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -198,10 +197,8 @@ fn serve(index: usize, request: &HeaderMap) -> Response {
             HeaderValue::from_static(asset.content_type),
         );
         if let Some(encoding) = encoding {
-            r.headers_mut().insert(
-                header::CONTENT_ENCODING,
-                HeaderValue::from_static(encoding),
-            );
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
         }
         r
     };
@@ -223,7 +220,10 @@ pub(crate) async fn index(request: HeaderMap) -> Response {
 
 /// `GET /assets/{name}`.
 pub(crate) async fn asset(Path(name): Path<String>, request: HeaderMap) -> Response {
-    match ASSETS.iter().position(|a| a.name == name && name != "index.html") {
+    match ASSETS
+        .iter()
+        .position(|a| a.name == name && name != "index.html")
+    {
         Some(i) => serve(i, &request),
         None => {
             let mut r = (StatusCode::NOT_FOUND, "not found").into_response();

@@ -31,10 +31,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{name}", get(assets::asset))
-        .route(
-            "/web/session",
-            get(who).post(sign_in).delete(sign_out),
-        )
+        .route("/web/session", get(who).post(sign_in).delete(sign_out))
 }
 
 fn detail(status: StatusCode, message: &str) -> Response {
@@ -46,15 +43,20 @@ fn detail(status: StatusCode, message: &str) -> Response {
 /// The signed-in user and the CSRF token the page must send back.
 async fn signed_in(state: &AppState, cookie: &str, user_id: i64) -> Response {
     let Some(practice) = state.practice() else {
-        return detail(StatusCode::SERVICE_UNAVAILABLE, "practice sessions are not enabled on this server");
+        return detail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "practice sessions are not enabled on this server",
+        );
     };
     match practice.store().user(user_id).await {
         Ok(user) => {
             let csrf = state.session_secret().csrf_token(cookie);
             let mut r = axum::Json(json!({"user": user, "csrf_token": csrf})).into_response();
             assets::security_headers(r.headers_mut());
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
             r
         }
         Err(_) => detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
@@ -81,25 +83,37 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("application/json"));
     if !json_type {
-        return detail(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send the key as application/json");
+        return detail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the key as application/json",
+        );
     }
     let key = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v["key"].as_str().map(|k| k.trim().to_string()));
     let Some(key) = key.filter(|k| !k.is_empty()) else {
-        return detail(StatusCode::UNPROCESSABLE_ENTITY, "expected {\"key\": \"<your key>\"}");
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "expected {\"key\": \"<your key>\"}",
+        );
     };
     let Some(practice) = state.practice() else {
-        return detail(StatusCode::SERVICE_UNAVAILABLE, "practice sessions are not enabled on this server");
+        return detail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "practice sessions are not enabled on this server",
+        );
     };
     match practice.store().authenticate(&key).await {
         Ok(Some(user)) => {
-            let cookie = state
-                .session_secret()
-                .issue(user.id, SystemTime::now(), session::LIFETIME);
+            let cookie =
+                state
+                    .session_secret()
+                    .issue(user.id, SystemTime::now(), session::LIFETIME);
             let mut r = signed_in(&state, &cookie, user.id).await;
-            r.headers_mut()
-                .insert(header::SET_COOKIE, session::set_cookie(Some(&cookie), &headers));
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                session::set_cookie(Some(&cookie), &headers),
+            );
             r
         }
         Ok(None) => {
@@ -113,8 +127,14 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
 /// `DELETE /web/session`: clears the cookie. Needs the CSRF token, so another
 /// site cannot sign the user out.
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match session::cookie_user(state.session_secret(), &axum::http::Method::DELETE, &headers) {
-        Err(session::CookieAuth::Csrf) => detail(StatusCode::FORBIDDEN, "missing or wrong CSRF token"),
+    match session::cookie_user(
+        state.session_secret(),
+        &axum::http::Method::DELETE,
+        &headers,
+    ) {
+        Err(session::CookieAuth::Csrf) => {
+            detail(StatusCode::FORBIDDEN, "missing or wrong CSRF token")
+        }
         _ => {
             let mut r = StatusCode::NO_CONTENT.into_response();
             r.headers_mut()

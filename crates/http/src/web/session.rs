@@ -227,6 +227,11 @@ mod tests {
         assert!(!plain.contains("Secure"));
         let mut tls = HeaderMap::new();
         tls.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        assert!(set_cookie(Some("v"), &tls).to_str().unwrap().ends_with("; Secure"));
+        assert!(
+            set_cookie(Some("v"), &tls)
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure")
+        );
     }
 }
