@@ -155,14 +155,12 @@ fn route(args: QueryArgs) -> anyhow::Result<ExitCode> {
         if args.jsonl.is_some() {
             bail!("give either a query or --jsonl, not both");
         }
-        let request = RouteRequest {
-            query: query.clone(),
-            chat_history: args
-                .history
-                .iter()
-                .map(|h| Message::user(h.as_str()))
-                .collect(),
-        };
+        let mut request = RouteRequest::new(query.as_str());
+        request.chat_history = args
+            .history
+            .iter()
+            .map(|h| Message::user(h.as_str()))
+            .collect();
         let code = |e: RouteError| anyhow!("{} {e}", e.code());
         // Explaining costs extra work (a span for every fired rule): only on request.
         let (result, explanation) = if args.explain {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Role {
     /// Instructions that define the assistant; never trimmed.
     System,
@@ -87,6 +88,7 @@ impl FromStr for Role {
 
 /// One function call requested by an assistant message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ToolCall {
     /// The id a tool message answers with `toolCallId`.
     pub id: String,
@@ -144,6 +146,7 @@ impl FunctionCall {
 
 /// The function part of a [`ToolCall`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FunctionCall {
     /// Function name.
     pub name: String,
@@ -196,6 +199,7 @@ pub struct FunctionCall {
 // an object only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(remote = "Self", rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Message {
     /// Who wrote it.
     pub role: Role,

@@ -30,6 +30,7 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 /// ~12% where nothing repeats, whatever its scope, and saves whole tokenizations
 /// where histories do repeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CacheScope {
     /// No cache: every message is counted every time.
     Off,
@@ -258,6 +259,7 @@ impl fmt::Debug for Model {
 /// Token counts of a list of messages.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Counts {
     /// Tokens of each message, template included.
     pub per_message: Vec<usize>,

@@ -13,6 +13,7 @@ use crate::tokenizer::{Embedded, Tokenizer};
 /// Where a profile's tokenizer comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TokenizerSource {
     /// An encoding compiled into the binary.
     Embedded(Embedded),
@@ -38,6 +39,7 @@ impl TokenizerSource {
 /// once per list of messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ChatTemplate {
     /// Written before each message's content. `{role}` stands for the role, and
     /// for a message with a `name`, for the role and the name as ChatML writes
@@ -88,6 +90,7 @@ impl ChatTemplate {
 
 /// Everything sluice needs to know about a model to count and trim for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ModelProfile {
     /// The model name used in requests (`HCX-003`).
     pub name: String,
@@ -108,14 +111,46 @@ pub struct ModelProfile {
 }
 
 impl ModelProfile {
-    fn builtin(name: &str, encoding: Embedded, context_limit: u32, max_output: u32) -> Self {
+    /// A profile that renders messages with ChatML ([`ChatTemplate::chatml`]);
+    /// [`ModelProfile::with_template`] picks another template.
+    ///
+    /// ```
+    /// use sluice_core::{ChatTemplate, Embedded, ModelProfile, Profiles, TokenizerSource};
+    ///
+    /// let profile = ModelProfile::new("my-model", TokenizerSource::Embedded(Embedded::O200kBase), 8192, 1024)
+    ///     .with_template(ChatTemplate::plain());
+    /// let mut profiles = Profiles::builtin();
+    /// profiles.insert(profile);
+    /// assert_eq!(profiles.get("my-model").unwrap().context_limit, 8192);
+    /// ```
+    pub fn new(
+        name: impl Into<String>,
+        tokenizer: TokenizerSource,
+        context_limit: u32,
+        max_output: u32,
+    ) -> Self {
         Self {
             name: name.into(),
-            tokenizer: TokenizerSource::Embedded(encoding),
+            tokenizer,
             context_limit,
             max_output,
             template: ChatTemplate::chatml(),
         }
+    }
+
+    /// The same profile with another chat template.
+    pub fn with_template(mut self, template: ChatTemplate) -> Self {
+        self.template = template;
+        self
+    }
+
+    fn builtin(name: &str, encoding: Embedded, context_limit: u32, max_output: u32) -> Self {
+        Self::new(
+            name,
+            TokenizerSource::Embedded(encoding),
+            context_limit,
+            max_output,
+        )
     }
 }
 

@@ -22,6 +22,7 @@ use crate::scan::{Pattern, Scanner};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Embedded {
     /// OpenAI's `cl100k_base` (GPT-4, GPT-3.5); also the proxy for HyperCLOVA X.
     Cl100kBase,

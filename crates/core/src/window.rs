@@ -186,6 +186,7 @@ pub struct Trim {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TrimReport {
     /// Prompt tokens of the input. `None` when turns were dropped and the window
     /// was not asked for a full report: dropped messages are not counted.

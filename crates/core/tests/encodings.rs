@@ -9,6 +9,7 @@ fn reference(encoding: Embedded) -> tiktoken_rs::CoreBPE {
     match encoding {
         Embedded::Cl100kBase => tiktoken_rs::cl100k_base().unwrap(),
         Embedded::O200kBase => tiktoken_rs::o200k_base().unwrap(),
+        other => panic!("no reference implementation for {other:?}"),
     }
 }
 

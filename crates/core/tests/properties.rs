@@ -72,14 +72,11 @@ pub fn history() -> impl Strategy<Value = Vec<Message>> {
                 Step::ToolPair(call, result) => {
                     let id = format!("call_{i}");
                     let mut m = Message::assistant(call);
-                    m.tool_calls.push(sluice_core::ToolCall {
-                        id: id.clone(),
-                        kind: "function".into(),
-                        function: sluice_core::FunctionCall {
-                            name: "lookup".into(),
-                            arguments: serde_json::json!({"q": i}),
-                        },
-                    });
+                    m.tool_calls.push(sluice_core::ToolCall::function(
+                        id.clone(),
+                        "lookup",
+                        serde_json::json!({"q": i}),
+                    ));
                     out.push(m);
                     out.push(Message::tool(id, result));
                 }

@@ -92,14 +92,11 @@ fn leading_assistant_messages_form_the_oldest_turn() {
 #[test]
 fn tool_calls_stay_with_their_results() {
     let mut call = Message::assistant("");
-    call.tool_calls.push(sluice_core::ToolCall {
-        id: "call_1".into(),
-        kind: "function".into(),
-        function: sluice_core::FunctionCall {
-            name: "weather".into(),
-            arguments: serde_json::json!({"city": "Seoul"}),
-        },
-    });
+    call.tool_calls.push(sluice_core::ToolCall::function(
+        "call_1",
+        "weather",
+        serde_json::json!({"city": "Seoul"}),
+    ));
     let messages = vec![
         Message::user("weather in Seoul?"),
         call,

@@ -38,10 +38,7 @@ impl Routers {
         version: u32,
         profiles: &Profiles,
     ) -> Result<Arc<Router>, Missing> {
-        let not_found = || NotFound {
-            router_id: id.to_string(),
-            version,
-        };
+        let not_found = || NotFound::new(id, version);
         let found = self
             .store
             .read()

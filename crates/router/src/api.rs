@@ -15,6 +15,7 @@ use crate::config::Category;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RouteRequest {
     /// The text to classify.
     pub query: String,
@@ -43,6 +44,7 @@ impl RouteRequest {
 /// The router's answer, exactly the `result` object of the router API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct RouteResult {
     /// The chosen domain.
     pub domain: DomainResult,
@@ -56,6 +58,7 @@ pub struct RouteResult {
 
 /// Which domain was chosen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DomainResult {
     /// The domain name, or `""` when no domain scored above the threshold.
     pub result: String,
@@ -65,6 +68,7 @@ pub struct DomainResult {
 
 /// Which filters hit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FilterResult {
     /// Names of the filters (or safety categories) that hit, in declaration order.
     pub result: Vec<String>,
@@ -75,6 +79,7 @@ pub struct FilterResult {
 /// Token usage: the router generates nothing, so `completionTokens` is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Usage {
     /// Tokens of the history plus the query under the router's model profile.
     pub prompt_tokens: usize,
@@ -87,6 +92,7 @@ pub struct Usage {
 /// A result with the reasons behind it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Routed {
     /// The API result.
     pub result: RouteResult,
@@ -107,6 +113,7 @@ pub enum Source {
 /// Why a request was routed as it was.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Explanation {
     /// The text whose scores chose the domain (`None` when none was chosen).
     pub decided_by: Option<Source>,
@@ -126,6 +133,7 @@ pub struct Explanation {
 /// One domain's score and what it is made of.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct DomainScore {
     /// The domain name.
     pub domain: String,
@@ -142,6 +150,7 @@ pub struct DomainScore {
 /// What a rule belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
+#[non_exhaustive]
 pub enum Target {
     /// A domain's selection rules.
     Domain {
@@ -171,6 +180,7 @@ impl Serialize for Category {
 /// The kind of a rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum RuleKind {
     /// A literal keyword or phrase.
     Keyword,
@@ -183,6 +193,7 @@ pub enum RuleKind {
 /// One rule that fired, with where.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct FiredRule {
     /// What the rule belongs to.
     pub target: Target,

@@ -8,6 +8,7 @@ use thiserror::Error;
 
 /// One thing wrong in a router file, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Problem {
     /// The file (or the origin name given to [`crate::Router::from_toml`]).
     pub file: String,
@@ -104,6 +105,7 @@ impl BuildError {
 /// No router with this id and version (`40400`).
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 #[error("router not found: {router_id} version {version}")]
+#[non_exhaustive]
 pub struct NotFound {
     /// The id asked for.
     pub router_id: String,
@@ -112,6 +114,14 @@ pub struct NotFound {
 }
 
 impl NotFound {
+    /// No router `router_id` at `version`.
+    pub fn new(router_id: impl Into<String>, version: u32) -> Self {
+        Self {
+            router_id: router_id.into(),
+            version,
+        }
+    }
+
     /// The CLOVA-style status code, `40400`.
     pub fn code(&self) -> &'static str {
         "40400"

@@ -17,6 +17,7 @@ use crate::router::Router;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Labelled {
     /// What to route.
     #[serde(flatten)]
@@ -26,9 +27,20 @@ pub struct Labelled {
     pub domain: String,
 }
 
+impl Labelled {
+    /// A request labelled with the domain it should get (`""` for none).
+    pub fn new(request: RouteRequest, domain: impl Into<String>) -> Self {
+        Self {
+            request,
+            domain: domain.into(),
+        }
+    }
+}
+
 /// How a router does on one domain of an [`EvalReport`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct DomainStats {
     /// The domain (`""` for none).
     pub domain: String,
@@ -59,6 +71,7 @@ pub struct DomainStats {
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct EvalReport {
     /// The router's id.
     pub router: String,
@@ -192,6 +205,7 @@ impl fmt::Display for EvalReport {
 /// versions: the domain and the filters that hit (not the usage).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Decision {
     /// The chosen domain (`""` for none).
     pub domain: String,

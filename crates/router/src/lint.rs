@@ -11,6 +11,7 @@ use crate::router::Router;
 
 /// What kind of finding a [`Lint`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum LintKind {
     /// The same rule twice in one list.
     Duplicate,
@@ -34,6 +35,7 @@ impl LintKind {
 
 /// A finding of [`Router::lints`]: the router loads, but a rule is useless.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Lint {
     /// The kind.
     pub kind: LintKind,

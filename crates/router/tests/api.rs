@@ -48,10 +48,8 @@ fn prompt_tokens_are_the_history_and_query_under_the_model_profile() {
         Message::user("내일 서울의 강수 예보 알려줘"),
         Message::assistant("내일 서울은 오후에 비가 옵니다."),
     ];
-    let request = RouteRequest {
-        query: "미세먼지 정보 알려줘".into(),
-        chat_history: history.clone(),
-    };
+    let mut request = RouteRequest::new("미세먼지 정보 알려줘");
+    request.chat_history = history.clone();
     let mut messages = history;
     messages.push(Message::user("미세먼지 정보 알려줘"));
     let expected = model.count(&messages).total;
@@ -105,13 +103,7 @@ fn unknown_router_or_version_is_40400() {
     let store = RouterStore::embedded_sample();
     for (id, version) in [("sample", 3), ("sample", 0), ("nope", 1)] {
         let err = store.get(id, version).unwrap_err();
-        assert_eq!(
-            err,
-            NotFound {
-                router_id: id.into(),
-                version
-            }
-        );
+        assert_eq!(err, NotFound::new(id, version));
         assert_eq!(err.code(), "40400");
     }
     assert_eq!(store.latest("sample").unwrap().version(), 2);

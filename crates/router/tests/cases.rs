@@ -71,17 +71,15 @@ fn load_cases() -> Vec<(String, Case)> {
 
 fn check(case: &Case) -> Result<(), String> {
     let router = sample(case.version);
-    let request = RouteRequest {
-        query: case.query.clone(),
-        chat_history: case
-            .history
-            .iter()
-            .map(|t| match t {
-                Turn::User(s) => Message::user(s.as_str()),
-                Turn::Message(m) => m.clone(),
-            })
-            .collect(),
-    };
+    let mut request = RouteRequest::new(case.query.as_str());
+    request.chat_history = case
+        .history
+        .iter()
+        .map(|t| match t {
+            Turn::User(s) => Message::user(s.as_str()),
+            Turn::Message(m) => m.clone(),
+        })
+        .collect();
     let routed = router
         .route_explained(&request)
         .map_err(|e| e.to_string())?;
