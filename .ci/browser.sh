@@ -10,10 +10,17 @@ cd "$(dirname "$0")/.."
 bin="${1:-target/release/sluice}"
 start=$SECONDS
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v npm >/dev/null; then
+# Only what is missing; fonts-nanum is a Hangul font, so the Korean screenshots
+# show Korean rather than empty boxes.
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v npm >/dev/null || missing+=(npm)
+[ -n "$(fc-list 2>/dev/null | grep -i nanum || true)" ] || missing+=(fonts-nanum)
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
     $sudo apt-get update -qq
-    $sudo apt-get install -y -qq chromium chromium-driver npm >/dev/null
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 venv="${TMPDIR:-/tmp}/sluice-browser-venv"
