@@ -31,15 +31,12 @@ impl Stopped {
 /// A handle that stops models of one run; clones share it.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
 /// let signal = sluice_practice::StopSignal::new();
 /// signal.stop(Some("alpha"));
 /// assert!(signal.is_stopped("alpha"));
 /// assert!(!signal.is_stopped("beta"));
 /// signal.stop(None);
 /// assert!(signal.is_stopped("beta"));
-/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct StopSignal(watch::Sender<Stopped>);
