@@ -10,6 +10,12 @@ indexed deltas, the arguments in pieces) or CLOVA's ``toolCalls`` (arguments an
 object, in the ``result`` event when streamed). After a tool result it answers
 "echo: tool said <result>". OpenAI's ``n`` gives that many choices. With
 ``delay`` (seconds) every chat answer comes that much later, like a real model.
+
+The upstream model id picks a behaviour (the browser tests use them):
+``slow*`` streams many words a quarter of a second apart (and counts, in
+``FakeUpstream.aborted``, the streams whose client went away); ``fail*``
+answers 500; ``hostile*`` answers markdown full of HTML and script that a page
+must render inert.
 """
 
 import json
@@ -32,6 +38,28 @@ def _tool_call(body):
     return {"id": "call_fake_1", "type": "function", "name": str(name)}
 
 
+# What a hostile model answers: every way to smuggle script into a page.
+HOSTILE = "\n".join([
+    "# Hostile answer",
+    "<script>window.__pwned = (window.__pwned || 0) + 1</script>",
+    "<img src=x onerror=\"window.__pwned = (window.__pwned || 0) + 1\">",
+    "[click me](javascript:window.__pwned=1) and [data](data:text/html,<script>alert(1)</script>)",
+    "<svg onload=\"window.__pwned=1\"></svg> <iframe src=\"javascript:window.__pwned=1\"></iframe>",
+    "<a href=\"javascript:window.__pwned=1\">raw link</a> <b onmouseover=\"window.__pwned=1\">bold</b>",
+    "",
+    "| a | b |",
+    "|---|---|",
+    "| `<script>` | **safe** |",
+    "",
+    "- one",
+    "- two [ok](https://example.com/)",
+    "",
+    "```html",
+    "<script>window.__pwned=1</script>",
+    "```",
+])
+
+
 def _reply_for(body):
     last = ""
     messages = body.get("messages", [])
@@ -39,7 +67,13 @@ def _reply_for(body):
         if message.get("role") == "user":
             content = message.get("content")
             last = content if isinstance(content, str) else ""
-    text = "echo: " + last
+    model = str(body.get("model") or "")
+    if model.startswith("hostile"):
+        text = HOSTILE
+    elif model.startswith("slow"):
+        text = "slow answer: " + " ".join(f"word{i}" for i in range(60))
+    else:
+        text = "echo: " + last
     if messages and messages[-1].get("role") == "tool":
         text = "echo: tool said " + str(messages[-1].get("content"))
     prompt_words = sum(
@@ -70,6 +104,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.fake.delay:
             time.sleep(self.server.fake.delay)
         text, prompt, completion = _reply_for(body)
+        model = str(body.get("model") or "")
+        if model.startswith("fail"):
+            self._send(500, {"error": {"message": "the fake model failed", "type": "server_error"}})
+            return
+        if model.startswith("slow") and body.get("stream") and self.path.endswith("/chat/completions"):
+            self._stream_slowly(body, text, prompt, completion)
+            return
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         words = [w + " " for w in text.split(" ")]
         words[-1] = words[-1].rstrip(" ")
@@ -133,6 +174,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
 
+    def _stream_slowly(self, body, text, prompt, completion):
+        """Streams word by word, 0.25 s apart, flushing each; stops when the client goes."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            for word in text.split(" "):
+                chunk = {"id": "chatcmpl-slow", "object": "chat.completion.chunk", "model": body.get("model"),
+                         "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+                self.wfile.write(("data: " + json.dumps(chunk) + "\n\n").encode())
+                self.wfile.flush()
+                time.sleep(0.25)
+            usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+            final = {"id": "chatcmpl-slow", "object": "chat.completion.chunk", "model": body.get("model"),
+                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}
+            self.wfile.write(("data: " + json.dumps(final) + "\n\ndata: [DONE]\n\n").encode())
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.server.fake.aborted += 1
+        self.close_connection = True
+
+
 class _Server(ThreadingHTTPServer):
     # Room for every connection that several sluice replicas open at once
     # (the default backlog of 5 drops connections under load).
@@ -152,6 +216,7 @@ class FakeUpstream:
     def __init__(self, delay=0.0):
         self.requests = []
         self.delay = delay
+        self.aborted = 0
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.fake = self
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -161,6 +161,7 @@ pub fn app(state: AppState) -> Router {
     let app = api
         .merge(practice)
         .merge(ops)
+        .merge(crate::web::routes())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), observe))

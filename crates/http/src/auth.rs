@@ -57,6 +57,11 @@ impl ApiKeys {
     }
 }
 
+/// True if two strings are equal, compared in time that depends only on `expected`.
+pub(crate) fn constant_time_eq_str(expected: &str, presented: &str) -> bool {
+    constant_time_eq(expected.as_bytes(), presented.as_bytes()) == 1
+}
+
 /// 1 if equal, else 0; the loop runs over all of `key` whatever `presented` is.
 fn constant_time_eq(key: &[u8], presented: &[u8]) -> u8 {
     let mut diff = u8::from(key.len() != presented.len());

@@ -69,6 +69,7 @@ mod tests {
         RunEvent::ModelDone {
             model_name: model.into(),
             error: None,
+            finish_reason: Some("stop".into()),
         }
     }
 

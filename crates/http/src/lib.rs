@@ -55,8 +55,10 @@ mod openapi;
 mod practice;
 mod reference;
 mod routers;
+mod runs;
 mod state;
 mod tokens;
+mod web;
 
 pub use app::{PREFIXES, app, drained_shutdown, served_routes, shutdown_signal};
 pub use auth::ApiKeys;
@@ -75,3 +77,4 @@ pub use reference::{
     config_reference, env_vars,
 };
 pub use state::{AppState, StateBuilder};
+pub use web::{SessionSecret, asset_sizes};

@@ -566,6 +566,13 @@ fn practice_paths(paths: &mut Map<String, Value>) {
                 json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
             ));
         }
+        if path.ends_with("/stop") {
+            parameters.push(query(
+                "model_name",
+                false,
+                json!({"type": "string", "description": "The model to stop; every model when absent"}),
+            ));
+        }
         if *path == "/user/practice/sessions" && *method == "GET" {
             parameters.push(query(
                 "class_id",
@@ -628,7 +635,7 @@ fn practice_paths(paths: &mut Map<String, Value>) {
             responses["403"] = json!({"description": "Not a member of the class"});
             responses["502"] =
                 json!({"description": "Every model failed; each model's error is listed"});
-            json!({"description": "The turn, stored. With Accept: text/event-stream: token, model_done and result events.",
+            json!({"description": "The turn, stored. With Accept: text/event-stream: started (with the run_id that stops models), token, model_done and result events; a failure before the models are called answers with its status and JSON body instead.",
                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PracticeRunResponse"}},
                                "text/event-stream": {"schema": {"$ref": "#/components/schemas/SseEvent"}}}})
         } else {

@@ -75,6 +75,12 @@ pub const PRACTICE_ROUTES: &[(&str, &str, &str, u16)] = &[
         "The next turn of a session: each model sees its own earlier answers.",
         201,
     ),
+    (
+        "POST",
+        "/user/practice/runs/{run_id}/stop",
+        "Stop one model (model_name query) or every model of a streamed run; what each had generated is stored with finish_reason stopped.",
+        204,
+    ),
     ("POST", "/user/practice/agents", "Create an agent.", 201),
     (
         "GET",
@@ -217,6 +223,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(get_session).patch(patch_session).delete(delete_session),
         )
         .route("/user/practice/sessions/{session_id}/chat", post(chat))
+        .route("/user/practice/runs/{run_id}/stop", post(stop_run))
         .route("/user/practice/agents", post(create_agent).get(list_agents))
         .route(
             "/user/practice/agents/{agent_id}",
@@ -344,7 +351,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(crate::auth::bearer);
         let Some(key) = key else {
-            return Err(Detail(PracticeError::Unauthorized).into_response());
+            return cookie_caller(practice, state, parts).await;
         };
         match practice.store().authenticate(key).await {
             Ok(Some(user)) => Ok(Caller { practice, user }),
@@ -358,6 +365,32 @@ impl FromRequestParts<AppState> for Caller {
             }
             Err(e) => Err(Detail(e).into_response()),
         }
+    }
+}
+
+/// The caller signed in by the web app's session cookie (no bearer key).
+async fn cookie_caller(
+    practice: Practice,
+    state: &AppState,
+    parts: &Parts,
+) -> Result<Caller, Response> {
+    use crate::web::session::{CookieAuth, cookie_user};
+    match cookie_user(state.session_secret(), &parts.method, &parts.headers) {
+        Ok(Some(user_id)) => match practice.store().user(user_id).await {
+            Ok(user) => Ok(Caller { practice, user }),
+            Err(PracticeError::NotFound(_)) => {
+                Err(Detail(PracticeError::Unauthorized).into_response())
+            }
+            Err(e) => Err(Detail(e).into_response()),
+        },
+        Ok(None) | Err(CookieAuth::Invalid) => {
+            Err(Detail(PracticeError::Unauthorized).into_response())
+        }
+        Err(CookieAuth::Csrf) => Err((
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"detail": "missing or wrong CSRF token"})),
+        )
+            .into_response()),
     }
 }
 
@@ -468,11 +501,13 @@ async fn run(
     let request = json_body(&body).and_then(|b| RunRequest::parse(&b, false));
     let (class_id, request) = merge_errors(class_id, request)?;
     if wants_stream(&headers) {
-        return Ok(stream(caller, move |practice, user, events| async move {
+        let runs = state.runs().clone();
+        return stream(runs, caller, move |practice, user, events| async move {
             let outcome = practice.run(&user, class_id, &request, Some(events)).await;
             record_calls(&state, &outcome);
             outcome
-        }));
+        })
+        .await;
     }
     let outcome = caller
         .practice
@@ -493,13 +528,15 @@ async fn chat(
     let request = json_body(&body).and_then(|b| RunRequest::parse(&b, true));
     let (session_id, request) = merge_errors(session_id, request)?;
     if wants_stream(&headers) {
-        return Ok(stream(caller, move |practice, user, events| async move {
+        let runs = state.runs().clone();
+        return stream(runs, caller, move |practice, user, events| async move {
             let outcome = practice
                 .chat(&user, session_id, &request, Some(events))
                 .await;
             record_calls(&state, &outcome);
             outcome
-        }));
+        })
+        .await;
     }
     let outcome = caller
         .practice
@@ -525,31 +562,66 @@ fn merge_errors<A, B>(
     }
 }
 
-/// A run streamed as server-sent events: `token` events tagged with the model,
-/// `model_done` per model, then `result` with the stored response (or `error`
-/// with the detail the JSON answer would carry).
-fn stream<F, Fut>(caller: Caller, work: F) -> Response
+/// A run streamed as server-sent events: `started` (with the `run_id` that
+/// stops its models), `token` events tagged with the model, `model_done` per
+/// model, then `result` with the stored response (or `error` with the detail
+/// the JSON answer would carry, for a failure after the models were called).
+///
+/// Until the run reports that its checks passed, nothing is sent: a run that
+/// fails before (not a member, session or agent not found, model not allowed,
+/// blocked prompt) answers with its real status and the same JSON body as the
+/// blocking request, since it created nothing.
+async fn stream<F, Fut>(runs: crate::runs::LiveRuns, caller: Caller, work: F) -> Answer
 where
-    F: FnOnce(Practice, User, tokio::sync::mpsc::UnboundedSender<sluice_practice::RunEvent>) -> Fut
-        + Send
-        + 'static,
+    F: FnOnce(Practice, User, sluice_practice::Streaming) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<sluice_practice::RunResponse, PracticeError>>
         + Send
         + 'static,
 {
+    use sluice_practice::RunEvent;
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = sluice_practice::StopSignal::new();
+    let Caller { practice, user } = caller;
+    let registered = runs.register(user.id, stop.clone());
+    let streaming = sluice_practice::Streaming {
+        events: events_tx,
+        stop,
+    };
+    // The run goes on even if the client goes away, or reads slowly: its
+    // result is stored, so its events are always taken at once.
+    let run = tokio::spawn(work(practice, user, streaming));
+    let model_names = match events_rx.recv().await {
+        Some(RunEvent::Started { model_names }) => model_names,
+        // Every sender is gone before the run started: it failed its checks.
+        _ => {
+            return match run.await {
+                Ok(Err(e)) => Err(Detail(e)),
+                Ok(Ok(response)) => ok(StatusCode::CREATED, &response),
+                Err(e) => {
+                    tracing::error!(error = %e, "practice run task failed");
+                    Err(Detail(PracticeError::Corrupt(
+                        "the run task failed".to_string(),
+                    )))
+                }
+            };
+        }
+    };
     // Bounded: what the client has not taken waits, coalesced, in the backlog.
     let (out_tx, out_rx) =
         tokio::sync::mpsc::channel::<Result<Event, Infallible>>(EVENTS_IN_FLIGHT);
-    let Caller { practice, user } = caller;
-    // The run goes on even if the client goes away, or reads slowly: its
-    // result is stored, so its events are always taken at once.
-    let run = tokio::spawn(work(practice, user, events_tx));
+    let started = json!({"run_id": registered.id(), "model_names": model_names});
+    // The channel is empty: the first event always has room.
+    let _ = out_tx.try_send(Ok(Event::default()
+        .event("started")
+        .data(started.to_string())));
     tokio::spawn(async move {
-        let event = |event: sluice_practice::RunEvent| {
+        // Stops are accepted for as long as the run may still call models.
+        let _registered = registered;
+        let event = |event: RunEvent| {
             let name = match &event {
-                sluice_practice::RunEvent::Token { .. } => "token",
-                sluice_practice::RunEvent::ModelDone { .. } => "model_done",
+                RunEvent::Started { .. } => "started",
+                RunEvent::Token { .. } => "token",
+                RunEvent::ModelDone { .. } => "model_done",
             };
             let data = serde_json::to_string(&event).expect("serializable");
             Ok(Event::default().event(name).data(data))
@@ -603,11 +675,29 @@ where
         let _ = out_tx.send(Ok(last)).await;
     });
     let body = tokio_stream_from(out_rx);
-    (
+    Ok((
         StatusCode::CREATED,
         Sse::new(body).keep_alive(KeepAlive::default()),
     )
-        .into_response()
+        .into_response())
+}
+
+/// `POST /user/practice/runs/{run_id}/stop[?model_name=M]`: stops one model
+/// (or all) of the caller's streamed run; 404 for a run that ended, or that is
+/// not the caller's.
+async fn stop_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let id = path_id(&id, "run_id")?;
+    let model = query.get("model_name").map(|m| m.trim());
+    if state.runs().stop(id, caller.user.id, model) {
+        no_content()
+    } else {
+        Err(PracticeError::NotFound("run").into())
+    }
 }
 
 fn tokio_stream_from<T: Send + 'static>(

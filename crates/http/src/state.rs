@@ -49,6 +49,8 @@ struct Inner {
     unavailable_models: Vec<String>,
     /// Set on shutdown: `/readyz` answers 503 from then on.
     draining: AtomicBool,
+    session_secret: crate::web::SessionSecret,
+    runs: crate::runs::LiveRuns,
 }
 
 /// Builds an [`AppState`]; every setter has a default.
@@ -63,6 +65,7 @@ pub struct StateBuilder {
     practice: Option<Practice>,
     token_ttl: Option<std::time::Duration>,
     request_logs_per_sec: Option<u32>,
+    session_secret: Option<crate::web::SessionSecret>,
 }
 
 impl StateBuilder {
@@ -124,6 +127,14 @@ impl StateBuilder {
         self
     }
 
+    /// The secret that signs the web app's session cookies. Default: a random
+    /// one, so sign-ins end when the server restarts; replicas that should
+    /// accept each other's cookies need the same secret.
+    pub fn session_secret(mut self, secret: crate::web::SessionSecret) -> Self {
+        self.session_secret = Some(secret);
+        self
+    }
+
     /// The state.
     pub fn build(self) -> AppState {
         let token_ttl = self
@@ -153,6 +164,8 @@ impl StateBuilder {
                     self.request_logs_per_sec
                         .unwrap_or(Config::default().log_requests_per_sec),
                 ),
+                session_secret: self.session_secret.unwrap_or_default(),
+                runs: crate::runs::LiveRuns::default(),
             }),
         }
     }
@@ -341,6 +354,16 @@ impl AppState {
     /// Whether [`AppState::start_draining`] was called.
     pub fn is_draining(&self) -> bool {
         self.inner.draining.load(Ordering::Relaxed)
+    }
+
+    /// The secret that signs session cookies.
+    pub(crate) fn session_secret(&self) -> &crate::web::SessionSecret {
+        &self.inner.session_secret
+    }
+
+    /// The streamed runs in progress.
+    pub(crate) fn runs(&self) -> &crate::runs::LiveRuns {
+        &self.inner.runs
     }
 
     /// The metrics registry.

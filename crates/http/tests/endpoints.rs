@@ -204,7 +204,8 @@ async fn unknown_route_is_40400_and_wrong_method_is_40500_in_the_envelope() {
     let app = default_app();
     let reply = call(&app, "POST", "/v1/api-tools/nothing/HCX-003", &[], "{}").await;
     assert_eq!(reply.code(), "40400");
-    let reply = call(&app, "GET", "/", &[], "").await;
+    // `/` is the web app's page; any other unknown path is the envelope's 404.
+    let reply = call(&app, "GET", "/nothing", &[], "").await;
     assert_eq!(reply.code(), "40400");
     let reply = call(&app, "GET", SLIDING, &[], "").await;
     assert_eq!(reply.code(), "40500");

@@ -1301,27 +1301,252 @@ async fn a_streamed_run_sends_tagged_tokens_then_the_stored_result() {
     assert_eq!(session["history"][0]["results"], result["results"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_streamed_run_that_fails_ends_with_an_error_event() {
-    let env = Env::start(Script::new(), &three()).await;
+/// `POST path` with `body`, asking for a stream: status, content type, body text.
+async fn post_streamed(env: &Env, key: &str, path: &str, body: &Value) -> (u16, String, String) {
     let response = env
+        .http
+        .post(env.url(path))
+        .bearer_auth(key)
+        .header("accept", "text/event-stream")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, response.text().await.unwrap())
+}
+
+/// Issue 24, point 8: a streamed run or chat that fails before the models are
+/// called (it created nothing) answers like the blocking request: its real
+/// status and the same JSON body, not a 201 with an `error` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_run_that_fails_before_its_first_token_answers_with_the_real_status() {
+    let env = Env::start(Script::new(), &three()).await;
+    let (status, created) = env
+        .run(&json!({"prompt_text": "First", "model_names": ["alpha"]}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let session = created["session_id"].as_i64().unwrap();
+    let (stranger, stranger_key) = env.store.create_user("stranger").await.unwrap();
+    let other_class = env
+        .store
+        .create_class("other", env.teacher_id, &["alpha".to_string()], "alpha")
+        .await
+        .unwrap();
+    let _ = stranger;
+    let calls_before = env.fake.requests().len();
+    let run = env.run_path();
+    let chat = format!("/user/practice/sessions/{session}/chat");
+    let cases: Vec<(&str, String, String, Value)> = vec![
+        (
+            "blocked prompt",
+            env.key.clone(),
+            run.clone(),
+            json!({"prompt_text": "서울 근처 맛집 추천해줘"}),
+        ),
+        (
+            "model not allowed",
+            env.key.clone(),
+            run.clone(),
+            json!({"prompt_text": "hi", "model_names": ["delta"]}),
+        ),
+        (
+            "unknown agent",
+            env.key.clone(),
+            run.clone(),
+            json!({"prompt_text": "hi", "agent_id": 999}),
+        ),
+        (
+            "not a member",
+            env.key.clone(),
+            format!("/user/practice/sessions/run?class_id={}", other_class.id),
+            json!({"prompt_text": "hi"}),
+        ),
+        (
+            "session not found",
+            env.key.clone(),
+            "/user/practice/sessions/999999/chat".to_string(),
+            json!({"prompt_text": "hi"}),
+        ),
+        (
+            "another user's session",
+            stranger_key.key.clone(),
+            chat.clone(),
+            json!({"prompt_text": "hi"}),
+        ),
+        (
+            "blocked continuation",
+            env.key.clone(),
+            chat.clone(),
+            json!({"prompt_text": "서울 근처 맛집 추천해줘"}),
+        ),
+    ];
+    for (name, key, path, body) in cases {
+        let (blocking_status, blocking_body) = env
+            .send_as(Some(&key), Method::POST, &path, Some(&body))
+            .await;
+        assert!(
+            blocking_status >= 400,
+            "{name}: {blocking_status} {blocking_body}"
+        );
+        let (status, content_type, text) = post_streamed(&env, &key, &path, &body).await;
+        assert_eq!(status, blocking_status, "{name}: {text}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{name}: {content_type} {text}"
+        );
+        let streamed: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"));
+        assert_eq!(streamed, blocking_body, "{name}");
+    }
+    assert_eq!(
+        env.fake.requests().len(),
+        calls_before,
+        "no failing request called a model"
+    );
+    assert_eq!(env.session_count().await, 1, "nothing was created");
+}
+
+/// A run whose every model fails did call the models: it has started, so it
+/// stays a stream and ends with an `error` event carrying the 502 detail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_run_whose_models_all_fail_ends_with_an_error_event() {
+    let script = Script::new().on("alpha", Behavior::error(400, "bad request"));
+    let env = Env::start(script, &three()).await;
+    let (status, content_type, text) = post_streamed(
+        &env,
+        &env.key,
+        &env.run_path(),
+        &json!({"prompt_text": "hello", "model_names": ["alpha"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let events = sse_events(&text);
+    assert_eq!(events[0].0, "started", "{text}");
+    let (event, data) = events.last().unwrap();
+    assert_eq!(event, "error", "{text}");
+    let error: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(error["status"], 502, "{error}");
+    assert_eq!(env.session_count().await, 0);
+}
+
+/// Stopping one model of a streamed run closes its upstream call and stores
+/// what it had generated, marked `stopped`; the other model goes on. Only the
+/// run's owner can stop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_model_closes_its_call_and_stores_what_it_generated() {
+    let slow: Vec<String> = (0..200).map(|i| format!("w{i} ")).collect();
+    let slow: Vec<&str> = slow.iter().map(String::as_str).collect();
+    let script = Script::new()
+        .on("alpha", Behavior::stream(&slow, Duration::from_millis(50)))
+        .on(
+            "gamma",
+            Behavior::stream(&["Gam", "ma ", "done"], Duration::from_millis(20)),
+        );
+    let env = Env::start(script, &[openai("alpha"), clova("gamma")]).await;
+    let (_, stranger_key) = env.store.create_user("stranger").await.unwrap();
+    let started = Instant::now();
+    let mut response = env
         .http
         .post(env.url(&env.run_path()))
         .bearer_auth(&env.key)
         .header("accept", "text/event-stream")
-        .body(json!({"prompt_text": "서울 근처 맛집 추천해줘"}).to_string())
+        .header("content-type", "application/json")
+        .body(json!({"prompt_text": "Go", "model_names": ["alpha", "gamma"]}).to_string())
         .send()
         .await
         .unwrap();
-    let text = response.text().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let mut text = String::new();
+    let mut run_id = None;
+    let mut alpha_tokens = 0;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        let events = sse_events(&text);
+        if run_id.is_none() {
+            if let Some((_, data)) = events.iter().find(|(e, _)| e == "started") {
+                let started: Value = serde_json::from_str(data).unwrap();
+                run_id = started["run_id"].as_i64();
+            }
+        }
+        alpha_tokens = events
+            .iter()
+            .filter(|(e, d)| e == "token" && d.contains("\"alpha\""))
+            .count();
+        if alpha_tokens >= 3 {
+            break;
+        }
+    }
+    let run_id = run_id.expect("a started event with the run id");
+    let stop = format!("/user/practice/runs/{run_id}/stop?model_name=alpha");
+    let (status, _) = env
+        .send_as(Some(&stranger_key.key), Method::POST, &stop, None)
+        .await;
+    assert_eq!(status, 404, "only the owner stops a run");
+    let (status, body) = env.send(Method::POST, &stop, None).await;
+    assert_eq!(status, 204, "{body}");
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the stopped model did not run its 10 s to the end"
+    );
     let events = sse_events(&text);
-    let (event, data) = events.last().unwrap_or_else(|| panic!("{text}"));
-    assert_eq!(event, "error", "{text}");
-    let error: Value = serde_json::from_str(data).unwrap();
-    assert_eq!(error["status"], 400, "{error}");
-    assert!(error["detail"]["blocked"].is_object(), "{error}");
-    assert!(env.fake.requests().is_empty());
-    assert_eq!(env.session_count().await, 0);
+    let streamed: String = events
+        .iter()
+        .filter(|(e, d)| e == "token" && d.contains("\"alpha\""))
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(streamed.len() >= alpha_tokens, "{text}");
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "result", "{text}");
+    let result: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(result["results"][0]["finish_reason"], "stopped", "{result}");
+    assert_eq!(result["results"][0]["response_text"], streamed.as_str());
+    assert!(result["results"][0]["error"].is_null(), "{result}");
+    assert!(
+        result["results"][0]["token_usage"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(result["results"][1]["response_text"], "Gamma done");
+    // The upstream call was closed, not left running.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while env.fake.in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(env.fake.in_flight(), 0, "the stopped call was closed");
+    // Stored as streamed; the run is gone, so stopping again is 404.
+    let session = result["session_id"].as_i64().unwrap();
+    let (_, stored) = env.get(&format!("/user/practice/sessions/{session}")).await;
+    assert_eq!(
+        stored["history"][0]["results"][0]["finish_reason"],
+        "stopped"
+    );
+    assert_eq!(
+        stored["history"][0]["results"][0]["response_text"],
+        streamed.as_str()
+    );
+    let (status, _) = env.send(Method::POST, &stop, None).await;
+    assert_eq!(status, 404);
 }
 
 /// Create three, page through them, patch one, delete it.

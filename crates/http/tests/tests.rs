@@ -22,3 +22,4 @@ mod reveal;
 mod roundtrip;
 mod router;
 mod support;
+mod web;

@@ -23,6 +23,7 @@ pub mod provider;
 mod request;
 pub mod retrieval;
 mod run;
+mod stop;
 mod store;
 pub mod validate;
 
@@ -33,5 +34,6 @@ pub use request::{
     parse_knowledge, parse_project,
 };
 pub use run::{Blocked, Practice, PracticeModel, RunEvent, RunResponse, error_json};
+pub use stop::{STOPPED, StopSignal, Streaming};
 pub use store::*;
 pub use store::{Page, PageRequest};

@@ -12,12 +12,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sluice_core::{Model, Profiles};
 use sluice_router::{RouteRequest, Router};
-use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::{PracticeError, Result};
 use crate::prompt::{self, CONTEXT_TOKENS, EffectiveParams, Source};
 use crate::provider::{ChatReply, ChatRequest, Provider, ProviderError};
 use crate::request::RunRequest;
+use crate::stop::{STOPPED, Streaming};
 use crate::store::{
     Agent, Class, NewResult, NewSession, NewTurn, SearchHit, SessionDetail, Store, StoredResult,
     User,
@@ -50,6 +50,12 @@ pub struct Practice {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RunEvent {
+    /// Every check passed (membership, ids, models, the router) and the models
+    /// are being called. Until this event, a failure means nothing was created.
+    Started {
+        /// The models called, in the order of the results.
+        model_names: Vec<String>,
+    },
     /// A piece of one model's answer.
     Token {
         /// The logical model name.
@@ -63,6 +69,9 @@ pub enum RunEvent {
         model_name: String,
         /// `None` when it succeeded.
         error: Option<Value>,
+        /// Why it stopped: the upstream's reason, or `stopped` when stopped
+        /// by the client.
+        finish_reason: Option<String>,
     },
 }
 
@@ -179,7 +188,7 @@ impl Practice {
         user: &User,
         class_id: i64,
         request: &RunRequest,
-        events: Option<UnboundedSender<RunEvent>>,
+        events: Option<Streaming>,
     ) -> Result<RunResponse> {
         let (class, _) = self.store.class_for_member(class_id, user.id).await?;
         if let Some(project_id) = request.project_id {
@@ -202,6 +211,7 @@ impl Practice {
         let plan = self
             .plan(user, &class, request, models, agent, &request.knowledge_ids)
             .await?;
+        started(&events, &plan);
         let history = BTreeMap::new();
         let results = self.call_models(&plan, request, &history, events).await?;
         let title = prompt::session_title(&plan.prompt_text);
@@ -235,7 +245,7 @@ impl Practice {
         user: &User,
         session_id: i64,
         request: &RunRequest,
-        events: Option<UnboundedSender<RunEvent>>,
+        events: Option<Streaming>,
     ) -> Result<RunResponse> {
         let session = self.store.session(user.id, session_id).await?;
         let (class, _) = self
@@ -269,6 +279,7 @@ impl Practice {
         let plan = self
             .plan(user, &class, request, models, agent, &knowledge_ids)
             .await?;
+        started(&events, &plan);
         let history = own_history(&session);
         let results = self.call_models(&plan, request, &history, events).await?;
         let turn = NewTurn {
@@ -386,7 +397,7 @@ impl Practice {
         plan: &Plan,
         request: &RunRequest,
         history: &BTreeMap<String, Vec<(String, String)>>,
-        events: Option<UnboundedSender<RunEvent>>,
+        events: Option<Streaming>,
     ) -> Result<Vec<NewResult>> {
         let style = if request.style_params == Default::default() {
             prompt::stored_style(plan.agent.as_ref().and_then(|a| a.style_params.as_ref()))
@@ -416,10 +427,11 @@ impl Practice {
             let system = system.as_str();
             async move {
                 let outcome = call_one(configured, plan, system, own, &params, events.clone()).await;
-                if let Some(events) = &events {
-                    let _ = events.send(RunEvent::ModelDone {
+                if let Some(streaming) = &events {
+                    let _ = streaming.events.send(RunEvent::ModelDone {
                         model_name: name.clone(),
                         error: outcome.error.clone(),
+                        finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
                     });
                 }
                 NewResult {
@@ -470,7 +482,7 @@ async fn call_one(
     system: &str,
     history: &[(String, String)],
     params: &EffectiveParams,
-    events: Option<UnboundedSender<RunEvent>>,
+    events: Option<Streaming>,
 ) -> Outcome {
     let model = &configured.model;
     let limit = model.profile().context_limit as usize;
@@ -483,8 +495,12 @@ async fn call_one(
         .min(CONTEXT_TOKENS);
     let (user, sources) = prompt::user_message(&plan.prompt_text, &plan.hits, model, budget);
     let messages = prompt::messages(system, &plan.few_shots, history, user);
-    let kept = match model.trim(&messages, i64::from(params.max_tokens)) {
-        Ok(trim) => trim.apply(messages),
+    let messages_before = messages.len();
+    let (kept, report) = match model.trim(&messages, i64::from(params.max_tokens)) {
+        Ok(trim) => {
+            let report = trim.report().clone();
+            (trim.apply(messages), report)
+        }
         Err(e) => {
             return Outcome {
                 reply: None,
@@ -513,26 +529,54 @@ async fn call_one(
         "top_p": request.top_p,
         "max_tokens": request.max_tokens,
         "seed": request.seed,
+        "window": {
+            "messages_before": messages_before,
+            "messages_dropped": report.messages_dropped,
+            "turns_dropped": report.turns_dropped,
+            "tokens_after": report.tokens_after,
+            "max_tokens": report.max_tokens,
+            "limit": report.limit,
+        },
     });
     let started = Instant::now();
     let reply = match events {
-        Some(events) => {
+        Some(Streaming { events, stop }) => {
             // Bounded like every delta channel; the receiver drains it at once
             // into `events`, whose reader coalesces what a slow client has not
             // taken yet (see sluice-http), so the model is never held back.
             let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(DELTAS_IN_FLIGHT);
             let name = configured.provider.name().to_string();
             let forward = tokio::spawn(async move {
-                while let Some(text) = rx.recv().await {
+                let mut text = String::new();
+                while let Some(delta) = rx.recv().await {
+                    text.push_str(&delta);
                     let _ = events.send(RunEvent::Token {
                         model_name: name.clone(),
-                        text,
+                        text: delta,
                     });
                 }
+                text
             });
-            let reply = configured.provider.chat_stream(&request, tx).await;
-            let _ = forward.await;
-            reply
+            // Stopping drops the call: its connection closes, so the upstream
+            // stops generating, and the sender closes, so `forward` ends with
+            // exactly the text the client has seen.
+            let stopped = tokio::select! {
+                reply = configured.provider.chat_stream(&request, tx) => Some(reply),
+                () = stop.stopped(configured.provider.name()) => None,
+            };
+            let text = forward.await.unwrap_or_default();
+            match stopped {
+                Some(reply) => reply,
+                None => Ok(ChatReply {
+                    // The upstream never sent its counts: ours, with the
+                    // model's own profile, stand in for them.
+                    usage: stopped_usage(model, counted, &text),
+                    text,
+                    finish_reason: Some(STOPPED.to_string()),
+                    upstream_id: None,
+                    attempts: 1,
+                }),
+            }
         }
         None => configured.provider.chat(&request).await,
     };
@@ -554,6 +598,25 @@ async fn call_one(
             counted_prompt_tokens: Some(counted),
             sent,
         },
+    }
+}
+
+/// Token counts of a stopped answer, counted by sluice.
+fn stopped_usage(model: &Model, prompt: usize, text: &str) -> crate::provider::TokenUsage {
+    let completion = model.tokenizer().count(text) as u64;
+    crate::provider::TokenUsage {
+        prompt_tokens: prompt as u64,
+        completion_tokens: completion,
+        total_tokens: prompt as u64 + completion,
+    }
+}
+
+/// Tells a streaming client that the checks passed and the models are called.
+fn started(events: &Option<Streaming>, plan: &Plan) {
+    if let Some(streaming) = events {
+        let _ = streaming.events.send(RunEvent::Started {
+            model_names: plan.models.clone(),
+        });
     }
 }
 

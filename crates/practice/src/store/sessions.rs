@@ -72,8 +72,13 @@ pub struct StoredResult {
     /// The failure, when the model failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
-    /// The provider's finish reason.
+    /// The provider's finish reason (`stopped` when the client stopped it).
     pub finish_reason: Option<String>,
+    /// What the model was really sent, after prompt assembly and the sliding
+    /// window: `messages`, the generation parameters, and `window` (messages
+    /// before trimming, turns and messages dropped, tokens kept, the limit).
+    /// `null` when no call was made.
+    pub request: Value,
 }
 
 /// A stored turn.
@@ -297,6 +302,7 @@ macro_rules! insert_turn {
                 generation_params: from_json_text(&generation_params)?,
                 error: error.as_deref().map(from_json_text).transpose()?,
                 finish_reason: result.finish_reason.clone(),
+                request: result.request.clone(),
             });
         }
         if !$new_session {
@@ -534,6 +540,7 @@ impl Store {
             String,
             Option<String>,
             Option<String>,
+            Option<String>,
         );
         let head: Option<(i64, String, String, String)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT position, prompt_text, settings, created_at FROM turns WHERE id = $1",
@@ -545,7 +552,7 @@ impl Store {
             head.ok_or(PracticeError::NotFound("turn"))?;
         let rows: Vec<ResultRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT session_model_id, model_name, id, response_text, created_at, token_usage, \
-             latency_ms, is_primary, generation_params, error, finish_reason \
+             latency_ms, is_primary, generation_params, error, finish_reason, request \
              FROM results WHERE turn_id = $1 ORDER BY id",
         )
         .bind(turn_id)
@@ -567,6 +574,12 @@ impl Store {
                     generation_params: from_json_text(&r.8)?,
                     error: r.9.as_deref().map(from_json_text).transpose()?,
                     finish_reason: r.10,
+                    request: r
+                        .11
+                        .as_deref()
+                        .map(from_json_text)
+                        .transpose()?
+                        .unwrap_or(Value::Null),
                 })
             })
             .collect::<Result<_>>()?;

@@ -1,0 +1,98 @@
+// Korean and English. The first choice follows the browser's languages (what
+// it sends as Accept-Language); the switch in the header overrides it.
+
+const STRINGS = {
+  en: {
+    title: "sluice practice", signin: "Sign in", signout: "Sign out", key: "Your key",
+    key_hint: "The key your instructor gave you (sk-sluice-…). It is exchanged for a session cookie.",
+    signin_failed: "Sign-in failed: ", nav_run: "Run", nav_library: "Library", history: "History",
+    search_titles: "Search titles", no_sessions: "No sessions yet.", rename: "Rename", delete: "Delete",
+    move: "Move to project", no_project: "(no project)", confirm_delete: "Delete this session?",
+    class: "Class", models: "Models", primary: "primary", style: "Style", temperature: "Temperature",
+    top_p: "Top p", max_tokens: "Max tokens", agent: "Agent", project: "Project", knowledge: "Knowledge bases",
+    few_shots: "Few-shot examples", none: "(none)", prompt: "Prompt", run: "Run", stop: "Stop",
+    stop_all: "Stop all", keys_hint: "Ctrl+Enter runs, Esc stops.", copy: "Copy", copied: "Copied",
+    widen: "Widen", narrow: "Narrow", waiting: "Waiting…", streaming: "Streaming…", done: "Done",
+    stopped: "Stopped", failed: "Failed", latency: "Latency", tokens: "Tokens", finish: "Finish",
+    sources: "Retrieved passages", score: "score", sent: "What this model was sent",
+    sent_none: "Not recorded for this answer.", diff: "Compare two answers", diff_run: "Show differences",
+    diff_a: "From", diff_b: "To", continue: "Continue the session", turn: "Turn", not_found: "Not found",
+    not_found_long: "This session does not exist, or it is not yours.", share: "Link to this session",
+    select_model: "Pick at least one model (at most 8).", no_class: "You are not in any class yet.",
+    agents: "Agents", projects: "Projects", examples: "Few-shot examples", create: "Create",
+    name: "Name", instructions: "Instructions", input: "Input", output: "Output", description: "Description",
+    upload: "Upload a file (.txt, .md, .jsonl)", documents: "Documents", try_search: "Try a search",
+    search: "Search", results: "Results", passages: "passages", language: "Language", open: "Open",
+    err_timeout: "The model took too long (timeout).", err_rate_limited: "The model is rate limited; try again shortly.",
+    err_upstream_4xx: "The model refused the request.", err_upstream_5xx: "The model's server failed.",
+    err_transport: "The model's server could not be reached.", err_bad_response: "The model's answer could not be read.",
+    err_context_exceeded: "The prompt does not fit this model's context.",
+    blocked: "The prompt was blocked by the class's filters; no model was called.",
+    loading: "Loading…", new_run: "New run", dropped: "dropped by the sliding window",
+    messages: "messages", counted: "counted prompt tokens", limit: "limit",
+  },
+  ko: {
+    title: "sluice 실습", signin: "로그인", signout: "로그아웃", key: "내 키",
+    key_hint: "강사에게 받은 키(sk-sluice-…)입니다. 세션 쿠키로 교환됩니다.",
+    signin_failed: "로그인 실패: ", nav_run: "실행", nav_library: "라이브러리", history: "기록",
+    search_titles: "제목 검색", no_sessions: "아직 세션이 없습니다.", rename: "이름 바꾸기", delete: "삭제",
+    move: "프로젝트로 이동", no_project: "(프로젝트 없음)", confirm_delete: "이 세션을 삭제할까요?",
+    class: "수업", models: "모델", primary: "기본", style: "스타일", temperature: "온도",
+    top_p: "Top p", max_tokens: "최대 토큰", agent: "에이전트", project: "프로젝트", knowledge: "지식 베이스",
+    few_shots: "퓨샷 예시", none: "(없음)", prompt: "프롬프트", run: "실행", stop: "중지",
+    stop_all: "모두 중지", keys_hint: "Ctrl+Enter 실행, Esc 중지.", copy: "복사", copied: "복사됨",
+    widen: "넓게", narrow: "좁게", waiting: "대기 중…", streaming: "생성 중…", done: "완료",
+    stopped: "중지됨", failed: "실패", latency: "지연 시간", tokens: "토큰", finish: "종료 이유",
+    sources: "검색된 문단", score: "점수", sent: "이 모델에 실제로 보낸 내용",
+    sent_none: "이 답변에는 기록이 없습니다.", diff: "두 답변 비교", diff_run: "차이 보기",
+    diff_a: "기준", diff_b: "비교", continue: "세션 이어가기", turn: "턴", not_found: "찾을 수 없음",
+    not_found_long: "이 세션이 없거나 내 세션이 아닙니다.", share: "이 세션 링크",
+    select_model: "모델을 하나 이상(최대 8개) 고르세요.", no_class: "아직 속한 수업이 없습니다.",
+    agents: "에이전트", projects: "프로젝트", examples: "퓨샷 예시", create: "만들기",
+    name: "이름", instructions: "지시문", input: "입력", output: "출력", description: "설명",
+    upload: "파일 올리기 (.txt, .md, .jsonl)", documents: "문서", try_search: "검색해 보기",
+    search: "검색", results: "결과", passages: "문단", language: "언어", open: "열기",
+    err_timeout: "모델 응답 시간이 초과되었습니다.", err_rate_limited: "요청 한도에 걸렸습니다. 잠시 후 다시 시도하세요.",
+    err_upstream_4xx: "모델이 요청을 거절했습니다.", err_upstream_5xx: "모델 서버에 오류가 났습니다.",
+    err_transport: "모델 서버에 연결할 수 없습니다.", err_bad_response: "모델의 답변을 읽을 수 없습니다.",
+    err_context_exceeded: "프롬프트가 이 모델의 컨텍스트에 들어가지 않습니다.",
+    blocked: "수업 필터가 프롬프트를 막았습니다. 모델을 호출하지 않았습니다.",
+    loading: "불러오는 중…", new_run: "새 실행", dropped: "슬라이딩 윈도우로 제외됨",
+    messages: "메시지", counted: "계산된 프롬프트 토큰", limit: "한도",
+  },
+};
+
+function initial() {
+  const saved = localStorage.getItem("sluice.lang");
+  if (saved && STRINGS[saved]) return saved;
+  const langs = navigator.languages || [navigator.language || "en"];
+  for (const l of langs) {
+    const base = String(l).toLowerCase().split("-")[0];
+    if (STRINGS[base]) return base;
+  }
+  return "en";
+}
+
+let current = initial();
+
+export function lang() { return current; }
+
+export function setLang(l) {
+  if (!STRINGS[l]) return;
+  current = l;
+  localStorage.setItem("sluice.lang", l);
+  document.documentElement.lang = l;
+}
+
+export function t(key) {
+  return STRINGS[current][key] ?? STRINGS.en[key] ?? key;
+}
+
+/** A model error in plain words, with the upstream's message after it. */
+export function errorText(error) {
+  if (!error) return "";
+  const plain = t(`err_${error.kind}`);
+  const words = plain === `err_${error.kind}` ? error.kind : plain;
+  const status = error.status ? ` (HTTP ${error.status})` : "";
+  return `${words}${status}`;
+}
