@@ -332,7 +332,7 @@ fn chat_request_schemas() -> Value {
                         "type": "object",
                         "required": ["name"],
                         "additionalProperties": true,
-                        "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "parameters": {"type": "object"}}
+                        "properties": {"name": {"type": "string"}, "description": {"description": "What the function does, forwarded as written"}, "parameters": {"description": "The arguments' JSON Schema, forwarded as written: the model's API judges it"}}
                     }
                 }
             }
@@ -624,6 +624,10 @@ fn practice_paths(paths: &mut Map<String, Value>) {
             "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}
         });
+        if *method == "PATCH" && !path.starts_with("/user/practice/sessions") {
+            responses["403"] = json!({"description": "The object may not move to that class: its owner does not belong there, or the caller may not write there",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}});
+        }
         if path.ends_with("/documents") && *method == "POST" {
             responses["400"] = json!({"description": "The file is not UTF-8 text, or (jsonl) a line is not a JSON object with text",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}});

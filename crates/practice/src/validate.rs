@@ -172,8 +172,11 @@ impl Checker {
         let n = match value {
             Value::Null => return None,
             Value::Number(n) => n.as_i64().or_else(|| {
+                // An integral float is an integer (JSON Schema's and
+                // pydantic's reading: `64.0` is 64); every one below 2^63 in
+                // magnitude converts to i64 exactly.
                 n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775_8e18)
                     .map(|f| f as i64)
             }),
             _ => None,
