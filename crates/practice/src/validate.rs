@@ -175,8 +175,9 @@ impl Checker {
                 // An integral float is an integer (JSON Schema's and
                 // pydantic's reading: `64.0` is 64); every one below 2^63 in
                 // magnitude converts to i64 exactly.
+                const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
                 n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775_8e18)
+                    .filter(|f| f.fract() == 0.0 && f.abs() < TWO_POW_63)
                     .map(|f| f as i64)
             }),
             _ => None,

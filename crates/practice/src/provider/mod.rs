@@ -595,6 +595,30 @@ impl Provider {
         self.call(request, Some(&tokens)).await
     }
 
+    /// Runs `attempt` in one of this model's concurrency slots, retried as
+    /// the model's policy allows until `deadline`: the part of every upstream
+    /// call ([`Provider::call`], [`Provider::forward`]) that is not its wire
+    /// format. Returns the value and the attempts made.
+    async fn in_slot_with_retries<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        attempt: F,
+    ) -> Result<(T, u32), ProviderError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _permit = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| ProviderError::Transport {
+                message: "provider shut down".into(),
+            })?;
+        retry::run(&self.name, self.config.max_retries, deadline, attempt).await
+    }
+
     async fn call(
         &self,
         request: &ChatRequest,
@@ -609,18 +633,8 @@ impl Provider {
             if let Some(local) = &self.local {
                 return local.chat(request, tokens).await.map(|reply| (reply, 1));
             }
-            // The semaphore is never closed, so acquiring cannot fail.
-            let _permit = self
-                .slots
-                .acquire()
+            self.in_slot_with_retries(deadline, |attempt| self.attempt(request, tokens, attempt))
                 .await
-                .map_err(|_| ProviderError::Transport {
-                    message: "provider shut down".into(),
-                })?;
-            retry::run(&self.name, self.config.max_retries, deadline, |attempt| {
-                self.attempt(request, tokens, attempt)
-            })
-            .await
         })
         .await;
         let result = match outcome {

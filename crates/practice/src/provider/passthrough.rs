@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::raw::RawObject;
 use super::read;
-use super::retry::{self, Failure};
+use super::retry::Failure;
 use super::{Provider, ProviderError, ProviderKind, clova, is_event_stream, openai, sse};
 
 /// A chat-completions request in the wire format of the provider it goes to,
@@ -184,19 +184,12 @@ impl Provider {
         let events = events.filter(|_| request.stream);
         let started = Instant::now();
         let deadline = started + std::time::Duration::from_millis(self.config.timeout_ms);
-        let outcome = tokio::time::timeout_at(deadline, async {
-            let _permit = self
-                .slots
-                .acquire()
-                .await
-                .map_err(|_| ProviderError::Transport {
-                    message: "provider shut down".into(),
-                })?;
-            retry::run(&self.name, self.config.max_retries, deadline, |attempt| {
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            self.in_slot_with_retries(deadline, |attempt| {
                 self.forward_attempt(request, events, attempt)
-            })
-            .await
-        })
+            }),
+        )
         .await;
         let result = match outcome {
             Ok(Ok((answer, _attempts))) => Ok(answer),
