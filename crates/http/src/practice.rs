@@ -298,6 +298,7 @@ impl IntoResponse for Detail {
             PracticeError::AllModelsFailed(errors) => {
                 json!({"msg": "every model failed", "errors": errors})
             }
+            PracticeError::OverBudget(refusal) => json!(refusal),
             PracticeError::Store(_) if self.0.is_unavailable() => {
                 tracing::warn!(error = %self.0, "practice store unavailable");
                 json!(STORE_UNAVAILABLE)
@@ -316,6 +317,12 @@ impl IntoResponse for Detail {
                 header::HeaderValue::from_static("Bearer"),
             );
         }
+        if let PracticeError::OverBudget(refusal) = &self.0 {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(refusal.retry_after),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -326,12 +333,12 @@ impl IntoResponse for Detail {
     }
 }
 
-type Answer = Result<Response, Detail>;
+pub(crate) type Answer = Result<Response, Detail>;
 
 /// The user of a request's bearer key, with the practice service.
 pub(crate) struct Caller {
-    practice: Practice,
-    user: User,
+    pub(crate) practice: Practice,
+    pub(crate) user: User,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -394,7 +401,7 @@ async fn cookie_caller(
     }
 }
 
-fn ok<T: Serialize>(status: StatusCode, value: &T) -> Answer {
+pub(crate) fn ok<T: Serialize>(status: StatusCode, value: &T) -> Answer {
     Ok((status, axum::Json(value)).into_response())
 }
 
@@ -402,7 +409,7 @@ fn no_content() -> Answer {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn page(query: &HashMap<String, String>) -> Result<PageRequest, PracticeError> {
+pub(crate) fn page(query: &HashMap<String, String>) -> Result<PageRequest, PracticeError> {
     Ok(PageRequest {
         page: query_int(
             query.get("page").map(String::as_str),
@@ -421,7 +428,7 @@ fn page(query: &HashMap<String, String>) -> Result<PageRequest, PracticeError> {
     })
 }
 
-fn optional_query_id(
+pub(crate) fn optional_query_id(
     query: &HashMap<String, String>,
     name: &str,
 ) -> Result<Option<i64>, PracticeError> {

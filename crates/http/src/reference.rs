@@ -320,6 +320,21 @@ pub const MODEL_SETTINGS: &[Setting] = &[
         "The most bytes read of one streamed answer, framing included: ends a stream that never stops even \
          when it adds no text. An OpenAI stream of 128k tokens is about 32 MB.",
     ),
+    setting(
+        "input_price_per_million",
+        None,
+        "number",
+        "none (no cost)",
+        "The price of a million prompt tokens, in any currency (the same for every model): the cost in usage \
+         reports and what `cost_per_month` budgets count. Without a price, a model's calls cost nothing.",
+    ),
+    setting(
+        "output_price_per_million",
+        None,
+        "number",
+        "none (no cost)",
+        "The price of a million answer tokens.",
+    ),
 ];
 
 /// Environment variables read outside the configuration file's settings.
