@@ -107,19 +107,21 @@ fn limits_of(row: &LimitRow) -> Limits {
     }
 }
 
-/// The usage of `kind` since `start` by the class (`user_id` 0) or one user.
+/// The usage of `kind` in `period` by the class (`user_id` 0) or one user.
 /// Evaluates to an `f64`; `$exec` is a pool or a transaction.
 macro_rules! used_since {
-    ($exec:expr, $kind:expr, $class_id:expr, $user_id:expr, $start:expr) => {{
-        let filter =
-            "FROM usage_runs WHERE class_id = $1 AND ($2 = 0 OR user_id = $2) AND at_ms >= $3";
+    ($exec:expr, $kind:expr, $class_id:expr, $user_id:expr, $period:expr) => {{
+        let filter = "FROM usage_runs WHERE class_id = $1 AND ($2 = 0 OR user_id = $2) \
+                      AND at_ms >= $3 AND at_ms < $4";
+        let (start, end): (i64, i64) = $period;
         match $kind {
             LimitKind::TokensPerDay | LimitKind::TokensPerWeek => {
                 let sql = format!("SELECT CAST(COALESCE(SUM(tokens), 0) AS BIGINT) {filter}");
                 let v: i64 = sqlx::query_scalar(&sql)
                     .bind($class_id)
                     .bind($user_id)
-                    .bind($start)
+                    .bind(start)
+                    .bind(end)
                     .fetch_one($exec)
                     .await?;
                 v as f64
@@ -129,7 +131,8 @@ macro_rules! used_since {
                 let v: i64 = sqlx::query_scalar(&sql)
                     .bind($class_id)
                     .bind($user_id)
-                    .bind($start)
+                    .bind(start)
+                    .bind(end)
                     .fetch_one($exec)
                     .await?;
                 v as f64
@@ -140,7 +143,8 @@ macro_rules! used_since {
                 let v: f64 = sqlx::query_scalar(&sql)
                     .bind($class_id)
                     .bind($user_id)
-                    .bind($start)
+                    .bind(start)
+                    .bind(end)
                     .fetch_one($exec)
                     .await?;
                 v
@@ -254,8 +258,7 @@ impl Store {
                 let limits = limits_of(row);
                 for kind in LimitKind::ALL {
                     let Some(limit) = limits.get(kind) else { continue };
-                    let (start, _) = kind.period(now_ms);
-                    let used = used_since!(&mut *tx, kind, class_id, who, start);
+                    let used = used_since!(&mut *tx, kind, class_id, who, kind.period(now_ms));
                     let need = kind.amount(tokens, cost);
                     if used + need > limit + COST_EPSILON {
                         return Err(PracticeError::OverBudget(Box::new(Refusal::new(
@@ -389,7 +392,7 @@ impl Store {
         let mut status = Vec::with_capacity(LimitKind::ALL.len());
         for kind in LimitKind::ALL {
             let (start, end) = kind.period(now_ms);
-            let used = on_pool!(self, pool => used_since!(pool, kind, class_id, user_id, start));
+            let used = on_pool!(self, pool => used_since!(pool, kind, class_id, user_id, (start, end)));
             let value = limits.get(kind);
             status.push(LimitStatus {
                 limit: kind,
