@@ -686,7 +686,7 @@ fn instructor_paths(paths: &mut Map<String, Value>) {
                 "id" => id_schema.clone(),
                 "boolean" => json!({"type": "boolean"}),
                 "time" => {
-                    json!({"type": "string", "pattern": "^\\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?\\s*$",
+                    json!({"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}],
                     "description": "A date (YYYY-MM-DD, UTC; as `to`, the whole day is in) or an RFC 3339 time"})
                 }
                 _ => json!({"type": "string", "minLength": 1, "pattern": NOT_BLANK}),

@@ -463,6 +463,29 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
     let tokens = |usage: &Value, key: &str| usage[key].as_u64().unwrap_or(0);
     match outcome {
         Ok(response) => {
+            let prices = |model: &str| {
+                state
+                    .practice()
+                    .and_then(|p| p.model(model))
+                    .map_or((None, None), |m| m.provider.config().prices())
+            };
+            metrics.observe_class_run(
+                response.class_id,
+                response.results.iter().map(|r| {
+                    let kind = r
+                        .error
+                        .as_ref()
+                        .and_then(|e| e["kind"].as_str())
+                        .unwrap_or("ok");
+                    let (i, o) = (
+                        tokens(&r.token_usage, "prompt_tokens"),
+                        tokens(&r.token_usage, "completion_tokens"),
+                    );
+                    let cost =
+                        sluice_practice::budget::cost(prices(&r.model_name), i, o).unwrap_or(0.0);
+                    (kind, i, o, cost)
+                }),
+            );
             for r in &response.results {
                 let kind = r
                     .error
@@ -477,6 +500,9 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
                     tokens(&r.token_usage, "completion_tokens"),
                 );
             }
+        }
+        Err(PracticeError::OverBudget(refusal)) => {
+            metrics.observe_budget_refusal(refusal.class_id, refusal.limit.as_str());
         }
         Err(PracticeError::AllModelsFailed(errors)) => {
             for e in errors {

@@ -162,6 +162,8 @@ pub enum Scope {
 pub struct Refusal {
     /// A sentence for people.
     pub msg: String,
+    /// The class whose budget it is.
+    pub class_id: i64,
     /// Which limit.
     pub limit: LimitKind,
     /// The class's limit or the student's.
@@ -182,6 +184,7 @@ pub struct Refusal {
 
 impl Refusal {
     pub(crate) fn new(
+        class_id: i64,
         kind: LimitKind,
         scope: Scope,
         limit: f64,
@@ -201,6 +204,7 @@ impl Refusal {
                 "over budget: {who} {kind} limit is {limit}, {remaining} left, this run needs up \
                  to {requested}; it resets at {resets_at}"
             ),
+            class_id,
             limit: kind,
             scope,
             limit_value: limit,
@@ -213,10 +217,20 @@ impl Refusal {
     }
 }
 
-/// `ms` since the epoch as RFC 3339 UTC with seconds.
+/// `ms` since the epoch as RFC 3339 UTC with seconds, clamped to the years
+/// 0000 to 9999 so that the text always sorts as the time does.
 pub fn rfc3339_ms(ms: i64) -> String {
-    let time = UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
+    let lowest = days_from_civil(0, 1, 1) * 86_400_000;
+    let highest = days_from_civil(10_000, 1, 1) * 86_400_000 - 1000;
+    let ms = ms.clamp(lowest, highest);
+    let (y, m, d) = civil_from_days(ms.div_euclid(86_400_000));
+    let secs = ms.rem_euclid(86_400_000) / 1000;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// `YYYY-MM-DD` of the UTC day holding `ms`.
@@ -265,24 +279,76 @@ pub fn cost(
     }
 }
 
-/// Parses `YYYY-MM-DD` (the start of that UTC day) or an RFC 3339 time into
-/// ms since the epoch.
+/// Parses `YYYY-MM-DD` (the start of that UTC day) or an RFC 3339 time
+/// (`2026-12-09T10:00:00Z`, `T` or a space, optional fraction, `Z` or an
+/// offset `+09:00`) into ms since the epoch. `None` for anything else,
+/// impossible dates (`2026-02-30`) included.
 pub fn parse_time(text: &str) -> Option<i64> {
     let text = text.trim();
-    if let [y, m, d] = text.split('-').collect::<Vec<_>>()[..] {
-        if y.len() == 4 && m.len() == 2 && d.len() == 2 {
-            let (y, m, d) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-            if !(1..=12).contains(&m)
-                || !(1..=31).contains(&d)
-                || civil_from_days(days_from_civil(y, m, d)) != (y, m, d)
-            {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(range)?;
+        if part.iter().all(u8::is_ascii_digit) {
+            std::str::from_utf8(part).ok()?.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let day = days_from_civil(y, m, d);
+    if civil_from_days(day) != (y, m, d) {
+        return None;
+    }
+    let mut ms = day * 86_400_000;
+    if b.len() == 10 {
+        return Some(ms);
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 20 || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (hh, mm, ss) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    // 60: a leap second, read as the last second of its minute.
+    if hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    ms += ((hh * 60 + mm) * 60 + ss.min(59)) * 1000;
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let n = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let millis: String = fraction[..n].chars().chain("000".chars()).take(3).collect();
+        ms += millis.parse::<i64>().ok()?;
+        rest = &fraction[n..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => Some(ms),
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let both = [*h1, *h2, *m1, *m2];
+            if !both.iter().all(u8::is_ascii_digit) {
                 return None;
             }
-            return Some(days_from_civil(y, m, d) * 86_400_000);
+            let oh = i64::from(h1 - b'0') * 10 + i64::from(h2 - b'0');
+            let om = i64::from(m1 - b'0') * 10 + i64::from(m2 - b'0');
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let offset = (oh * 60 + om) * 60_000;
+            Some(if *sign == b'+' {
+                ms - offset
+            } else {
+                ms + offset
+            })
         }
+        _ => None,
     }
-    let time = humantime::parse_rfc3339_weak(text).ok()?;
-    Some(time.duration_since(UNIX_EPOCH).ok()?.as_millis() as i64)
 }
 
 #[cfg(test)]
@@ -338,12 +404,40 @@ mod tests {
         assert_eq!(day_of(ms("2026-12-09T23:59:59Z")), "2026-12-09");
         assert_eq!(parse_time("2026-02-30"), None);
         assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(
+            parse_time("2026-12-09T10:00:00"),
+            None,
+            "a time needs its offset"
+        );
+        assert_eq!(parse_time("2026-12-09T24:00:00Z"), None);
+        let utc = ms("2026-12-09T10:00:00Z");
+        assert_eq!(ms("2026-12-09 19:00:00+09:00"), utc);
+        assert_eq!(ms("2026-12-09t09:30:00.250-00:30"), utc + 250);
+        assert_eq!(ms(" 2026-12-09T10:00:00.1234567z "), utc + 123);
+        assert_eq!(ms("0001-01-01"), days_from_civil(1, 1, 1) * 86_400_000);
+        assert_eq!(rfc3339_ms(ms("0001-01-01")), "0001-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_ms(ms("9999-12-31") + 86_400_000),
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            rfc3339_ms(ms("2026-12-09T10:11:12.999Z")),
+            "2026-12-09T10:11:12Z"
+        );
     }
 
     #[test]
     fn refusals_carry_the_numbers() {
         let now = ms("2026-12-09T13:59:50Z");
-        let r = Refusal::new(LimitKind::RunsPerHour, Scope::Student, 3.0, 3.0, 1.0, now);
+        let r = Refusal::new(
+            1,
+            LimitKind::RunsPerHour,
+            Scope::Student,
+            3.0,
+            3.0,
+            1.0,
+            now,
+        );
         assert_eq!(r.remaining, 0.0);
         assert_eq!(r.resets_at, "2026-12-09T14:00:00Z");
         assert_eq!(r.retry_after, 10);

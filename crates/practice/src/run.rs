@@ -82,6 +82,9 @@ pub enum RunEvent {
 pub struct RunResponse {
     /// The session.
     pub session_id: i64,
+    /// The session's class (not part of the answer's body).
+    #[serde(skip)]
+    pub class_id: i64,
     /// The prompt as stored.
     pub prompt_text: String,
     /// One per model, in the order of `model_names`; the first is primary.
@@ -257,6 +260,7 @@ impl Practice {
         let (session_id, stored) = stored?;
         Ok(RunResponse {
             session_id,
+            class_id,
             prompt_text: plan.prompt_text,
             results: stored.results,
             session_title: Some(title),
@@ -326,6 +330,7 @@ impl Practice {
         let stored = stored?;
         Ok(RunResponse {
             session_id,
+            class_id: class.id,
             prompt_text: plan.prompt_text,
             results: stored.results,
             session_title: session.summary.session_title,

@@ -262,7 +262,7 @@ impl Store {
                     let need = kind.amount(tokens, cost);
                     if used + need > limit + COST_EPSILON {
                         return Err(PracticeError::OverBudget(Box::new(Refusal::new(
-                            kind, scope, limit, used, need, now_ms,
+                            class_id, kind, scope, limit, used, need, now_ms,
                         ))));
                     }
                 }
@@ -392,7 +392,8 @@ impl Store {
         let mut status = Vec::with_capacity(LimitKind::ALL.len());
         for kind in LimitKind::ALL {
             let (start, end) = kind.period(now_ms);
-            let used = on_pool!(self, pool => used_since!(pool, kind, class_id, user_id, (start, end)));
+            let used =
+                on_pool!(self, pool => used_since!(pool, kind, class_id, user_id, (start, end)));
             let value = limits.get(kind);
             status.push(LimitStatus {
                 limit: kind,
