@@ -20,6 +20,7 @@ import tempfile
 import urllib.request
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -105,7 +106,9 @@ def main():
         box.clear()
         box.send_keys("3")
         form_box.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        p.wait("the new limit", lambda: "3" in [c.text for c in p.finds("section.budget")[2].find_elements(By.CSS_SELECTOR, "td")])
+        # The page draws itself again: read it in one script, not element by element.
+        cells = "return [...(document.querySelectorAll('section.budget')[2]?.querySelectorAll('td') || [])].map(c => c.textContent)"
+        p.wait("the new limit", lambda: "3" in (driver.execute_script(cells) or []))
         status, body = api(server, teacher_key, "GET", f"/user/practice/classes/{class_id}/budgets")
         assert status == 200 and body["items"][2]["limits"]["runs_per_hour"] == 3, body
         passed.append("set a student's budget")
@@ -113,7 +116,6 @@ def main():
         # The students' sessions, filtered to those with errors.
         driver.get(server.base + f"/#/classes/{class_id}/sessions")
         p.wait("the session list", lambda: len(p.finds("main table.data tbody tr a")) == 4)
-        from selenium.webdriver.support.ui import Select
         Select(p.find("select[name='has_errors']")).select_by_value("true")
         p.find("form.filters button[type=submit]").click()
         p.wait("the filtered list", lambda: len(p.finds("main table.data tbody tr a")) == 1)
