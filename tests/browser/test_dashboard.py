@@ -85,7 +85,7 @@ def main():
         assert "student-a" in rows and "student-b" in rows, rows
         assert "teacher" not in rows, "instructors are not listed as students"
         charts = p.finds("figure.chart-box svg.chart")
-        assert len(charts) >= 3, "daily tokens, daily runs and tokens per model"
+        assert len(charts) == 4, "tokens and calls per day, tokens per model and per student"
         assert all(c.find_elements(By.CSS_SELECTOR, "rect") for c in charts), "every chart has bars"
         bar_titles = " ".join(t.get_attribute("textContent") for t in p.finds("svg.chart title"))
         assert "fast-a" in bar_titles and "broken" in bar_titles, bar_titles
@@ -97,6 +97,8 @@ def main():
         assert 0 < used < 5000, used
         p.axe("dashboard")
         p.shoot("dashboard")
+        # The lower half, budgets with their meters, as one picture of the element.
+        budgets[0].find_element(By.XPATH, "..").screenshot(os.path.join(args.shots, "dashboard-budgets-1280.png"))
         passed.append("dashboard: students, charts, budgets with what is left")
 
         # Change student-b's budget through the form.

@@ -20,13 +20,16 @@ const num = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleSt
 const money = (n) => (n === null || n === undefined ? "—" : Number(n).toFixed(4));
 const limitValue = (kind, v) => (kind === "cost_per_month" ? money(v) : num(v));
 
+/** A table that may scroll sideways: focusable, so a keyboard can scroll it too. */
+const scroller = (label, table) => h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": label }, table);
+
 /**
  * A bar chart: one bar per item, stacked from `series` ({key, label, cls}).
  * Labels under the bars, the values in each bar's <title>, and a table of the
  * same numbers for screen readers.
  */
 function barChart(caption, items, labelOf, series) {
-  const width = 640, height = 200, left = 48, bottom = 36, top = 10;
+  const width = 480, height = 200, left = 52, bottom = 30, top = 10;
   const max = Math.max(1, ...items.map((it) => series.reduce((sum, se) => sum + (it[se.key] || 0), 0)));
   const step = (width - left - 8) / Math.max(1, items.length);
   const barW = Math.max(4, Math.min(48, step * 0.7));
@@ -35,7 +38,7 @@ function barChart(caption, items, labelOf, series) {
   for (const frac of [0, 0.5, 1]) {
     const v = max * frac;
     svg.append(s("line", { x1: left, x2: width, y1: y(v), y2: y(v), class: "grid" }),
-      s("text", { x: left - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, num(Math.round(v))));
+      s("text", { x: left - 6, y: y(v) + 5, class: "axis", "text-anchor": "end" }, num(Math.round(v))));
   }
   items.forEach((it, i) => {
     const x = left + i * step + (step - barW) / 2;
@@ -47,7 +50,7 @@ function barChart(caption, items, labelOf, series) {
       if (v > 0) g.append(s("rect", { x, width: barW, y: y(base + v), height: y(base) - y(base + v), class: se.cls }));
       base += v;
     }
-    svg.append(g, s("text", { x: x + barW / 2, y: height - bottom + 14, class: "axis", "text-anchor": "middle" },
+    svg.append(g, s("text", { x: x + barW / 2, y: height - bottom + 18, class: "axis", "text-anchor": "middle" },
       labelOf(it).length > 12 ? `${labelOf(it).slice(0, 11)}…` : labelOf(it)));
   });
   const legend = h("div", { class: "legend" }, series.map((se) =>
@@ -59,7 +62,7 @@ function barChart(caption, items, labelOf, series) {
 }
 
 function statsTable(caption, rows, nameHeader, nameOf) {
-  return h("div", { class: "table-wrap" }, h("table", { class: "data" }, h("caption", {}, caption),
+  return scroller(caption, h("table", { class: "data" }, h("caption", {}, caption),
     h("thead", {}, h("tr", {}, [nameHeader, t("runs"), t("calls"), t("tokens_in"), t("tokens_out"), t("errors"),
       "p50", "p90", "p99", t("cost")].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, rows.map((r) => h("tr", {}, h("th", { scope: "row" }, nameOf(r)),
@@ -106,8 +109,8 @@ function budgetCard(classId, budget, onSaved) {
     }
   });
   return h("section", { class: "budget" }, h("h4", {}, who),
-    h("div", { class: "table-wrap" }, h("table", { class: "data" },
-      h("thead", {}, h("tr", {}, [t("limit"), t("used"), t("limit_value"), t("left"), "", t("resets")].map((c) => h("th", { scope: "col" }, c)))),
+    scroller(`${t("budgets")}: ${who}`, h("table", { class: "data" },
+      h("thead", {}, h("tr", {}, [t("limit_kind"), t("used"), t("limit_value"), t("left"), "", t("resets")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows))),
     h("details", {}, h("summary", {}, t("change_limits")), form));
 }
@@ -142,8 +145,8 @@ export async function classPage(main, ctx, id) {
     if (!set.length) return t("no_limit");
     return set.map((st) => `${t(st.limit)}: ${limitValue(st.limit, st.remaining)}`).join("; ");
   };
-  const studentTable = h("div", { class: "table-wrap" }, h("table", { class: "data" }, h("caption", {}, t("students")),
-    h("thead", {}, h("tr", {}, [t("student"), t("sessions"), t("turns"), t("last_active"), t("tokens"), t("errors"), t("cost"), t("left")]
+  const studentTable = scroller(t("students"), h("table", { class: "data" }, h("caption", { class: "sr-only" }, t("students")),
+    h("thead", {}, h("tr", {}, [t("student"), t("sessions_col"), t("turns"), t("last_active"), t("tokens"), t("errors"), t("cost"), t("left")]
       .map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, students.items.length ? students.items.map((st) => {
       const u = usageOf(st.user_id);
@@ -156,13 +159,15 @@ export async function classPage(main, ctx, id) {
   const tokenSeries = [{ key: "prompt_tokens", label: t("tokens_in"), cls: "s1" }, { key: "completion_tokens", label: t("tokens_out"), cls: "s2" }];
   const activity = daily.items.length
     ? [barChart(t("daily_tokens"), daily.items, (d) => d.day.slice(5), tokenSeries),
-      barChart(t("daily_runs"), daily.items, (d) => d.day.slice(5), [{ key: "runs", label: t("runs"), cls: "s1" }, { key: "errors", label: t("errors"), cls: "s3" }])]
+      barChart(t("daily_calls"), daily.items.map((d) => ({ ...d, ok: d.calls - d.errors })), (d) => d.day.slice(5),
+        [{ key: "ok", label: t("calls_ok"), cls: "s1" }, { key: "errors", label: t("errors"), cls: "s3" }])]
     : [h("p", { class: "muted" }, t("no_usage"))];
   const byModel = usage.by_model.length
     ? [barChart(t("tokens_by_model"), usage.by_model, (m) => m.model_name, tokenSeries),
-      statsTable(t("usage_by_model"), usage.by_model, t("model"), (m) => m.model_name)] : [];
-  const byStudent = usage.by_student.length
-    ? [statsTable(t("usage_by_student"), usage.by_student, t("student"), (u) => u.user_name)] : [];
+      barChart(t("tokens_by_student"), usage.by_student, (u) => u.user_name, tokenSeries)] : [];
+  const tables = usage.by_model.length
+    ? [statsTable(t("usage_by_model"), usage.by_model, t("model"), (m) => m.model_name),
+      statsTable(t("usage_by_student"), usage.by_student, t("student"), (u) => u.user_name)] : [];
   const reload = () => classPage(main, ctx, id);
   const totals = usage.totals;
   clear(main).append(
@@ -174,7 +179,7 @@ export async function classPage(main, ctx, id) {
         [t("cost"), money(totals.cost)]].map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
     h("section", {}, h("h3", {}, t("students")), studentTable),
     h("section", {}, h("h3", {}, t("activity")), h("div", { class: "charts" }, activity)),
-    h("section", {}, h("h3", {}, t("usage")), h("div", { class: "charts" }, byModel), byStudent),
+    h("section", {}, h("h3", {}, t("usage")), h("div", { class: "charts" }, byModel), tables),
     h("section", {}, h("h3", {}, t("budgets")), budgets.items.map((b) => budgetCard(id, b, reload))));
 }
 
@@ -221,7 +226,7 @@ export async function classSessionsPage(main, ctx, id, query) {
     h("p", {}, h("a", { href: `#/classes/${id}` }, t("back_to_class"))),
     form,
     h("p", { class: "muted", role: "status" }, `${list.total} ${t("sessions")}`),
-    h("div", { class: "table-wrap" }, h("table", { class: "data" }, h("caption", { class: "sr-only" }, t("student_sessions")),
+    scroller(t("student_sessions"), h("table", { class: "data" }, h("caption", { class: "sr-only" }, t("student_sessions")),
       h("thead", {}, h("tr", {}, [t("title_col"), t("student"), t("models"), t("turns"), t("errors"), t("created")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("no_sessions")))))));
 }
@@ -258,14 +263,14 @@ export async function studentSessionPage(main, ctx, id, sessionId) {
     h("h2", {}, session.session_title || `#${session.session_id}`),
     h("p", { class: "notice", role: "note" }, `${t("read_only_by")} ${session.student_name}. ${t("read_recorded")}`),
     h("p", {}, h("a", { href: `#/classes/${id}/sessions` }, t("student_sessions"))),
-    turns);
+    ...turns);
 }
 
 /** Who read the caller's sessions. */
 export async function readsPage(main) {
   const reads = await api.get("/user/practice/session-reads?size=200");
   clear(main).append(h("h2", {}, t("nav_reads")), h("p", { class: "muted" }, t("reads_hint")),
-    reads.items.length ? h("div", { class: "table-wrap" }, h("table", { class: "data" },
+    reads.items.length ? scroller(t("nav_reads"), h("table", { class: "data" },
       h("thead", {}, h("tr", {}, [t("session"), t("reader"), t("when")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, reads.items.map((r) => h("tr", {},
         h("td", {}, h("a", { href: `#/sessions/${r.session_id}` }, `#${r.session_id}`)), h("td", {}, r.reader_name),
