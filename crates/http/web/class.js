@@ -225,7 +225,7 @@ export async function classSessionsPage(main, ctx, id, query) {
     h("h2", {}, `${t("student_sessions")}: ${cls ? cls.name : `#${id}`}`),
     h("p", {}, h("a", { href: `#/classes/${id}` }, t("back_to_class"))),
     form,
-    h("p", { class: "muted", role: "status" }, `${list.total} ${t("sessions")}`),
+    h("p", { class: "muted", role: "status" }, `${t("sessions_col")}: ${list.total}`),
     scroller(t("student_sessions"), h("table", { class: "data" }, h("caption", { class: "sr-only" }, t("student_sessions")),
       h("thead", {}, h("tr", {}, [t("title_col"), t("student"), t("models"), t("turns"), t("errors"), t("created")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("no_sessions")))))));

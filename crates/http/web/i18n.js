@@ -5,7 +5,7 @@ const STRINGS = {
   en: {
     nav_classes: "Classes", nav_reads: "Who read my sessions", no_classes_taught: "You teach no class.",
     class_not_found: "This class does not exist, or you do not teach it.", instructor_view: "instructor view",
-    students: "Students", student: "Student", sessions: "sessions", sessions_col: "Sessions",
+    students: "Students", student: "Student", sessions_col: "Sessions",
     daily_calls: "Model calls per day", calls_ok: "Answered", tokens_by_student: "Tokens per student", turns: "Turns", last_active: "Last active",
     errors: "Errors", cost: "Cost", left: "Left", no_students: "No students yet.", runs: "Runs", calls: "Calls",
     tokens_in: "Tokens in", tokens_out: "Tokens out", daily_tokens: "Tokens per day", 
@@ -50,7 +50,7 @@ const STRINGS = {
   ko: {
     nav_classes: "수업", nav_reads: "내 세션 열람 기록", no_classes_taught: "담당하는 수업이 없습니다.",
     class_not_found: "수업이 없거나 담당 수업이 아닙니다.", instructor_view: "강사 보기",
-    students: "학생", student: "학생", sessions: "세션", sessions_col: "세션",
+    students: "학생", student: "학생", sessions_col: "세션",
     daily_calls: "일별 모델 호출", calls_ok: "응답", tokens_by_student: "학생별 토큰", turns: "턴", last_active: "최근 활동",
     errors: "오류", cost: "비용", left: "남음", no_students: "아직 학생이 없습니다.", runs: "실행", calls: "호출",
     tokens_in: "입력 토큰", tokens_out: "출력 토큰", daily_tokens: "일별 토큰", 
