@@ -219,10 +219,10 @@ async fn sessions(
 ) -> Answer {
     let page = page(&query)?;
     let (from, to) = time_range(&query)?;
-    let has_errors = match query.get("has_errors").map(|v| v.trim()) {
+    let has_errors = match query.get("has_errors").map(String::as_str) {
         None => None,
-        Some("true" | "1") => Some(true),
-        Some("false" | "0") => Some(false),
+        Some("true") => Some(true),
+        Some("false") => Some(false),
         Some(_) => {
             return Err(query_error(
                 "has_errors",
