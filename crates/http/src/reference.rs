@@ -461,6 +461,8 @@ route_check = false
 max_reply_bytes = 4194304
 max_line_bytes = 4194304
 max_stream_bytes = 67108864
+input_price_per_million = 0.15
+output_price_per_million = 0.6
 
 [models.smollm2-135m]
 provider = "local"
