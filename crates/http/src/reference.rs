@@ -573,6 +573,14 @@ impl Config {
             t.insert("max_reply_bytes".into(), int(m.max_reply_bytes));
             t.insert("max_line_bytes".into(), int(m.max_line_bytes));
             t.insert("max_stream_bytes".into(), int(m.max_stream_bytes));
+            for (key, price) in [
+                ("input_price_per_million", m.input_price_per_million),
+                ("output_price_per_million", m.output_price_per_million),
+            ] {
+                if let Some(price) = price {
+                    t.insert(key.into(), toml::Value::Float(price));
+                }
+            }
             models.insert(name.clone(), toml::Value::Table(t));
         }
         top.insert("models".into(), toml::Value::Table(models));
