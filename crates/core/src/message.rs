@@ -332,10 +332,16 @@ impl ImagePart {
     /// The part's `type`.
     pub const TYPE: &'static str = "image_url";
 
-    /// An image part from its JSON object, if it is one (`"type": "image_url"`).
+    /// The keys that hold the image, one of which an image part has: OpenAI's
+    /// `image_url`, CLOVA Studio's `imageUrl` and `dataUri`.
+    pub const SOURCES: [&'static str; 3] = ["image_url", "imageUrl", "dataUri"];
+
+    /// An image part from its JSON object, if it is one (`"type": "image_url"`
+    /// and one of [`ImagePart::SOURCES`]).
     pub fn from_part(part: serde_json::Value) -> Option<Self> {
-        (part.get("type").and_then(serde_json::Value::as_str) == Some(Self::TYPE))
-            .then_some(Self { part })
+        let image = part.get("type").and_then(serde_json::Value::as_str) == Some(Self::TYPE)
+            && Self::SOURCES.iter().any(|key| part.get(key).is_some());
+        image.then_some(Self { part })
     }
 
     /// The part's JSON object, as it came.
@@ -511,6 +517,12 @@ pub(crate) mod content {
                 (Some("text"), Some(text)) => Ok(Read::Text(text)),
                 (Some("text"), None) => Err(de::Error::missing_field("text")),
                 (Some(ImagePart::TYPE), text) => {
+                    if !ImagePart::SOURCES.iter().any(|key| rest.contains_key(*key)) {
+                        return Err(de::Error::custom(
+                            "an image part needs its image: `image_url` (OpenAI), or `imageUrl` \
+                             or `dataUri` (CLOVA Studio)",
+                        ));
+                    }
                     if let Some(text) = text {
                         rest.insert("text".into(), text.into());
                     }

@@ -137,6 +137,10 @@ fn errors_name_the_field_inside_the_message() {
             "messages[1].content[0]: the field `text` is missing",
         ),
         (
+            r#"{"role":"user","content":[{"type":"image_url","url":"x"}]}"#,
+            "messages[1].content[0]: an image part needs its image: `image_url` (OpenAI), or `imageUrl` or `dataUri` (CLOVA Studio)",
+        ),
+        (
             r#"{"role":"user","content":5}"#,
             "messages[1].content: expected a string, null or an array of text and image parts, got a number",
         ),

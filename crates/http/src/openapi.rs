@@ -436,6 +436,7 @@ fn components_without_chat_requests() -> Value {
             "ImagePart": {
                 "type": "object",
                 "required": ["type"],
+                "anyOf": [{"required": ["image_url"]}, {"required": ["imageUrl"]}, {"required": ["dataUri"]}],
                 "additionalProperties": true,
                 "description": "An image: OpenAI's `image_url` object (`url`, `detail`) or CLOVA's `imageUrl` / `dataUri`; forwarded as written (renamed across wires), counted by the profile's image rule (`detail: low` at the low rate).",
                 "properties": {"type": {"const": "image_url"}}
