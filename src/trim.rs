@@ -169,17 +169,15 @@ fn run_single(job: &Job<'_>, mut reader: Box<dyn Read + Send>) -> anyhow::Result
     reader
         .read_to_string(&mut text)
         .context("cannot read input (is it UTF-8?)")?;
-    let out = job
-        .run_json(sluice_core::strip_bom(&text))
-        .map_err(|e| {
-            // Several requests in one file: say how to run them.
-            let hint = if e.message.contains("there is more after the JSON value") {
-                "; for one request per line, use --jsonl"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("{e}{hint}")
-        })?;
+    let out = job.run_json(sluice_core::strip_bom(&text)).map_err(|e| {
+        // Several requests in one file: say how to run them.
+        let hint = if e.message.contains("there is more after the JSON value") {
+            "; for one request per line, use --jsonl"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
     let mut stdout = io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.write_all(b"\n")?;
