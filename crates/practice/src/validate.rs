@@ -455,6 +455,30 @@ mod tests {
         }
     }
 
+    /// Found by Schemathesis: `4370695393546438.0` is an integer below 2^53,
+    /// but serde_json's default float reader can land one step off (here on
+    /// `...37.5`) and the value read as fractional. The workspace enables
+    /// `float_roundtrip`, which reads every float correctly rounded.
+    #[test]
+    fn integral_floats_read_exactly_are_integers() {
+        let mut c = Checker::new();
+        let loc = vec![Value::from("body")];
+        for (text, n) in [
+            ("4370695393546438.0", 4_370_695_393_546_438_i64),
+            ("12.0", 12),
+            ("9007199254740991.0", 9_007_199_254_740_991),
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                c.int_value(&value, at(&loc, "seed"), 0, i64::MAX),
+                Some(n),
+                "{text}"
+            );
+        }
+        let value: Value = serde_json::from_str("12.5").unwrap();
+        assert_eq!(c.int_value(&value, at(&loc, "seed"), 0, i64::MAX), None);
+    }
+
     #[test]
     fn every_error_is_reported_with_its_location() {
         let body = json!({"a": "x", "b": 0, "c": 3.5, "d": [1, "2", 0], "e": "nope", "zzz": 1});
