@@ -7,6 +7,7 @@
 //! body once per backend.
 
 mod classes;
+mod index;
 mod knowledge;
 mod library;
 mod sessions;
@@ -78,7 +79,7 @@ pub(crate) use {on_pool, write_tx};
 /// The migrations, in order; each runs once, in its own transaction, and is
 /// recorded in `sluice_migrations`. Hand-rolled rather than `sqlx::migrate!`,
 /// which needs the proc-macro stack at build time for four lines of logic.
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         name: "init",
@@ -96,6 +97,12 @@ const MIGRATIONS: [Migration; 3] = [
         name: "access_tokens",
         sqlite: include_str!("../../migrations/sqlite/0003_access_tokens.sql"),
         postgres: include_str!("../../migrations/postgres/0003_access_tokens.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "index_from_text",
+        sqlite: include_str!("../../migrations/sqlite/0007_index_from_text.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_index_from_text.sql"),
     },
 ];
 
@@ -119,7 +126,7 @@ pub(crate) enum Backend {
 pub struct Store {
     backend: std::sync::Arc<Backend>,
     url: String,
-    indexes: std::sync::Arc<knowledge::IndexCache>,
+    indexes: std::sync::Arc<index::IndexCache>,
     sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
