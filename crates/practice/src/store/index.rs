@@ -56,20 +56,22 @@ pub(crate) struct Segment {
 impl Segment {
     /// Indexes one passage; returns its length in terms.
     pub(crate) fn add(&mut self, passage_id: i64, text: &str) -> u32 {
-        let (terms, len) = retrieval::term_frequencies(text);
-        for (term, tf) in terms {
-            let entry = PostingEntry {
-                passage_id,
-                tf,
-                len,
-            };
-            match self.postings.get_mut(term.as_str()) {
-                Some(list) => list.push(entry),
-                None => {
-                    self.postings.insert(term.into_boxed_str(), vec![entry]);
+        let postings = &mut self.postings;
+        let len = retrieval::with_term_frequencies(text, |terms, len| {
+            for &(term, tf) in terms {
+                let entry = PostingEntry {
+                    passage_id,
+                    tf,
+                    len,
+                };
+                match postings.get_mut(term) {
+                    Some(list) => list.push(entry),
+                    None => {
+                        postings.insert(Box::from(term), vec![entry]);
+                    }
                 }
             }
-        }
+        });
         self.passages += 1;
         self.terms += u64::from(len);
         len

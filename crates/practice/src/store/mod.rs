@@ -48,6 +48,23 @@ macro_rules! on_pool {
     };
 }
 
+/// [`on_pool!`] for one statement that writes outside a transaction: on
+/// SQLite it waits its turn in the same queue as [`write_tx!`]. Left to
+/// SQLite's busy handler instead, it sleeps in growing steps (up to 100 ms
+/// each) while queued transactions keep taking the lock ahead of it: other
+/// users' agent writes waited up to 1.6 s behind an upload (issue 23).
+macro_rules! on_writer {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &*$store.backend {
+            $crate::store::Backend::Sqlite($pool) => {
+                let _writer = $store.sqlite_writer.lock().await;
+                $body
+            }
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// Runs `$body` in a write transaction (`$tx`) and commits it. SQLite starts
 /// it with `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes
 /// fails with `SQLITE_BUSY` at once instead of waiting on the busy timeout.
@@ -74,7 +91,7 @@ macro_rules! write_tx {
     };
 }
 
-pub(crate) use {on_pool, write_tx};
+pub(crate) use {on_pool, on_writer, write_tx};
 
 /// The migrations, in order; each runs once, in its own transaction, and is
 /// recorded in `sluice_migrations`. Hand-rolled rather than `sqlx::migrate!`,
