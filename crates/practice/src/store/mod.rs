@@ -9,6 +9,7 @@
 mod classes;
 mod index;
 mod knowledge;
+mod leases;
 mod library;
 mod sessions;
 mod tokens;
@@ -96,7 +97,7 @@ pub(crate) use {on_pool, on_writer, write_tx};
 /// The migrations, in order; each runs once, in its own transaction, and is
 /// recorded in `sluice_migrations`. Hand-rolled rather than `sqlx::migrate!`,
 /// which needs the proc-macro stack at build time for four lines of logic.
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 5] = [
     Migration {
         version: 1,
         name: "init",
@@ -114,6 +115,12 @@ const MIGRATIONS: [Migration; 4] = [
         name: "access_tokens",
         sqlite: include_str!("../../migrations/sqlite/0003_access_tokens.sql"),
         postgres: include_str!("../../migrations/postgres/0003_access_tokens.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "model_leases",
+        sqlite: include_str!("../../migrations/sqlite/0006_model_leases.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_model_leases.sql"),
     },
     Migration {
         version: 7,
