@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { t, lang, setLang } from "./i18n.js";
 import { runPage, sessionPage, stopCurrent } from "./run.js";
 import { libraryPage } from "./library.js";
+import { classesPage, classPage, classSessionsPage, studentSessionPage, readsPage } from "./class.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -25,6 +26,8 @@ function chrome() {
   clear(nav);
   if (ctx.me) {
     nav.append(h("a", { href: "#/run" }, t("nav_run")), h("a", { href: "#/library" }, t("nav_library")));
+    if (ctx.me.classes.some((c) => c.role === "instructor")) nav.append(h("a", { href: "#/classes" }, t("nav_classes")));
+    nav.append(h("a", { href: "#/reads" }, t("nav_reads")));
   }
 }
 
@@ -99,7 +102,13 @@ async function route() {
   const hash = location.hash || "#/run";
   const m = hash.match(/^#\/sessions\/([^/]+)$/);
   try {
+    const c = hash.match(/^#\/classes\/([^/?]+)(?:\/sessions(?:\/([^/?]+)|\?(.*))?)?$/);
     if (m) await sessionPage(main, ctx, m[1]);
+    else if (c && c[2]) await studentSessionPage(main, ctx, c[1], c[2]);
+    else if (c && hash.includes("/sessions")) await classSessionsPage(main, ctx, c[1], c[3]);
+    else if (c) await classPage(main, ctx, c[1]);
+    else if (hash === "#/classes") await classesPage(main, ctx);
+    else if (hash === "#/reads") await readsPage(main);
     else if (hash === "#/library") await libraryPage(main);
     else await runPage(main, ctx);
   } catch (err) {
@@ -107,7 +116,8 @@ async function route() {
     clear(main).append(h("p", { class: "banner", role: "alert" }, err.message));
   }
   for (const a of nav.querySelectorAll("a")) {
-    if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page");
+    const href = a.getAttribute("href");
+    if (href === hash || (href === "#/classes" && hash.startsWith("#/classes/"))) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
 }
