@@ -514,13 +514,13 @@ fn admin_cli_manages_users_keys_classes_and_imports() {
     assert!(err.contains("bad.txt"), "which file: {err}");
     let bases = runtime.block_on(count(&db, "SELECT COUNT(*) FROM knowledge_bases"));
     let documents = runtime.block_on(count(&db, "SELECT COUNT(*) FROM documents"));
-    let terms = runtime.block_on(count(&db, "SELECT COUNT(*) FROM passage_terms"));
+    let passages = runtime.block_on(count(&db, "SELECT COUNT(*) FROM passages"));
     let good = runtime.block_on(count(
         &db,
-        &format!("SELECT COUNT(*) FROM passage_terms WHERE knowledge_id = {kb}"),
+        &format!("SELECT COUNT(*) FROM passages WHERE knowledge_id = {kb}"),
     ));
     assert_eq!(
-        (bases, documents, terms),
+        (bases, documents, passages),
         (1, 1, good),
         "only the first import"
     );

@@ -271,8 +271,25 @@ pub const MODEL_SETTINGS: &[Setting] = &[
         "integer",
         "`8`",
         "Calls to this model in flight at once, per replica: three replicas with `8` make up to 24 calls at \
-         once (divide a global quota by the replicas, docs/deploy.md). For `local`: requests accepted at a \
-         time, running and waiting together; one more is refused with `429`.",
+         once (for a global quota, divide it by the replicas or set `global_max_concurrency`, docs/deploy.md). \
+         For `local`: requests accepted at a time, running and waiting together; one more is refused with `429`.",
+    ),
+    setting(
+        "global_max_concurrency",
+        None,
+        "integer",
+        "none",
+        "Calls to this model in flight at once across every replica on the database (1 to 10000), for a \
+         provider whose quota is global: each call also holds one of these slots, leased in the database; a \
+         call that finds all held waits within `timeout_ms`. Not for `local` (docs/deploy.md).",
+    ),
+    setting(
+        "global_lease_ms",
+        None,
+        "integer (ms)",
+        "`10000`",
+        "How long a `global_max_concurrency` slot outlives a replica that died holding it (at least 100); \
+         renewed every third of it while the call runs.",
     ),
     setting(
         "max_retries",
@@ -455,6 +472,8 @@ profile = "gpt-4o"
 api_key_env = "OPENAI_API_KEY"
 timeout_ms = 30000
 max_concurrency = 8
+global_max_concurrency = 16
+global_lease_ms = 10000
 max_retries = 2
 auto_trim = false
 route_check = false
@@ -567,6 +586,10 @@ impl Config {
             }
             t.insert("timeout_ms".into(), int(m.timeout_ms));
             t.insert("max_concurrency".into(), int(m.max_concurrency as u64));
+            if let Some(v) = m.global_max_concurrency {
+                t.insert("global_max_concurrency".into(), int(v as u64));
+            }
+            t.insert("global_lease_ms".into(), int(m.global_lease_ms));
             t.insert("max_retries".into(), int(u64::from(m.max_retries)));
             t.insert("auto_trim".into(), toml::Value::Boolean(m.auto_trim));
             t.insert("route_check".into(), toml::Value::Boolean(m.route_check));

@@ -125,6 +125,10 @@ impl Practice {
         models: BTreeMap<String, PracticeModel>,
         router: Option<Arc<Router>>,
     ) -> Self {
+        // Models with a global limit keep its slots in this store.
+        for model in models.values() {
+            model.provider.attach_store(&store);
+        }
         Self {
             store,
             models: Arc::new(models),

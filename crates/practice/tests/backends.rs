@@ -49,3 +49,41 @@ pub async fn fresh_postgres_url() -> Option<String> {
         .map_or(admin.as_str(), |(base, _)| base);
     Some(format!("{base}/{name}"))
 }
+
+/// Two stores on one fresh database per backend, as two replicas of the
+/// server would open it: a SQLite file (removed with the returned guard), and
+/// PostgreSQL when configured.
+pub async fn replica_pairs() -> (Vec<(Store, Store)>, TempDir) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "sluice-replicas-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )));
+    std::fs::create_dir_all(&dir.0).expect("a temporary directory");
+    let path = dir.0.join("practice.db");
+    let mut pairs = vec![(
+        Store::open_file(&path).await.expect("a SQLite file store"),
+        Store::open_file(&path)
+            .await
+            .expect("a second store on the file"),
+    )];
+    if let Some(url) = fresh_postgres_url().await {
+        pairs.push((
+            Store::connect(&url).await.expect("PostgreSQL store"),
+            Store::connect(&url)
+                .await
+                .expect("a second PostgreSQL store"),
+        ));
+    }
+    (pairs, dir)
+}
+
+/// A temporary directory, removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1037,3 +1037,189 @@ async fn replies_past_the_reading_limits_are_cut_and_named() {
         assert!(error.to_string().contains("not valid UTF-8"), "{error}");
     }
 }
+
+/// Issue 26: replicas whose providers share a database. Each replica's
+/// provider for `name` may have `local` calls in flight, and all of them
+/// together `global`.
+fn replica_provider(
+    fake: &FakeUpstream,
+    store: &sluice_practice::Store,
+    name: &str,
+    local: usize,
+    global: Option<usize>,
+    lease_ms: u64,
+) -> Provider {
+    let provider = provider(
+        name,
+        ModelConfig {
+            max_concurrency: local,
+            global_max_concurrency: global,
+            global_lease_ms: lease_ms,
+            ..config(ProviderKind::Openai, fake)
+        },
+        None,
+    );
+    provider.attach_store(store);
+    provider
+}
+
+/// `calls` calls spread over `providers`, all at once; every one must succeed.
+async fn all_at_once(providers: &[Provider], calls: usize) {
+    let requests: Vec<ChatRequest> = (0..calls).map(|i| request(&format!("q{i}"))).collect();
+    let results = futures_util::future::join_all(
+        requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| providers[i % providers.len()].chat(r)),
+    )
+    .await;
+    for result in results {
+        result.expect("every call is answered");
+    }
+}
+
+#[tokio::test]
+async fn global_max_concurrency_holds_across_replicas_on_one_database() {
+    let (pairs, _dir) = crate::backends::replica_pairs().await;
+    for (one, two) in pairs {
+        let slow = Behavior::Slow {
+            delay: Duration::from_millis(150),
+        };
+        let mut script = Script::new();
+        for _ in 0..24 {
+            script = script.on("shared", slow.clone()).on("free", slow.clone());
+        }
+        let fake = FakeUpstream::start(script).await;
+        // Without the global limit the two replicas together go past 3 ...
+        let free = [
+            replica_provider(&fake, &one, "free", 8, None, 10_000),
+            replica_provider(&fake, &two, "free", 8, None, 10_000),
+        ];
+        all_at_once(&free, 12).await;
+        assert!(fake.max_in_flight() > 3, "{}", fake.max_in_flight());
+        // ... and with it they never do, on either backend.
+        let fake = FakeUpstream::start(Script::new().on("shared", slow.clone())).await;
+        for _ in 0..11 {
+            fake.push("shared", slow.clone());
+        }
+        let shared = [
+            replica_provider(&fake, &one, "shared", 8, Some(3), 10_000),
+            replica_provider(&fake, &two, "shared", 8, Some(3), 10_000),
+        ];
+        all_at_once(&shared, 12).await;
+        let most = fake.max_in_flight();
+        assert!((2..=3).contains(&most), "{most} calls in flight at once");
+        assert_eq!(fake.requests().len(), 12);
+        // Every slot is given back once the calls end.
+        let freed = async {
+            while one.model_slots_held("shared").await.unwrap() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), freed)
+            .await
+            .expect("the slots are released");
+    }
+}
+
+#[tokio::test]
+async fn a_global_slot_outlives_its_lease_while_the_call_runs() {
+    let (pairs, _dir) = crate::backends::replica_pairs().await;
+    for (one, two) in pairs {
+        // Calls of 700 ms on leases of 300 ms: only renewal keeps the slot.
+        let long = Behavior::Slow {
+            delay: Duration::from_millis(700),
+        };
+        let fake = FakeUpstream::start(
+            Script::new()
+                .on("renewed", long.clone())
+                .on("renewed", long.clone())
+                .on("renewed", long),
+        )
+        .await;
+        let providers = [
+            replica_provider(&fake, &one, "renewed", 4, Some(1), 300),
+            replica_provider(&fake, &two, "renewed", 4, Some(1), 300),
+        ];
+        all_at_once(&providers, 3).await;
+        assert_eq!(fake.max_in_flight(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_holders_global_slot_frees_itself() {
+    let (pairs, _dir) = crate::backends::replica_pairs().await;
+    for (one, two) in pairs {
+        // A replica took the only slot for 300 ms and was killed: it never
+        // renews and never releases.
+        let lease = Duration::from_millis(300);
+        assert_eq!(
+            one.take_model_slot("crash", 1, "killed", lease)
+                .await
+                .unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            two.take_model_slot("crash", 1, "probe", lease)
+                .await
+                .unwrap(),
+            None,
+            "held until the lease runs out"
+        );
+        // The other replica's call waits for it, then goes through.
+        let fake = FakeUpstream::start(Script::new()).await;
+        let survivor = replica_provider(&fake, &two, "crash", 4, Some(1), 10_000);
+        let started = Instant::now();
+        survivor.chat(&request("after the crash")).await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "it waited for the lease: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            !one.renew_model_slot("crash", 0, "killed", lease)
+                .await
+                .unwrap(),
+            "the dead holder's lease is gone"
+        );
+    }
+}
+
+#[test]
+fn global_limits_are_checked_when_the_provider_is_built() {
+    let base = ModelConfig::new(ProviderKind::Openai, "http://127.0.0.1:9/v1");
+    for (global, lease, field) in [
+        (Some(0), 10_000, "global_max_concurrency"),
+        (Some(10_001), 10_000, "global_max_concurrency"),
+        (Some(2), 50, "global_lease_ms"),
+    ] {
+        let config = ModelConfig {
+            global_max_concurrency: global,
+            global_lease_ms: lease,
+            ..base.clone()
+        };
+        match Provider::with_api_key("m", config, http_client(), None) {
+            Err(ConfigError::InvalidSetting { message, .. }) => {
+                assert!(message.contains(field), "{message}")
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
+
+/// A provider whose store was never attached refuses to ignore its limit.
+#[tokio::test]
+async fn a_global_limit_without_a_store_fails_the_call() {
+    let fake = FakeUpstream::start(Script::new()).await;
+    let lonely = provider(
+        "lonely",
+        ModelConfig {
+            global_max_concurrency: Some(1),
+            ..config(ProviderKind::Openai, &fake)
+        },
+        None,
+    );
+    let error = lonely.chat(&request("hi")).await.unwrap_err();
+    assert!(error.to_string().contains("no store"), "{error}");
+    assert!(fake.requests().is_empty());
+}

@@ -6,7 +6,7 @@ use sluice_practice::{
     PageRequest, PracticeError, ProjectInput, SessionFilter, SessionPatch, Store,
 };
 
-use crate::backends::stores;
+use crate::backends::{replica_pairs, stores};
 
 async fn user(store: &Store, name: &str) -> (i64, String) {
     let (user, key) = store.create_user(name).await.unwrap();
@@ -642,6 +642,87 @@ async fn sessions_store_whole_turns() {
             store.session(me, session_id).await,
             Err(PracticeError::NotFound(_))
         ));
+    }
+}
+
+/// Issue 23: the replica that uploads grows its cached index from the
+/// upload's own passages (segments, merged past a bound); another replica
+/// rebuilds it from the passages' text. Both rank every query identically,
+/// scores included, and each follows the other's writes.
+#[tokio::test]
+async fn an_index_grown_by_uploads_ranks_like_one_rebuilt_on_another_replica() {
+    let (pairs, _dir) = replica_pairs().await;
+    for (writer, reader) in pairs {
+        let (me, _) = user(&writer, "me").await;
+        let kb = writer
+            .create_knowledge(
+                me,
+                &KnowledgeInput {
+                    name: "grown".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let queries = [
+            "서울에서 날씨",
+            "부산 항구",
+            "HCX-005 모델",
+            "섬",
+            "미세먼지",
+        ];
+        let ranking = |store: Store| async move {
+            let mut all = Vec::new();
+            for query in queries {
+                let hits = store.search(me, &[kb.id], query, 5).await.unwrap();
+                all.push(
+                    hits.iter()
+                        .map(|h| (h.passage.id, h.score.to_bits()))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            all
+        };
+        // More uploads than an index keeps segments, searched between them so
+        // that each one extends the writer's cached index.
+        let mut uploads = Vec::new();
+        for i in 0..12 {
+            let text = match i % 4 {
+                0 => SEOUL.to_string(),
+                1 => format!("제주도는 섬이다. 섬 {i}번의 날씨는 흐리다."),
+                2 => format!("부산 항구에서 배 {i}척이 떠난다."),
+                _ => format!("HCX-005 모델 {i}번과 미세먼지 예보."),
+            };
+            let docs = writer
+                .add_document(me, kb.id, &format!("{i}.txt"), None, text.as_bytes())
+                .await
+                .unwrap();
+            uploads.push(docs[0].id);
+            assert!(
+                !writer
+                    .search(me, &[kb.id], "섬 날씨", 3)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        let grown = ranking(writer.clone()).await;
+        assert!(grown.iter().all(|hits| !hits.is_empty()), "{grown:?}");
+        assert_eq!(ranking(reader.clone()).await, grown, "rebuilt elsewhere");
+        // A write on either replica is seen by the other.
+        reader
+            .add_document(me, kb.id, "new.txt", None, "한라산 등산로".as_bytes())
+            .await
+            .unwrap();
+        let found = writer.search(me, &[kb.id], "한라산", 3).await.unwrap();
+        assert!(found[0].passage.text.contains("한라산"), "{found:?}");
+        writer.delete_document(me, uploads[0]).await.unwrap();
+        let hits = reader.search(me, &[kb.id], "서울의 인구", 5).await.unwrap();
+        assert!(
+            hits.iter().all(|h| h.passage.document_id != uploads[0]),
+            "a deleted document is gone: {hits:?}"
+        );
+        assert_eq!(ranking(writer).await, ranking(reader).await);
     }
 }
 

@@ -16,6 +16,7 @@
 mod clova;
 #[doc(hidden)]
 pub mod fuzzing;
+mod global;
 #[cfg(feature = "local")]
 mod local;
 mod openai;
@@ -102,9 +103,22 @@ pub struct ModelConfig {
     /// (1 to [`MAX_TIMEOUT_MS`]).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// How many calls to this model may be in flight at once.
+    /// How many calls to this model may be in flight at once, in this
+    /// process (each replica has its own).
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// How many calls to this model may be in flight at once across every
+    /// replica on the database, for a provider whose quota is global; none
+    /// by default. Slots are leased in the store (see
+    /// [`Provider::attach_store`]); a call holds one of this process's
+    /// `max_concurrency` slots and one of these.
+    #[serde(default)]
+    pub global_max_concurrency: Option<usize>,
+    /// How long a slot of `global_max_concurrency` outlives a replica that
+    /// died holding it, in milliseconds; the lease is renewed every third of
+    /// it while the call runs. Default [`DEFAULT_GLOBAL_LEASE_MS`].
+    #[serde(default = "default_global_lease_ms")]
+    pub global_lease_ms: u64,
     /// How many times a failed attempt may be retried (so at most
     /// `max_retries + 1` attempts).
     #[serde(default = "default_max_retries")]
@@ -149,6 +163,10 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 /// The default of [`ModelConfig::max_concurrency`].
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
+/// The default of [`ModelConfig::global_lease_ms`]: 10 s, renewed every 3.3 s.
+pub const DEFAULT_GLOBAL_LEASE_MS: u64 = 10_000;
+/// The largest [`ModelConfig::global_max_concurrency`] accepted.
+pub const MAX_GLOBAL_CONCURRENCY: usize = 10_000;
 /// The default of [`ModelConfig::max_retries`].
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
 
@@ -182,6 +200,10 @@ fn default_max_concurrency() -> usize {
     DEFAULT_MAX_CONCURRENCY
 }
 
+fn default_global_lease_ms() -> u64 {
+    DEFAULT_GLOBAL_LEASE_MS
+}
+
 fn default_max_retries() -> u32 {
     DEFAULT_MAX_RETRIES
 }
@@ -199,6 +221,8 @@ impl ModelConfig {
             api_key_env: None,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            global_max_concurrency: None,
+            global_lease_ms: DEFAULT_GLOBAL_LEASE_MS,
             max_retries: DEFAULT_MAX_RETRIES,
             auto_trim: false,
             route_check: false,
@@ -441,6 +465,8 @@ pub struct Provider {
     /// One permit per call in flight, so a burst of practice turns cannot
     /// overrun a small self-hosted server.
     slots: Semaphore,
+    /// The slots of `global_max_concurrency`, in the store.
+    global: global::GlobalSlots,
     /// The loaded model of a `local` provider.
     #[cfg(feature = "local")]
     local: Option<local::Engine>,
@@ -500,6 +526,24 @@ impl Provider {
                     Semaphore::MAX_PERMITS
                 ),
             });
+        }
+        if let Some(limit) = config.global_max_concurrency {
+            let message = if config.provider == ProviderKind::Local {
+                Some("global_max_concurrency does not apply to a local model (it runs in this process)".to_string())
+            } else if !(1..=MAX_GLOBAL_CONCURRENCY).contains(&limit) {
+                Some(format!(
+                    "global_max_concurrency must be between 1 and {MAX_GLOBAL_CONCURRENCY}"
+                ))
+            } else if !(100..=MAX_TIMEOUT_MS).contains(&config.global_lease_ms) {
+                Some(format!(
+                    "global_lease_ms must be between 100 and {MAX_TIMEOUT_MS}"
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                return Err(ConfigError::InvalidSetting { model, message });
+            }
         }
         for (field, price) in [
             ("input_price_per_million", config.input_price_per_million),
@@ -574,6 +618,7 @@ impl Provider {
         Ok(Provider {
             name: model,
             slots: Semaphore::new(config.max_concurrency),
+            global: global::GlobalSlots::default(),
             config,
             client,
             api_key,
@@ -597,6 +642,14 @@ impl Provider {
     /// The model id sent upstream.
     pub fn upstream_model(&self) -> &str {
         &self.upstream_model
+    }
+
+    /// Keeps this model's `global_max_concurrency` slots in `store`, shared
+    /// with every replica on the same database; the first store given stays.
+    /// [`crate::Practice::new`] does this for its models. Without a store, a
+    /// model with a global limit fails its calls rather than ignore it.
+    pub fn attach_store(&self, store: &crate::Store) {
+        self.global.attach(store);
     }
 
     /// Asks for one completion and waits for the whole answer.
@@ -641,6 +694,19 @@ impl Provider {
             .map_err(|_| ProviderError::Transport {
                 message: "provider shut down".into(),
             })?;
+        // This process's slot first, so calls queued here hold no global one.
+        let _global = match self.config.global_max_concurrency {
+            Some(limit) => Some(
+                self.global
+                    .take(
+                        &self.name,
+                        limit,
+                        Duration::from_millis(self.config.global_lease_ms),
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
         retry::run(&self.name, self.config.max_retries, deadline, attempt).await
     }
 

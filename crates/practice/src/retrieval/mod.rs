@@ -20,4 +20,5 @@ mod terms;
 pub use bm25::Bm25;
 pub use document::{DocumentError, DocumentFormat, ParsedDocument, parse_document};
 pub use passages::split_passages;
+pub(crate) use terms::with_term_frequencies;
 pub use terms::{term_frequencies, terms};

@@ -33,8 +33,6 @@
 //!
 //! Terms repeat as often as they occur, so callers can compute term frequencies.
 
-use std::collections::BTreeMap;
-
 use unicode_normalization::UnicodeNormalization;
 
 /// How a character takes part in terms.
@@ -93,19 +91,47 @@ fn is_bigram_script(c: char) -> bool {
 /// assert_eq!(terms("서울에서"), ["서울", "울에", "에서"]);
 /// ```
 pub fn terms(text: &str) -> Vec<String> {
-    let normalised = text.nfkc().collect::<String>().to_lowercase();
-    let chars: Vec<char> = normalised.chars().collect();
+    let normalised = normalise(text);
     let mut out = Vec::new();
+    for_each_term(&normalised, |term| out.push(term.to_string()));
+    out
+}
+
+/// NFKC, then lowercase. Most text is already NFKC (precomposed Hangul is),
+/// and the quick check that says so costs a fraction of normalising.
+fn normalise(text: &str) -> String {
+    match unicode_normalization::is_nfkc_quick(text.chars()) {
+        unicode_normalization::IsNormalized::Yes => text.to_lowercase(),
+        _ => text.nfkc().collect::<String>().to_lowercase(),
+    }
+}
+
+/// Calls `emit` with each term of `normalised` text, in order and with
+/// repeats, as slices of it: every term is a contiguous piece of the
+/// normalised text, so none needs a string of its own. Building an index
+/// from text hashes millions of terms, and one allocation each was most of
+/// its cost.
+fn for_each_term<'a>(normalised: &'a str, mut emit: impl FnMut(&'a str)) {
+    let chars: Vec<(usize, char)> = normalised.char_indices().collect();
+    let at = |i: usize| chars.get(i).map_or(normalised.len(), |&(offset, _)| offset);
+    let class_at = |i: usize| class(chars[i].1);
+    let run_end = |start: usize, of: Class| {
+        chars[start..]
+            .iter()
+            .position(|&(_, c)| class(c) != of)
+            .map_or(chars.len(), |n| start + n)
+    };
     let mut i = 0;
     while i < chars.len() {
-        match class(chars[i]) {
+        match class_at(i) {
             Class::Bigram => {
-                let end = run_end(&chars, i, Class::Bigram);
-                let run = &chars[i..end];
-                if run.len() == 1 {
-                    out.push(run[0].to_string());
+                let end = run_end(i, Class::Bigram);
+                if end - i == 1 {
+                    emit(&normalised[at(i)..at(end)]);
                 } else {
-                    out.extend(run.windows(2).map(|w| w.iter().collect::<String>()));
+                    for k in i..end - 1 {
+                        emit(&normalised[at(k)..at(k + 2)]);
+                    }
                 }
                 i = end;
             }
@@ -113,14 +139,14 @@ pub fn terms(text: &str) -> Vec<String> {
                 let start = i;
                 let mut parts = 0;
                 loop {
-                    let end = run_end(&chars, i, Class::Word);
-                    out.push(chars[i..end].iter().collect());
+                    let end = run_end(i, Class::Word);
+                    emit(&normalised[at(i)..at(end)]);
                     parts += 1;
                     // A connector only joins when a word follows it at once, so a
                     // sentence-final "model." or a dash before a space stays out.
                     let joined = end + 1 < chars.len()
-                        && class(chars[end]) == Class::Connector
-                        && class(chars[end + 1]) == Class::Word;
+                        && class_at(end) == Class::Connector
+                        && class_at(end + 1) == Class::Word;
                     if joined {
                         i = end + 1;
                     } else {
@@ -129,34 +155,45 @@ pub fn terms(text: &str) -> Vec<String> {
                     }
                 }
                 if parts > 1 {
-                    out.push(chars[start..i].iter().collect());
+                    emit(&normalised[at(start)..at(i)]);
                 }
             }
             Class::Connector | Class::Other => i += 1,
         }
     }
-    out
-}
-
-/// The end (exclusive) of the run of `class` characters starting at `start`.
-fn run_end(chars: &[char], start: usize, of: Class) -> usize {
-    chars[start..]
-        .iter()
-        .position(|&c| class(c) != of)
-        .map_or(chars.len(), |n| start + n)
 }
 
 /// The distinct [`terms`] of `text` with their counts, sorted by term, and the
 /// total number of terms (the passage length BM25 normalises by).
 pub fn term_frequencies(text: &str) -> (Vec<(String, u32)>, u32) {
-    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
-    let mut total: u32 = 0;
-    for term in terms(text) {
-        let n = counts.entry(term).or_default();
-        *n = n.saturating_add(1);
-        total = total.saturating_add(1);
+    let mut out = Vec::new();
+    let total = with_term_frequencies(text, |counts, _| {
+        out = counts
+            .iter()
+            .map(|&(term, n)| (term.to_string(), n))
+            .collect();
+    });
+    (out, total)
+}
+
+/// [`term_frequencies`] lent to `visit` as slices, without a string per
+/// term, with the total number of terms (also returned).
+pub(crate) fn with_term_frequencies(text: &str, visit: impl FnOnce(&[(&str, u32)], u32)) -> u32 {
+    let normalised = normalise(text);
+    let mut all = Vec::new();
+    for_each_term(&normalised, |term| all.push(term));
+    let total = u32::try_from(all.len()).unwrap_or(u32::MAX);
+    // Byte order, as `String`'s `Ord`.
+    all.sort_unstable();
+    let mut counts: Vec<(&str, u32)> = Vec::new();
+    for term in all {
+        match counts.last_mut() {
+            Some((last, n)) if *last == term => *n = n.saturating_add(1),
+            _ => counts.push((term, 1)),
+        }
     }
-    (counts.into_iter().collect(), total)
+    visit(&counts, total);
+    total
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Store, now, on_pool, write_tx};
+use super::{Store, now, on_pool, on_writer, write_tx};
 use crate::error::{PracticeError, Result};
 
 /// A member's role in a class.
@@ -223,7 +223,7 @@ impl Store {
 
     /// Removes a user from a class.
     pub async fn remove_member(&self, class_id: i64, user_id: i64) -> Result<()> {
-        let done = on_pool!(self, pool => sqlx::query(
+        let done = on_writer!(self, pool => sqlx::query(
             "DELETE FROM class_members WHERE class_id = $1 AND user_id = $2",
         )
         .bind(class_id)

@@ -7,10 +7,11 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
+use super::index::{self, KnowledgeIndex, Segment};
 use super::library::{Object, VISIBLE};
 use super::{Page, PageRequest, Store, now, on_pool, placeholders, write_tx};
 use crate::error::{PracticeError, Result};
-use crate::retrieval::{self, Bm25, DocumentFormat};
+use crate::retrieval::{self, DocumentFormat};
 
 /// Largest document upload, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
@@ -18,13 +19,41 @@ pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
 /// Passages are at most this many tokens (cl100k), so a handful fit any prompt.
 pub const PASSAGE_TOKENS: usize = 200;
 
-/// Rows (passages and postings) written per transaction when a document is
-/// indexed: the longest another writer waits behind an upload.
-const INDEX_BATCH_ROWS: usize = 5_000;
+/// Passage text written per transaction when a document is stored: what
+/// another writer waits behind an upload. 256 KiB is one 10-30 ms
+/// transaction on SQLite here (BENCHMARKS.md, "A big upload").
+const STORE_BATCH_BYTES: usize = 256 * 1024;
 
-/// A passage ready to store: its text, its terms with their frequencies, and
-/// its length in terms.
-type IndexedPassage = (String, Vec<(String, u32)>, u32);
+/// Rows per `INSERT` statement: one round trip for many rows, well under
+/// both backends' limits on bound values (SQLite 32,766, PostgreSQL 65,535).
+const INSERT_ROWS: usize = 500;
+
+/// Ids per `IN (...)` list, for the same limits.
+const IN_LIST: usize = 1_000;
+
+/// A passage ready to store: its text and its length in terms.
+type SplitPassage = (String, u32);
+
+/// An upload parsed, split and indexed, before any of it is stored.
+struct PreparedUpload {
+    /// Each document with its passages.
+    documents: Vec<(retrieval::ParsedDocument, Vec<SplitPassage>)>,
+    /// The postings of all passages, numbered in order from 0 until the
+    /// database gives them ids.
+    segment: Segment,
+}
+
+/// Runs CPU-bound `work` on the blocking pool, so that the runtime's workers
+/// keep serving other requests meanwhile (parsing and indexing an 8 MiB
+/// upload, or rebuilding a big index, takes the better part of a second).
+async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only when the runtime itself is shutting down.
+        Err(e) => panic!("blocking work cancelled: {e}"),
+    }
+}
 
 /// A knowledge base.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,6 +154,56 @@ fn passage_tokens(text: &str) -> usize {
         .count(text)
 }
 
+/// Parses, splits and indexes an upload: all of its CPU work, done before
+/// anything is written, so the write lock is held only for the writes.
+fn prepare_upload(file_name: &str, format: DocumentFormat, bytes: &[u8]) -> Result<PreparedUpload> {
+    let parsed = retrieval::parse_document(file_name, Some(format), bytes)
+        .map_err(|e| PracticeError::BadRequest(e.to_string()))?;
+    let mut segment = Segment::default();
+    let mut next: i64 = 0;
+    let mut documents = Vec::with_capacity(parsed.len());
+    for doc in parsed {
+        let mut passages = Vec::new();
+        for text in retrieval::split_passages(&doc.text, PASSAGE_TOKENS, &passage_tokens) {
+            let len = segment.add(next, &text);
+            next += 1;
+            passages.push((text, len));
+        }
+        documents.push((doc, passages));
+    }
+    Ok(PreparedUpload { documents, segment })
+}
+
+/// Indexes `passages` (id, text) into at most `parts` segments built on as
+/// many threads: a rebuild's cost is mostly hashing terms, which splits
+/// evenly, and a search waits for it.
+fn build_segments(passages: &[(i64, String)], parts: usize) -> Vec<Segment> {
+    let build = |chunk: &[(i64, String)]| {
+        let mut segment = Segment::default();
+        for (id, text) in chunk {
+            segment.add(*id, text);
+        }
+        segment
+    };
+    /// Below this many passages one thread is quicker than starting more.
+    const PER_THREAD: usize = 4_096;
+    let parts = parts.min(passages.len() / PER_THREAD).max(1);
+    if parts == 1 {
+        return vec![build(passages)];
+    }
+    let chunk = passages.len().div_ceil(parts);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = passages
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || build(c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 impl Store {
     /// Makes a knowledge base owned by `user_id`.
     pub async fn create_knowledge(
@@ -163,15 +242,9 @@ impl Store {
 
     /// Deletes a knowledge base with its documents and passages.
     pub async fn delete_knowledge(&self, user_id: i64, id: i64) -> Result<()> {
-        // Terms carry no foreign key to the base (they are keyed for search),
-        // so they go explicitly, in the same transaction.
         self.visible::<KnowledgeBase>(user_id, id).await?;
         self.delete_object::<KnowledgeBase>(user_id, id).await?;
-        on_pool!(self, pool => sqlx::query("DELETE FROM passage_terms WHERE knowledge_id = $1")
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        self.indexes.forget(id);
         Ok(())
     }
 
@@ -205,192 +278,237 @@ impl Store {
                 )));
             }
         };
-        let parsed = retrieval::parse_document(file_name, Some(format), bytes)
-            .map_err(|e| PracticeError::BadRequest(e.to_string()))?;
-        // Split and index before the transaction: it is CPU work, and the
-        // write lock should be held only for the writes.
-        let documents: Vec<(retrieval::ParsedDocument, Vec<IndexedPassage>)> = parsed
-            .into_iter()
-            .map(|doc| {
-                let passages: Vec<_> =
-                    retrieval::split_passages(&doc.text, PASSAGE_TOKENS, &passage_tokens)
-                        .into_iter()
-                        .map(|text| {
-                            let (terms, count) = retrieval::term_frequencies(&text);
-                            (text, terms, count)
-                        })
-                        .collect();
-                (doc, passages)
-            })
-            .collect();
-        let ids = self
-            .index_documents(knowledge_id, format, &documents)
-            .await?;
-        let mut stored = Vec::with_capacity(ids.len());
-        for id in ids {
-            stored.push(self.document(user_id, id).await?);
-        }
-        Ok(stored)
+        let (file_name, bytes) = (file_name.to_string(), bytes.to_vec());
+        let upload = off_runtime(move || prepare_upload(&file_name, format, &bytes)).await?;
+        let ids = self.store_upload(knowledge_id, format, upload).await?;
+        self.documents_by_id(user_id, &ids).await
     }
 
-    /// Stores parsed, split and indexed documents in short transactions, so
-    /// that a big upload never holds the write lock for long: the documents
-    /// first, marked `indexing` (every reader skips them and their passages),
-    /// then their passages and postings in batches of about
-    /// [`INDEX_BATCH_ROWS`] rows, then, in one last small transaction, the
-    /// mark cleared and the base's statistics and revision moved: searches see
-    /// all of the upload or none of it. A failure removes what was written.
-    async fn index_documents(
+    /// Stores a prepared upload in short transactions, so that a big upload
+    /// never holds the write lock for long: the documents first, marked
+    /// `indexing` (every reader skips them and their passages), then their
+    /// passages in batches of about [`STORE_BATCH_BYTES`] of text, then, in
+    /// one last small transaction, the mark cleared and the base's statistics
+    /// and revision moved: searches see all of the upload or none of it. The
+    /// upload's own postings then join this replica's cached index, so the
+    /// first search after it rebuilds nothing. A failure removes what was
+    /// written.
+    async fn store_upload(
         &self,
         knowledge_id: i64,
         format: DocumentFormat,
-        documents: &[(retrieval::ParsedDocument, Vec<IndexedPassage>)],
+        upload: PreparedUpload,
     ) -> Result<Vec<i64>> {
         let at = now();
-        let ids = write_tx!(self, tx => {
-            let mut ids = Vec::with_capacity(documents.len());
-            for (doc, _) in documents {
-                let document_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO documents (knowledge_id, title, format, bytes, created_at, indexing) \
-                     VALUES ($1, $2, $3, $4, $5, 1) RETURNING id",
-                )
-                .bind(knowledge_id)
-                .bind(&doc.title)
-                .bind(format.as_str())
-                .bind(doc.text.len() as i64)
-                .bind(&at)
-                .fetch_one(&mut *tx)
-                .await?;
-                ids.push(document_id);
-            }
-            ids
-        });
-        match self.index_batches(knowledge_id, &ids, documents, &at).await {
-            Ok(()) => Ok(ids),
-            Err(e) => {
-                if let Err(cleanup) = self.remove_unindexed(&ids).await {
-                    tracing::warn!(error = %cleanup, "cannot remove a failed upload's rows");
-                }
-                Err(e)
+        let mut ids = Vec::with_capacity(upload.documents.len());
+        let written = self
+            .write_upload(knowledge_id, format, upload, &at, &mut ids)
+            .await;
+        if written.is_err() {
+            if let Err(cleanup) = self.remove_unindexed(&ids).await {
+                tracing::warn!(error = %cleanup, "cannot remove a failed upload's rows");
             }
         }
+        written.map(|()| ids)
     }
 
-    async fn index_batches(
+    /// The writes of [`Store::store_upload`]; `ids` collects the documents'
+    /// ids as they are written, for the clean-up after a failure.
+    async fn write_upload(
         &self,
         knowledge_id: i64,
-        ids: &[i64],
-        documents: &[(retrieval::ParsedDocument, Vec<IndexedPassage>)],
+        format: DocumentFormat,
+        upload: PreparedUpload,
         at: &str,
+        ids: &mut Vec<i64>,
     ) -> Result<()> {
-        let passages: Vec<(i64, usize, &IndexedPassage)> = ids
+        let PreparedUpload {
+            documents,
+            mut segment,
+        } = upload;
+        for chunk in documents.chunks(INSERT_ROWS) {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    let n = 4 + 2 * i;
+                    format!("($1, ${n}, $2, ${}, $3, 1)", n + 1)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO documents (knowledge_id, title, format, bytes, created_at, indexing) \
+                 VALUES {values} RETURNING id"
+            );
+            let mut written: Vec<i64> = write_tx!(self, tx => {
+                let mut query = sqlx::query_scalar(&sql)
+                    .bind(knowledge_id)
+                    .bind(format.as_str())
+                    .bind(at);
+                for (doc, _) in chunk {
+                    query = query.bind(&doc.title).bind(doc.text.len() as i64);
+                }
+                query.fetch_all(&mut *tx).await?
+            });
+            // Ids are handed out in the order of the rows, whatever order
+            // `RETURNING` gives them back in.
+            written.sort_unstable();
+            ids.extend(written);
+        }
+        // Every passage: its document's index, position, text and length.
+        let passages: Vec<(usize, usize, &SplitPassage)> = documents
             .iter()
-            .zip(documents)
-            .flat_map(|(&id, (_, passages))| {
-                passages
-                    .iter()
-                    .enumerate()
-                    .map(move |(position, p)| (id, position, p))
-            })
+            .enumerate()
+            .flat_map(|(d, (_, passages))| passages.iter().enumerate().map(move |(p, x)| (d, p, x)))
             .collect();
+        let document_index: HashMap<i64, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut first_passage = Vec::with_capacity(documents.len());
+        let mut total = 0;
+        for (_, passages) in &documents {
+            first_passage.push(total);
+            total += passages.len();
+        }
+        let mut passage_ids = vec![0i64; passages.len()];
         let mut rest = &passages[..];
         while !rest.is_empty() {
             // At least one passage, then as many as keep the batch under the bound.
-            let mut rows = 0;
+            let mut bytes = 0;
             let take = rest
                 .iter()
-                .position(|(_, _, p)| {
-                    rows += 1 + p.1.len();
-                    rows > INDEX_BATCH_ROWS
+                .position(|(_, _, (text, _))| {
+                    bytes += text.len();
+                    bytes > STORE_BATCH_BYTES
                 })
                 .unwrap_or(rest.len())
                 .max(1);
             let (batch, next) = rest.split_at(take);
             rest = next;
-            write_tx!(self, tx => {
-                for (document_id, position, (text, terms, count)) in batch {
-                    let passage_id: i64 = sqlx::query_scalar(
+            let written: Vec<(i64, i64, i64)> = write_tx!(self, tx => {
+                let mut written = Vec::with_capacity(batch.len());
+                for chunk in batch.chunks(INSERT_ROWS) {
+                    let values = (0..chunk.len())
+                        .map(|i| {
+                            let n = 2 + 4 * i;
+                            format!("(${n}, $1, ${}, ${}, ${})", n + 1, n + 2, n + 3)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
                         "INSERT INTO passages (document_id, knowledge_id, position, text, term_count) \
-                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    )
-                    .bind(document_id)
-                    .bind(knowledge_id)
-                    .bind(*position as i64)
-                    .bind(text)
-                    .bind(i64::from(*count))
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    // Many rows per statement: one round trip per ~100 terms.
-                    for chunk in terms.chunks(100) {
-                        let values = (0..chunk.len())
-                            .map(|i| format!("($1, $2, $3, ${}, ${})", 4 + 2 * i, 5 + 2 * i))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        let sql = format!(
-                            "INSERT INTO passage_terms (knowledge_id, passage_id, passage_len, term, tf) \
-                             VALUES {values}"
-                        );
-                        let mut query = sqlx::query(&sql)
-                            .bind(knowledge_id)
-                            .bind(passage_id)
-                            .bind(i64::from(*count));
-                        for (term, tf) in chunk {
-                            query = query.bind(term.as_str()).bind(i64::from(*tf));
-                        }
-                        query.execute(&mut *tx).await?;
+                         VALUES {values} RETURNING id, document_id, position"
+                    );
+                    let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql).bind(knowledge_id);
+                    for (d, position, (text, len)) in chunk {
+                        query = query
+                            .bind(ids[*d])
+                            .bind(*position as i64)
+                            .bind(text.as_str())
+                            .bind(i64::from(*len));
                     }
+                    written.extend(query.fetch_all(&mut *tx).await?);
                 }
+                written
             });
+            for (id, document_id, position) in written {
+                let d = document_index[&document_id];
+                passage_ids[first_passage[d] + position as usize] = id;
+            }
             // Let the writers queued meanwhile go first (the lock is fair).
             tokio::task::yield_now().await;
         }
-        let terms: i64 = passages.iter().map(|(_, _, p)| i64::from(p.2)).sum();
-        write_tx!(self, tx => {
-            let sql = format!(
-                "UPDATE documents SET indexing = 0 WHERE id IN ({})",
-                placeholders(1, ids.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in ids {
-                query = query.bind(*id);
+        let segment = off_runtime(move || {
+            segment.renumber(&passage_ids);
+            segment
+        })
+        .await;
+        let terms: i64 = passages
+            .iter()
+            .map(|(_, _, (_, len))| i64::from(*len))
+            .sum();
+        // Searches of this base wait for the cached index to follow the
+        // commit, rather than rebuild it from the database meanwhile.
+        let _building = self.indexes.lock(knowledge_id).await;
+        let revision: Option<i64> = write_tx!(self, tx => {
+            for chunk in ids.chunks(IN_LIST) {
+                let sql = format!(
+                    "UPDATE documents SET indexing = 0 WHERE id IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut *tx).await?;
             }
-            query.execute(&mut *tx).await?;
-            sqlx::query(
+            sqlx::query_scalar(
                 "UPDATE knowledge_bases SET updated_at = $2, passage_count = passage_count + $3, \
-                 term_total = term_total + $4, revision = revision + 1 WHERE id = $1",
+                 term_total = term_total + $4, revision = revision + 1 WHERE id = $1 \
+                 RETURNING revision",
             )
             .bind(knowledge_id)
             .bind(at)
             .bind(passages.len() as i64)
             .bind(terms)
-            .execute(&mut *tx)
-            .await?;
+            .fetch_optional(&mut *tx)
+            .await?
         });
+        // The base was deleted meanwhile (its documents went with it).
+        let revision = revision.ok_or(PracticeError::NotFound("knowledge base"))?;
+        if let Some(index) = self.indexes.extend(knowledge_id, revision, segment) {
+            if index.segment_count() > index::MAX_SEGMENTS {
+                let merged = off_runtime(move || index.merged()).await;
+                self.indexes.put(knowledge_id, Arc::new(merged));
+            }
+        }
         Ok(())
     }
 
     /// Removes documents still marked `indexing`, with what was written of them.
     async fn remove_unindexed(&self, ids: &[i64]) -> Result<()> {
-        for &id in ids {
+        for chunk in ids.chunks(IN_LIST) {
+            let list = placeholders(1, chunk.len());
+            let passages = format!(
+                "DELETE FROM passages WHERE document_id IN \
+                 (SELECT id FROM documents WHERE id IN ({list}) AND indexing = 1)"
+            );
+            let documents = format!("DELETE FROM documents WHERE id IN ({list}) AND indexing = 1");
             write_tx!(self, tx => {
-                sqlx::query(
-                    "DELETE FROM passage_terms WHERE passage_id IN \
-                     (SELECT id FROM passages WHERE document_id = $1)",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM passages WHERE document_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM documents WHERE id = $1 AND indexing = 1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                for sql in [&passages, &documents] {
+                    let mut query = sqlx::query(sql);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
             });
         }
         Ok(())
+    }
+
+    /// The documents with these ids (ascending) that the user may see; "not
+    /// found" if one of them is not there.
+    async fn documents_by_id(&self, user_id: i64, ids: &[i64]) -> Result<Vec<Document>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT d.id, d.knowledge_id, d.title, d.format, d.bytes, d.created_at, \
+                 (SELECT COUNT(*) FROM passages p WHERE p.document_id = d.id) \
+                 FROM documents d WHERE d.id IN ({}) AND d.indexing = 0 AND d.knowledge_id IN \
+                 (SELECT id FROM knowledge_bases WHERE {VISIBLE}) ORDER BY d.id",
+                placeholders(2, chunk.len())
+            );
+            let rows: Vec<DocumentRow> = on_pool!(self, pool => {
+                let mut query = sqlx::query_as(&sql).bind(user_id);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(pool).await?
+            });
+            if rows.len() != chunk.len() {
+                return Err(PracticeError::NotFound("document"));
+            }
+            out.extend(rows.into_iter().map(document_from_row));
+        }
+        Ok(out)
     }
 
     /// A document the user may see.
@@ -460,13 +578,6 @@ impl Store {
             .bind(now())
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "DELETE FROM passage_terms WHERE passage_id IN \
-                 (SELECT id FROM passages WHERE document_id = $1)",
-            )
-            .bind(document_id)
-            .execute(&mut *tx)
-            .await?;
             sqlx::query("DELETE FROM documents WHERE id = $1")
                 .bind(document_id)
                 .execute(&mut *tx)
@@ -490,7 +601,6 @@ impl Store {
         }
         self.search_unchecked(knowledge_ids, query, k).await
     }
-
     /// [`Store::search`] without the visibility check (for callers that did it).
     pub(crate) async fn search_unchecked(
         &self,
@@ -505,31 +615,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let indexes = self.indexes_of(knowledge_ids).await?;
-        let n_docs: u64 = indexes.iter().map(|i| i.passages).sum();
-        let total_len: u64 = indexes.iter().map(|i| i.terms).sum();
-        if n_docs == 0 {
-            return Ok(Vec::new());
-        }
-        let bm25 = Bm25::default();
-        let avg_len = total_len as f64 / n_docs as f64;
-        // Terms in sorted order, so each passage's score is summed in the same
-        // order whatever backend or cache state produced the postings: the
-        // floating-point result is identical everywhere.
-        let mut scores: HashMap<i64, f64> = HashMap::new();
-        for term in &terms {
-            let lists: Vec<&[PostingEntry]> = indexes
-                .iter()
-                .filter_map(|i| i.postings.get(term.as_str()).map(Vec::as_slice))
-                .collect();
-            let df: u64 = lists.iter().map(|l| l.len() as u64).sum();
-            for entry in lists.into_iter().flatten() {
-                let s = bm25.term_score(entry.tf, df, n_docs, entry.len, avg_len);
-                *scores.entry(entry.passage_id).or_default() += s;
-            }
-        }
-        let mut scores: Vec<(i64, f64)> = scores.into_iter().collect();
-        scores.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scores.truncate(k);
+        let scores = index::top_passages(&indexes, &terms, k);
         if scores.is_empty() {
             return Ok(Vec::new());
         }
@@ -570,14 +656,15 @@ impl Store {
             .collect())
     }
 
-    /// The in-memory index of each base, reloaded from the database when the
-    /// base's revision moved (another replica may have written it).
+    /// The in-memory index of each base at its current revision: cached, or
+    /// rebuilt from the database when the revision moved (another replica,
+    /// or a delete, changed its passages).
     async fn indexes_of(&self, knowledge_ids: &[i64]) -> Result<Vec<Arc<KnowledgeIndex>>> {
         let sql = format!(
-            "SELECT id, revision, passage_count, term_total FROM knowledge_bases WHERE id IN ({})",
+            "SELECT id, revision FROM knowledge_bases WHERE id IN ({})",
             placeholders(1, knowledge_ids.len())
         );
-        let heads: Vec<(i64, i64, i64, i64)> = on_pool!(self, pool => {
+        let heads: Vec<(i64, i64)> = on_pool!(self, pool => {
             let mut query = sqlx::query_as(&sql);
             for id in knowledge_ids {
                 query = query.bind(*id);
@@ -585,108 +672,55 @@ impl Store {
             query.fetch_all(pool).await?
         });
         let mut out = Vec::with_capacity(heads.len());
-        for (id, revision, passages, terms) in heads {
+        for (id, revision) in heads {
             if let Some(index) = self.indexes.get(id, revision) {
                 out.push(index);
                 continue;
             }
-            let rows: Vec<(String, i64, i64, i64)> = on_pool!(self, pool => sqlx::query_as(
-                // One statement, so one snapshot: the postings of documents
-                // still being indexed are skipped, whatever batch they are at.
-                "SELECT term, passage_id, tf, passage_len FROM passage_terms WHERE knowledge_id = $1 \
-                 AND passage_id NOT IN (SELECT p.id FROM passages p JOIN documents d \
-                 ON d.id = p.document_id WHERE d.knowledge_id = $1 AND d.indexing = 1)",
-            )
-            .bind(id)
-            .fetch_all(pool)
-            .await?);
-            let mut postings: HashMap<Box<str>, Vec<PostingEntry>> = HashMap::new();
-            for (term, passage_id, tf, len) in rows {
-                postings
-                    .entry(term.into_boxed_str())
-                    .or_default()
-                    .push(PostingEntry {
-                        passage_id,
-                        tf: tf as u32,
-                        len: len as u32,
-                    });
+            // One build per base at a time; whoever waited finds it built.
+            let _building = self.indexes.lock(id).await;
+            if let Some(index) = self.indexes.get(id, revision) {
+                out.push(index);
+                continue;
             }
-            let index = Arc::new(KnowledgeIndex {
-                revision,
-                passages: passages.max(0) as u64,
-                terms: terms.max(0) as u64,
-                postings,
-            });
-            self.indexes.put(id, Arc::clone(&index));
-            out.push(index);
+            out.push(self.load_index(id).await?);
         }
         Ok(out)
     }
-}
 
-/// One passage in a term's posting list.
-#[derive(Debug, Clone, Copy)]
-struct PostingEntry {
-    passage_id: i64,
-    tf: u32,
-    len: u32,
-}
-
-/// A knowledge base's inverted index, as of one revision.
-///
-/// Why in memory: reading a term's postings through the database costs a few
-/// microseconds per row, so a query of common Korean bigrams over 10,000
-/// passages took 7-23 ms on SQLite even with the postings clustered by term
-/// (BENCHMARKS.md, "Retrieval"); scoring from memory takes well under a
-/// millisecond. The database stays the source of truth: the base's `revision`,
-/// bumped in the same transaction as every change, is read on each search.
-#[derive(Debug)]
-pub(crate) struct KnowledgeIndex {
-    revision: i64,
-    passages: u64,
-    terms: u64,
-    postings: HashMap<Box<str>, Vec<PostingEntry>>,
-}
-
-/// The loaded indexes, by base id; at most [`IndexCache::CAPACITY`] bases,
-/// the least recently used dropped first.
-#[derive(Debug, Default)]
-pub(crate) struct IndexCache {
-    /// A use clock, and per base id the clock of its last use and its index.
-    entries: std::sync::Mutex<(u64, CacheEntries)>,
-}
-
-type CacheEntries = HashMap<i64, (u64, Arc<KnowledgeIndex>)>;
-
-impl IndexCache {
-    const CAPACITY: usize = 64;
-
-    fn get(&self, id: i64, revision: i64) -> Option<Arc<KnowledgeIndex>> {
-        let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (clock, entries) = &mut *guard;
-        *clock += 1;
-        let (used, index) = entries.get_mut(&id)?;
-        if index.revision != revision {
-            return None;
-        }
-        *used = *clock;
-        Some(Arc::clone(index))
-    }
-
-    fn put(&self, id: i64, index: Arc<KnowledgeIndex>) {
-        let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (clock, entries) = &mut *guard;
-        *clock += 1;
-        if entries.len() >= Self::CAPACITY && !entries.contains_key(&id) {
-            if let Some(oldest) = entries
-                .iter()
-                .min_by_key(|(_, (used, _))| *used)
-                .map(|(id, _)| *id)
-            {
-                entries.remove(&oldest);
-            }
-        }
-        entries.insert(id, (*clock, index));
+    /// Rebuilds base `id`'s index from its passages' text and caches it.
+    async fn load_index(&self, id: i64) -> Result<Arc<KnowledgeIndex>> {
+        // One statement, so one snapshot: the revision read with the passages
+        // is the one they are at, and the passages of documents still being
+        // indexed are skipped, whatever batch they are at.
+        let rows: Vec<(i64, String, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT p.id, p.text, (SELECT revision FROM knowledge_bases WHERE id = $1) \
+             FROM passages p WHERE p.knowledge_id = $1 AND p.document_id NOT IN \
+             (SELECT d.id FROM documents d WHERE d.knowledge_id = $1 AND d.indexing = 1)",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?);
+        let revision = match rows.first() {
+            Some(row) => row.2,
+            None => on_pool!(self, pool => sqlx::query_scalar(
+                "SELECT revision FROM knowledge_bases WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?)
+            .ok_or(PracticeError::NotFound("knowledge base"))?,
+        };
+        let passages: Vec<(i64, String)> =
+            rows.into_iter().map(|(id, text, _)| (id, text)).collect();
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let index = off_runtime(move || {
+            KnowledgeIndex::from_segments(revision, build_segments(&passages, parts))
+        })
+        .await;
+        let index = Arc::new(index);
+        self.indexes.put(id, Arc::clone(&index));
+        Ok(index)
     }
 }
 

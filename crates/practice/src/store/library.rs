@@ -11,7 +11,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::ClassRole;
-use super::{Page, PageRequest, Store, from_json_text, now, on_pool, to_json_text};
+use super::{Page, PageRequest, Store, from_json_text, now, on_pool, on_writer, to_json_text};
 use crate::error::{PracticeError, Result};
 
 /// `WHERE` clause: the object is visible to user `$1`.
@@ -360,7 +360,7 @@ impl Store {
     pub(crate) async fn delete_object<T: Object>(&self, user_id: i64, id: i64) -> Result<()> {
         self.check_writable::<T>(user_id, id).await?;
         let sql = format!("DELETE FROM {} WHERE id = $2 AND {WRITABLE}", T::TABLE);
-        let done = on_pool!(self, pool => sqlx::query(&sql)
+        let done = on_writer!(self, pool => sqlx::query(&sql)
             .bind(user_id)
             .bind(id)
             .execute(pool)
@@ -376,7 +376,7 @@ impl Store {
     pub async fn create_agent(&self, user_id: i64, input: &AgentInput) -> Result<Agent> {
         self.check_share(user_id, input.class_id).await?;
         let at = now();
-        let id: i64 = on_pool!(self, pool => sqlx::query_scalar(
+        let id: i64 = on_writer!(self, pool => sqlx::query_scalar(
             "INSERT INTO agents (owner_id, class_id, name, instructions, model_name, style_preset, \
              style_params, generation_params, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
@@ -400,7 +400,7 @@ impl Store {
         self.check_writable::<Agent>(user_id, id).await?;
         self.check_move::<Agent>(user_id, id, input.class_id)
             .await?;
-        on_pool!(self, pool => sqlx::query(
+        on_writer!(self, pool => sqlx::query(
             "UPDATE agents SET class_id = $2, name = $3, instructions = $4, model_name = $5, \
              style_preset = $6, style_params = $7, generation_params = $8, updated_at = $9 \
              WHERE id = $1",
@@ -467,7 +467,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
             T::TABLE
         );
-        let id: i64 = on_pool!(self, pool => sqlx::query_scalar(&sql)
+        let id: i64 = on_writer!(self, pool => sqlx::query_scalar(&sql)
             .bind(user_id)
             .bind(class_id)
             .bind(name)
@@ -493,7 +493,7 @@ impl Store {
             "UPDATE {} SET class_id = $2, name = $3, description = $4, updated_at = $5 WHERE id = $1",
             T::TABLE
         );
-        on_pool!(self, pool => sqlx::query(&sql)
+        on_writer!(self, pool => sqlx::query(&sql)
             .bind(id)
             .bind(class_id)
             .bind(name)
@@ -528,7 +528,7 @@ impl Store {
     ) -> Result<FewShotExample> {
         self.check_share(user_id, input.class_id).await?;
         let at = now();
-        let id: i64 = on_pool!(self, pool => sqlx::query_scalar(
+        let id: i64 = on_writer!(self, pool => sqlx::query_scalar(
             "INSERT INTO few_shot_examples (owner_id, class_id, input, output, note, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
         )
@@ -553,7 +553,7 @@ impl Store {
         self.check_writable::<FewShotExample>(user_id, id).await?;
         self.check_move::<FewShotExample>(user_id, id, input.class_id)
             .await?;
-        on_pool!(self, pool => sqlx::query(
+        on_writer!(self, pool => sqlx::query(
             "UPDATE few_shot_examples SET class_id = $2, input = $3, output = $4, note = $5, \
              updated_at = $6 WHERE id = $1",
         )

@@ -8,7 +8,9 @@
 
 mod budgets;
 mod classes;
+mod index;
 mod knowledge;
+mod leases;
 mod library;
 mod review;
 mod sessions;
@@ -55,6 +57,23 @@ macro_rules! on_pool {
     };
 }
 
+/// [`on_pool!`] for one statement that writes outside a transaction: on
+/// SQLite it waits its turn in the same queue as [`write_tx!`]. Left to
+/// SQLite's busy handler instead, it sleeps in growing steps (up to 100 ms
+/// each) while queued transactions keep taking the lock ahead of it: other
+/// users' agent writes waited up to 1.6 s behind an upload (issue 23).
+macro_rules! on_writer {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &*$store.backend {
+            $crate::store::Backend::Sqlite($pool) => {
+                let _writer = $store.sqlite_writer.lock().await;
+                $body
+            }
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// Runs `$body` in a write transaction (`$tx`) and commits it. SQLite starts
 /// it with `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes
 /// fails with `SQLITE_BUSY` at once instead of waiting on the busy timeout.
@@ -81,12 +100,12 @@ macro_rules! write_tx {
     };
 }
 
-pub(crate) use {on_pool, write_tx};
+pub(crate) use {on_pool, on_writer, write_tx};
 
 /// The migrations, in order; each runs once, in its own transaction, and is
 /// recorded in `sluice_migrations`. Hand-rolled rather than `sqlx::migrate!`,
 /// which needs the proc-macro stack at build time for four lines of logic.
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         name: "init",
@@ -111,6 +130,18 @@ const MIGRATIONS: [Migration; 4] = [
         sqlite: include_str!("../../migrations/sqlite/0004_instructors.sql"),
         postgres: include_str!("../../migrations/postgres/0004_instructors.sql"),
     },
+    Migration {
+        version: 6,
+        name: "model_leases",
+        sqlite: include_str!("../../migrations/sqlite/0006_model_leases.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_model_leases.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "index_from_text",
+        sqlite: include_str!("../../migrations/sqlite/0007_index_from_text.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_index_from_text.sql"),
+    },
 ];
 
 struct Migration {
@@ -133,7 +164,7 @@ pub(crate) enum Backend {
 pub struct Store {
     backend: std::sync::Arc<Backend>,
     url: String,
-    indexes: std::sync::Arc<knowledge::IndexCache>,
+    indexes: std::sync::Arc<index::IndexCache>,
     sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 

@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    Page, PageRequest, Store, from_json_text, now, on_pool, placeholders, to_json_text, write_tx,
+    Page, PageRequest, Store, from_json_text, now, on_pool, on_writer, placeholders, to_json_text,
+    write_tx,
 };
 use crate::error::{PracticeError, Result};
 
@@ -452,7 +453,7 @@ impl Store {
         }
         let title = patch.title.clone().unwrap_or(current.session_title);
         let project_id = patch.project_id.unwrap_or(current.project_id);
-        on_pool!(self, pool => sqlx::query(
+        on_writer!(self, pool => sqlx::query(
             "UPDATE sessions SET title = $3, project_id = $4, updated_at = $5 WHERE id = $1 AND user_id = $2",
         )
         .bind(session_id)
@@ -468,7 +469,7 @@ impl Store {
 
     /// Deletes a session with its turns and results.
     pub async fn delete_session(&self, user_id: i64, session_id: i64) -> Result<()> {
-        let done = on_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
+        let done = on_writer!(self, pool => sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
             .bind(session_id)
             .bind(user_id)
             .execute(pool)

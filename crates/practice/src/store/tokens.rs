@@ -3,7 +3,7 @@
 //! digests and the nonce a token was derived from; what a token looks like and
 //! how it is derived belongs to the server that issues it.
 
-use super::{Store, now, on_pool, write_tx};
+use super::{Store, now, on_pool, on_writer, write_tx};
 use crate::error::Result;
 
 /// An access token as stored: never the token itself.
@@ -102,7 +102,7 @@ impl Store {
 
     /// Revokes every token issued for a key; returns how many.
     pub async fn revoke_access_tokens(&self, key_hash: &str) -> Result<u64> {
-        Ok(on_pool!(self, pool => sqlx::query(
+        Ok(on_writer!(self, pool => sqlx::query(
             "UPDATE access_tokens SET revoked_at = $2 WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_hash)

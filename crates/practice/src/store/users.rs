@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Store, now, on_pool, write_tx};
+use super::{Store, now, on_pool, on_writer, write_tx};
 use crate::error::{PracticeError, Result};
 
 /// Every key starts with this, so a leaked one is easy to recognise (and scan for).
@@ -132,7 +132,7 @@ impl Store {
     /// Another key for a user.
     pub async fn create_key(&self, user_id: i64, label: Option<&str>) -> Result<NewKey> {
         let key = generate_key();
-        let id: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
+        let id: Option<i64> = on_writer!(self, pool => sqlx::query_scalar(
             "INSERT INTO api_keys (user_id, key_hash, prefix, label, created_at) \
              SELECT id, $2, $3, $4, $5 FROM users WHERE id = $1 RETURNING id",
         )
