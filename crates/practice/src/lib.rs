@@ -18,6 +18,7 @@
 //!   with retries, deadlines and streaming.
 
 mod error;
+pub mod leaderboard;
 pub mod prompt;
 pub mod provider;
 mod request;
