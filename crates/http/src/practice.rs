@@ -727,7 +727,11 @@ async fn get_session(caller: Caller, Path(id): Path<String>) -> Answer {
     let id = path_id(&id, "session_id")?;
     ok(
         StatusCode::OK,
-        &caller.practice.store().session(caller.user.id, id).await?,
+        &caller
+            .practice
+            .store()
+            .session_view(caller.user.id, id)
+            .await?,
     )
 }
 

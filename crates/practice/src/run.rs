@@ -86,6 +86,11 @@ pub struct RunResponse {
     pub results: Vec<StoredResult>,
     /// The session's title.
     pub session_title: Option<String>,
+    /// The turn's id (votes name it).
+    pub turn_id: i64,
+    /// True for a blind comparison: `results` are in label order, each with
+    /// its `label`, and name no model until the turn has a vote.
+    pub blind: bool,
 }
 
 /// Why the router refused a prompt.
@@ -110,6 +115,9 @@ struct Plan {
     /// without overriding the agent's parameters.
     preset: Option<&'static str>,
     settings: Value,
+    /// Per model (in the order of `models`), the name shown while the run
+    /// streams: the model's own, or its label in a blind run.
+    shown: Vec<String>,
 }
 
 impl Practice {
@@ -228,10 +236,13 @@ impl Practice {
             settings: plan.settings,
             results,
         };
-        let (session_id, stored) = self.store.create_session(&session, &turn).await?;
+        let (session_id, mut stored) = self.store.create_session(&session, &turn).await?;
+        crate::store::conceal_turn(&mut stored, false);
         Ok(RunResponse {
             session_id,
             prompt_text: plan.prompt_text,
+            turn_id: stored.turn_id,
+            blind: stored.revealed.is_some(),
             results: stored.results,
             session_title: Some(title),
         })
@@ -287,10 +298,13 @@ impl Practice {
             settings: plan.settings,
             results,
         };
-        let stored = self.store.append_turn(user.id, session_id, &turn).await?;
+        let mut stored = self.store.append_turn(user.id, session_id, &turn).await?;
+        crate::store::conceal_turn(&mut stored, false);
         Ok(RunResponse {
             session_id,
             prompt_text: plan.prompt_text,
+            turn_id: stored.turn_id,
+            blind: stored.revealed.is_some(),
             results: stored.results,
             session_title: session.summary.session_title,
         })
@@ -335,6 +349,12 @@ impl Practice {
         for &id in knowledge_ids {
             self.store.knowledge(user.id, id).await?;
         }
+        if request.blind && models.len() < 2 {
+            return Err(PracticeError::BadRequest(
+                "a blind comparison needs two or more models (model_names)".into(),
+            ));
+        }
+        let mut domain: Option<String> = None;
         if let Some(router) = &self.router {
             let routed = router
                 .route(&RouteRequest::new(request.prompt_text.as_str()))
@@ -351,6 +371,7 @@ impl Practice {
                     serde_json::to_value(blocked).expect("serializable"),
                 ));
             }
+            domain = Some(routed.domain.result);
         }
         let hits = if knowledge_ids.is_empty() {
             Vec::new()
@@ -378,8 +399,24 @@ impl Practice {
             "style_preset": preset.unwrap_or("balanced"),
             "style_params": request.style_params,
             "generation_params": request.generation_params,
+            "domain": domain,
         });
+        let (settings, shown) = if request.blind {
+            let order = shuffled(&models)?;
+            let labels = crate::store::blind_labels(models.len());
+            let shown = models
+                .iter()
+                .map(|m| labels[order.iter().position(|o| o == m).expect("a permutation")].clone())
+                .collect();
+            let mut settings = settings;
+            settings["blind"] = Value::Bool(true);
+            settings["blind_order"] = json!(order);
+            (settings, shown)
+        } else {
+            (settings, models.clone())
+        };
         Ok(Plan {
+            shown,
             prompt_text: request.prompt_text.clone(),
             models,
             agent,
@@ -425,11 +462,13 @@ impl Practice {
             let own = history.get(name).map_or(&[][..], Vec::as_slice);
             let events = events.clone();
             let system = system.as_str();
+            let shown = plan.shown[i].as_str();
             async move {
-                let outcome = call_one(configured, plan, system, own, &params, events.clone()).await;
+                let outcome =
+                    call_one(configured, plan, system, own, &params, events.clone(), shown).await;
                 if let Some(streaming) = &events {
                     let _ = streaming.events.send(RunEvent::ModelDone {
-                        model_name: name.clone(),
+                        model_name: shown.to_string(),
                         error: outcome.error.clone(),
                         finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
                     });
@@ -483,6 +522,7 @@ async fn call_one(
     history: &[(String, String)],
     params: &EffectiveParams,
     events: Option<Streaming>,
+    shown: &str,
 ) -> Outcome {
     let model = &configured.model;
     let limit = model.profile().context_limit as usize;
@@ -545,7 +585,7 @@ async fn call_one(
             // into `events`, whose reader coalesces what a slow client has not
             // taken yet (see sluice-http), so the model is never held back.
             let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(DELTAS_IN_FLIGHT);
-            let name = configured.provider.name().to_string();
+            let name = shown.to_string();
             let forward = tokio::spawn(async move {
                 let mut text = String::new();
                 while let Some(delta) = rx.recv().await {
@@ -562,7 +602,9 @@ async fn call_one(
             // exactly the text the client has seen.
             let stopped = tokio::select! {
                 reply = configured.provider.chat_stream(&request, tx) => Some(reply),
+                // A blind run's answers are stopped by their labels.
                 () = stop.stopped(configured.provider.name()) => None,
+                () = stop.stopped(shown) => None,
             };
             let text = forward.await.unwrap_or_default();
             match stopped {
@@ -615,9 +657,23 @@ fn stopped_usage(model: &Model, prompt: usize, text: &str) -> crate::provider::T
 fn started(events: &Option<Streaming>, plan: &Plan) {
     if let Some(streaming) = events {
         let _ = streaming.events.send(RunEvent::Started {
-            model_names: plan.models.clone(),
+            model_names: plan.shown.clone(),
         });
     }
+}
+
+/// `models` in a random order (a blind turn's label order), from the
+/// operating system's generator: a student must not be able to predict it.
+fn shuffled(models: &[String]) -> Result<Vec<String>> {
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed)
+        .map_err(|e| PracticeError::Corrupt(format!("no random numbers: {e}")))?;
+    let mut rng = crate::leaderboard::SplitMix64::new(u64::from_le_bytes(seed));
+    let mut order = models.to_vec();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    Ok(order)
 }
 
 /// A provider error as stored and returned: kind, message, upstream status.

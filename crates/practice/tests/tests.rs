@@ -5,3 +5,4 @@ mod leaderboard;
 mod providers;
 mod store;
 mod support;
+mod votes;

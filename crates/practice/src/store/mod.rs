@@ -12,6 +12,7 @@ mod library;
 mod sessions;
 mod tokens;
 mod users;
+mod votes;
 
 use std::fmt;
 use std::path::Path;
@@ -34,6 +35,10 @@ pub use sessions::{
 };
 pub use tokens::AccessTokenRecord;
 pub use users::{ApiKeyInfo, KEY_PREFIX, NewKey, User};
+pub use votes::{
+    ClassLeaderboard, LabelledModel, Rating, Verdict, VoteFacets, VoteFilter, VoteReveal,
+    blind_labels, conceal_turn,
+};
 
 use crate::error::{PracticeError, Result};
 
@@ -78,7 +83,7 @@ pub(crate) use {on_pool, write_tx};
 /// The migrations, in order; each runs once, in its own transaction, and is
 /// recorded in `sluice_migrations`. Hand-rolled rather than `sqlx::migrate!`,
 /// which needs the proc-macro stack at build time for four lines of logic.
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         name: "init",
@@ -96,6 +101,12 @@ const MIGRATIONS: [Migration; 3] = [
         name: "access_tokens",
         sqlite: include_str!("../../migrations/sqlite/0003_access_tokens.sql"),
         postgres: include_str!("../../migrations/postgres/0003_access_tokens.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "votes",
+        sqlite: include_str!("../../migrations/sqlite/0005_votes.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_votes.sql"),
     },
 ];
 
