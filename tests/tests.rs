@@ -1,6 +1,7 @@
 //! End-to-end tests of the `sluice` binary, compiled into one test binary.
 
 mod cli;
+mod export;
 mod first_run;
 #[cfg(feature = "local")]
 mod local_model;

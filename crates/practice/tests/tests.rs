@@ -1,6 +1,7 @@
 //! Integration tests of sluice-practice.
 
 mod backends;
+mod export;
 mod leaderboard;
 mod providers;
 mod store;

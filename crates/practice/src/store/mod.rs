@@ -7,6 +7,7 @@
 //! body once per backend.
 
 mod classes;
+mod export;
 mod knowledge;
 mod library;
 mod sessions;
@@ -25,6 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use classes::{Class, ClassRole, Membership};
+pub use export::{CSV_COLUMNS, ExportFormat, ExportKind, ExportStats};
 pub use knowledge::{
     Document, KnowledgeBase, KnowledgeInput, MAX_DOCUMENT_BYTES, PASSAGE_TOKENS, Passage, SearchHit,
 };
