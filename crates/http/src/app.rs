@@ -142,17 +142,19 @@ pub fn app(state: AppState) -> Router {
     );
     // Practice routes authenticate their own users and answer in FastAPI's
     // shape; a run waits on model calls, so it gets a longer deadline.
-    let practice = crate::practice::routes().layer(
-        ServiceBuilder::new()
-            .layer(from_fn_with_state(state.clone(), read_body_practice))
-            .layer(HandleErrorLayer::new(layer_error))
-            .layer(LoadShedLayer::new())
-            .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit))
-            .layer(TimeoutLayer::new(
-                limits.request_timeout.max(PRACTICE_TIMEOUT),
-            ))
-            .layer(DefaultBodyLimit::max(limits.body_limit)),
-    );
+    let practice = crate::practice::routes()
+        .merge(crate::votes::routes())
+        .layer(
+            ServiceBuilder::new()
+                .layer(from_fn_with_state(state.clone(), read_body_practice))
+                .layer(HandleErrorLayer::new(layer_error))
+                .layer(LoadShedLayer::new())
+                .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit))
+                .layer(TimeoutLayer::new(
+                    limits.request_timeout.max(PRACTICE_TIMEOUT),
+                ))
+                .layer(DefaultBodyLimit::max(limits.body_limit)),
+        );
     let ops = Router::new()
         .route(OPS[0], get(handlers::healthz))
         .route(OPS[1], get(handlers::metrics))

@@ -326,12 +326,12 @@ impl IntoResponse for Detail {
     }
 }
 
-type Answer = Result<Response, Detail>;
+pub(crate) type Answer = Result<Response, Detail>;
 
 /// The user of a request's bearer key, with the practice service.
 pub(crate) struct Caller {
-    practice: Practice,
-    user: User,
+    pub(crate) practice: Practice,
+    pub(crate) user: User,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -394,7 +394,7 @@ async fn cookie_caller(
     }
 }
 
-fn ok<T: Serialize>(status: StatusCode, value: &T) -> Answer {
+pub(crate) fn ok<T: Serialize>(status: StatusCode, value: &T) -> Answer {
     Ok((status, axum::Json(value)).into_response())
 }
 
@@ -548,7 +548,7 @@ async fn chat(
 
 /// Both results, or every validation error of both (FastAPI reports query and
 /// body errors together).
-fn merge_errors<A, B>(
+pub(crate) fn merge_errors<A, B>(
     a: Result<A, PracticeError>,
     b: Result<B, PracticeError>,
 ) -> Result<(A, B), PracticeError> {

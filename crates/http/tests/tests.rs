@@ -22,4 +22,5 @@ mod reveal;
 mod roundtrip;
 mod router;
 mod support;
+mod votes;
 mod web;

@@ -38,8 +38,8 @@ pub use sessions::{
 pub use tokens::AccessTokenRecord;
 pub use users::{ApiKeyInfo, KEY_PREFIX, NewKey, User};
 pub use votes::{
-    ClassLeaderboard, LabelledModel, Rating, Verdict, VoteFacets, VoteFilter, VoteReveal,
-    blind_labels, conceal_turn,
+    ClassLeaderboard, LABELS, LabelledModel, MAX_COMMENT_CHARS, Rating, RatingInput, VERDICTS,
+    Verdict, VoteFacets, VoteFilter, VoteReveal, blind_labels, conceal_turn,
 };
 
 use crate::error::{PracticeError, Result};

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::{Store, StoredTurn, from_json_text, now, on_pool, to_json_text, write_tx};
 use crate::error::{PracticeError, Result};
 use crate::leaderboard::{self, Leaderboard, Options, Outcome, VoteOutcome};
+use crate::validate::{Checker, at};
 
 /// The labels of a blind turn's answers, in order: `A`, `B`, … (one per model).
 pub fn blind_labels(n: usize) -> Vec<String> {
@@ -86,7 +87,57 @@ pub enum Verdict {
     Skip,
 }
 
+/// The verdicts a vote may give.
+pub const VERDICTS: [&str; 4] = ["best", "tie", "all_bad", "skip"];
+/// The labels a blind turn's answers may have (one per model, at most
+/// [`MAX_MODELS`](crate::MAX_MODELS)).
+pub const LABELS: [&str; 8] = ["A", "B", "C", "D", "E", "F", "G", "H"];
+/// Longest comment of a rating, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2_000;
+
 impl Verdict {
+    /// A vote's body: `{"verdict": "best" | "tie" | "all_bad" | "skip",
+    /// "label": "A"…"H"}`, the label required with `best` and refused
+    /// otherwise (422 in FastAPI's shape).
+    pub fn parse(body: &Value) -> Result<Verdict> {
+        let mut check = Checker::new();
+        let loc = vec![Value::from("body")];
+        let Some(map) = check.object(body, &loc) else {
+            check.finish()?;
+            unreachable!("an error was recorded");
+        };
+        check.no_unknown(map, &["verdict", "label"], &loc);
+        let verdict = check.choice(map, "verdict", &loc, &VERDICTS);
+        let verdict = check.required(
+            verdict,
+            map.get("verdict").is_some_and(|v| !v.is_null()),
+            at(&loc, "verdict"),
+        );
+        let label = check.choice(map, "label", &loc, &LABELS);
+        match (verdict, label) {
+            (Some("best"), None) if !map.get("label").is_some_and(|v| !v.is_null()) => {
+                check.error(
+                    at(&loc, "label"),
+                    "missing",
+                    "Field required with verdict 'best'",
+                );
+            }
+            (Some(v), Some(_)) if v != "best" => check.error(
+                at(&loc, "label"),
+                "value_error",
+                "Value error, a label goes only with verdict 'best'",
+            ),
+            _ => {}
+        }
+        check.finish()?;
+        Ok(match verdict.expect("checked") {
+            "best" => Verdict::Best(label.expect("checked").to_string()),
+            "tie" => Verdict::Tie,
+            "all_bad" => Verdict::AllBad,
+            _ => Verdict::Skip,
+        })
+    }
+
     /// `best`, `tie`, `all_bad` or `skip`.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -141,6 +192,40 @@ pub struct Rating {
     pub comment: Option<String>,
     /// When it was (last) given.
     pub created_at: String,
+}
+
+/// A rating's body: `{"value": "up" | "down", "comment": text or null}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatingInput {
+    /// Up (`true`) or down.
+    pub up: bool,
+    /// The comment (trimmed; empty means none).
+    pub comment: Option<String>,
+}
+
+impl RatingInput {
+    /// Checks a rating's body (422 in FastAPI's shape).
+    pub fn parse(body: &Value) -> Result<RatingInput> {
+        let mut check = Checker::new();
+        let loc = vec![Value::from("body")];
+        let Some(map) = check.object(body, &loc) else {
+            check.finish()?;
+            unreachable!("an error was recorded");
+        };
+        check.no_unknown(map, &["value", "comment"], &loc);
+        let value = check.choice(map, "value", &loc, &["up", "down"]);
+        let value = check.required(
+            value,
+            map.get("value").is_some_and(|v| !v.is_null()),
+            at(&loc, "value"),
+        );
+        let comment = check.string(map, "comment", &loc, 0..=MAX_COMMENT_CHARS, true);
+        check.finish()?;
+        Ok(RatingInput {
+            up: value == Some("up"),
+            comment: comment.filter(|c| !c.is_empty()),
+        })
+    }
 }
 
 /// Which votes a leaderboard counts; `None` fields do not filter.
