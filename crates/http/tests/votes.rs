@@ -48,7 +48,7 @@ impl Env {
                 let mut config = ModelConfig::new(ProviderKind::Openai, fake.openai_base_url());
                 config.profile = Some("HCX-003".into());
                 config.max_retries = 0;
-                Provider::with_api_key(*name, config, http_client(), None).unwrap()
+                Provider::with_api_key(name, config, http_client(), None).unwrap()
             })
             .collect();
         let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();

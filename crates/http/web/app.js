@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { t, lang, setLang } from "./i18n.js";
 import { runPage, sessionPage, stopCurrent } from "./run.js";
 import { libraryPage } from "./library.js";
+import { leaderboardPage } from "./vote.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -24,7 +25,8 @@ function chrome() {
   sidebar.hidden = !ctx.me;
   clear(nav);
   if (ctx.me) {
-    nav.append(h("a", { href: "#/run" }, t("nav_run")), h("a", { href: "#/library" }, t("nav_library")));
+    nav.append(h("a", { href: "#/run" }, t("nav_run")), h("a", { href: "#/library" }, t("nav_library")),
+      h("a", { href: "#/leaderboard" }, t("nav_leaderboard")));
   }
 }
 
@@ -101,13 +103,14 @@ async function route() {
   try {
     if (m) await sessionPage(main, ctx, m[1]);
     else if (hash === "#/library") await libraryPage(main);
+    else if (hash === "#/leaderboard" || hash.startsWith("#/leaderboard?")) await leaderboardPage(main, ctx);
     else await runPage(main, ctx);
   } catch (err) {
     if (err.status === 401) { ctx.me = null; route(); return; }
     clear(main).append(h("p", { class: "banner", role: "alert" }, err.message));
   }
   for (const a of nav.querySelectorAll("a")) {
-    if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page");
+    if (a.getAttribute("href") === hash.split("?")[0]) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
 }

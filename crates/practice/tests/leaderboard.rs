@@ -142,11 +142,12 @@ fn newton(w: &[Vec<f64>], prior: f64) -> Vec<f64> {
                 .max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))
                 .unwrap();
             a.swap(col, pivot);
-            for row in 0..k {
-                if row != col {
-                    let f = a[row][col] / a[col][col];
-                    for c in col..=k {
-                        a[row][c] -= f * a[col][c];
+            let pivot_row = a[col].clone();
+            for (r, row) in a.iter_mut().enumerate() {
+                if r != col {
+                    let f = row[col] / pivot_row[col];
+                    for (x, p) in row.iter_mut().zip(&pivot_row).skip(col) {
+                        *x -= f * p;
                     }
                 }
             }

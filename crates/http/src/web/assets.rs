@@ -52,6 +52,7 @@ const ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("run.js", JS),
     asset!("library.js", JS),
+    asset!("vote.js", JS),
 ];
 
 /// The policy every page is served with: scripts, styles and connections only

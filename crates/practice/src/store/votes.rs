@@ -115,7 +115,7 @@ impl Verdict {
         );
         let label = check.choice(map, "label", &loc, &LABELS);
         match (verdict, label) {
-            (Some("best"), None) if !map.get("label").is_some_and(|v| !v.is_null()) => {
+            (Some("best"), None) if map.get("label").is_none_or(Value::is_null) => {
                 check.error(
                     at(&loc, "label"),
                     "missing",
