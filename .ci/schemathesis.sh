@@ -137,6 +137,7 @@ cat >"$work/schemathesis.toml" <<TOML
 [parameters]
 "path.modelName" = "HCX-007"
 "query.class_id" = $class_id
+"path.class_id" = $class_id
 
 # A document's bytes must be UTF-8 text and, as jsonl, JSON objects with text:
 # OpenAPI cannot say so of a binary body, so the document lists the 400 and a
@@ -145,6 +146,13 @@ cat >"$work/schemathesis.toml" <<TOML
 include-path = "/user/practice/knowledge/{knowledge_id}/documents"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# A schema-valid vote may name an ordinary turn (400) or one already voted on
+# (409): the document lists both; a schema cannot tell a blind turn's id apart.
+[[operations]]
+include-path = "/user/practice/sessions/{session_id}/turns/{turn_id}/vote"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 TOML
 
 start=$SECONDS
