@@ -349,6 +349,11 @@ def main():
         col_b.find_element(By.XPATH, ".//button[contains(., 'Bad')]").click()
         p.wait("the rating", lambda: "Rating saved" in p.column("B").text)
         # A second blind run, voted a tie with 0 on the session page.
+        p.d.get(server.base + "/#/library")  # leave the run page, so that it starts afresh
+        p.wait("the library", lambda: p.finds("section.library"))
+        p.d.get(server.base + "/#/run")
+        p.wait("the run form", lambda: p.finds('input[name="blind"]'))
+        p.find('input[name="blind"]').click()
         p.run("Another one?", ["fast-a", "fast-b"])
         p.wait("the second vote bar", lambda: p.finds(".turn-out .vote-bar button"), timeout=30)
         p.find(".turn-out a[href^='#/sessions/']").click()

@@ -456,14 +456,16 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
     let tokens = |usage: &Value, key: &str| usage[key].as_u64().unwrap_or(0);
     match outcome {
         Ok(response) => {
-            for r in &response.results {
+            for (i, r) in response.results.iter().enumerate() {
+                // A blind answer's model_name is its label: count the model.
+                let model = response.model_names.get(i).unwrap_or(&r.model_name);
                 let kind = r
                     .error
                     .as_ref()
                     .and_then(|e| e["kind"].as_str())
                     .unwrap_or("ok");
                 metrics.observe_model_call(
-                    &r.model_name,
+                    model,
                     std::time::Duration::from_millis(r.latency_ms.max(0) as u64),
                     kind,
                     tokens(&r.token_usage, "prompt_tokens"),

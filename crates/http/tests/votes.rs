@@ -168,6 +168,21 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
     let session_id = body["session_id"].as_i64().unwrap();
     let turn_id = body["turn_id"].as_i64().unwrap();
 
+    // The server's own metrics count the models, not the labels.
+    let metrics = env
+        .http
+        .get(format!("http://{}/metrics", env.server.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("model=\"alpha\"") && !metrics.contains("model=\"A\""),
+        "{metrics}"
+    );
+
     // Reading the session shows no names either.
     let (status, session) = env
         .json(
@@ -351,6 +366,36 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(filtered["total_votes"], 0);
+
+    // Streamed, a blind run names labels only: started in label order, tokens
+    // and model_done by label, the result concealed.
+    let response = env
+        .http
+        .post(format!("http://{}{run}", env.server.addr))
+        .bearer_auth(&env.student)
+        .header("accept", "text/event-stream")
+        .header("content-type", "application/json")
+        .body(json!({"prompt_text": "Say it again", "model_names": ["gamma", "alpha", "beta"], "blind": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let events = response.text().await.unwrap();
+    for model in MODELS {
+        assert!(!events.contains(model), "{model} in the stream: {events}");
+    }
+    let data: Vec<Value> = events
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect();
+    let started = data.iter().find(|d| d.get("run_id").is_some()).expect("a started event");
+    assert_eq!(started["model_names"], json!(["A", "B", "C"]));
+    let tokens: Vec<&str> = data
+        .iter()
+        .filter_map(|d| d.get("text").and(d["model_name"].as_str()))
+        .collect();
+    assert!(!tokens.is_empty() && tokens.iter().all(|l| ["A", "B", "C"].contains(l)), "{events}");
 
     // The export: instructors only, streamed JSONL.
     let export = format!("/user/practice/classes/{}/export", env.class_id);

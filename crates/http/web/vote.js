@@ -151,7 +151,7 @@ export async function leaderboardPage(main, ctx) {
   const table = rows.length
     ? h("table", { class: "leaderboard" },
       h("caption", {}, `${t("lb_caption")} (${data.total_votes} ${t("lb_votes")}, ${data.skipped} ${t("lb_skipped")})`),
-      h("thead", {}, h("tr", {}, ["#", t("lb_model"), t("lb_rating"), t("lb_interval"), t("lb_votes"), t("lb_wlt")]
+      h("thead", {}, h("tr", {}, ["#", t("lb_model"), t("lb_rating"), t("lb_interval"), t("lb_votes_col"), t("lb_wlt")]
         .map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows.map((r, i) => h("tr", {},
         h("td", {}, String(i + 1)), h("th", { scope: "row" }, r.model_name), h("td", {}, String(rating(r.score))),
@@ -176,6 +176,7 @@ export async function leaderboardPage(main, ctx) {
       h("a", { class: "button", href: `${base}?format=jsonl`, download: `class-${membership.class.id}.jsonl` }, "JSONL"),
       h("a", { class: "button", href: `${base}?format=csv`, download: `class-${membership.class.id}.csv` }, "CSV"));
   }
-  clear(main).append(h("h2", {}, t("nav_leaderboard")), filters, table,
-    h("p", { class: "muted" }, t("lb_method")), matrix, exports);
+  clear(main).append(...[h("h2", {}, t("nav_leaderboard")), filters, h("div", { class: "table-scroll" }, table),
+    h("p", { class: "muted" }, t("lb_method")), matrix && h("div", { class: "table-scroll" }, matrix), exports]
+    .filter(Boolean));
 }

@@ -91,6 +91,10 @@ pub struct RunResponse {
     /// True for a blind comparison: `results` are in label order, each with
     /// its `label`, and name no model until the turn has a vote.
     pub blind: bool,
+    /// The model of each result, in the order of `results`, even when the
+    /// answer conceals it: for the server's own accounting, never sent.
+    #[serde(skip)]
+    pub model_names: Vec<String>,
 }
 
 /// Why the router refused a prompt.
@@ -237,8 +241,9 @@ impl Practice {
             results,
         };
         let (session_id, mut stored) = self.store.create_session(&session, &turn).await?;
-        crate::store::conceal_turn(&mut stored, false);
+        let model_names = concealed_order(&mut stored);
         Ok(RunResponse {
+            model_names,
             session_id,
             prompt_text: plan.prompt_text,
             turn_id: stored.turn_id,
@@ -299,8 +304,9 @@ impl Practice {
             results,
         };
         let mut stored = self.store.append_turn(user.id, session_id, &turn).await?;
-        crate::store::conceal_turn(&mut stored, false);
+        let model_names = concealed_order(&mut stored);
         Ok(RunResponse {
+            model_names,
             session_id,
             prompt_text: plan.prompt_text,
             turn_id: stored.turn_id,
@@ -656,10 +662,31 @@ fn stopped_usage(model: &Model, prompt: usize, text: &str) -> crate::provider::T
 /// Tells a streaming client that the checks passed and the models are called.
 fn started(events: &Option<Streaming>, plan: &Plan) {
     if let Some(streaming) = events {
-        let _ = streaming.events.send(RunEvent::Started {
-            model_names: plan.shown.clone(),
-        });
+        let mut model_names = plan.shown.clone();
+        if plan.settings["blind"] == Value::Bool(true) {
+            // Labels in label order, as the answer will list them.
+            model_names.sort();
+        }
+        let _ = streaming.events.send(RunEvent::Started { model_names });
     }
+}
+
+/// Conceals a blind turn's models (see [`crate::conceal_turn`]) and returns
+/// the model of each result in the order they are shown.
+fn concealed_order(turn: &mut crate::store::StoredTurn) -> Vec<String> {
+    let mut named: Vec<(i64, String)> = turn
+        .results
+        .iter()
+        .map(|r| (r.response_id, r.model_name.clone()))
+        .collect();
+    crate::store::conceal_turn(turn, false);
+    turn.results
+        .iter()
+        .map(|r| {
+            let at = named.iter().position(|(id, _)| *id == r.response_id);
+            at.map(|i| named.swap_remove(i).1).unwrap_or_default()
+        })
+        .collect()
 }
 
 /// `models` in a random order (a blind turn's label order), from the
