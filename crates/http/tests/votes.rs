@@ -389,13 +389,19 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
         .filter_map(|l| l.strip_prefix("data:"))
         .filter_map(|d| serde_json::from_str(d.trim()).ok())
         .collect();
-    let started = data.iter().find(|d| d.get("run_id").is_some()).expect("a started event");
+    let started = data
+        .iter()
+        .find(|d| d.get("run_id").is_some())
+        .expect("a started event");
     assert_eq!(started["model_names"], json!(["A", "B", "C"]));
     let tokens: Vec<&str> = data
         .iter()
         .filter_map(|d| d.get("text").and(d["model_name"].as_str()))
         .collect();
-    assert!(!tokens.is_empty() && tokens.iter().all(|l| ["A", "B", "C"].contains(l)), "{events}");
+    assert!(
+        !tokens.is_empty() && tokens.iter().all(|l| ["A", "B", "C"].contains(l)),
+        "{events}"
+    );
 
     // The export: instructors only, streamed JSONL.
     let export = format!("/user/practice/classes/{}/export", env.class_id);
@@ -411,7 +417,8 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
     assert_eq!(
         kinds,
         [
-            "result", "result", "result", "result", "result", "vote", "rating"
+            "result", "result", "result", "result", "result", "result", "result", "result", "vote",
+            "rating"
         ]
     );
     assert!(
