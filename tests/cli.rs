@@ -228,7 +228,7 @@ fn malformed_input_is_explained_in_plain_words() {
         ),
         (
             r#"{"messages":[{"role":"user","content":5}]}"#,
-            "messages[0].content: expected a string, null or an array of text parts, got a number",
+            "messages[0].content: expected a string, null or an array of text and image parts, got a number",
         ),
         ("", "the input is empty"),
     ];

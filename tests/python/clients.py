@@ -166,10 +166,17 @@ def test_v3_token_calculator_with_parts(s, fake):
     status, _, raw = s.request("POST", "/v3/api-tools/chat-tokenize/HCX-005", body, bearer())
     reply = json.loads(raw)
     check(status == 200 and reply["result"]["messages"][0]["count"] > 0, raw)
+    text_only = reply["result"]["messages"][0]["count"]
+    # An image counts by the profile's rule (1,445 tokens by default) ...
     body["messages"][0]["content"].append({"type": "image_url", "image_url": {"url": "https://example.invalid/a.png"}})
     status, _, raw = s.request("POST", "/v3/api-tools/chat-tokenize/HCX-005", body, bearer())
     reply = json.loads(raw)
-    check(status == 400 and reply["status"]["code"] == "40001" and "image_url" in reply["status"]["message"], raw)
+    check(status == 200 and reply["result"]["messages"][0]["count"] == text_only + 1445, raw)
+    # ... and a part of another type is refused, naming it.
+    body["messages"][0]["content"].append({"type": "input_audio", "input_audio": {"data": "", "format": "wav"}})
+    status, _, raw = s.request("POST", "/v3/api-tools/chat-tokenize/HCX-005", body, bearer())
+    reply = json.loads(raw)
+    check(status == 400 and reply["status"]["code"] == "40001" and "input_audio" in reply["status"]["message"], raw)
 
 
 def test_v3_chat_completions_blocking_and_streaming(s, fake):

@@ -64,9 +64,11 @@ pub use conversation::Conversation;
 pub use error::{BuildError, Exceeded, TrimError};
 pub use export::export_tokenizer_json;
 pub use json_error::{describe_json_error, is_malformed_json, strip_bom};
-pub use message::{FunctionCall, Message, MessageView, Role, ToolCall, UnknownRole};
+pub use message::{FunctionCall, ImagePart, Message, MessageView, Role, ToolCall, UnknownRole};
 pub use model::{CacheScope, Counts, DEFAULT_CACHE_CAPACITY, Model};
-pub use profile::{ChatTemplate, ModelProfile, Profiles, TokenizerSource, builtin_profiles};
+pub use profile::{
+    ChatTemplate, ImageRule, ModelProfile, Profiles, TokenizerSource, builtin_profiles,
+};
 pub use tokenizer::{Embedded, Tokenizer};
 pub use window::{MessageCounter, Trim, TrimReport, Window, WindowMessage};
 pub use wire::{WireMessage, WireMessageRef};

@@ -164,13 +164,17 @@ pub struct FunctionCall {
 /// `content` is the message's text. On the wire it may be a string, `null`
 /// (OpenAI's usual value beside tool calls; read as empty) or an array of parts
 /// (`[{"type": "text", "text": "..."}]`), whose text parts are joined with a
-/// newline, as vLLM and the OpenAI-compatible servers render them. A part of any
-/// other type (an image, audio, a file) is refused with an error naming its type:
-/// its tokens depend on the model's encoder, which no local tokenizer knows.
+/// newline, as vLLM and the OpenAI-compatible servers render them. Image parts
+/// (`{"type": "image_url", ...}`, OpenAI's `image_url` or CLOVA's `imageUrl` /
+/// `dataUri`) are kept in [`Message::images`] and counted by the profile's
+/// [`ImageRule`](crate::ImageRule). A part of any other type (audio, a file) is
+/// refused with an error naming its type: its tokens depend on the model's
+/// encoder, which no local tokenizer knows, and no rule stands in for it.
 ///
 /// A `Message` is the view sluice counts: serializing it writes the known fields,
-/// `content` as a string. To send messages back exactly as they came, unknown
-/// fields and all, parse them as [`WireMessage`](crate::WireMessage)s.
+/// `content` as a string (or, with images, as one text part followed by the
+/// image parts). To send messages back exactly as they came, unknown fields and
+/// all, parse them as [`WireMessage`](crate::WireMessage)s.
 ///
 /// ```
 /// use sluice_core::{Message, Role};
@@ -194,42 +198,80 @@ pub struct FunctionCall {
 /// assert!(refused.starts_with("invalid type: sequence, expected struct Message"), "{refused}");
 /// assert!(wire.starts_with("invalid type: sequence, expected struct Message"), "{wire}");
 /// ```
-// `remote = "Self"`: the derives write inherent `serialize`/`deserialize`
-// functions, which the trait impls below call; `Deserialize` reads them from
-// an object only.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(remote = "Self", rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Message {
     /// Who wrote it.
     pub role: Role,
     /// The text.
-    #[serde(default, deserialize_with = "content::deserialize")]
     pub content: String,
+    /// The image parts of `content`, in order, as they came.
+    pub images: Vec<ImagePart>,
     /// The participant's name (OpenAI's `name`), counted with the role; see
     /// [`crate::ChatTemplate`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// For an assistant message: the tool calls it makes.
-    #[serde(
-        default,
-        alias = "tool_calls",
-        deserialize_with = "null_as_empty",
-        skip_serializing_if = "Vec::is_empty"
-    )]
     pub tool_calls: Vec<ToolCall>,
     /// For a tool message: the id of the call it answers.
-    #[serde(
-        default,
-        alias = "tool_call_id",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub tool_call_id: Option<String>,
+}
+
+/// A message's fields as the wire spells them (CLOVA's names, OpenAI's as
+/// aliases), with `content` borrowed where the input allows: what
+/// [`Message`] and [`WireMessageRef`](crate::WireMessageRef) both read.
+#[derive(Clone, Deserialize)]
+#[serde(rename = "Message", rename_all = "camelCase")]
+pub(crate) struct Fields<'a> {
+    pub(crate) role: Role,
+    #[serde(default, borrow, deserialize_with = "content::read")]
+    pub(crate) content: content::Content<'a>,
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    #[serde(default, alias = "tool_calls", deserialize_with = "null_as_empty")]
+    pub(crate) tool_calls: Vec<ToolCall>,
+    #[serde(default, alias = "tool_call_id")]
+    pub(crate) tool_call_id: Option<String>,
+}
+
+impl From<Fields<'_>> for Message {
+    fn from(fields: Fields<'_>) -> Self {
+        Message {
+            role: fields.role,
+            content: fields.content.text.into_owned(),
+            images: fields.content.images,
+            name: fields.name,
+            tool_calls: fields.tool_calls,
+            tool_call_id: fields.tool_call_id,
+        }
+    }
 }
 
 impl Serialize for Message {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Message::serialize(self, serializer)
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("Message", 5)?;
+        out.serialize_field("role", &self.role)?;
+        if self.images.is_empty() {
+            out.serialize_field("content", &self.content)?;
+        } else {
+            out.serialize_field(
+                "content",
+                &content::Written {
+                    text: &self.content,
+                    images: &self.images,
+                },
+            )?;
+        }
+        if let Some(name) = &self.name {
+            out.serialize_field("name", name)?;
+        }
+        if !self.tool_calls.is_empty() {
+            out.serialize_field("toolCalls", &self.tool_calls)?;
+        }
+        if let Some(id) = &self.tool_call_id {
+            out.serialize_field("toolCallId", id)?;
+        }
+        out.end()
     }
 }
 
@@ -245,7 +287,8 @@ impl<'de> Deserialize<'de> for Message {
                 f.write_str("struct Message")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Message, A::Error> {
-                Message::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Message::from)
             }
         }
         deserializer.deserialize_map(ObjectOnly)
@@ -262,108 +305,238 @@ where
     Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// An image part of a message's `content`, kept as it came.
+///
+/// OpenAI writes `{"type": "image_url", "image_url": {"url": "...", "detail":
+/// "low"}}`; CLOVA Studio's v3 API `{"type": "image_url", "imageUrl": {"url":
+/// "..."}}` or `"dataUri": {"data": "..."}`. What it costs is the profile's
+/// [`ImageRule`](crate::ImageRule): the image's pixels are not read.
+///
+/// ```
+/// use sluice_core::Message;
+///
+/// let m: Message = serde_json::from_str(
+///     r#"{"role":"user","content":[{"type":"text","text":"what is this?"},
+///        {"type":"image_url","image_url":{"url":"https://example.com/a.png","detail":"low"}}]}"#,
+/// ).unwrap();
+/// assert_eq!(m.content, "what is this?");
+/// assert_eq!(m.images[0].detail(), Some("low"));
+/// assert_eq!(m.images[0].part()["image_url"]["url"], "https://example.com/a.png");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImagePart {
+    part: serde_json::Value,
+}
+
+impl ImagePart {
+    /// The part's `type`.
+    pub const TYPE: &'static str = "image_url";
+
+    /// The keys that hold the image, one of which an image part has: OpenAI's
+    /// `image_url`, CLOVA Studio's `imageUrl` and `dataUri`.
+    pub const SOURCES: [&'static str; 3] = ["image_url", "imageUrl", "dataUri"];
+
+    /// An image part from its JSON object, if it is one (`"type": "image_url"`
+    /// and one of [`ImagePart::SOURCES`]).
+    pub fn from_part(part: serde_json::Value) -> Option<Self> {
+        let image = part.get("type").and_then(serde_json::Value::as_str) == Some(Self::TYPE)
+            && Self::SOURCES.iter().any(|key| part.get(key).is_some());
+        image.then_some(Self { part })
+    }
+
+    /// The part's JSON object, as it came.
+    pub fn part(&self) -> &serde_json::Value {
+        &self.part
+    }
+
+    /// The detail the client asked for (OpenAI's `detail`: `low`, `high`,
+    /// `auto`), in either wire's spelling of the URL object.
+    pub fn detail(&self) -> Option<&str> {
+        ["image_url", "imageUrl"]
+            .iter()
+            .find_map(|key| self.part.get(key)?.get("detail")?.as_str())
+    }
+}
+
 /// The three shapes of `content`.
 pub(crate) mod content {
     use std::borrow::Cow;
     use std::fmt;
 
-    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde::ser::{SerializeMap, SerializeSeq};
+    use serde::{Serialize, Serializer};
+
+    use super::ImagePart;
 
     /// Text parts are joined with this, as vLLM renders them.
     const PART_SEPARATOR: &str = "\n";
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        borrowed(d).map(Cow::into_owned)
+    /// `content` as sluice reads it: the text (borrowed from the input where it
+    /// can be, so that reading a message copies no text) and the image parts.
+    #[derive(Clone, Debug, Default)]
+    pub(crate) struct Content<'a> {
+        pub(crate) text: Cow<'a, str>,
+        pub(crate) images: Vec<ImagePart>,
     }
 
-    /// `content` borrowed from the input where it can be (a string without
-    /// escapes), so that reading a message copies no text.
-    pub(crate) fn borrowed<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_any(Content)
+    pub(crate) fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Content<'de>, D::Error> {
+        d.deserialize_any(Shapes)
     }
 
-    struct Content;
+    /// `content` of a message with images, written back: the text as one text
+    /// part (if any), then the image parts.
+    pub(crate) struct Written<'a> {
+        pub(crate) text: &'a str,
+        pub(crate) images: &'a [ImagePart],
+    }
 
-    impl<'de> Visitor<'de> for Content {
-        type Value = Cow<'de, str>;
+    impl Serialize for Written<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            struct TextPart<'a>(&'a str);
+            impl Serialize for TextPart<'_> {
+                fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    let mut part = serializer.serialize_map(Some(2))?;
+                    part.serialize_entry("type", "text")?;
+                    part.serialize_entry("text", self.0)?;
+                    part.end()
+                }
+            }
+            let text = !self.text.is_empty();
+            let mut parts =
+                serializer.serialize_seq(Some(usize::from(text) + self.images.len()))?;
+            if text {
+                parts.serialize_element(&TextPart(self.text))?;
+            }
+            for image in self.images {
+                parts.serialize_element(image.part())?;
+            }
+            parts.end()
+        }
+    }
+
+    struct Shapes;
+
+    impl<'de> Visitor<'de> for Shapes {
+        type Value = Content<'de>;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string, null or an array of text parts")
+            f.write_str("a string, null or an array of text and image parts")
         }
 
         fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-            Ok(Cow::Borrowed(s))
+            Ok(text(Cow::Borrowed(s)))
         }
 
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(Cow::Owned(s.to_owned()))
+            Ok(text(Cow::Owned(s.to_owned())))
         }
 
         fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
-            Ok(Cow::Owned(s))
+            Ok(text(Cow::Owned(s)))
         }
 
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Cow::Borrowed(""))
+            Ok(Content::default())
         }
 
         fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(Cow::Borrowed(""))
+            Ok(Content::default())
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<Self::Value, A::Error> {
-            let mut text = String::new();
+            let mut joined = String::new();
             let mut first = true;
+            let mut images = Vec::new();
             while let Some(part) = parts.next_element_seed(Part)? {
-                if !first {
-                    text.push_str(PART_SEPARATOR);
+                match part {
+                    Read::Text(part) => {
+                        if !first {
+                            joined.push_str(PART_SEPARATOR);
+                        }
+                        first = false;
+                        joined.push_str(&part);
+                    }
+                    Read::Image(image) => images.push(image),
                 }
-                first = false;
-                text.push_str(&part);
             }
-            Ok(Cow::Owned(text))
+            Ok(Content {
+                text: Cow::Owned(joined),
+                images,
+            })
         }
     }
 
-    /// One part: `{"type": "text", "text": "..."}`; other fields are ignored,
-    /// other types refused.
+    fn text(text: Cow<'_, str>) -> Content<'_> {
+        Content {
+            text,
+            images: Vec::new(),
+        }
+    }
+
+    /// One part: `{"type": "text", "text": "..."}` (other fields ignored) or
+    /// `{"type": "image_url", ...}` (kept whole); other types refused.
     struct Part;
 
-    impl<'de> de::DeserializeSeed<'de> for Part {
-        type Value = String;
+    enum Read {
+        Text(String),
+        Image(ImagePart),
+    }
 
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+    impl<'de> de::DeserializeSeed<'de> for Part {
+        type Value = Read;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Read, D::Error> {
             d.deserialize_map(self)
         }
     }
 
     impl<'de> Visitor<'de> for Part {
-        type Value = String;
+        type Value = Read;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(r#"a content part like {"type": "text", "text": "..."}"#)
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
             let mut kind: Option<String> = None;
             let mut text: Option<String> = None;
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            // The other fields, kept for an image part (a text part normally
+            // has none, so this stays empty and allocates nothing).
+            let mut rest = serde_json::Map::new();
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                 match &*key {
                     "type" => kind = Some(map.next_value()?),
                     "text" => text = Some(map.next_value()?),
                     _ => {
-                        map.next_value::<IgnoredAny>()?;
+                        rest.insert(key.into_owned(), map.next_value()?);
                     }
                 }
             }
             match (kind.as_deref(), text) {
-                (Some("text"), Some(text)) => Ok(text),
+                (Some("text"), Some(text)) => Ok(Read::Text(text)),
                 (Some("text"), None) => Err(de::Error::missing_field("text")),
+                (Some(ImagePart::TYPE), text) => {
+                    if !ImagePart::SOURCES.iter().any(|key| rest.contains_key(*key)) {
+                        return Err(de::Error::custom(
+                            "an image part needs its image: `image_url` (OpenAI), or `imageUrl` \
+                             or `dataUri` (CLOVA Studio)",
+                        ));
+                    }
+                    if let Some(text) = text {
+                        rest.insert("text".into(), text.into());
+                    }
+                    rest.insert("type".into(), ImagePart::TYPE.into());
+                    Ok(Read::Image(ImagePart {
+                        part: serde_json::Value::Object(rest),
+                    }))
+                }
                 (None, _) => Err(de::Error::missing_field("type")),
                 (Some(other), _) => Err(de::Error::custom(format_args!(
                     "a content part of type `{other}` cannot be counted: its tokens depend on \
-                     the model's own encoder, which no local tokenizer knows; only `text` parts \
-                     are counted (send the text, or trim before adding the {other} part)"
+                     the model's own encoder, which no local tokenizer knows; only `text` and \
+                     `image_url` parts are counted (send the text, or trim before adding the \
+                     {other} part)"
                 ))),
             }
         }
@@ -376,6 +549,7 @@ impl Message {
         Self {
             role,
             content: content.into(),
+            images: Vec::new(),
             name: None,
             tool_calls: Vec::new(),
             tool_call_id: None,
@@ -448,11 +622,14 @@ impl Message {
 /// assert_eq!(model.count_view(view), model.count_message(&message));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MessageView<'a> {
     /// Who wrote it.
     pub role: Role,
     /// The text (parts already joined).
     pub content: &'a str,
+    /// The image parts.
+    pub images: &'a [ImagePart],
     /// The participant's name.
     pub name: Option<&'a str>,
     /// For an assistant message: the tool calls it makes.
@@ -467,6 +644,7 @@ impl MessageView<'_> {
         Message {
             role: self.role,
             content: self.content.to_owned(),
+            images: self.images.to_vec(),
             name: self.name.map(str::to_owned),
             tool_calls: self.tool_calls.to_vec(),
             tool_call_id: self.tool_call_id.map(str::to_owned),
@@ -480,6 +658,7 @@ impl Message {
         MessageView {
             role: self.role,
             content: &self.content,
+            images: &self.images,
             name: self.name.as_deref(),
             tool_calls: &self.tool_calls,
             tool_call_id: self.tool_call_id.as_deref(),

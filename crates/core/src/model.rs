@@ -395,6 +395,25 @@ impl MessageCounter for Model {
     }
 
     fn view_tokens(&self, message: MessageView<'_>, budget: usize) -> Option<usize> {
+        if message.images.is_empty() {
+            return self.text_tokens(message, budget);
+        }
+        // Images cost what the profile's rule says, beside the text: the
+        // count cache keys on the text only.
+        let images = self.inner.profile.images.count(message.images);
+        let text = self.text_tokens(message, budget.checked_sub(images)?)?;
+        Some(text + images)
+    }
+
+    fn reply_tokens(&self) -> usize {
+        self.inner.reply
+    }
+}
+
+impl Model {
+    /// Tokens of a message's text and tool calls in its template, if at most
+    /// `budget`.
+    fn text_tokens(&self, message: MessageView<'_>, budget: usize) -> Option<usize> {
         let body = render_body(message);
         let cache = &self.inner.cache;
         if cache.is_off() || body.len() < MIN_CACHED_LEN {
@@ -414,10 +433,6 @@ impl MessageCounter for Model {
                 Some(n)
             }
         }
-    }
-
-    fn reply_tokens(&self) -> usize {
-        self.inner.reply
     }
 }
 

@@ -88,6 +88,70 @@ impl ChatTemplate {
     }
 }
 
+/// What an image part of a message costs ([`ImagePart`](crate::ImagePart)).
+///
+/// sluice does not read an image's pixels (a URL would need the network), so an
+/// image costs a fixed number of tokens, chosen as the most the model may
+/// charge for it: counting it high keeps a trimmed history within the limit.
+/// The default for every built-in profile is OpenAI's published rule for its
+/// vision models at its maximum: 85 tokens plus 170 per 512-pixel tile, at most
+/// 8 tiles (an image scaled to fit 2048 pixels, its short side to 768), so
+/// 1,445 tokens; 85 with `"detail": "low"`. CLOVA Studio publishes no rule for
+/// HCX-005's images, so the same bound stands in; set `image_tokens` and
+/// `image_tokens_low` in a profiles file to change it.
+///
+/// ```
+/// use sluice_core::{ImageRule, Message, Profiles};
+///
+/// let model = Profiles::builtin().model("HCX-005").unwrap();
+/// assert_eq!(model.profile().images, ImageRule::OPENAI_MAXIMUM);
+/// let text: Message = serde_json::from_str(r#"{"role":"user","content":"hi"}"#).unwrap();
+/// let image: Message = serde_json::from_str(
+///     r#"{"role":"user","content":[{"type":"text","text":"hi"},
+///        {"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}"#,
+/// ).unwrap();
+/// assert_eq!(model.count_message(&image), model.count_message(&text) + 1445);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct ImageRule {
+    /// Tokens of an image at `high` or `auto` detail, or none given.
+    pub tokens: u32,
+    /// Tokens of an image with `"detail": "low"`.
+    pub low_detail_tokens: u32,
+}
+
+impl ImageRule {
+    /// OpenAI's rule at its maximum: 1,445 tokens, 85 at low detail.
+    pub const OPENAI_MAXIMUM: ImageRule = ImageRule::new(85 + 170 * 8, 85);
+
+    /// An image costs `tokens`, or `low_detail_tokens` with `"detail": "low"`.
+    pub const fn new(tokens: u32, low_detail_tokens: u32) -> Self {
+        Self {
+            tokens,
+            low_detail_tokens,
+        }
+    }
+
+    /// The tokens of `images` under this rule.
+    pub fn count(&self, images: &[crate::ImagePart]) -> usize {
+        images
+            .iter()
+            .map(|image| match image.detail() {
+                Some("low") => self.low_detail_tokens,
+                _ => self.tokens,
+            })
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add)
+    }
+}
+
+impl Default for ImageRule {
+    fn default() -> Self {
+        Self::OPENAI_MAXIMUM
+    }
+}
+
 /// Everything sluice needs to know about a model to count and trim for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -108,6 +172,8 @@ pub struct ModelProfile {
     pub max_output: u32,
     /// How messages are rendered for counting.
     pub template: ChatTemplate,
+    /// What an image part costs.
+    pub images: ImageRule,
 }
 
 impl ModelProfile {
@@ -135,12 +201,19 @@ impl ModelProfile {
             context_limit,
             max_output,
             template: ChatTemplate::chatml(),
+            images: ImageRule::default(),
         }
     }
 
     /// The same profile with another chat template.
     pub fn with_template(mut self, template: ChatTemplate) -> Self {
         self.template = template;
+        self
+    }
+
+    /// The same profile with another rule for images.
+    pub fn with_images(mut self, images: ImageRule) -> Self {
+        self.images = images;
         self
     }
 
@@ -185,6 +258,8 @@ struct ProfileEntry {
     context_limit: Option<u32>,
     max_output: Option<u32>,
     template: Option<TemplateEntry>,
+    image_tokens: Option<u32>,
+    image_tokens_low: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +332,8 @@ impl Profiles {
     /// context_limit = 32768
     /// max_output = 4096
     /// template = "chatml"               # or "plain", or a table of the ChatTemplate fields
+    /// image_tokens = 1445               # an image part's tokens (see ImageRule)
+    /// image_tokens_low = 85             # ... with "detail": "low"
     /// ```
     pub fn load_file(&mut self, path: impl AsRef<Path>) -> Result<(), BuildError> {
         let path = path.as_ref();
@@ -326,12 +403,18 @@ impl Profiles {
             template
                 .validate()
                 .map_err(|m| err(format!("profile {name}: {m}")))?;
+            let base = existing.map(|p| p.images).unwrap_or_default();
+            let images = ImageRule::new(
+                entry.image_tokens.unwrap_or(base.tokens),
+                entry.image_tokens_low.unwrap_or(base.low_detail_tokens),
+            );
             let profile = ModelProfile {
                 name: name.clone(),
                 tokenizer,
                 context_limit,
                 max_output,
                 template,
+                images,
             };
             self.insert(profile);
         }

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use std::borrow::Cow;
 
-use crate::message::{Message, MessageView, Role, ToolCall, content, null_as_empty};
+use crate::message::{self, Message, MessageView, Role, content};
 use crate::window::{MessageCounter, WindowMessage};
 
 /// A message parsed from JSON that remembers its exact text.
@@ -271,23 +271,7 @@ fn describe_in_message<E: serde::de::Error>(text: &str, error: serde_json::Error
 #[derive(Clone)]
 pub struct WireMessageRef<'a> {
     raw: &'a RawValue,
-    parts: Parts<'a>,
-}
-
-/// A message's fields, read as [`Message`] reads them (the same names,
-/// aliases, defaults and readers), with `content` borrowed.
-#[derive(Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Parts<'a> {
-    role: Role,
-    #[serde(default, borrow, deserialize_with = "content::borrowed")]
-    content: Cow<'a, str>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default, alias = "tool_calls", deserialize_with = "null_as_empty")]
-    tool_calls: Vec<ToolCall>,
-    #[serde(default, alias = "tool_call_id")]
-    tool_call_id: Option<String>,
+    parts: message::Fields<'a>,
 }
 
 impl<'a> WireMessageRef<'a> {
@@ -307,7 +291,8 @@ impl<'a> WireMessageRef<'a> {
         let parts = &self.parts;
         MessageView {
             role: parts.role,
-            content: &parts.content,
+            content: &parts.content.text,
+            images: &parts.content.images,
             name: parts.name.as_deref(),
             tool_calls: &parts.tool_calls,
             tool_call_id: parts.tool_call_id.as_deref(),
@@ -358,7 +343,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireMessageRef<'a> {
                 &"struct Message",
             ));
         }
-        let parts = match Parts::read_plain(raw.get()) {
+        let parts = match message::Fields::read_plain(raw.get()) {
             Some(parts) => parts,
             None => match serde_json::from_str(raw.get()) {
                 Ok(parts) => parts,
@@ -369,7 +354,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireMessageRef<'a> {
     }
 }
 
-impl<'a> Parts<'a> {
+impl<'a> message::Fields<'a> {
     /// The parts of the most common message, `{"role": "...", "content": "..."}`
     /// (the two fields in either order, any JSON whitespace) with a known role
     /// and no escapes in it anywhere; `None` for any other message, which serde
@@ -405,7 +390,10 @@ impl<'a> Parts<'a> {
         (skip_ws(rest) == "}").then_some(())?;
         Some(Self {
             role: role?,
-            content: Cow::Borrowed(content?),
+            content: content::Content {
+                text: Cow::Borrowed(content?),
+                images: Vec::new(),
+            },
             name: None,
             tool_calls: Vec::new(),
             tool_call_id: None,

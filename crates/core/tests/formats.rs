@@ -129,16 +129,20 @@ fn error_of(message: &str) -> String {
 fn errors_name_the_field_inside_the_message() {
     let cases = [
         (
-            r#"{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}"#,
-            "messages[1].content[0]: a content part of type `image_url` cannot be counted",
+            r#"{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"x"}}]}"#,
+            "messages[1].content[0]: a content part of type `input_audio` cannot be counted",
         ),
         (
             r#"{"role":"user","content":[{"type":"text"}]}"#,
             "messages[1].content[0]: the field `text` is missing",
         ),
         (
+            r#"{"role":"user","content":[{"type":"image_url","url":"x"}]}"#,
+            "messages[1].content[0]: an image part needs its image: `image_url` (OpenAI), or `imageUrl` or `dataUri` (CLOVA Studio)",
+        ),
+        (
             r#"{"role":"user","content":5}"#,
-            "messages[1].content: expected a string, null or an array of text parts, got a number",
+            "messages[1].content: expected a string, null or an array of text and image parts, got a number",
         ),
         (
             r#"{"role":"robot","content":"x"}"#,
@@ -231,4 +235,105 @@ proptest! {
             prop_assert_eq!(model.count(&parsed), model.count(&plain));
         }
     }
+}
+
+/// Issue 28, point 5: image parts are read, counted by the profile's rule and
+/// written back; a profiles file changes the rule.
+#[test]
+fn image_parts_are_counted_by_the_profiles_rule_and_kept() {
+    let model = hcx003();
+    let url = json!({"url": "https://example.com/cat.png"});
+    let text = parse(json!({"role": "user", "content": "what is this?"}));
+    let openai = parse(json!({"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": url},
+    ]}));
+    let clova = parse(json!({"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "imageUrl": url},
+    ]}));
+    let low = parse(json!({"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "u", "detail": "low"}},
+        {"type": "image_url", "image_url": {"url": "v", "detail": "high"}},
+    ]}));
+    assert_eq!(openai.content, "what is this?");
+    assert_eq!(openai.images.len(), 1);
+    assert_eq!(openai.images[0].part()["image_url"], url);
+    let base = model.count_message(&text);
+    assert_eq!(model.count_message(&openai), base + 1445);
+    assert_eq!(model.count_message(&clova), base + 1445);
+    assert_eq!(model.count_message(&low), base + 85 + 1445);
+    // The borrowed reader counts the same.
+    let low_text = r#"[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"u","detail":"low"}},{"type":"image_url","image_url":{"url":"v","detail":"high"}}]}]"#;
+    let borrowed: Vec<sluice_core::WireMessageRef<'_>> = serde_json::from_str(low_text).unwrap();
+    let owned: Vec<WireMessage> = serde_json::from_str(low_text).unwrap();
+    assert_eq!(model.trim(&borrowed, 100), model.trim(&owned, 100));
+    assert_eq!(
+        model.count(&owned).per_message[0],
+        model.count_message(&low)
+    );
+    // Written back: one text part, then the images as they came.
+    let written = serde_json::to_value(&low).unwrap();
+    assert_eq!(
+        written["content"],
+        json!([
+            {"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": "u", "detail": "low"}},
+            {"type": "image_url", "image_url": {"url": "v", "detail": "high"}},
+        ])
+    );
+    assert_eq!(parse(written), low);
+    // An image alone: no text part is written.
+    let only = parse(json!({"role": "user", "content": [{"type": "image_url", "image_url": url}]}));
+    assert_eq!(
+        serde_json::to_value(&only).unwrap()["content"],
+        json!([{"type": "image_url", "image_url": url}])
+    );
+    // A profiles file sets the rule, for one profile only.
+    let mut profiles = Profiles::builtin();
+    profiles
+        .load_str(
+            "[profiles.HCX-003]\nimage_tokens = 500\nimage_tokens_low = 40\n",
+            "test",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+    let custom = profiles.model("HCX-003").unwrap();
+    assert_eq!(custom.count_message(&low), base + 40 + 500);
+    assert_eq!(
+        profiles.model("HCX-005").unwrap().count_message(&low),
+        Profiles::builtin()
+            .model("HCX-005")
+            .unwrap()
+            .count_message(&low)
+    );
+}
+
+/// Images count toward the window: a history whose images do not fit loses
+/// its oldest turns, and a budget smaller than one image refuses the newest.
+#[test]
+fn the_window_counts_images() {
+    let model = hcx003();
+    let image = |i: usize| {
+        parse(json!({"role": "user", "content": [
+            {"type": "text", "text": format!("picture {i}")},
+            {"type": "image_url", "image_url": {"url": format!("https://example.com/{i}.png")}},
+        ]}))
+    };
+    let mut history = vec![parse(
+        json!({"role": "system", "content": "Describe pictures."}),
+    )];
+    for i in 0..3 {
+        history.push(image(i));
+        history.push(parse(json!({"role": "assistant", "content": "a cat"})));
+    }
+    history.push(image(3));
+    // Four images are 5,780 tokens: more than HCX-003's 4,096 on their own.
+    let trim = model.trim(&history, 500).unwrap();
+    let kept: Vec<&Message> = trim.kept(&history).collect();
+    assert!(trim.report().turns_dropped >= 2, "{:?}", trim.report());
+    assert!(model.count(&kept).total + 500 <= 4096);
+    assert_eq!(kept.last().unwrap(), &&history[7]);
+    assert!(model.trim(&history[7..], 4096 - 1000).is_err());
 }

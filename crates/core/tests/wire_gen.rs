@@ -37,11 +37,29 @@ pub fn message_json() -> impl Strategy<Value = String> {
     let content = prop_oneof![
         "\\PC{0,40}".prop_map(Value::String),
         Just(Value::Null),
-        prop::collection::vec("\\PC{0,10}", 0..3).prop_map(|texts| {
+        prop::collection::vec(
+            (
+                "\\PC{0,10}",
+                prop::option::of((any::<bool>(), prop::option::of("low|high|auto")))
+            ),
+            0..3
+        )
+        .prop_map(|parts| {
+            // Text parts, and image parts in OpenAI's spelling or CLOVA's.
             Value::Array(
-                texts
+                parts
                     .into_iter()
-                    .map(|t| json!({"type": "text", "text": t}))
+                    .map(|(t, image)| match image {
+                        None => json!({"type": "text", "text": t}),
+                        Some((openai, detail)) => {
+                            let key = if openai { "image_url" } else { "imageUrl" };
+                            let mut url = json!({"url": format!("https://example.com/{t}")});
+                            if let Some(detail) = detail {
+                                url["detail"] = json!(detail);
+                            }
+                            json!({"type": "image_url", key: url})
+                        }
+                    })
                     .collect(),
             )
         }),

@@ -138,7 +138,7 @@ fn operation(endpoint: Endpoint, path: &str, models: &[&str]) -> Value {
         ),
         Endpoint::TokenizeV3 => (
             "chatTokenizeV3",
-            "Token calculator (v3): content may be a string or an array of parts; text parts are counted, other parts are refused (40001, naming the part type).",
+            "Token calculator (v3): content may be a string or an array of parts; text parts are counted, image parts by the profile's image rule (1,445 tokens, 85 at low detail, by default), other parts are refused (40001, naming the part type).",
             "TokenizeV3Request",
             "TokenizeResult",
             "40000 malformed body, 40001 invalid parameter (or a non-text content part), 40080 model not found",
@@ -410,11 +410,14 @@ fn components_without_chat_requests() -> Value {
                 "properties": {
                     "role": {"$ref": "#/components/schemas/Role"},
                     "content": {
-                        "description": "Text; `null` or absent reads as empty; text parts are joined with newlines. Parts of other types are refused with 40001, naming the type.",
+                        "description": "Text; `null` or absent reads as empty; text parts are joined with newlines. Image parts are kept as written and counted by the profile's image rule. Parts of other types are refused with 40001, naming the type.",
                         "oneOf": [
                             {"type": "string"},
                             {"type": "null"},
-                            {"type": "array", "items": {"$ref": "#/components/schemas/TextPart"}}
+                            {"type": "array", "items": {"oneOf": [
+                                {"$ref": "#/components/schemas/TextPart"},
+                                {"$ref": "#/components/schemas/ImagePart"}
+                            ]}}
                         ]
                     },
                     "name": {"type": ["string", "null"], "description": "The participant's name, counted with the role."},
@@ -429,6 +432,14 @@ fn components_without_chat_requests() -> Value {
                 "required": ["type", "text"],
                 "additionalProperties": true,
                 "properties": {"type": {"const": "text"}, "text": {"type": "string"}}
+            },
+            "ImagePart": {
+                "type": "object",
+                "required": ["type"],
+                "anyOf": [{"required": ["image_url"]}, {"required": ["imageUrl"]}, {"required": ["dataUri"]}],
+                "additionalProperties": true,
+                "description": "An image: OpenAI's `image_url` object (`url`, `detail`) or CLOVA's `imageUrl` / `dataUri`; forwarded as written (renamed across wires), counted by the profile's image rule (`detail: low` at the low rate).",
+                "properties": {"type": {"const": "image_url"}}
             },
             "ToolCall": {
                 "type": "object",

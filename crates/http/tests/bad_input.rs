@@ -51,7 +51,7 @@ fn cases() -> Vec<(
         ("a lone surrogate", SLIDING, s(r#"{"messages":[{"role":"user","content":"\ud800"}]}"#.into()), "40000", "invalid \\u escape"),
         ("cut off", SLIDING, s(r#"{"messages":[{"role":"user""#.into()), "40000", "is it cut off?"),
         ("content parts are numbers", SLIDING, s(r#"{"messages":[{"role":"user","content":[1]}]}"#.into()), "40001", r#"messages[0].content[0]: expected a content part like {"type": "text", "text": "..."}, got a number"#),
-        ("an image part", SLIDING, s(r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#.into()), "40001", "messages[0].content[0]: a content part of type `image_url` cannot be counted"),
+        ("an audio part", SLIDING, s(r#"{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"x"}}]}]}"#.into()), "40001", "messages[0].content[0]: a content part of type `input_audio` cannot be counted"),
         ("text parts", SLIDING, s(r#"{"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#.into()), "20000", "OK"),
         ("null content", SLIDING, s(r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null}]}"#.into()), "20000", "OK"),
         ("a string for a message", SLIDING, s(r#"{"messages":["hello"]}"#.into()), "40001", r#"messages[0]: expected a message object like {"role": "user", "content": "..."}, got a string"#),

@@ -248,10 +248,23 @@ async fn the_v3_token_calculator_counts_text_parts_and_refuses_others() {
         reply["result"]["messages"][1]["content"].is_array(),
         "the parts are echoed"
     );
+    // An image counts by the profile's rule (issue 28, point 5) ...
     let image = json!({"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:..."}}]}]});
+        {"type": "text", "text": "what is this?"}, {"type": "image_url", "imageUrl": {"url": "data:..."}}]}]});
     let (status, reply) = env
         .post_json("/v3/api-tools/chat-tokenize/HCX-005", &image)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let text = model.count_message(&Message::user("what is this?"));
+    assert_eq!(
+        reply["result"]["messages"][0]["count"],
+        json!(text + model.profile().images.tokens as usize)
+    );
+    // ... and a part of any other type is refused, naming it.
+    let audio = json!({"messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "...", "format": "wav"}}]}]});
+    let (status, reply) = env
+        .post_json("/v3/api-tools/chat-tokenize/HCX-005", &audio)
         .await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["status"]["code"], "40001");
@@ -259,8 +272,80 @@ async fn the_v3_token_calculator_counts_text_parts_and_refuses_others() {
         reply["status"]["message"]
             .as_str()
             .unwrap()
-            .contains("`image_url`"),
+            .contains("`input_audio`"),
         "{reply}"
+    );
+}
+
+/// Issue 28, point 5: image parts go upstream as written, and auto-trim counts
+/// each by the profile's rule: a history of pictures that does not fit loses
+/// its oldest turns, and what is forwarded fits with its images.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_forwarded_as_parts_and_counted_by_auto_trim() {
+    let env = Env::start(Script::new()).await;
+    let picture = |i: usize| {
+        format!(
+            r#"{{"role":"user","content":[{{"type":"text","text":"picture {i}"}},{{"type":"image_url","image_url":{{"url":"https://example.com/{i}.png","detail":"high"}}}}]}}"#
+        )
+    };
+    let mut messages = vec![r#"{"role":"system","content":"Describe pictures."}"#.to_string()];
+    for i in 0..4 {
+        messages.push(picture(i));
+        messages.push(r#"{"role":"assistant","content":"a cat"}"#.to_string());
+    }
+    messages.push(picture(4));
+    let body = format!(
+        r#"{{"model":"trimmed","max_tokens":500,"messages":[{}]}}"#,
+        messages.join(",")
+    );
+    let (status, headers, text) = env
+        .post(
+            "/v1/openai/chat/completions",
+            &[("authorization", &format!("Bearer {KEY}"))],
+            &body,
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let dropped: usize = headers[sluice_http::TURNS_DROPPED.as_str()]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        dropped >= 2,
+        "five images cannot fit 4,096 tokens: {dropped}"
+    );
+    // The system message and the newest turns, each byte for byte.
+    let mut kept = vec![messages[0].clone()];
+    kept.extend(messages[1 + 2 * dropped..].iter().cloned());
+    let upstream = env.fake.requests().last().unwrap().raw.clone();
+    assert!(
+        upstream.contains(&format!(r#""messages":[{}]"#, kept.join(","))),
+        "{upstream}"
+    );
+    let model = Profiles::builtin().model("HCX-003").unwrap();
+    let parsed: Vec<Message> = kept
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
+    assert!(model.count(&parsed).total + 500 <= 4096);
+    // One more turn would not have fitted.
+    let one_more: Vec<Message> = messages[2 * dropped - 1..]
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .chain(std::iter::once(Message::system("Describe pictures.")))
+        .collect();
+    assert!(model.count(&one_more).total + 500 > 4096);
+    // A CLOVA-wire client's image reaches an OpenAI provider in OpenAI's spelling.
+    let clova = json!({"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "imageUrl": {"url": "https://example.com/x.png"}}]}]});
+    let (status, reply) = env.post_json("/v3/chat-completions/gpt", &clova).await;
+    assert_eq!(status, 200, "{reply}");
+    let sent = env.fake.requests().last().unwrap().body.clone();
+    assert_eq!(
+        sent["messages"][0]["content"][1],
+        json!({"type": "image_url", "image_url": {"url": "https://example.com/x.png"}})
     );
 }
 

@@ -23,7 +23,7 @@ pub const CASES: &[(&str, &str, &str)] = &[
     (
         r#"{"messages":[{"role":"user","content":5}]}"#,
         "40001",
-        "messages[0].content: expected a string, null or an array of text parts, got a number",
+        "messages[0].content: expected a string, null or an array of text and image parts, got a number",
     ),
     (
         r#"{"messages":[{"role":"robot","content":"x"}]}"#,
@@ -31,11 +31,11 @@ pub const CASES: &[(&str, &str, &str)] = &[
         r#"messages[0].role: unknown role "robot" (expected system, user, assistant or tool)"#,
     ),
     (
-        r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#,
+        r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"x"}}]}]}"#,
         "40001",
-        "messages[0].content[0]: a content part of type `image_url` cannot be counted: its tokens depend on the \
-         model's own encoder, which no local tokenizer knows; only `text` parts are counted (send the text, or \
-         trim before adding the image_url part)",
+        "messages[0].content[0]: a content part of type `file` cannot be counted: its tokens depend on the \
+         model's own encoder, which no local tokenizer knows; only `text` and `image_url` parts are counted (send \
+         the text, or trim before adding the file part)",
     ),
     (
         r#"{"messages":[{"role":"user","content":[{"type":"text"}]}]}"#,
