@@ -333,6 +333,7 @@ def main():
             assert name not in board.text, f"{name} shows before the vote: {board.text}"
         assert "echo: Which is better?" in board.text
         p.axe("blind-vote")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", p.find(".turn-out .vote"))
         p.shoot("blind-vote")
         driver.execute_script("document.activeElement && document.activeElement.blur()")
         ActionChains(driver).send_keys("1").perform()  # 1 picks answer A
@@ -342,6 +343,7 @@ def main():
         status = p.find(".turn-out .vote-status").text
         assert "best: A" in status, status
         assert board.find_element(By.CSS_SELECTOR, ".vote-bar").get_attribute("data-done") == "true"
+        driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", p.find(".turn-out .vote"))
         p.shoot("blind-voted")
         # Rate answer B down with a comment.
         col_b = p.column("B")

@@ -141,7 +141,8 @@ export async function leaderboardPage(main, ctx) {
   };
   const filters = h("div", { class: "row" },
     field(t("class"), classSel),
-    field(t("lb_domain"), facet("domain", data.facets.domains, (d) => d || t("lb_no_domain"))),
+    // "" (prompts with no domain) is a filter of the API, not of this select, whose "" means all.
+    field(t("lb_domain"), facet("domain", data.facets.domains.filter(Boolean))),
     field(t("agent"), facet("agent_id", data.facets.agent_ids, (a) => `#${a}`)),
     field(t("style"), facet("style_preset", data.facets.style_presets)));
 
