@@ -38,4 +38,5 @@ fi
 # Selenium Manager must not run: the driver path is given, and this says so twice.
 export SE_OFFLINE=true
 timeout 300 "$venv/bin/python" tests/browser/test_web.py "$bin" "$axe_dir/node_modules/axe-core/axe.min.js"
+timeout 300 "$venv/bin/python" tests/browser/test_dashboard.py "$bin" "$axe_dir/node_modules/axe-core/axe.min.js"
 echo "browser tests: $((SECONDS - start)) s"

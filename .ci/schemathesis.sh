@@ -89,7 +89,11 @@ admin user create instructor >/dev/null 2>&1
 student_key="$(admin user create student 2>/dev/null)"
 class_id="$(admin class create ci --instructor instructor --models HCX-007,gpt-small --primary HCX-007)"
 admin class add-member "$class_id" student >/dev/null
-[ -n "$student_key" ] && [ -n "$class_id" ] || { echo "schemathesis.sh: seeding the store failed" >&2; exit 1; }
+# A class the student teaches, so that the instructor routes (issue 25) answer
+# more than 404: their {class_id} is pinned to it below.
+taught_id="$(admin class create ci-taught --instructor student --models gpt-small --primary gpt-small)"
+admin class add-member "$taught_id" instructor >/dev/null
+[ -n "$student_key" ] && [ -n "$class_id" ] && [ -n "$taught_id" ] || { echo "schemathesis.sh: seeding the store failed" >&2; exit 1; }
 
 cat >"$work/sluice.toml" <<TOML
 database = "$database"
@@ -137,7 +141,7 @@ cat >"$work/schemathesis.toml" <<TOML
 [parameters]
 "path.modelName" = "HCX-007"
 "query.class_id" = $class_id
-"path.class_id" = $class_id
+"path.class_id" = $taught_id
 
 # A document's bytes must be UTF-8 text and, as jsonl, JSON objects with text:
 # OpenAPI cannot say so of a binary body, so the document lists the 400 and a

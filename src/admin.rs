@@ -30,6 +30,13 @@ enum AdminCommand {
     /// Classes, their members and models.
     #[command(subcommand)]
     Class(ClassCommand),
+    /// Budgets: limits per class and per student.
+    #[command(subcommand)]
+    Budget(crate::admin_usage::BudgetCommand),
+    /// A class's usage as JSON: in all, per student and per model (runs,
+    /// calls, tokens, errors, latency percentiles, cost); --daily per day;
+    /// --events the raw events.
+    Usage(crate::admin_usage::UsageArgs),
     /// Import a knowledge base from files (.txt, .md, .jsonl); prints its id.
     ImportKnowledge {
         /// The owner (name or id).
@@ -301,6 +308,8 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<()> {
                 serde_json::json!({"class": class, "members": members})
             );
         }
+        AdminCommand::Budget(command) => crate::admin_usage::budget(store, command).await?,
+        AdminCommand::Usage(args) => crate::admin_usage::usage(store, args).await?,
         AdminCommand::ImportKnowledge {
             user,
             name,

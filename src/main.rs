@@ -4,6 +4,7 @@
 //! libraries (`sluice-core`, `sluice-router`, `sluice-practice`, `sluice-http`).
 
 mod admin;
+mod admin_usage;
 mod batch;
 mod config;
 mod healthcheck;

@@ -13,9 +13,8 @@ use std::time::Instant;
 use anyhow::{Context as _, anyhow, bail};
 use indicatif::ProgressBar;
 use sluice_core::Message;
-use sluice_pipeline::LineError;
-use sluice_pipeline::route::{self as routing, Change, Output, Request, RouteJob, RouteSummary};
-use sluice_router::{EvalReport, Labelled, RouteError, RouteRequest, Router, RouterStore};
+use sluice_pipeline::route::{self as routing, Change, Output, RouteJob, RouteSummary};
+use sluice_router::{EvalReport, RouteError, RouteRequest, Router, RouterStore};
 
 use crate::batch::{open_input, progress_bar, show_progress};
 
@@ -248,20 +247,14 @@ fn route_stream(
     Ok(summary)
 }
 
-/// Reads all lines of `path` ("-" for stdin), skipping blank ones, with their
-/// 1-based line numbers.
-fn read_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
+/// The text of `path` ("-" for stdin).
+fn read_input(path: &Path) -> anyhow::Result<String> {
     let (mut reader, _) = open_input(Some(path))?;
     let mut text = String::new();
     reader
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {} (is it UTF-8?)", path.display()))?;
-    Ok(text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l.to_string()))
-        .collect())
+    Ok(text)
 }
 
 fn eval(
@@ -284,21 +277,8 @@ fn eval(
 }
 
 fn eval_report(router: &Router, file: &Path) -> anyhow::Result<EvalReport> {
-    let lines = read_lines(file)?;
-    let items: Vec<(usize, Labelled)> = lines
-        .iter()
-        .map(|(n, l)| {
-            serde_json::from_str::<Labelled>(l)
-                .map(|x| (*n, x))
-                .map_err(|e| {
-                    anyhow!(
-                        "{}:{n}: {}",
-                        file.display(),
-                        LineError::json_in(l, &e, "").message
-                    )
-                })
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let items = routing::read_labelled(&read_input(file)?)
+        .map_err(|(n, message)| anyhow!("{}:{n}: {message}", file.display()))?;
     routing::evaluate(router, &items)
         .map_err(|(n, e)| anyhow!("{}:{n}: {} {e}", file.display(), e.code()))
 }
@@ -328,34 +308,12 @@ fn diff(args: &RouterArgs, from: u32, to: u32, file: &Path) -> anyhow::Result<Ex
 
 /// The number of queries in `file` and those whose decision differs.
 fn find_changes(old: &Router, new: &Router, file: &Path) -> anyhow::Result<(usize, Vec<Change>)> {
-    let lines = read_lines(file)?;
-    let requests: Vec<(usize, Request)> = lines
-        .iter()
-        .map(|(n, l)| {
-            if l.trim_start().starts_with('{') {
-                serde_json::from_str::<Request>(l)
-                    .map(|r| (*n, r))
-                    .map_err(|e| {
-                        anyhow!(
-                            "{}:{n}: {}",
-                            file.display(),
-                            LineError::json_in(l, &e, "").message
-                        )
-                    })
-            } else {
-                Ok((
-                    *n,
-                    Request {
-                        request: RouteRequest::new(l.as_str()),
-                        id: None,
-                    },
-                ))
-            }
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let requests = routing::read_queries(&read_input(file)?)
+        .map_err(|(n, message)| anyhow!("{}:{n}: {message}", file.display()))?;
+    let total = requests.len();
     let changes = routing::diff(old, new, requests)
         .map_err(|(n, e)| anyhow!("{}:{n}: {} {e}", file.display(), e.code()))?;
-    Ok((lines.len(), changes))
+    Ok((total, changes))
 }
 
 fn check(config: &Path, strict: bool) -> anyhow::Result<ExitCode> {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use indicatif::ProgressBar;
 use sluice_core::{CacheScope, Embedded, Profiles};
-use sluice_pipeline::{COUNTS_PER_THREAD, Job, JobKind, LineError, Request, Tally};
+use sluice_pipeline::{COUNTS_PER_THREAD, Job, JobKind, Tally};
 
 use crate::batch::{open_input, progress_bar, show_progress};
 
@@ -169,21 +169,15 @@ fn run_single(job: &Job<'_>, mut reader: Box<dyn Read + Send>) -> anyhow::Result
     reader
         .read_to_string(&mut text)
         .context("cannot read input (is it UTF-8?)")?;
-    let text = sluice_core::strip_bom(&text);
-    let request: Request = serde_json::from_str(text).map_err(|e| {
-        let mut hint = "";
-        if e.to_string().contains("trailing characters") {
-            hint = "; for one request per line, use --jsonl";
-        }
-        let path = serde_path_to_error::deserialize::<_, Request>(
-            &mut serde_json::Deserializer::from_str(text),
-        )
-        .err()
-        .map(|e| e.path().to_string())
-        .unwrap_or_default();
-        anyhow::anyhow!("{}{hint}", LineError::json_in(text, &e, &path))
+    let out = job.run_json(sluice_core::strip_bom(&text)).map_err(|e| {
+        // Several requests in one file: say how to run them.
+        let hint = if e.message.contains("there is more after the JSON value") {
+            "; for one request per line, use --jsonl"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
     })?;
-    let (out, _) = job.run(&request).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut stdout = io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.write_all(b"\n")?;

@@ -20,13 +20,13 @@ use sqlx::Connection as _;
 
 #[path = "../crates/practice/tests/support.rs"]
 #[allow(dead_code)]
-mod fake;
+pub(crate) mod fake;
 
 #[path = "../crates/practice/tests/backends.rs"]
 #[allow(dead_code)]
-mod backends;
+pub(crate) mod backends;
 
-use backends::fresh_postgres_url;
+pub(crate) use backends::fresh_postgres_url;
 
 use fake::{Behavior, FakeUpstream, Script};
 
@@ -48,10 +48,10 @@ const SLUICE_VARS: [&str; 10] = [
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let path = std::env::temp_dir().join(format!(
             "sluice-practice-{tag}-{}-{}",
@@ -63,7 +63,7 @@ impl TempDir {
         TempDir(path)
     }
 
-    fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -75,7 +75,7 @@ impl Drop for TempDir {
 }
 
 /// `sluice` with no `SLUICE_*` variable inherited from the test's environment.
-fn sluice() -> Command {
+pub(crate) fn sluice() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     for var in SLUICE_VARS {
         command.env_remove(var);
@@ -84,7 +84,7 @@ fn sluice() -> Command {
 }
 
 /// `sluice admin --database <url> <args>`, with a bounded wait.
-fn admin(database: &str, args: &[&str]) -> Output {
+pub(crate) fn admin(database: &str, args: &[&str]) -> Output {
     let mut child = sluice()
         .arg("admin")
         .arg("--database")
@@ -127,7 +127,7 @@ fn admin(database: &str, args: &[&str]) -> Output {
 }
 
 /// Runs an admin command that must succeed; its stdout, trimmed.
-fn admin_ok(database: &str, args: &[&str]) -> String {
+pub(crate) fn admin_ok(database: &str, args: &[&str]) -> String {
     let out = admin(database, args);
     assert!(
         out.status.success(),
@@ -139,7 +139,7 @@ fn admin_ok(database: &str, args: &[&str]) -> String {
 }
 
 /// Runs an admin command that must fail; its stderr.
-fn admin_err(database: &str, args: &[&str]) -> String {
+pub(crate) fn admin_err(database: &str, args: &[&str]) -> String {
     let out = admin(database, args);
     assert!(
         !out.status.success(),
@@ -152,7 +152,7 @@ fn admin_err(database: &str, args: &[&str]) -> String {
 }
 
 /// A running `sluice serve`; killed (SIGKILL) and reaped when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     lines: mpsc::Receiver<String>,
     /// Every stdout line read so far.
@@ -171,7 +171,7 @@ impl Drop for Server {
 impl Server {
     /// Starts `sluice serve <args>` with `envs`, stderr going to `log`, and
     /// waits for its "listening on" line.
-    fn start(args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Server {
+    pub(crate) fn start(args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Server {
         let stderr = std::fs::File::create(&log).expect("create the server log");
         let mut child = sluice()
             .arg("serve")
@@ -231,11 +231,11 @@ impl Server {
         }
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -246,7 +246,7 @@ impl Server {
     }
 
     /// Waits until `/healthz` answers 200.
-    async fn healthy(&self, http: &reqwest::Client) {
+    pub(crate) async fn healthy(&self, http: &reqwest::Client) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(r) = http.get(self.url("/healthz")).send().await {
@@ -264,7 +264,7 @@ impl Server {
     }
 }
 
-fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(20))
@@ -273,7 +273,12 @@ fn http_client() -> reqwest::Client {
 }
 
 /// GET `path` with `key`: status and JSON body.
-async fn get(http: &reqwest::Client, server: &Server, key: &str, path: &str) -> (u16, Value) {
+pub(crate) async fn get(
+    http: &reqwest::Client,
+    server: &Server,
+    key: &str,
+    path: &str,
+) -> (u16, Value) {
     let response = http
         .get(server.url(path))
         .bearer_auth(key)
@@ -286,7 +291,7 @@ async fn get(http: &reqwest::Client, server: &Server, key: &str, path: &str) -> 
 }
 
 /// `SELECT COUNT(*)`-style queries on either backend.
-async fn count(url: &str, sql: &str) -> i64 {
+pub(crate) async fn count(url: &str, sql: &str) -> i64 {
     if url.starts_with("postgres") {
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
         sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
@@ -297,7 +302,7 @@ async fn count(url: &str, sql: &str) -> i64 {
 }
 
 /// A TOML basic string (JSON's escapes are valid TOML).
-fn toml_string(s: &str) -> String {
+pub(crate) fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
 

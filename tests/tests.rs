@@ -1,5 +1,6 @@
 //! End-to-end tests of the `sluice` binary, compiled into one test binary.
 
+mod budgets;
 mod cli;
 mod export;
 mod first_run;

@@ -144,6 +144,7 @@ pub fn app(state: AppState) -> Router {
     // shape; a run waits on model calls, so it gets a longer deadline.
     let practice = crate::practice::routes()
         .merge(crate::votes::routes())
+        .merge(crate::instructor::routes())
         .layer(
             ServiceBuilder::new()
                 .layer(from_fn_with_state(state.clone(), read_body_practice))

@@ -27,6 +27,18 @@ struct Registry {
     model_latency: BTreeMap<String, Histogram>,
     model_calls: BTreeMap<(String, String), u64>,
     model_tokens: BTreeMap<(String, &'static str), u64>,
+    class: BTreeMap<i64, ClassCounters>,
+}
+
+/// What a class used through this process.
+#[derive(Debug, Default)]
+struct ClassCounters {
+    runs: u64,
+    calls: BTreeMap<String, u64>,
+    tokens_in: u64,
+    tokens_out: u64,
+    cost: f64,
+    refusals: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +124,36 @@ impl Metrics {
         *r.model_tokens
             .entry((model.to_string(), "out"))
             .or_default() += tokens_out;
+    }
+
+    /// Records one stored run of a class: one call per model with its outcome
+    /// (`ok` or the error kind), tokens and cost.
+    pub fn observe_class_run<'a>(
+        &self,
+        class_id: i64,
+        calls: impl IntoIterator<Item = (&'a str, u64, u64, f64)>,
+    ) {
+        let mut r = self.registry();
+        let class = r.class.entry(class_id).or_default();
+        class.runs += 1;
+        for (outcome, tokens_in, tokens_out, cost) in calls {
+            *class.calls.entry(outcome.to_string()).or_default() += 1;
+            class.tokens_in += tokens_in;
+            class.tokens_out += tokens_out;
+            class.cost += cost;
+        }
+    }
+
+    /// Records a run of a class refused by a budget `limit`.
+    pub fn observe_budget_refusal(&self, class_id: i64, limit: &'static str) {
+        *self
+            .registry()
+            .class
+            .entry(class_id)
+            .or_default()
+            .refusals
+            .entry(limit)
+            .or_default() += 1;
     }
 
     /// Records what one sliding-window call removed.
@@ -211,7 +253,73 @@ impl Metrics {
                 escape(model)
             );
         }
+        render_classes(w, &r.class);
         out
+    }
+}
+
+/// The per-class series: runs, calls by outcome, tokens, cost, refusals.
+fn render_classes(w: &mut String, classes: &BTreeMap<i64, ClassCounters>) {
+    header(
+        w,
+        "sluice_class_runs_total",
+        "counter",
+        "Practice runs stored, by class.",
+    );
+    for (class, c) in classes {
+        let _ = writeln!(w, "sluice_class_runs_total{{class=\"{class}\"}} {}", c.runs);
+    }
+    header(
+        w,
+        "sluice_class_calls_total",
+        "counter",
+        "Model calls of practice runs, by class and outcome (ok, or the error kind).",
+    );
+    for (class, c) in classes {
+        for (outcome, n) in &c.calls {
+            let _ = writeln!(
+                w,
+                "sluice_class_calls_total{{class=\"{class}\",outcome=\"{}\"}} {n}",
+                escape(outcome)
+            );
+        }
+    }
+    header(
+        w,
+        "sluice_class_tokens_total",
+        "counter",
+        "Tokens the providers reported for a class's runs (in: prompt, out: completion).",
+    );
+    for (class, c) in classes {
+        for (direction, n) in [("in", c.tokens_in), ("out", c.tokens_out)] {
+            let _ = writeln!(
+                w,
+                "sluice_class_tokens_total{{class=\"{class}\",direction=\"{direction}\"}} {n}"
+            );
+        }
+    }
+    header(
+        w,
+        "sluice_class_cost_total",
+        "counter",
+        "Cost of a class's runs, from the models' prices (input_price_per_million, output_price_per_million).",
+    );
+    for (class, c) in classes {
+        let _ = writeln!(w, "sluice_class_cost_total{{class=\"{class}\"}} {}", c.cost);
+    }
+    header(
+        w,
+        "sluice_class_budget_refusals_total",
+        "counter",
+        "Runs refused before any model call because a budget limit would be passed, by class and limit.",
+    );
+    for (class, c) in classes {
+        for (limit, n) in &c.refusals {
+            let _ = writeln!(
+                w,
+                "sluice_class_budget_refusals_total{{class=\"{class}\",limit=\"{limit}\"}} {n}"
+            );
+        }
     }
 }
 
@@ -264,6 +372,26 @@ mod tests {
             "sluice_practice_model_duration_seconds_bucket{model=\"gpt\",le=\"0.25\"} 1\n"
         ));
         assert!(text.contains("sluice_practice_model_duration_seconds_count{model=\"gpt\"} 2\n"));
+    }
+
+    #[test]
+    fn class_runs_are_counted_per_class() {
+        let m = Metrics::default();
+        m.observe_class_run(3, [("ok", 10, 5, 0.25), ("timeout", 0, 0, 0.0)]);
+        m.observe_class_run(3, [("ok", 1, 1, 0.5)]);
+        m.observe_budget_refusal(4, "tokens_per_day");
+        let text = m.render();
+        assert!(
+            text.contains("sluice_class_runs_total{class=\"3\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("sluice_class_calls_total{class=\"3\",outcome=\"ok\"} 2\n"));
+        assert!(text.contains("sluice_class_calls_total{class=\"3\",outcome=\"timeout\"} 1\n"));
+        assert!(text.contains("sluice_class_tokens_total{class=\"3\",direction=\"in\"} 11\n"));
+        assert!(text.contains("sluice_class_cost_total{class=\"3\"} 0.75\n"));
+        assert!(text.contains(
+            "sluice_class_budget_refusals_total{class=\"4\",limit=\"tokens_per_day\"} 1\n"
+        ));
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub fn document_for<'a>(
     );
     practice_paths(&mut paths);
     crate::votes::openapi_paths(&mut paths);
+    instructor_paths(&mut paths);
     let mut components = all_components();
     if !chat_models.is_empty() {
         components["schemas"]["OpenAiChatRequest"]["properties"]["model"] = json!({
@@ -651,6 +652,9 @@ fn practice_paths(paths: &mut Map<String, Value>) {
             responses["403"] = json!({"description": "Not a member of the class"});
             responses["502"] =
                 json!({"description": "Every model failed; each model's error is listed"});
+            responses["429"] = json!({"description": "Over a budget of the class or the student: refused before any model was called. The detail names the limit (tokens_per_day, tokens_per_week, runs_per_hour, cost_per_month), its scope (class or student), limit_value, used, remaining, requested and resets_at",
+                "headers": {"Retry-After": {"description": "Seconds until the limit's period resets", "schema": {"type": "integer"}}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}}});
             json!({"description": "The turn, stored. With Accept: text/event-stream: started (with the run_id that stops models), token, model_done and result events; a failure before the models are called answers with its status and JSON body instead.",
                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PracticeRunResponse"}},
                                "text/event-stream": {"schema": {"$ref": "#/components/schemas/SseEvent"}}}})
@@ -672,6 +676,71 @@ fn practice_paths(paths: &mut Map<String, Value>) {
         } else if path.ends_with("/documents") && *method == "POST" {
             op["requestBody"] = json!({"required": true, "description": "The file's bytes (UTF-8 text, at most 8 MiB).",
                 "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}});
+        }
+        let item = paths.entry(path.to_string()).or_insert_with(|| json!({}));
+        item[method.to_lowercase()] = op;
+    }
+}
+
+/// The instructor routes, from [`crate::INSTRUCTOR_ROUTES`], in the practice
+/// routes' conventions.
+fn instructor_paths(paths: &mut Map<String, Value>) {
+    let detail = json!({"application/json": {"schema": {"$ref": "#/components/schemas/Detail"}}});
+    for (method, path, summary, status) in crate::INSTRUCTOR_ROUTES {
+        let id_schema = json!({"type": "integer", "minimum": 1, "maximum": i64::MAX});
+        let mut parameters: Vec<Value> = path
+            .split('/')
+            .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": id_schema}))
+            .collect();
+        for (name, kind) in crate::instructor::query_parameters(path) {
+            let schema = match *kind {
+                "id" => id_schema.clone(),
+                "boolean" => json!({"type": "boolean"}),
+                "time" => {
+                    json!({"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}],
+                    "description": "A date (YYYY-MM-DD, UTC; as `to`, the whole day is in) or an RFC 3339 time"})
+                }
+                _ => json!({"type": "string", "minLength": 1, "pattern": NOT_BLANK}),
+            };
+            parameters
+                .push(json!({"name": name, "in": "query", "required": false, "schema": schema}));
+        }
+        if crate::instructor::is_paged(path) {
+            parameters.push(json!({"name": "page", "in": "query", "required": false,
+                "schema": {"type": "integer", "minimum": 1, "maximum": i64::MAX / 1024, "default": 1}}));
+            parameters.push(json!({"name": "size", "in": "query", "required": false,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}));
+        }
+        let mut responses = json!({
+            "401": {"description": "Missing, invalid or revoked key", "content": detail},
+            "404": {"description": "No such class or session, or not one the caller instructs (the same answer for both)", "content": detail},
+            "422": {"description": "Validation error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationDetail"}}}},
+            "503": {"description": "The database is busy or out of reach; the request may be sent again",
+                    "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+                    "content": detail},
+        });
+        responses[status.to_string()] = json!({"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}});
+        if *method == "PUT" {
+            responses["400"] = json!({"description": "A limit below 0", "content": detail});
+        }
+        let id = format!(
+            "instructor_{}_{}",
+            method.to_lowercase(),
+            path.trim_start_matches("/user/practice/")
+                .replace(['/', '-'], "_")
+                .replace(['{', '}'], "")
+        );
+        let mut op = json!({
+            "operationId": id,
+            "summary": summary,
+            "tags": ["instructor"],
+            "security": [{"bearer": []}],
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if *method == "PUT" {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BudgetLimits"}}}});
         }
         let item = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         item[method.to_lowercase()] = op;
@@ -711,8 +780,24 @@ fn all_components() -> Value {
             schemas.extend(votes);
         }
         schemas.insert("SseEvent".into(), sse_event_schema());
+        schemas.insert("BudgetLimits".into(), budget_limits_schema());
     }
     components
+}
+
+/// The limits of a class or a student: each one `null` (or absent) for no limit.
+fn budget_limits_schema() -> Value {
+    let count = |what: &str| json!({"type": ["integer", "null"], "minimum": 0, "maximum": i64::MAX / 2, "description": what});
+    json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "tokens_per_day": count("Tokens (prompt and answer) per UTC day"),
+            "tokens_per_week": count("Tokens per ISO week (from Monday 00:00 UTC)"),
+            "runs_per_hour": count("Runs (a new session or a next turn) per hour"),
+            "cost_per_month": {"type": ["number", "null"], "minimum": 0, "maximum": 1e15,
+                "description": "Cost per calendar month, in the unit of the models' prices (input_price_per_million, output_price_per_million)"}
+        }
+    })
 }
 
 /// One server-sent event of a `text/event-stream` answer, its fields as the

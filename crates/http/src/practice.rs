@@ -298,6 +298,7 @@ impl IntoResponse for Detail {
             PracticeError::AllModelsFailed(errors) => {
                 json!({"msg": "every model failed", "errors": errors})
             }
+            PracticeError::OverBudget(refusal) => json!(refusal),
             PracticeError::Store(_) if self.0.is_unavailable() => {
                 tracing::warn!(error = %self.0, "practice store unavailable");
                 json!(STORE_UNAVAILABLE)
@@ -314,6 +315,12 @@ impl IntoResponse for Detail {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let PracticeError::OverBudget(refusal) = &self.0 {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(refusal.retry_after),
             );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -402,7 +409,7 @@ fn no_content() -> Answer {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn page(query: &HashMap<String, String>) -> Result<PageRequest, PracticeError> {
+pub(crate) fn page(query: &HashMap<String, String>) -> Result<PageRequest, PracticeError> {
     Ok(PageRequest {
         page: query_int(
             query.get("page").map(String::as_str),
@@ -421,7 +428,7 @@ fn page(query: &HashMap<String, String>) -> Result<PageRequest, PracticeError> {
     })
 }
 
-fn optional_query_id(
+pub(crate) fn optional_query_id(
     query: &HashMap<String, String>,
     name: &str,
 ) -> Result<Option<i64>, PracticeError> {
@@ -456,6 +463,30 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
     let tokens = |usage: &Value, key: &str| usage[key].as_u64().unwrap_or(0);
     match outcome {
         Ok(response) => {
+            let prices = |model: &str| {
+                state
+                    .practice()
+                    .and_then(|p| p.model(model))
+                    .map_or((None, None), |m| m.provider.config().prices())
+            };
+            metrics.observe_class_run(
+                response.class_id,
+                response.results.iter().enumerate().map(|(n, r)| {
+                    // A blind answer's model_name is its label: price the model.
+                    let model = response.model_names.get(n).unwrap_or(&r.model_name);
+                    let kind = r
+                        .error
+                        .as_ref()
+                        .and_then(|e| e["kind"].as_str())
+                        .unwrap_or("ok");
+                    let (i, o) = (
+                        tokens(&r.token_usage, "prompt_tokens"),
+                        tokens(&r.token_usage, "completion_tokens"),
+                    );
+                    let cost = sluice_practice::budget::cost(prices(model), i, o).unwrap_or(0.0);
+                    (kind, i, o, cost)
+                }),
+            );
             for (i, r) in response.results.iter().enumerate() {
                 // A blind answer's model_name is its label: count the model.
                 let model = response.model_names.get(i).unwrap_or(&r.model_name);
@@ -472,6 +503,9 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
                     tokens(&r.token_usage, "completion_tokens"),
                 );
             }
+        }
+        Err(PracticeError::OverBudget(refusal)) => {
+            metrics.observe_budget_refusal(refusal.class_id, refusal.limit.as_str());
         }
         Err(PracticeError::AllModelsFailed(errors)) => {
             for e in errors {

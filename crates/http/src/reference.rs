@@ -320,6 +320,21 @@ pub const MODEL_SETTINGS: &[Setting] = &[
         "The most bytes read of one streamed answer, framing included: ends a stream that never stops even \
          when it adds no text. An OpenAI stream of 128k tokens is about 32 MB.",
     ),
+    setting(
+        "input_price_per_million",
+        None,
+        "number",
+        "none (no cost)",
+        "The price of a million prompt tokens, in any currency (the same for every model): the cost in usage \
+         reports and what `cost_per_month` budgets count. Without a price, a model's calls cost nothing.",
+    ),
+    setting(
+        "output_price_per_million",
+        None,
+        "number",
+        "none (no cost)",
+        "The price of a million answer tokens.",
+    ),
 ];
 
 /// Environment variables read outside the configuration file's settings.
@@ -446,6 +461,8 @@ route_check = false
 max_reply_bytes = 4194304
 max_line_bytes = 4194304
 max_stream_bytes = 67108864
+input_price_per_million = 0.15
+output_price_per_million = 0.6
 
 [models.smollm2-135m]
 provider = "local"
@@ -556,6 +573,14 @@ impl Config {
             t.insert("max_reply_bytes".into(), int(m.max_reply_bytes));
             t.insert("max_line_bytes".into(), int(m.max_line_bytes));
             t.insert("max_stream_bytes".into(), int(m.max_stream_bytes));
+            for (key, price) in [
+                ("input_price_per_million", m.input_price_per_million),
+                ("output_price_per_million", m.output_price_per_million),
+            ] {
+                if let Some(price) = price {
+                    t.insert(key.into(), toml::Value::Float(price));
+                }
+            }
             models.insert(name.clone(), toml::Value::Table(t));
         }
         top.insert("models".into(), toml::Value::Table(models));

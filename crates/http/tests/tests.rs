@@ -13,6 +13,7 @@ mod fake;
 mod faults;
 mod gateway;
 mod hostile;
+mod instructors;
 mod limits;
 mod malformed;
 mod openapi;

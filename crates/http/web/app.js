@@ -7,6 +7,7 @@ import { t, lang, setLang } from "./i18n.js";
 import { runPage, sessionPage, stopCurrent } from "./run.js";
 import { libraryPage } from "./library.js";
 import { leaderboardPage } from "./vote.js";
+import { classesPage, classPage, classSessionsPage, studentSessionPage, readsPage } from "./class.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -27,6 +28,8 @@ function chrome() {
   if (ctx.me) {
     nav.append(h("a", { href: "#/run" }, t("nav_run")), h("a", { href: "#/library" }, t("nav_library")),
       h("a", { href: "#/leaderboard" }, t("nav_leaderboard")));
+    if (ctx.me.classes.some((c) => c.role === "instructor")) nav.append(h("a", { href: "#/classes" }, t("nav_classes")));
+    nav.append(h("a", { href: "#/reads" }, t("nav_reads")));
   }
 }
 
@@ -101,7 +104,13 @@ async function route() {
   const hash = location.hash || "#/run";
   const m = hash.match(/^#\/sessions\/([^/]+)$/);
   try {
+    const c = hash.match(/^#\/classes\/([^/?]+)(?:\/sessions(?:\/([^/?]+)|\?(.*))?)?$/);
     if (m) await sessionPage(main, ctx, m[1]);
+    else if (c && c[2]) await studentSessionPage(main, ctx, c[1], c[2]);
+    else if (c && hash.includes("/sessions")) await classSessionsPage(main, ctx, c[1], c[3]);
+    else if (c) await classPage(main, ctx, c[1]);
+    else if (hash === "#/classes") await classesPage(main, ctx);
+    else if (hash === "#/reads") await readsPage(main);
     else if (hash === "#/library") await libraryPage(main);
     else if (hash === "#/leaderboard" || hash.startsWith("#/leaderboard?")) await leaderboardPage(main, ctx);
     else await runPage(main, ctx);
@@ -110,7 +119,9 @@ async function route() {
     clear(main).append(h("p", { class: "banner", role: "alert" }, err.message));
   }
   for (const a of nav.querySelectorAll("a")) {
-    if (a.getAttribute("href") === hash.split("?")[0]) a.setAttribute("aria-current", "page");
+    const href = a.getAttribute("href");
+    const page = hash.split("?")[0];
+    if (href === page || (href === "#/classes" && hash.startsWith("#/classes/"))) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
 }

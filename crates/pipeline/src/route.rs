@@ -117,6 +117,66 @@ impl RouteSummary {
 /// and why.
 pub type Failed = (usize, RouteError);
 
+/// A line of an `eval` or `diff` input that could not be read: its 1-based
+/// number and what was wrong with it.
+pub type Unreadable = (usize, String);
+
+/// The non-blank lines of `text` with their 1-based numbers.
+fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
+}
+
+/// The labelled queries of a `route eval` input: one `{"query": ..., "domain":
+/// ...}` object per line, blank lines skipped, each numbered by its line.
+///
+/// ```
+/// let input = "{\"query\":\"서울 날씨\",\"domain\":\"날씨\"}\n\n{\"query\":\"hi\"}\n";
+/// let err = sluice_pipeline::route::read_labelled(input).unwrap_err();
+/// assert_eq!(err.0, 3);
+/// assert!(err.1.contains("domain"), "{}", err.1);
+/// ```
+pub fn read_labelled(text: &str) -> Result<Vec<(usize, Labelled)>, Unreadable> {
+    numbered_lines(text)
+        .map(|(n, l)| {
+            serde_json::from_str::<Labelled>(l)
+                .map(|x| (n, x))
+                .map_err(|e| (n, LineError::json_in(l, &e, "").message))
+        })
+        .collect()
+}
+
+/// The queries of a `route diff` input: per line a request object (the router
+/// API's body plus an optional `id`) or, when the line does not start with
+/// `{`, the query itself; blank lines skipped, each numbered by its line.
+///
+/// ```
+/// let queries = sluice_pipeline::route::read_queries("서울 날씨\n{\"id\":7,\"query\":\"hi\"}\n").unwrap();
+/// assert_eq!(queries[0].1.request.query, "서울 날씨");
+/// assert_eq!((queries[1].0, queries[1].1.id.clone()), (2, Some(7.into())));
+/// ```
+pub fn read_queries(text: &str) -> Result<Vec<(usize, Request)>, Unreadable> {
+    numbered_lines(text)
+        .map(|(n, l)| {
+            if l.trim_start().starts_with('{') {
+                serde_json::from_str::<Request>(l)
+                    .map(|r| (n, r))
+                    .map_err(|e| (n, LineError::json_in(l, &e, "").message))
+            } else {
+                Ok((
+                    n,
+                    Request {
+                        request: RouteRequest::new(l),
+                        id: None,
+                    },
+                ))
+            }
+        })
+        .collect()
+}
+
 /// Routes `labelled` queries in parallel and scores the router on them. Each
 /// query comes with a number (its line) that names it if routing fails.
 pub fn evaluate(router: &Router, labelled: &[(usize, Labelled)]) -> Result<EvalReport, Failed> {

@@ -78,6 +78,10 @@ pub enum PracticeError {
     /// says which domain, content filters and safety categories.
     #[error("the prompt was blocked by the router")]
     Blocked(Value),
+    /// A budget limit would be passed: the run was refused before any model
+    /// was called (429, with `Retry-After`).
+    #[error("{}", .0.msg)]
+    OverBudget(Box<crate::budget::Refusal>),
     /// Every model of a run failed; each one's error is in the list (502).
     #[error("every model failed")]
     AllModelsFailed(Vec<Value>),
@@ -101,6 +105,7 @@ impl PracticeError {
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
             Self::TooLarge(_) => 413,
+            Self::OverBudget(_) => 429,
             Self::AllModelsFailed(_) => 502,
             Self::Store(_) if self.is_unavailable() => 503,
             Self::Store(_) | Self::Corrupt(_) => 500,

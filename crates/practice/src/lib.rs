@@ -17,6 +17,7 @@
 //! - [`provider`] calls OpenAI-compatible and CLOVA Studio v3 chat completions,
 //!   with retries, deadlines and streaming.
 
+pub mod budget;
 mod error;
 pub mod leaderboard;
 pub mod prompt;

@@ -13,14 +13,15 @@ use serde_json::{Value, json};
 use sluice_core::{Model, Profiles};
 use sluice_router::{RouteRequest, Router};
 
+use crate::budget::{Clock, SystemClock};
 use crate::error::{PracticeError, Result};
 use crate::prompt::{self, CONTEXT_TOKENS, EffectiveParams, Source};
 use crate::provider::{ChatReply, ChatRequest, Provider, ProviderError};
 use crate::request::RunRequest;
 use crate::stop::{STOPPED, Streaming};
 use crate::store::{
-    Agent, Class, NewResult, NewSession, NewTurn, SearchHit, SessionDetail, Store, StoredResult,
-    User,
+    Agent, CallUsage, Class, NewResult, NewSession, NewTurn, Reservation, RunUsage, SearchHit,
+    SessionDetail, Store, StoredResult, User,
 };
 
 /// Passages retrieved per turn, before packing into the token budget.
@@ -44,6 +45,7 @@ pub struct Practice {
     store: Store,
     models: Arc<BTreeMap<String, PracticeModel>>,
     router: Option<Arc<Router>>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Something that happened during a streamed run.
@@ -80,6 +82,9 @@ pub enum RunEvent {
 pub struct RunResponse {
     /// The session.
     pub session_id: i64,
+    /// The session's class (not part of the answer's body).
+    #[serde(skip)]
+    pub class_id: i64,
     /// The prompt as stored.
     pub prompt_text: String,
     /// One per model, in the order of `model_names`; the first is primary.
@@ -136,7 +141,20 @@ impl Practice {
             store,
             models: Arc::new(models),
             router,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same service with budget periods read from `clock` (default: the
+    /// system's clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock budget periods are read from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// Builds the models of a config: each provider with the profile named by
@@ -223,9 +241,11 @@ impl Practice {
         let plan = self
             .plan(user, &class, request, models, agent, &request.knowledge_ids)
             .await?;
-        started(&events, &plan);
         let history = BTreeMap::new();
-        let results = self.call_models(&plan, request, &history, events).await?;
+        let calls = self.prepare_calls(&plan, request, &history);
+        let reservation = self.reserve(class_id, user.id, &calls).await?;
+        started(&events, &plan);
+        let (results, usage) = self.call_models(&plan, calls, events).await;
         let title = prompt::session_title(&plan.prompt_text);
         let session = NewSession {
             user_id: user.id,
@@ -235,16 +255,26 @@ impl Practice {
             title: Some(title.clone()),
             knowledge_ids: request.knowledge_ids.clone(),
         };
-        let turn = NewTurn {
-            prompt_text: plan.prompt_text.clone(),
-            settings: plan.settings,
-            results,
+        let stored = match all_failed(&results) {
+            Some(e) => Err(e),
+            None => {
+                let turn = NewTurn {
+                    prompt_text: plan.prompt_text.clone(),
+                    settings: plan.settings,
+                    results,
+                };
+                self.store.create_session(&session, &turn).await
+            }
         };
-        let (session_id, mut stored) = self.store.create_session(&session, &turn).await?;
+        let session_id = stored.as_ref().ok().map(|(id, _)| *id);
+        self.settle(&reservation, usage, session_id, request.agent_id)
+            .await;
+        let (session_id, mut stored) = stored?;
         let model_names = concealed_order(&mut stored);
         Ok(RunResponse {
             model_names,
             session_id,
+            class_id,
             prompt_text: plan.prompt_text,
             turn_id: stored.turn_id,
             blind: stored.revealed.is_some(),
@@ -295,19 +325,30 @@ impl Practice {
         let plan = self
             .plan(user, &class, request, models, agent, &knowledge_ids)
             .await?;
-        started(&events, &plan);
         let history = own_history(&session);
-        let results = self.call_models(&plan, request, &history, events).await?;
-        let turn = NewTurn {
-            prompt_text: plan.prompt_text.clone(),
-            settings: plan.settings,
-            results,
+        let calls = self.prepare_calls(&plan, request, &history);
+        let reservation = self.reserve(class.id, user.id, &calls).await?;
+        started(&events, &plan);
+        let (results, usage) = self.call_models(&plan, calls, events).await;
+        let stored = match all_failed(&results) {
+            Some(e) => Err(e),
+            None => {
+                let turn = NewTurn {
+                    prompt_text: plan.prompt_text.clone(),
+                    settings: plan.settings,
+                    results,
+                };
+                self.store.append_turn(user.id, session_id, &turn).await
+            }
         };
-        let mut stored = self.store.append_turn(user.id, session_id, &turn).await?;
+        let stored_in = stored.as_ref().ok().map(|_| session_id);
+        self.settle(&reservation, usage, stored_in, agent_id).await;
+        let mut stored = stored?;
         let model_names = concealed_order(&mut stored);
         Ok(RunResponse {
             model_names,
             session_id,
+            class_id: class.id,
             prompt_text: plan.prompt_text,
             turn_id: stored.turn_id,
             blind: stored.revealed.is_some(),
@@ -433,15 +474,13 @@ impl Practice {
         })
     }
 
-    /// Calls every model of the plan at once and collects the results in order.
-    /// When every model failed, nothing is stored and the answer is 502.
-    async fn call_models(
+    /// Builds, trims and counts what every model of the plan will be sent.
+    fn prepare_calls(
         &self,
         plan: &Plan,
         request: &RunRequest,
         history: &BTreeMap<String, Vec<(String, String)>>,
-        events: Option<Streaming>,
-    ) -> Result<Vec<NewResult>> {
+    ) -> Vec<Prepared> {
         let style = if request.style_params == Default::default() {
             prompt::stored_style(plan.agent.as_ref().and_then(|a| a.style_params.as_ref()))
         } else {
@@ -457,21 +496,83 @@ impl Practice {
             &style,
             plan.agent.as_ref().map(|a| a.instructions.as_str()),
         );
-        let calls = plan.models.iter().enumerate().map(|(i, name)| {
+        plan.models
+            .iter()
+            .map(|name| {
+                let configured = &self.models[name];
+                let params = prompt::effective_params(
+                    &agent_params,
+                    plan.preset,
+                    &request.generation_params,
+                    configured.model.profile().max_output,
+                );
+                let own = history.get(name).map_or(&[][..], Vec::as_slice);
+                prepare_one(configured, plan, &system, own, params)
+            })
+            .collect()
+    }
+
+    /// Reserves the worst case of `calls` (every prompt as counted plus every
+    /// answer's maximum) against the budgets of the class and the student.
+    async fn reserve(
+        &self,
+        class_id: i64,
+        user_id: i64,
+        calls: &[Prepared],
+    ) -> Result<Reservation> {
+        let (mut tokens, mut cost) = (0i64, 0.0);
+        for call in calls {
+            if let (Some(counted), Some(request)) = (call.counted_prompt_tokens, &call.request) {
+                let answer = u64::from(request.max_tokens);
+                tokens += counted as i64 + answer as i64;
+                cost += crate::budget::cost(call.prices, counted as u64, answer).unwrap_or(0.0);
+            }
+        }
+        self.store
+            .reserve(class_id, user_id, tokens, cost, self.clock.now_ms())
+            .await
+    }
+
+    /// Settles a reservation with what the run used. A failure is logged and
+    /// leaves the reservation standing: a run that cannot be settled keeps
+    /// counting its worst case, so a budget never counts less than was used.
+    async fn settle(
+        &self,
+        reservation: &Reservation,
+        calls: Vec<CallUsage>,
+        session_id: Option<i64>,
+        agent_id: Option<i64>,
+    ) {
+        let usage = RunUsage {
+            session_id,
+            agent_id,
+            calls,
+        };
+        if let Err(e) = self
+            .store
+            .settle(reservation, &usage, self.clock.now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, run = reservation.id, "usage not settled; the reservation stands");
+        }
+    }
+
+    /// Calls every prepared model at once and collects the results in order,
+    /// with what each call used.
+    async fn call_models(
+        &self,
+        plan: &Plan,
+        calls: Vec<Prepared>,
+        events: Option<Streaming>,
+    ) -> (Vec<NewResult>, Vec<CallUsage>) {
+        let calls = plan.models.iter().zip(calls).enumerate().map(|(i, (name, prepared))| {
             let configured = &self.models[name];
-            let params = prompt::effective_params(
-                &agent_params,
-                plan.preset,
-                &request.generation_params,
-                configured.model.profile().max_output,
-            );
-            let own = history.get(name).map_or(&[][..], Vec::as_slice);
             let events = events.clone();
-            let system = system.as_str();
             let shown = plan.shown[i].as_str();
             async move {
-                let outcome =
-                    call_one(configured, plan, system, own, &params, events.clone(), shown).await;
+                let prices = prepared.prices;
+                let params = prepared.params.clone();
+                let outcome = call_one(configured, prepared, events.clone(), shown).await;
                 if let Some(streaming) = &events {
                     let _ = streaming.events.send(RunEvent::ModelDone {
                         model_name: shown.to_string(),
@@ -479,7 +580,22 @@ impl Practice {
                         finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
                     });
                 }
-                NewResult {
+                let (prompt_tokens, completion_tokens) = outcome
+                    .reply
+                    .as_ref()
+                    .map_or((0, 0), |r| (r.usage.prompt_tokens, r.usage.completion_tokens));
+                let usage = CallUsage {
+                    model_name: name.clone(),
+                    prompt_tokens: prompt_tokens as i64,
+                    completion_tokens: completion_tokens as i64,
+                    error_kind: outcome
+                        .error
+                        .as_ref()
+                        .map(|e| e["kind"].as_str().unwrap_or("error").to_string()),
+                    latency_ms: outcome.latency_ms,
+                    cost: crate::budget::cost(prices, prompt_tokens, completion_tokens),
+                };
+                let result = NewResult {
                     model_name: name.clone(),
                     is_primary: i == 0,
                     response_text: outcome.reply.as_ref().map(|r| r.text.clone()),
@@ -496,19 +612,37 @@ impl Practice {
                     request: outcome.sent,
                     finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
                     upstream_id: outcome.reply.and_then(|r| r.upstream_id),
-                }
+                };
+                (result, usage)
             }
         });
-        let results = join_all(calls).await;
-        if results.iter().all(|r| r.error.is_some()) {
-            let errors = results
-                .iter()
-                .map(|r| json!({"model_name": r.model_name, "error": r.error, "latency_ms": r.latency_ms}))
-                .collect();
-            return Err(PracticeError::AllModelsFailed(errors));
-        }
-        Ok(results)
+        join_all(calls).await.into_iter().unzip()
     }
+}
+
+/// When every model failed: the error to answer with (502), and nothing is stored.
+fn all_failed(results: &[NewResult]) -> Option<PracticeError> {
+    if results.iter().all(|r| r.error.is_some()) {
+        let errors = results
+            .iter()
+            .map(|r| json!({"model_name": r.model_name, "error": r.error, "latency_ms": r.latency_ms}))
+            .collect();
+        return Some(PracticeError::AllModelsFailed(errors));
+    }
+    None
+}
+
+/// What one model will be sent, built before any model is called so that the
+/// run's worst case can be reserved first.
+struct Prepared {
+    params: EffectiveParams,
+    prices: (Option<f64>, Option<f64>),
+    /// `None` when the prompt cannot fit the model (`error` says why).
+    request: Option<ChatRequest>,
+    error: Option<Value>,
+    sources: Vec<Source>,
+    counted_prompt_tokens: Option<usize>,
+    sent: Value,
 }
 
 /// What came of calling one model.
@@ -521,16 +655,15 @@ struct Outcome {
     sent: Value,
 }
 
-async fn call_one(
+fn prepare_one(
     configured: &PracticeModel,
     plan: &Plan,
     system: &str,
     history: &[(String, String)],
-    params: &EffectiveParams,
-    events: Option<Streaming>,
-    shown: &str,
-) -> Outcome {
+    params: EffectiveParams,
+) -> Prepared {
     let model = &configured.model;
+    let prices = configured.provider.config().prices();
     let limit = model.profile().context_limit as usize;
     // Context gets what is left of the window after the answer, capped so a
     // large window does not fill with marginal passages.
@@ -548,12 +681,13 @@ async fn call_one(
             (trim.apply(messages), report)
         }
         Err(e) => {
-            return Outcome {
-                reply: None,
+            return Prepared {
+                params,
+                prices,
+                request: None,
                 error: Some(
                     json!({"kind": "context_exceeded", "message": e.to_string(), "status": null}),
                 ),
-                latency_ms: 0,
                 sources,
                 counted_prompt_tokens: None,
                 sent: Value::Null,
@@ -584,6 +718,44 @@ async fn call_one(
             "limit": report.limit,
         },
     });
+    Prepared {
+        params,
+        prices,
+        request: Some(request),
+        error: None,
+        sources,
+        counted_prompt_tokens: Some(counted),
+        sent,
+    }
+}
+
+/// Calls one prepared model; a streamed call's events name it `shown` (its
+/// label in a blind run).
+async fn call_one(
+    configured: &PracticeModel,
+    prepared: Prepared,
+    events: Option<Streaming>,
+    shown: &str,
+) -> Outcome {
+    let model = &configured.model;
+    let Prepared {
+        request,
+        error,
+        sources,
+        counted_prompt_tokens,
+        sent,
+        ..
+    } = prepared;
+    let (Some(request), Some(counted)) = (request, counted_prompt_tokens) else {
+        return Outcome {
+            reply: None,
+            error,
+            latency_ms: 0,
+            sources,
+            counted_prompt_tokens: None,
+            sent,
+        };
+    };
     let started = Instant::now();
     let reply = match events {
         Some(Streaming { events, stop }) => {

@@ -2,6 +2,7 @@
 
 mod backends;
 mod export;
+mod instructors;
 mod leaderboard;
 mod providers;
 mod store;

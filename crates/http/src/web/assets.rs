@@ -53,6 +53,7 @@ const ASSETS: &[Asset] = &[
     asset!("run.js", JS),
     asset!("library.js", JS),
     asset!("vote.js", JS),
+    asset!("class.js", JS),
 ];
 
 /// The policy every page is served with: scripts, styles and connections only

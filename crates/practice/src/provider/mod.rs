@@ -74,7 +74,7 @@ impl fmt::Display for ProviderKind {
 ///
 /// It holds the *name* of the environment variable with the API key, never the
 /// key itself, so it may be logged and printed freely.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The wire format.
@@ -133,6 +133,13 @@ pub struct ModelConfig {
     /// Default [`DEFAULT_MAX_STREAM_BYTES`].
     #[serde(default = "default_max_stream_bytes")]
     pub max_stream_bytes: u64,
+    /// The price of a million prompt tokens, for usage reports and cost
+    /// budgets (any currency, the same for every model). No price: no cost.
+    #[serde(default)]
+    pub input_price_per_million: Option<f64>,
+    /// The price of a million answer tokens.
+    #[serde(default)]
+    pub output_price_per_million: Option<f64>,
 }
 
 /// The default of [`ModelConfig::timeout_ms`].
@@ -198,7 +205,14 @@ impl ModelConfig {
             max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             max_stream_bytes: DEFAULT_MAX_STREAM_BYTES,
+            input_price_per_million: None,
+            output_price_per_million: None,
         }
+    }
+
+    /// The prices per million prompt and answer tokens.
+    pub fn prices(&self) -> (Option<f64>, Option<f64>) {
+        (self.input_price_per_million, self.output_price_per_million)
     }
 }
 
@@ -486,6 +500,17 @@ impl Provider {
                     Semaphore::MAX_PERMITS
                 ),
             });
+        }
+        for (field, price) in [
+            ("input_price_per_million", config.input_price_per_million),
+            ("output_price_per_million", config.output_price_per_million),
+        ] {
+            if price.is_some_and(|p| !p.is_finite() || p < 0.0) {
+                return Err(ConfigError::InvalidSetting {
+                    model,
+                    message: format!("{field} must be a finite number, 0 or more"),
+                });
+            }
         }
         for (field, value) in [
             ("max_reply_bytes", config.max_reply_bytes),

@@ -6,12 +6,15 @@
 //! whose type mapping has gaps; the [`on_pool!`] and [`write_tx!`] macros expand one
 //! body once per backend.
 
+mod budgets;
 mod classes;
 mod export;
 mod knowledge;
 mod library;
+mod review;
 mod sessions;
 mod tokens;
+mod usage;
 mod users;
 mod votes;
 
@@ -25,17 +28,22 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use budgets::{BudgetStatus, CallUsage, LimitStatus, Reservation, RunUsage};
 pub use classes::{Class, ClassRole, Membership};
 pub use export::{CSV_COLUMNS, ExportFormat, ExportKind, ExportStats};
 pub use knowledge::{
     Document, KnowledgeBase, KnowledgeInput, MAX_DOCUMENT_BYTES, PASSAGE_TOKENS, Passage, SearchHit,
 };
 pub use library::{Agent, AgentInput, FewShotExample, FewShotInput, Project, ProjectInput};
+pub use review::{ClassSession, ClassSessionFilter, SessionRead, StudentActivity, StudentSession};
 pub use sessions::{
     NewResult, NewSession, NewTurn, SessionDetail, SessionFilter, SessionModel, SessionPatch,
     SessionSummary, StoredResult, StoredTurn,
 };
 pub use tokens::AccessTokenRecord;
+pub use usage::{
+    DailyUsage, ModelUsage, StudentUsage, UsageEvent, UsageFilter, UsageStats, UsageSummary,
+};
 pub use users::{ApiKeyInfo, KEY_PREFIX, NewKey, User};
 pub use votes::{
     ClassLeaderboard, LABELS, LabelledModel, MAX_COMMENT_CHARS, Rating, RatingInput, VERDICTS,
@@ -85,7 +93,7 @@ pub(crate) use {on_pool, write_tx};
 /// The migrations, in order; each runs once, in its own transaction, and is
 /// recorded in `sluice_migrations`. Hand-rolled rather than `sqlx::migrate!`,
 /// which needs the proc-macro stack at build time for four lines of logic.
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 5] = [
     Migration {
         version: 1,
         name: "init",
@@ -103,6 +111,12 @@ const MIGRATIONS: [Migration; 4] = [
         name: "access_tokens",
         sqlite: include_str!("../../migrations/sqlite/0003_access_tokens.sql"),
         postgres: include_str!("../../migrations/postgres/0003_access_tokens.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "instructors",
+        sqlite: include_str!("../../migrations/sqlite/0004_instructors.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_instructors.sql"),
     },
     Migration {
         version: 5,

@@ -187,7 +187,7 @@ pub struct NewSession {
 
 /// session id, session model id, model name.
 type ModelRow = (i64, i64, String);
-type SummaryRow = (
+pub(super) type SummaryRow = (
     i64,
     i64,
     Option<i64>,
@@ -490,7 +490,7 @@ impl Store {
         Ok(())
     }
 
-    async fn summaries(&self, rows: Vec<SummaryRow>) -> Result<Vec<SessionSummary>> {
+    pub(super) async fn summaries(&self, rows: Vec<SummaryRow>) -> Result<Vec<SessionSummary>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
