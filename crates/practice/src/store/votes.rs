@@ -219,7 +219,11 @@ impl RatingInput {
             map.get("value").is_some_and(|v| !v.is_null()),
             at(&loc, "value"),
         );
-        let comment = check.string(map, "comment", &loc, 0..=MAX_COMMENT_CHARS, true);
+        // The bound is on the text as sent (as the OpenAPI document says);
+        // surrounding white space is dropped after.
+        let comment = check
+            .string(map, "comment", &loc, 0..=MAX_COMMENT_CHARS, false)
+            .map(|c| c.trim().to_string());
         check.finish()?;
         Ok(RatingInput {
             up: value == Some("up"),
@@ -510,5 +514,38 @@ impl Store {
             facets,
             leaderboard,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_comment_is_bounded_as_sent_and_trimmed_after() {
+        let padded = format!("ok{}", "\t".repeat(MAX_COMMENT_CHARS));
+        assert!(RatingInput::parse(&json!({"value": "up", "comment": padded})).is_err());
+        let rating = RatingInput::parse(&json!({"value": "down", "comment": "  fine  "})).unwrap();
+        assert_eq!(rating.comment.as_deref(), Some("fine"));
+        assert!(!rating.up);
+        let blank = RatingInput::parse(&json!({"value": "up", "comment": "   "})).unwrap();
+        assert_eq!(blank.comment, None);
+    }
+
+    #[test]
+    fn a_label_goes_with_best_only() {
+        assert_eq!(
+            Verdict::parse(&json!({"verdict": "best", "label": "C"})).unwrap(),
+            Verdict::Best("C".into())
+        );
+        assert!(Verdict::parse(&json!({"verdict": "best"})).is_err());
+        assert!(Verdict::parse(&json!({"verdict": "tie", "label": "A"})).is_err());
+        assert!(Verdict::parse(&json!({"verdict": "best", "label": "I"})).is_err());
+        assert_eq!(
+            Verdict::parse(&json!({"verdict": "skip", "label": null})).unwrap(),
+            Verdict::Skip
+        );
     }
 }
