@@ -150,6 +150,13 @@ cat >"$work/schemathesis.toml" <<TOML
 include-path = "/user/practice/knowledge/{knowledge_id}/documents"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# A schema-valid vote may name an ordinary turn (400) or one already voted on
+# (409): the document lists both; a schema cannot tell a blind turn's id apart.
+[[operations]]
+include-path = "/user/practice/sessions/{session_id}/turns/{turn_id}/vote"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 TOML
 
 start=$SECONDS

@@ -63,6 +63,43 @@ enum AdminCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Export a class's results, votes and ratings as JSONL (each line a
+    /// request `sluice trim --jsonl` reads) or CSV, streamed.
+    Export {
+        /// The class id.
+        class_id: i64,
+        /// jsonl or csv.
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        format: String,
+        /// all, results, votes or ratings.
+        #[arg(long, default_value = "all", value_parser = ["all", "results", "votes", "ratings"])]
+        kind: String,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// The Bradley–Terry leaderboard of blind votes as JSON: of one class, or
+    /// of every class when --class is left out.
+    Leaderboard {
+        /// Only this class's votes.
+        #[arg(long)]
+        class: Option<i64>,
+        /// Only prompts the router put in this domain ("" for none).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only turns run with this agent.
+        #[arg(long)]
+        agent: Option<i64>,
+        /// Only turns with this style preset.
+        #[arg(long)]
+        style: Option<String>,
+        /// Bootstrap resamples for the 95% intervals.
+        #[arg(long, default_value_t = 1000)]
+        resamples: usize,
+        /// Seed of the bootstrap.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,6 +385,84 @@ async fn execute(store: &Store, command: AdminCommand) -> anyhow::Result<()> {
                 println!("{}", shot.id);
             }
         }
+        AdminCommand::Export {
+            class_id,
+            format,
+            kind,
+            output,
+        } => {
+            let format = sluice_practice::ExportFormat::parse(&format).expect("clap checked it");
+            let kind = sluice_practice::ExportKind::parse(&kind).expect("clap checked it");
+            export(store, class_id, format, kind, output).await?;
+        }
+        AdminCommand::Leaderboard {
+            class,
+            domain,
+            agent,
+            style,
+            resamples,
+            seed,
+        } => {
+            let filter = sluice_practice::VoteFilter {
+                class_id: class,
+                domain,
+                agent_id: agent,
+                style_preset: style,
+            };
+            let options = sluice_practice::leaderboard::Options {
+                resamples,
+                seed,
+                ..Default::default()
+            };
+            let board = store.leaderboard(&filter, &options).await?;
+            println!("{}", serde_json::to_string_pretty(&board)?);
+        }
     }
+    Ok(())
+}
+
+/// Streams a class's export to `output` (stdout when `None`); a closed pipe
+/// (`| head`) ends it quietly.
+async fn export(
+    store: &Store,
+    class_id: i64,
+    format: sluice_practice::ExportFormat,
+    kind: sluice_practice::ExportKind,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    store.class_exists(class_id).await?;
+    let mut out: Box<dyn Write> = match &output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    let producer = store.export_class(class_id, format, kind, tx);
+    let consumer = async {
+        while let Some(chunk) = rx.recv().await {
+            if let Err(e) = out.write_all(&chunk) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(());
+                }
+                return Err(anyhow::Error::new(e).context("cannot write the export"));
+            }
+        }
+        match out.flush() {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(anyhow::Error::new(e).context("cannot write the export"))
+            }
+            _ => Ok(()),
+        }
+    };
+    let (stats, written) = tokio::join!(producer, consumer);
+    written?;
+    let stats = stats?;
+    eprintln!(
+        "class {class_id}: {} results, {} votes, {} ratings, {} bytes",
+        stats.results, stats.votes, stats.ratings, stats.bytes
+    );
     Ok(())
 }

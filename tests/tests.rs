@@ -2,6 +2,7 @@
 
 mod budgets;
 mod cli;
+mod export;
 mod first_run;
 #[cfg(feature = "local")]
 mod local_model;

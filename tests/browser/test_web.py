@@ -22,6 +22,7 @@ import time
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -49,7 +50,7 @@ class Server:
             for name, model in MODELS.items():
                 f.write(f'\n[models.{name}]\nprovider = "openai"\nbase_url = "{fake.base}/v1"\n'
                         f'model = "{model}"\nprofile = "o200k"\nmax_retries = 0\ntimeout_ms = 30000\n')
-        self.admin("user", "create", "teacher")
+        self.key_t = self.admin("user", "create", "teacher").strip()
         self.key_a = self.admin("user", "create", "student-a").strip()
         self.key_b = self.admin("user", "create", "student-b").strip()
         class_id = self.admin("class", "create", "Prompting 101", "--instructor", "teacher",
@@ -318,6 +319,82 @@ def main():
         assert p.find("h2.not-found").text == "Not found"
         assert "Second turn" not in p.find("main").text
         passed.append("another student's link is not found")
+
+        # A blind comparison: labels instead of names until the vote, cast with the keyboard.
+        p.d.get(server.base + "/#/run")
+        p.wait("the run form", lambda: p.finds('input[name="blind"]'))
+        p.find('input[name="blind"]').click()
+        p.run("Which is better?", ["fast-a", "fast-b"])
+        p.wait("the vote buttons", lambda: p.finds(".turn-out .vote-bar button"), timeout=30)
+        board = p.find(".turn-out")
+        labels = [c.get_attribute("data-model") for c in board.find_elements(By.CSS_SELECTOR, ".col")]
+        assert labels == ["A", "B"], labels
+        for name in ("fast-a", "fast-b"):
+            assert name not in board.text, f"{name} shows before the vote: {board.text}"
+        assert "echo: Which is better?" in board.text
+        p.axe("blind-vote")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", p.find(".turn-out .vote"))
+        p.shoot("blind-vote")
+        driver.execute_script("document.activeElement && document.activeElement.blur()")
+        ActionChains(driver).send_keys("1").perform()  # 1 picks answer A
+        p.wait("the names", lambda: len(board.find_elements(By.CSS_SELECTOR, ".col h3 .revealed")) == 2)
+        heads = [e.text for e in board.find_elements(By.CSS_SELECTOR, ".col h3")]
+        assert sorted(h.split("· ")[-1] for h in heads) == ["fast-a", "fast-b"], heads
+        status = p.find(".turn-out .vote-status").text
+        assert "best: A" in status, status
+        assert board.find_element(By.CSS_SELECTOR, ".vote-bar").get_attribute("data-done") == "true"
+        driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", p.find(".turn-out .vote"))
+        p.shoot("blind-voted")
+        # Rate answer B down with a comment.
+        col_b = p.column("B")
+        col_b.find_element(By.CSS_SELECTOR, ".rating-comment").send_keys("too terse")
+        col_b.find_element(By.XPATH, ".//button[contains(., 'Bad')]").click()
+        p.wait("the rating", lambda: "Rating saved" in p.column("B").text)
+        # A second blind run, voted a tie with 0 on the session page.
+        p.d.get(server.base + "/#/library")  # leave the run page, so that it starts afresh
+        p.wait("the library", lambda: p.finds("section.library"))
+        p.d.get(server.base + "/#/run")
+        p.wait("the run form", lambda: p.finds('input[name="blind"]'))
+        p.find('input[name="blind"]').click()
+        p.run("Another one?", ["fast-a", "fast-b"])
+        p.wait("the second vote bar", lambda: p.finds(".turn-out .vote-bar button"), timeout=30)
+        p.find(".turn-out a[href^='#/sessions/']").click()
+        p.wait("the session page's vote bar", lambda: p.finds("article.turn .vote-bar button"))
+        assert "fast-a" not in p.find("article.turn").text
+        ActionChains(driver).send_keys("0").perform()
+        p.wait("the tie", lambda: len(p.finds("article.turn .col h3 .revealed")) == 2)
+        passed.append("blind vote: names hidden, keys 1 and 0, names shown after, rating")
+
+        # The leaderboard: the voted-for model first, an SVG interval per model, the matrix.
+        p.d.get(server.base + "/#/leaderboard")
+        p.wait("the leaderboard", lambda: p.finds("table.leaderboard tbody tr"))
+        rows = p.finds("table.leaderboard tbody tr")
+        names = [r.find_element(By.TAG_NAME, "th").text for r in rows]
+        assert sorted(names) == ["fast-a", "fast-b"], names
+        assert len(p.finds("table.leaderboard svg.interval line.ci")) == 2
+        assert "2 votes" in p.find("table.leaderboard caption").text
+        assert p.finds("table.matrix td")
+        assert not p.finds(".export"), "students get no export buttons"
+        p.axe("leaderboard")
+        p.shoot("leaderboard")
+        passed.append("leaderboard")
+
+        # The instructor exports the class: JSONL through the button's link, with the session cookie.
+        p.sign_out()
+        p.d.get(server.base + "/")
+        box = p.wait("the sign-in form", lambda: p.finds("form.signin input[name=key]"))[0]
+        box.send_keys(server.key_t, Keys.ENTER)
+        p.wait("signed in", lambda: p.finds("#nav a[href='#/leaderboard']"))
+        p.d.get(server.base + "/#/leaderboard")
+        p.wait("the export buttons", lambda: p.finds(".export a"))
+        href = p.find(".export a").get_attribute("href")
+        text = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch(arguments[0]).then(r => r.text()).then(done, e => done(String(e)));", href)
+        kinds = [json.loads(line)["kind"] for line in text.splitlines()]
+        assert kinds.count("vote") == 2 and kinds.count("rating") == 1 and "result" in kinds, kinds
+        p.axe("leaderboard-instructor")
+        passed.append("instructor export")
     finally:
         driver.quit()
         server.stop()

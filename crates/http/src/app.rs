@@ -143,6 +143,7 @@ pub fn app(state: AppState) -> Router {
     // Practice routes authenticate their own users and answer in FastAPI's
     // shape; a run waits on model calls, so it gets a longer deadline.
     let practice = crate::practice::routes()
+        .merge(crate::votes::routes())
         .merge(crate::instructor::routes())
         .layer(
             ServiceBuilder::new()

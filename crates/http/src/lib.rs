@@ -59,6 +59,7 @@ mod routers;
 mod runs;
 mod state;
 mod tokens;
+mod votes;
 mod web;
 
 pub use app::{PREFIXES, app, drained_shutdown, served_routes, shutdown_signal};
@@ -79,4 +80,5 @@ pub use reference::{
     config_reference, env_vars,
 };
 pub use state::{AppState, StateBuilder};
+pub use votes::{MAX_RESAMPLES, VOTE_ROUTES};
 pub use web::{SessionSecret, asset_sizes};

@@ -90,6 +90,7 @@ pub fn document_for<'a>(
         }}),
     );
     practice_paths(&mut paths);
+    crate::votes::openapi_paths(&mut paths);
     instructor_paths(&mut paths);
     let mut components = all_components();
     if !chat_models.is_empty() {
@@ -775,6 +776,9 @@ fn all_components() -> Value {
         (components["schemas"].as_object_mut(), practice_schemas())
     {
         schemas.extend(extra);
+        if let Value::Object(votes) = crate::votes::schemas() {
+            schemas.extend(votes);
+        }
         schemas.insert("SseEvent".into(), sse_event_schema());
         schemas.insert("BudgetLimits".into(), budget_limits_schema());
     }
@@ -888,7 +892,8 @@ pub(crate) fn practice_schemas() -> Value {
             "style_preset": nullable_enum(&STYLE_PRESETS),
             "style_params": style_params,
             "generation_params": generation_params,
-            "few_shot_example_ids": ids
+            "few_shot_example_ids": ids,
+            "blind": {"type": ["boolean", "null"], "description": "A blind comparison (two or more models): the answers come labelled A, B, … in a random order, and model_name holds the label (session_model_id 0, request null) until the turn has a vote (POST .../turns/{turn_id}/vote)"}
         }
     });
     run_request["properties"]["style_preset"]["description"] = json!(
@@ -925,6 +930,7 @@ pub(crate) fn practice_schemas() -> Value {
             "properties": {
                 "session_id": {"type": "integer"}, "prompt_text": {"type": "string"},
                 "session_title": {"type": ["string", "null"]},
+                "turn_id": {"type": "integer"}, "blind": {"type": "boolean"},
                 "results": {"type": "array", "items": {"type": "object", "required": [
                     "session_model_id", "model_name", "response_id", "prompt_text", "response_text",
                     "created_at", "token_usage", "latency_ms", "is_primary", "generation_params"]}}

@@ -471,7 +471,9 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
             };
             metrics.observe_class_run(
                 response.class_id,
-                response.results.iter().map(|r| {
+                response.results.iter().enumerate().map(|(n, r)| {
+                    // A blind answer's model_name is its label: price the model.
+                    let model = response.model_names.get(n).unwrap_or(&r.model_name);
                     let kind = r
                         .error
                         .as_ref()
@@ -481,19 +483,20 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
                         tokens(&r.token_usage, "prompt_tokens"),
                         tokens(&r.token_usage, "completion_tokens"),
                     );
-                    let cost =
-                        sluice_practice::budget::cost(prices(&r.model_name), i, o).unwrap_or(0.0);
+                    let cost = sluice_practice::budget::cost(prices(model), i, o).unwrap_or(0.0);
                     (kind, i, o, cost)
                 }),
             );
-            for r in &response.results {
+            for (i, r) in response.results.iter().enumerate() {
+                // A blind answer's model_name is its label: count the model.
+                let model = response.model_names.get(i).unwrap_or(&r.model_name);
                 let kind = r
                     .error
                     .as_ref()
                     .and_then(|e| e["kind"].as_str())
                     .unwrap_or("ok");
                 metrics.observe_model_call(
-                    &r.model_name,
+                    model,
                     std::time::Duration::from_millis(r.latency_ms.max(0) as u64),
                     kind,
                     tokens(&r.token_usage, "prompt_tokens"),
@@ -581,7 +584,7 @@ async fn chat(
 
 /// Both results, or every validation error of both (FastAPI reports query and
 /// body errors together).
-fn merge_errors<A, B>(
+pub(crate) fn merge_errors<A, B>(
     a: Result<A, PracticeError>,
     b: Result<B, PracticeError>,
 ) -> Result<(A, B), PracticeError> {
@@ -760,7 +763,11 @@ async fn get_session(caller: Caller, Path(id): Path<String>) -> Answer {
     let id = path_id(&id, "session_id")?;
     ok(
         StatusCode::OK,
-        &caller.practice.store().session(caller.user.id, id).await?,
+        &caller
+            .practice
+            .store()
+            .session_view(caller.user.id, id)
+            .await?,
     )
 }
 

@@ -37,6 +37,7 @@ async fn openapi_lists_exactly_the_served_routes() {
         .collect();
     let practice: BTreeSet<_> = sluice_http::PRACTICE_ROUTES
         .iter()
+        .chain(sluice_http::VOTE_ROUTES)
         .chain(sluice_http::INSTRUCTOR_ROUTES)
         .map(|(m, p, ..)| (m.to_string(), p.to_string()))
         .collect();

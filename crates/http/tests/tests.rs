@@ -23,4 +23,5 @@ mod reveal;
 mod roundtrip;
 mod router;
 mod support;
+mod votes;
 mod web;

@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { t, lang, setLang } from "./i18n.js";
 import { runPage, sessionPage, stopCurrent } from "./run.js";
 import { libraryPage } from "./library.js";
+import { leaderboardPage } from "./vote.js";
 import { classesPage, classPage, classSessionsPage, studentSessionPage, readsPage } from "./class.js";
 
 const main = document.getElementById("main");
@@ -25,7 +26,8 @@ function chrome() {
   sidebar.hidden = !ctx.me;
   clear(nav);
   if (ctx.me) {
-    nav.append(h("a", { href: "#/run" }, t("nav_run")), h("a", { href: "#/library" }, t("nav_library")));
+    nav.append(h("a", { href: "#/run" }, t("nav_run")), h("a", { href: "#/library" }, t("nav_library")),
+      h("a", { href: "#/leaderboard" }, t("nav_leaderboard")));
     if (ctx.me.classes.some((c) => c.role === "instructor")) nav.append(h("a", { href: "#/classes" }, t("nav_classes")));
     nav.append(h("a", { href: "#/reads" }, t("nav_reads")));
   }
@@ -110,6 +112,7 @@ async function route() {
     else if (hash === "#/classes") await classesPage(main, ctx);
     else if (hash === "#/reads") await readsPage(main);
     else if (hash === "#/library") await libraryPage(main);
+    else if (hash === "#/leaderboard" || hash.startsWith("#/leaderboard?")) await leaderboardPage(main, ctx);
     else await runPage(main, ctx);
   } catch (err) {
     if (err.status === 401) { ctx.me = null; route(); return; }
@@ -117,7 +120,8 @@ async function route() {
   }
   for (const a of nav.querySelectorAll("a")) {
     const href = a.getAttribute("href");
-    if (href === hash || (href === "#/classes" && hash.startsWith("#/classes/"))) a.setAttribute("aria-current", "page");
+    const page = hash.split("?")[0];
+    if (href === page || (href === "#/classes" && hash.startsWith("#/classes/"))) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
 }

@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { t, errorText } from "./i18n.js";
 import { render } from "./markdown.js";
 import { diff } from "./diff.js";
+import { voteBar, ratingBox } from "./vote.js";
 
 const PRESETS = ["balanced", "accurate", "creative", "custom"];
 const MAX_MODELS = 8;
@@ -74,10 +75,12 @@ function settings(me, libs) {
   const project = select([["", t("none")], ...libs.projects.map((p) => [p.id, p.name])], "");
   const knowledge = checks(t("knowledge"), libs.knowledge.map((k) => [k.id, k.name]), "kb");
   const shots = checks(t("few_shots"), libs.shots.map((s) => [s.id, s.input.slice(0, 40)]), "shot");
+  const blind = h("input", { type: "checkbox", name: "blind" });
   el.append(
     h("div", { class: "row" }, field(t("class"), classSel), field(t("style"), preset),
       field(t("agent"), agent), field(t("project"), project)),
     models,
+    h("label", { class: "check blind-toggle" }, blind, " ", t("blind"), " ", h("small", { class: "muted" }, t("blind_hint"))),
     h("details", {}, h("summary", {}, `${t("temperature")} · ${t("top_p")} · ${t("max_tokens")} · ${t("knowledge")} · ${t("few_shots")}`),
       h("div", { class: "row" }, field(t("temperature"), temperature), field(t("top_p"), topP), field(t("max_tokens"), maxTokens)),
       knowledge, shots),
@@ -95,6 +98,7 @@ function settings(me, libs) {
     if (kbs.length) body.knowledge_ids = kbs;
     const shotIds = checked(shots, "shot").map(Number);
     if (shotIds.length) body.few_shot_example_ids = shotIds;
+    if (blind.checked) body.blind = true;
     return { classId: Number(classSel.value), body };
   };
   return { el, read };
@@ -163,6 +167,7 @@ function column(board, model, primary, onStop) {
           h("ol", {}, sources.map((s) => h("li", {}, h("span", { class: "score" }, `${t("score")} ${Number(s.score).toFixed(2)}`), " ", s.preview)))));
       }
       extra.append(sentView(r));
+      if (r.response_id) extra.append(ratingBox(r.response_id));
     },
   };
   board.columns.append(col);
@@ -227,8 +232,10 @@ function diffPanel(b) {
 }
 
 /** A turn being streamed into `container`. Resolves with the stored response. */
-async function streamTurn(container, path, body, primaryFirst = true) {
-  const models = body.model_names || [];
+async function streamTurn(container, path, body) {
+  // A blind run's columns are its labels, named by the started event.
+  const primaryFirst = !body.blind;
+  const models = body.blind ? [] : body.model_names || [];
   const b = board(models);
   const banner = h("div", { class: "banner", role: "alert", hidden: true });
   container.append(banner, b.el);
@@ -278,6 +285,7 @@ async function streamTurn(container, path, body, primaryFirst = true) {
   if (result) {
     const panel = diffPanel(b);
     if (panel) container.append(panel);
+    if (result.blind) container.append(voteBar(b.el, result.session_id, result.turn_id, result.results.map((r) => r.label)));
   }
   return result;
 }
@@ -324,19 +332,23 @@ export async function runPage(main, ctx) {
   prompt.focus();
 }
 
-function turnView(turn, index) {
+function turnView(session, turn, index) {
   const models = turn.results.map((r) => r.model_name);
   const b = board(models);
   for (const r of turn.results) {
+    // A blind turn's model_name is its label until the vote; after it, both show.
     const v = column(b, r.model_name, r.is_primary, null);
+    if (turn.revealed && r.label) v.el.querySelector("h3").prepend(`${r.label} · `);
     b.views.set(r.model_name, v);
     v.result(r);
   }
   if (models.length) b.show(models[0]);
+  const vote = turn.revealed === false
+    ? voteBar(b.el, session.session_id, turn.turn_id, turn.results.map((r) => r.label)) : null;
   return h("article", { class: "turn" },
-    h("h3", { class: "turn-title" }, `${t("turn")} ${index + 1}`),
+    h("h3", { class: "turn-title" }, `${t("turn")} ${index + 1}`, turn.revealed === undefined ? "" : ` · ${t("blind")}`),
     h("blockquote", { class: "prompt-text" }, turn.prompt_text),
-    b.el, diffPanel(b));
+    b.el, vote, diffPanel(b));
 }
 
 export async function sessionPage(main, ctx, id) {
@@ -352,7 +364,7 @@ export async function sessionPage(main, ctx, id) {
     throw e;
   }
   const link = `${location.origin}/#/sessions/${session.session_id}`;
-  const turns = h("div", { class: "turns" }, session.history.map(turnView));
+  const turns = h("div", { class: "turns" }, session.history.map((turn, i) => turnView(session, turn, i)));
   const prompt = h("textarea", { rows: 3, required: true, class: "prompt" });
   const out = h("div", { class: "turn-out" });
   const runButton = h("button", { type: "submit", class: "primary" }, t("run"));
@@ -363,8 +375,11 @@ export async function sessionPage(main, ctx, id) {
     e.preventDefault();
     runButton.disabled = true;
     const models = session.models.map((m) => m.model_name);
-    const result = await streamTurn(out, `/user/practice/sessions/${session.session_id}/chat`,
-      { prompt_text: prompt.value, model_names: models });
+    // A blind session goes on blind.
+    const last = session.history[session.history.length - 1];
+    const body = { prompt_text: prompt.value, model_names: models };
+    if (last && last.revealed !== undefined && models.length > 1) body.blind = true;
+    const result = await streamTurn(out, `/user/practice/sessions/${session.session_id}/chat`, body);
     runButton.disabled = false;
     if (result) {
       ctx.refreshHistory();

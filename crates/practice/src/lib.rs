@@ -19,6 +19,7 @@
 
 pub mod budget;
 mod error;
+pub mod leaderboard;
 pub mod prompt;
 pub mod provider;
 mod request;

@@ -88,6 +88,10 @@ pub struct RunRequest {
     pub generation_params: GenerationParams,
     /// Few-shot examples, in order.
     pub few_shot_example_ids: Vec<i64>,
+    /// A blind comparison: the answers are labelled `A`, `B`, … in a random
+    /// order and the models are named only after a vote (needs two or more
+    /// models).
+    pub blind: bool,
 }
 
 fn body_loc() -> Vec<Value> {
@@ -160,7 +164,7 @@ impl RunRequest {
     /// Checks a run's body (`continuation: false`) or a next turn's (`true`:
     /// `project_id` and `knowledge_ids` belong to the session and are refused).
     pub fn parse(body: &Value, continuation: bool) -> Result<Self> {
-        const RUN: [&str; 9] = [
+        const RUN: [&str; 10] = [
             "prompt_text",
             "model_names",
             "agent_id",
@@ -170,6 +174,7 @@ impl RunRequest {
             "style_params",
             "generation_params",
             "few_shot_example_ids",
+            "blind",
         ];
         let loc = body_loc();
         let mut check = Checker::new();
@@ -237,6 +242,7 @@ impl RunRequest {
                 Some(v) => parse_generation_params(&mut check, v, &at(&loc, "generation_params")),
             },
             few_shot_example_ids,
+            blind: check.boolean(map, "blind", &loc).unwrap_or(false),
         };
         check.finish()?;
         Ok(request)

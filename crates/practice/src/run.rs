@@ -91,6 +91,15 @@ pub struct RunResponse {
     pub results: Vec<StoredResult>,
     /// The session's title.
     pub session_title: Option<String>,
+    /// The turn's id (votes name it).
+    pub turn_id: i64,
+    /// True for a blind comparison: `results` are in label order, each with
+    /// its `label`, and name no model until the turn has a vote.
+    pub blind: bool,
+    /// The model of each result, in the order of `results`, even when the
+    /// answer conceals it: for the server's own accounting, never sent.
+    #[serde(skip)]
+    pub model_names: Vec<String>,
 }
 
 /// Why the router refused a prompt.
@@ -115,6 +124,9 @@ struct Plan {
     /// without overriding the agent's parameters.
     preset: Option<&'static str>,
     settings: Value,
+    /// Per model (in the order of `models`), the name shown while the run
+    /// streams: the model's own, or its label in a blind run.
+    shown: Vec<String>,
 }
 
 impl Practice {
@@ -261,11 +273,15 @@ impl Practice {
         let session_id = stored.as_ref().ok().map(|(id, _)| *id);
         self.settle(&reservation, usage, session_id, request.agent_id)
             .await;
-        let (session_id, stored) = stored?;
+        let (session_id, mut stored) = stored?;
+        let model_names = concealed_order(&mut stored);
         Ok(RunResponse {
+            model_names,
             session_id,
             class_id,
             prompt_text: plan.prompt_text,
+            turn_id: stored.turn_id,
+            blind: stored.revealed.is_some(),
             results: stored.results,
             session_title: Some(title),
         })
@@ -331,11 +347,15 @@ impl Practice {
         };
         let stored_in = stored.as_ref().ok().map(|_| session_id);
         self.settle(&reservation, usage, stored_in, agent_id).await;
-        let stored = stored?;
+        let mut stored = stored?;
+        let model_names = concealed_order(&mut stored);
         Ok(RunResponse {
+            model_names,
             session_id,
             class_id: class.id,
             prompt_text: plan.prompt_text,
+            turn_id: stored.turn_id,
+            blind: stored.revealed.is_some(),
             results: stored.results,
             session_title: session.summary.session_title,
         })
@@ -380,6 +400,12 @@ impl Practice {
         for &id in knowledge_ids {
             self.store.knowledge(user.id, id).await?;
         }
+        if request.blind && models.len() < 2 {
+            return Err(PracticeError::BadRequest(
+                "a blind comparison needs two or more models (model_names)".into(),
+            ));
+        }
+        let mut domain: Option<String> = None;
         if let Some(router) = &self.router {
             let routed = router
                 .route(&RouteRequest::new(request.prompt_text.as_str()))
@@ -396,6 +422,7 @@ impl Practice {
                     serde_json::to_value(blocked).expect("serializable"),
                 ));
             }
+            domain = Some(routed.domain.result);
         }
         let hits = if knowledge_ids.is_empty() {
             Vec::new()
@@ -423,8 +450,24 @@ impl Practice {
             "style_preset": preset.unwrap_or("balanced"),
             "style_params": request.style_params,
             "generation_params": request.generation_params,
+            "domain": domain,
         });
+        let (settings, shown) = if request.blind {
+            let order = shuffled(&models)?;
+            let labels = crate::store::blind_labels(models.len());
+            let shown = models
+                .iter()
+                .map(|m| labels[order.iter().position(|o| o == m).expect("a permutation")].clone())
+                .collect();
+            let mut settings = settings;
+            settings["blind"] = Value::Bool(true);
+            settings["blind_order"] = json!(order);
+            (settings, shown)
+        } else {
+            (settings, models.clone())
+        };
         Ok(Plan {
+            shown,
             prompt_text: request.prompt_text.clone(),
             models,
             agent,
@@ -529,13 +572,14 @@ impl Practice {
         let calls = plan.models.iter().zip(calls).enumerate().map(|(i, (name, prepared))| {
             let configured = &self.models[name];
             let events = events.clone();
+            let shown = plan.shown[i].as_str();
             async move {
                 let prices = prepared.prices;
                 let params = prepared.params.clone();
-                let outcome = call_one(configured, prepared, events.clone()).await;
+                let outcome = call_one(configured, prepared, events.clone(), shown).await;
                 if let Some(streaming) = &events {
                     let _ = streaming.events.send(RunEvent::ModelDone {
-                        model_name: name.clone(),
+                        model_name: shown.to_string(),
                         error: outcome.error.clone(),
                         finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
                     });
@@ -689,10 +733,13 @@ fn prepare_one(
     }
 }
 
+/// Calls one prepared model; a streamed call's events name it `shown` (its
+/// label in a blind run).
 async fn call_one(
     configured: &PracticeModel,
     prepared: Prepared,
     events: Option<Streaming>,
+    shown: &str,
 ) -> Outcome {
     let model = &configured.model;
     let Prepared {
@@ -720,7 +767,7 @@ async fn call_one(
             // into `events`, whose reader coalesces what a slow client has not
             // taken yet (see sluice-http), so the model is never held back.
             let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(DELTAS_IN_FLIGHT);
-            let name = configured.provider.name().to_string();
+            let name = shown.to_string();
             let forward = tokio::spawn(async move {
                 let mut text = String::new();
                 while let Some(delta) = rx.recv().await {
@@ -737,7 +784,9 @@ async fn call_one(
             // exactly the text the client has seen.
             let stopped = tokio::select! {
                 reply = configured.provider.chat_stream(&request, tx) => Some(reply),
+                // A blind run's answers are stopped by their labels.
                 () = stop.stopped(configured.provider.name()) => None,
+                () = stop.stopped(shown) => None,
             };
             let text = forward.await.unwrap_or_default();
             match stopped {
@@ -789,10 +838,45 @@ fn stopped_usage(model: &Model, prompt: usize, text: &str) -> crate::provider::T
 /// Tells a streaming client that the checks passed and the models are called.
 fn started(events: &Option<Streaming>, plan: &Plan) {
     if let Some(streaming) = events {
-        let _ = streaming.events.send(RunEvent::Started {
-            model_names: plan.models.clone(),
-        });
+        let mut model_names = plan.shown.clone();
+        if plan.settings["blind"] == Value::Bool(true) {
+            // Labels in label order, as the answer will list them.
+            model_names.sort();
+        }
+        let _ = streaming.events.send(RunEvent::Started { model_names });
     }
+}
+
+/// Conceals a blind turn's models (see [`crate::conceal_turn`]) and returns
+/// the model of each result in the order they are shown.
+fn concealed_order(turn: &mut crate::store::StoredTurn) -> Vec<String> {
+    let mut named: Vec<(i64, String)> = turn
+        .results
+        .iter()
+        .map(|r| (r.response_id, r.model_name.clone()))
+        .collect();
+    crate::store::conceal_turn(turn, false);
+    turn.results
+        .iter()
+        .map(|r| {
+            let at = named.iter().position(|(id, _)| *id == r.response_id);
+            at.map(|i| named.swap_remove(i).1).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `models` in a random order (a blind turn's label order), from the
+/// operating system's generator: a student must not be able to predict it.
+fn shuffled(models: &[String]) -> Result<Vec<String>> {
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed)
+        .map_err(|e| PracticeError::Corrupt(format!("no random numbers: {e}")))?;
+    let mut rng = crate::leaderboard::SplitMix64::new(u64::from_le_bytes(seed));
+    let mut order = models.to_vec();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    Ok(order)
 }
 
 /// A provider error as stored and returned: kind, message, upstream status.

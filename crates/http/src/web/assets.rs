@@ -52,6 +52,7 @@ const ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("run.js", JS),
     asset!("library.js", JS),
+    asset!("vote.js", JS),
     asset!("class.js", JS),
 ];
 

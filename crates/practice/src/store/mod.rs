@@ -8,6 +8,7 @@
 
 mod budgets;
 mod classes;
+mod export;
 mod index;
 mod knowledge;
 mod leases;
@@ -17,6 +18,7 @@ mod sessions;
 mod tokens;
 mod usage;
 mod users;
+mod votes;
 
 use std::fmt;
 use std::path::Path;
@@ -30,6 +32,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use budgets::{BudgetStatus, CallUsage, LimitStatus, Reservation, RunUsage};
 pub use classes::{Class, ClassRole, Membership};
+pub use export::{CSV_COLUMNS, ExportFormat, ExportKind, ExportStats};
 pub use knowledge::{
     Document, KnowledgeBase, KnowledgeInput, MAX_DOCUMENT_BYTES, PASSAGE_TOKENS, Passage, SearchHit,
 };
@@ -44,6 +47,10 @@ pub use usage::{
     DailyUsage, ModelUsage, StudentUsage, UsageEvent, UsageFilter, UsageStats, UsageSummary,
 };
 pub use users::{ApiKeyInfo, KEY_PREFIX, NewKey, User};
+pub use votes::{
+    ClassLeaderboard, LABELS, LabelledModel, MAX_COMMENT_CHARS, Rating, RatingInput, VERDICTS,
+    Verdict, VoteFacets, VoteFilter, VoteReveal, blind_labels, conceal_turn,
+};
 
 use crate::error::{PracticeError, Result};
 
@@ -105,7 +112,7 @@ pub(crate) use {on_pool, on_writer, write_tx};
 /// The migrations, in order; each runs once, in its own transaction, and is
 /// recorded in `sluice_migrations`. Hand-rolled rather than `sqlx::migrate!`,
 /// which needs the proc-macro stack at build time for four lines of logic.
-const MIGRATIONS: [Migration; 6] = [
+const MIGRATIONS: [Migration; 7] = [
     Migration {
         version: 1,
         name: "init",
@@ -129,6 +136,12 @@ const MIGRATIONS: [Migration; 6] = [
         name: "instructors",
         sqlite: include_str!("../../migrations/sqlite/0004_instructors.sql"),
         postgres: include_str!("../../migrations/postgres/0004_instructors.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "votes",
+        sqlite: include_str!("../../migrations/sqlite/0005_votes.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_votes.sql"),
     },
     Migration {
         version: 6,

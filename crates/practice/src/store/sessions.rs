@@ -80,6 +80,10 @@ pub struct StoredResult {
     /// before trimming, turns and messages dropped, tokens kept, the limit).
     /// `null` when no call was made.
     pub request: Value,
+    /// The answer's label (`A`, `B`, …) in a blind turn; while the turn has
+    /// no vote, `model_name` holds the label too and `request` is `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// A stored turn.
@@ -97,6 +101,10 @@ pub struct StoredTurn {
     pub created_at: String,
     /// One per model.
     pub results: Vec<StoredResult>,
+    /// For a blind turn: whether its models are shown (after a vote or a
+    /// skip). Absent for an ordinary turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revealed: Option<bool>,
 }
 
 /// A model of a session.
@@ -304,6 +312,7 @@ macro_rules! insert_turn {
                 error: error.as_deref().map(from_json_text).transpose()?,
                 finish_reason: result.finish_reason.clone(),
                 request: result.request.clone(),
+                label: None,
             });
         }
         if !$new_session {
@@ -320,6 +329,7 @@ macro_rules! insert_turn {
             settings: from_json_text(&settings)?,
             created_at: at.clone(),
             results,
+            revealed: None,
         }
     }};
 }
@@ -581,6 +591,7 @@ impl Store {
                         .map(from_json_text)
                         .transpose()?
                         .unwrap_or(Value::Null),
+                    label: None,
                 })
             })
             .collect::<Result<_>>()?;
@@ -591,6 +602,7 @@ impl Store {
             settings: from_json_text(&settings)?,
             created_at,
             results,
+            revealed: None,
         })
     }
 }
