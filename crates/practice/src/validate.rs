@@ -409,12 +409,22 @@ pub fn path_id(value: &str, name: &str) -> Result<i64> {
     )
 }
 
-/// Text that must parse as an integer in `min..=max`.
+/// Text that must parse as an integer in `min..=max`. Integral decimals
+/// (`6.0`, `6e0`) are integers, as in a JSON body and as JSON Schema (the
+/// OpenAPI document's `type: integer`) reads them.
 fn int_text(text: &str, loc: Loc, min: i64, max: i64) -> Result<i64> {
     let mut check = Checker::new();
-    let n = match text.trim().parse::<i64>() {
-        Ok(n) => check.in_range(n, loc, min, max),
-        Err(_) => {
+    let text = text.trim();
+    let parsed = text.parse::<i64>().ok().or_else(|| {
+        const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+        text.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() < TWO_POW_63)
+            .map(|f| f as i64)
+    });
+    let n = match parsed {
+        Some(n) => check.in_range(n, loc, min, max),
+        None => {
             check.error(
                 loc,
                 "int_parsing",
@@ -477,6 +487,18 @@ mod tests {
         }
         let value: Value = serde_json::from_str("12.5").unwrap();
         assert_eq!(c.int_value(&value, at(&loc, "seed"), 0, i64::MAX), None);
+    }
+
+    /// Found by Schemathesis: `/agents/6.0` is a schema-valid integer id.
+    #[test]
+    fn path_and_query_ids_read_integral_decimals() {
+        for (text, n) in [("6", 6), (" 6 ", 6), ("6.0", 6), ("6e0", 6), ("60E-1", 6)] {
+            assert_eq!(path_id(text, "id").unwrap(), n, "{text}");
+        }
+        for text in ["6.5", "inf", "NaN", "0", "0.0", "-1", "1e19", "x", ""] {
+            assert!(path_id(text, "id").is_err(), "{text}");
+        }
+        assert_eq!(query_int(Some("2.0"), "page", None, 1, 10).unwrap(), 2);
     }
 
     #[test]
