@@ -41,6 +41,7 @@ struct Env {
     http: reqwest::Client,
     key: String,
     class_id: i64,
+    store: Store,
     _stop: oneshot::Sender<()>,
 }
 
@@ -87,7 +88,7 @@ impl Env {
             .add_member(class.id, student.id, ClassRole::Student)
             .await
             .unwrap();
-        let practice = Practice::new(store, models, None);
+        let practice = Practice::new(store.clone(), models, None);
         let mut state = AppState::builder().practice(practice);
         if let Some(rate) = logs_per_sec {
             state = state.request_logs_per_sec(rate);
@@ -113,6 +114,7 @@ impl Env {
             http,
             key: key.key,
             class_id: class.id,
+            store,
             _stop: stop,
         }
     }
@@ -328,6 +330,27 @@ async fn practice_client_errors_are_counted_with_their_own_codes() {
         .run(Some("sk-sluice-not-a-key"), &json!({"prompt_text": "hi"}))
         .await;
     assert_eq!(status, 401);
+    // A run in a class the student does not belong to: 403.
+    let (other, _) = env.store.create_user("other teacher").await.unwrap();
+    let elsewhere = env
+        .store
+        .create_class("elsewhere", other.id, &["gpt".to_string()], "gpt")
+        .await
+        .unwrap();
+    let status = env
+        .http
+        .post(env.url(&format!(
+            "/user/practice/sessions/run?class_id={}",
+            elsewhere.id
+        )))
+        .bearer_auth(&env.key)
+        .json(&json!({"prompt_text": "hi", "model_names": ["gpt"]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(status, 403);
     let metrics = env
         .http
         .get(env.url("/metrics"))
@@ -342,7 +365,7 @@ async fn practice_client_errors_are_counted_with_their_own_codes() {
             "sluice_http_requests_total{{route=\"/user/practice/sessions/run\",code=\"{code}\"}}"
         )
     };
-    for code in ["42200", "50200", "40100"] {
+    for code in ["42200", "50200", "40100", "40300"] {
         assert!(metrics.contains(&run(code)), "{code}: {metrics}");
     }
     assert!(!metrics.contains(&run("50000")), "{metrics}");
