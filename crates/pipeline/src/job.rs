@@ -136,18 +136,40 @@ impl<'p> Job<'p> {
         default_model: &str,
         kind: JobKind,
     ) -> Result<Self, BuildError> {
-        Ok(Self {
-            default_model: profiles.model(default_model)?,
+        Ok(Self::with_model(
             profiles,
+            profiles.model(default_model)?,
             kind,
-        })
+        ))
+    }
+
+    /// A job on `profiles` whose requests without a `model` use
+    /// `default_model`, a model already built (from another set of profiles,
+    /// say).
+    pub fn with_model(profiles: &'p Profiles, default_model: Model, kind: JobKind) -> Self {
+        Self {
+            profiles,
+            default_model,
+            kind,
+        }
     }
 
     fn model_for<M>(&self, request: &Request<M>) -> Result<Model, LineError> {
-        match &request.model {
+        self.model_named(request.model.as_deref())
+    }
+
+    /// The model a request naming `name` uses: that profile, or the default
+    /// when it names none.
+    pub(crate) fn model_named(&self, name: Option<&str>) -> Result<Model, LineError> {
+        match name {
             None => Ok(self.default_model.clone()),
             Some(name) => Ok(self.profiles.model(name)?),
         }
+    }
+
+    /// What the job does with each request.
+    pub(crate) fn kind(&self) -> JobKind {
+        self.kind
     }
 
     /// Processes one request given as JSON text; returns the JSON object the

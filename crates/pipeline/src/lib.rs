@@ -9,6 +9,8 @@
 //!   out ([`Job::run_json`] for one request, [`Job::run_line`] for a batch line).
 //! - [`route`] holds the same for `sluice route` ([`route::RouteJob`]) and the
 //!   parallel runs behind `route eval` and `route diff`.
+//! - `arrow` (the `arrow` feature) runs the same jobs on Arrow record batches,
+//!   one row per request, for the Python package and other columnar callers.
 //!
 //! A batch of trims, as `sluice trim --jsonl` runs it:
 //!
@@ -36,6 +38,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod job;
 pub mod route;
 mod stream;

@@ -64,6 +64,11 @@ impl<'r> RouteJob<'r> {
         Self { router, explain }
     }
 
+    /// The router it routes with.
+    pub fn router(&self) -> &'r Router {
+        self.router
+    }
+
     /// One JSONL line in, one line out, and the domain it got (`None` when the
     /// line failed: its output is then an error object).
     pub fn run_line(&self, line: Line<'_>) -> (String, Option<String>) {
