@@ -1,5 +1,8 @@
 //! Server configuration: a TOML file, then `SLUICE_*` environment overrides.
 
+pub(crate) mod reference;
+pub(crate) mod settings;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,8 +12,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use sluice_practice::provider::ModelConfig;
 
-use crate::auth::ApiKeys;
-use crate::conn::ConnectionLimits;
+use crate::server::auth::ApiKeys;
+use crate::server::conn::ConnectionLimits;
 
 /// The default address: loopback only, port 8080.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -427,6 +430,13 @@ pub fn default_data_dir() -> PathBuf {
     match env("HOME") {
         Some(home) => home.join(".local/share/sluice"),
         None => PathBuf::from("sluice-data"),
+    }
+}
+
+/// The connection limits of a default [`Config`].
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Config::default().connection_limits()
     }
 }
 
