@@ -43,7 +43,7 @@
 //! timeout `50400`, invalid router file `65001`, over the router's token limit
 //! `65400` (the `65xxx` codes are sent with HTTP 400).
 //!
-//! Serving: [`app`] builds the router from an [`AppState`] (model profiles,
+//! Serving: [`app`](fn@app) builds the router from an [`AppState`] (model profiles,
 //! routers, API keys, [`Limits`], the practice service); [`serve`] runs it on a
 //! listener until a shutdown future completes ([`shutdown_signal`] for
 //! SIGINT/SIGTERM, [`drained_shutdown`] to answer `/readyz` with 503 first),

@@ -1,5 +1,5 @@
 //! Every route the server documents, in one table per API, read by both the
-//! router ([`app`](crate::app)) and the OpenAPI document: a route is mounted
+//! router ([`app`](fn@crate::app)) and the OpenAPI document: a route is mounted
 //! and documented from the same row, so the two cannot drift apart.
 //!
 //! This module is a leaf: it names paths, methods and operations, never a

@@ -17,7 +17,7 @@ use crate::server::request_logs::RequestLogs;
 use crate::server::routers::Routers;
 use crate::server::tokens::Tokens;
 
-/// The shared state of [`app`](crate::app). Cloning is cheap.
+/// The shared state of [`app`](fn@crate::app). Cloning is cheap.
 ///
 /// ```
 /// use sluice_http::{AppState, ApiKeys, Limits};

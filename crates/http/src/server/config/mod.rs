@@ -440,7 +440,7 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Per-request limits, enforced by the layers of [`app`](crate::app).
+/// Per-request limits, enforced by the layers of [`app`](fn@crate::app).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest body in bytes (`41300` above).
