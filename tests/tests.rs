@@ -1,5 +1,6 @@
 //! End-to-end tests of the `sluice` binary, compiled into one test binary.
 
+mod architecture;
 mod budgets;
 mod cli;
 mod export;

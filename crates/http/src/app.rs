@@ -1,117 +1,37 @@
-//! The router: routes, layers and the server loop.
+//! The server's router: every API's routes, mounted from [`routes`](crate::routes),
+//! behind their layers; and the shutdown futures.
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Method;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodFilter, MethodRouter, get, on};
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 
-use crate::middleware::{auth, layer_error, observe, read_body, read_body_practice};
-use crate::state::AppState;
-use crate::{gateway, handlers};
-
-/// Every API path is also served under these prefixes, as older CLOVA Studio
-/// deployments use them.
-pub const PREFIXES: [&str; 3] = ["", "/testapp", "/serviceapp"];
-
-/// The API endpoints, without prefix. The router and the OpenAPI document are
-/// both built from this table. The hosted API's app-id (task-id) forms, with a
-/// trailing `/{appId}`, are served too: older clients post to them.
-pub(crate) const API: [(&str, Endpoint); 14] = [
-    (
-        "/v1/api-tools/sliding/chat-messages/{modelName}",
-        Endpoint::Sliding,
-    ),
-    (
-        "/v1/api-tools/sliding/chat-messages/{modelName}/{appId}",
-        Endpoint::Sliding,
-    ),
-    (
-        "/v1/api-tools/chat-tokenize/{modelName}",
-        Endpoint::Tokenize,
-    ),
-    (
-        "/v1/api-tools/chat-tokenize/{modelName}/{appId}",
-        Endpoint::Tokenize,
-    ),
-    (
-        "/v3/api-tools/chat-tokenize/{modelName}",
-        Endpoint::TokenizeV3,
-    ),
-    (
-        "/v3/api-tools/chat-tokenize/{modelName}/{appId}",
-        Endpoint::TokenizeV3,
-    ),
-    (
-        "/v1/routers/{router-id}/versions/{version}/route",
-        Endpoint::Route,
-    ),
-    ("/v3/chat-completions/{modelName}", Endpoint::ChatV3),
-    ("/v3/chat-completions/{modelName}/{appId}", Endpoint::ChatV3),
-    ("/v1/chat-completions/{modelName}", Endpoint::ChatV1),
-    ("/v1/chat-completions/{modelName}/{appId}", Endpoint::ChatV1),
-    ("/v1/openai/chat/completions", Endpoint::OpenAi),
-    ("/v1/chat/completions", Endpoint::OpenAi),
-    ("/v1/auth/token", Endpoint::AuthToken),
-];
+use crate::routes::{API, Endpoint, OPS, PREFIXES};
+use crate::server::middleware::{auth, layer_error, observe, read_body, read_body_practice};
+use crate::server::state::AppState;
+use crate::{clova, gateway, ops, practice, web};
 
 /// The least time a practice request may take: model calls with retries.
 const PRACTICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Operational endpoints: no prefix, no auth, no limits.
-pub(crate) const OPS: [&str; 4] = ["/healthz", "/metrics", "/openapi.json", "/readyz"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    Sliding,
-    Tokenize,
-    TokenizeV3,
-    Route,
-    ChatV3,
-    ChatV1,
-    OpenAi,
-    AuthToken,
-}
-
-impl Endpoint {
-    fn method_router(self) -> MethodRouter<AppState> {
-        match self {
-            Endpoint::Sliding => post(handlers::sliding),
-            Endpoint::Tokenize => post(handlers::tokenize),
-            Endpoint::TokenizeV3 => post(gateway::tokenize_v3),
-            Endpoint::Route => post(handlers::route),
-            Endpoint::ChatV3 => post(gateway::clova_v3),
-            Endpoint::ChatV1 => post(gateway::clova_v1),
-            Endpoint::OpenAi => post(gateway::openai),
-            Endpoint::AuthToken => get(gateway::auth_token),
-        }
+/// The handler of each API endpoint, for the method the table gives it.
+fn handler(endpoint: Endpoint) -> MethodRouter<AppState> {
+    let method = MethodFilter::try_from(endpoint.method()).expect("a method axum routes");
+    match endpoint {
+        Endpoint::Sliding => on(method, clova::sliding),
+        Endpoint::Tokenize => on(method, clova::tokenize),
+        Endpoint::TokenizeV3 => on(method, gateway::tokenize_v3),
+        Endpoint::Route => on(method, clova::route),
+        Endpoint::ChatV3 => on(method, gateway::clova_v3),
+        Endpoint::ChatV1 => on(method, gateway::clova_v1),
+        Endpoint::OpenAi => on(method, gateway::openai),
+        Endpoint::AuthToken => on(method, gateway::auth_token),
     }
-
-    /// The method the endpoint answers.
-    pub(crate) fn method(self) -> Method {
-        match self {
-            Endpoint::AuthToken => Method::GET,
-            _ => Method::POST,
-        }
-    }
-}
-
-/// Every `(method, path)` the server answers, prefixes included.
-pub fn served_routes() -> Vec<(Method, String)> {
-    let mut routes: Vec<_> = PREFIXES
-        .iter()
-        .flat_map(|prefix| {
-            API.iter()
-                .map(move |(path, endpoint)| (endpoint.method(), format!("{prefix}{path}")))
-        })
-        .collect();
-    routes.extend(OPS.iter().map(|path| (Method::GET, path.to_string())));
-    routes
 }
 
 /// The server's router: the API routes (under every prefix in [`PREFIXES`]) behind
@@ -120,11 +40,11 @@ pub fn served_routes() -> Vec<(Method, String)> {
 /// for anything else. Every response carries `X-NCP-CLOVASTUDIO-REQUEST-ID`.
 pub fn app(state: AppState) -> Router {
     let limits = *state.limits();
-    let cors = crate::cors::layer(state.cors_origins());
+    let cors = crate::server::cors::layer(state.cors_origins());
     let mut api = Router::new();
     for prefix in PREFIXES {
         for (path, endpoint) in API {
-            api = api.route(&format!("{prefix}{path}"), endpoint.method_router());
+            api = api.route(&format!("{prefix}{path}"), handler(endpoint));
         }
     }
     // Outermost first. Auth runs before the body is read, and the body is read
@@ -142,31 +62,28 @@ pub fn app(state: AppState) -> Router {
     );
     // Practice routes authenticate their own users and answer in FastAPI's
     // shape; a run waits on model calls, so it gets a longer deadline.
-    let practice = crate::practice::routes()
-        .merge(crate::votes::routes())
-        .merge(crate::instructor::routes())
-        .layer(
-            ServiceBuilder::new()
-                .layer(from_fn_with_state(state.clone(), read_body_practice))
-                .layer(HandleErrorLayer::new(layer_error))
-                .layer(LoadShedLayer::new())
-                .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit))
-                .layer(TimeoutLayer::new(
-                    limits.request_timeout.max(PRACTICE_TIMEOUT),
-                ))
-                .layer(DefaultBodyLimit::max(limits.body_limit)),
-        );
+    let practice = practice::routes().layer(
+        ServiceBuilder::new()
+            .layer(from_fn_with_state(state.clone(), read_body_practice))
+            .layer(HandleErrorLayer::new(layer_error))
+            .layer(LoadShedLayer::new())
+            .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency_limit))
+            .layer(TimeoutLayer::new(
+                limits.request_timeout.max(PRACTICE_TIMEOUT),
+            ))
+            .layer(DefaultBodyLimit::max(limits.body_limit)),
+    );
     let ops = Router::new()
-        .route(OPS[0], get(handlers::healthz))
-        .route(OPS[1], get(handlers::metrics))
-        .route(OPS[2], get(handlers::openapi))
-        .route(OPS[3], get(handlers::readyz));
+        .route(OPS[0], get(ops::healthz))
+        .route(OPS[1], get(ops::metrics))
+        .route(OPS[2], get(ops::openapi))
+        .route(OPS[3], get(ops::readyz));
     let app = api
         .merge(practice)
         .merge(ops)
-        .merge(crate::web::routes())
-        .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .merge(web::routes())
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), observe))
         .with_state(state);
     // Outermost, so that a preflight is answered before auth and limits.
@@ -232,5 +149,41 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received, shutting down"),
         () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::routes::{INSTRUCTOR_ROUTES, PRACTICE_ROUTES, VOTE_ROUTES};
+
+    /// Every row of the practice tables reaches its handler: with no practice
+    /// service configured, the handler's caller check answers 503, where a
+    /// route that is not mounted would get the 404 or 405 fallback.
+    #[tokio::test]
+    async fn every_practice_route_in_the_tables_is_mounted() {
+        let router = app(AppState::builder().build());
+        let tables = [PRACTICE_ROUTES, VOTE_ROUTES, INSTRUCTOR_ROUTES];
+        for (method, path, ..) in tables.into_iter().flatten() {
+            let uri: Vec<&str> = path
+                .split('/')
+                .map(|part| if part.starts_with('{') { "1" } else { part })
+                .collect();
+            let request = Request::builder()
+                .method(*method)
+                .uri(uri.join("/"))
+                .body(Body::empty())
+                .unwrap();
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{method} {path}"
+            );
+        }
     }
 }

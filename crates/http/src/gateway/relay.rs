@@ -15,7 +15,8 @@ use sluice_practice::provider::{ProviderError, RawObject, WireAnswer, WireEvent,
 
 use sluice_practice::provider::ProviderKind;
 
-use super::{Call, Failure, STREAM_IN_FLIGHT, Wire};
+use super::reply::{Call, STREAM_IN_FLIGHT};
+use super::{Failure, Wire};
 
 /// Sends `request` (in the provider's wire format) and answers in `wire`,
 /// blocking or streamed as the request asks.

@@ -3,10 +3,11 @@
 //! cookie instead of a bearer key.
 //!
 //! - [`assets`]: the embedded files, with ETags, a strict CSP and compression.
-//! - [`session`]: the signed session cookie and CSRF token.
+//!
+//! The signed session cookie and its CSRF token live in the server core
+//! (`server::session`): the practice routes accept the cookie too.
 
 pub(crate) mod assets;
-pub(crate) mod session;
 
 use std::time::SystemTime;
 
@@ -18,10 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::state::AppState;
+use crate::server::session;
+use crate::server::state::AppState;
 
 pub use assets::sizes as asset_sizes;
-pub use session::SessionSecret;
 
 /// The web routes: `/`, `/assets/{name}` and `/web/session` (sign in, who
 /// am I, sign out). Assets are compressed with brotli or gzip as the browser

@@ -4,7 +4,6 @@
 //! envelopes.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -18,8 +17,8 @@ use http_body::Body as _;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use tracing::Instrument;
 
-use crate::error::{ApiError, Code};
-use crate::state::AppState;
+use crate::server::error::{ApiError, Code};
+use crate::server::state::AppState;
 
 /// The request id header of CLOVA Studio, echoed on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-ncp-clovastudio-request-id");
@@ -76,7 +75,7 @@ pub(crate) async fn observe(
 }
 
 /// A code for a response that did not come through [`ApiError`] or
-/// [`Success`](crate::error::Success) (the practice routes' FastAPI answers):
+/// [`Success`](crate::server::error::Success) (the practice routes' FastAPI answers):
 /// its first three digits are the HTTP status, so a client's mistake is never
 /// counted as a server error. A status with no code of its own falls back to
 /// its class: `40000` or `50000`.
@@ -137,20 +136,20 @@ pub(crate) async fn auth(State(state): State<AppState>, req: Request, next: Next
     // `Authorization: Bearer <key or token>`, or the legacy header pair's
     // `X-NCP-CLOVASTUDIO-API-KEY` (its `X-NCP-APIGW-API-KEY` companion is not
     // a secret of ours and is ignored).
-    let presented = crate::gateway::presented_key(req.headers());
+    let presented = crate::server::auth::presented_key(req.headers());
     let accepted = match presented {
         None => None,
-        Some(token) if token.starts_with(crate::tokens::TOKEN_PREFIX) => {
+        Some(token) if token.starts_with(crate::server::tokens::TOKEN_PREFIX) => {
             match state.tokens().check(token).await {
-                Ok(crate::tokens::TokenState::Valid) => Some(true),
-                Ok(crate::tokens::TokenState::Expired) => {
+                Ok(crate::server::tokens::TokenState::Valid) => Some(true),
+                Ok(crate::server::tokens::TokenState::Expired) => {
                     return ApiError::new(
                         Code::TOKEN_EXPIRED,
                         "Unauthorized: the access token has expired; get a new one from GET /v1/auth/token",
                     )
                     .into_response();
                 }
-                Ok(crate::tokens::TokenState::Unknown) => Some(false),
+                Ok(crate::server::tokens::TokenState::Unknown) => Some(false),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot look up an access token");
                     return ApiError::new(Code::UNAVAILABLE, "the token store is unavailable")
@@ -180,63 +179,6 @@ pub(crate) async fn auth(State(state): State<AppState>, req: Request, next: Next
     }
 }
 
-/// A token bucket on request log lines: at most `rate` lines a second, in
-/// bursts of up to `rate`. The lines it turns away are counted, and the count
-/// is logged just before the next line it lets through.
-#[derive(Debug)]
-pub(crate) struct RequestLogs {
-    rate: f64,
-    bucket: Mutex<Bucket>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-    skipped: u64,
-}
-
-impl RequestLogs {
-    /// A bucket of `per_sec` lines a second; `0` lets no line through.
-    pub(crate) fn new(per_sec: u32) -> Self {
-        Self {
-            rate: f64::from(per_sec),
-            bucket: Mutex::new(Bucket {
-                tokens: f64::from(per_sec),
-                refilled: Instant::now(),
-                skipped: 0,
-            }),
-        }
-    }
-
-    /// True if a request line may be written now. Logs how many were not,
-    /// when that is the case, before saying yes.
-    pub(crate) fn admit(&self) -> bool {
-        if self.rate == 0.0 {
-            return false;
-        }
-        let mut bucket = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        let earned = now.duration_since(bucket.refilled).as_secs_f64() * self.rate;
-        bucket.tokens = (bucket.tokens + earned).min(self.rate);
-        bucket.refilled = now;
-        if bucket.tokens < 1.0 {
-            bucket.skipped += 1;
-            return false;
-        }
-        bucket.tokens -= 1.0;
-        let skipped = std::mem::take(&mut bucket.skipped);
-        drop(bucket);
-        if skipped > 0 {
-            tracing::info!(
-                skipped,
-                "request lines not logged (over log_requests_per_sec)"
-            );
-        }
-        true
-    }
-}
-
 /// Reads the whole request body, within the body limit and `body_timeout`,
 /// before the request goes on to take a request slot: a slow upload holds
 /// its connection, never a slot. Failures answer in the envelope: `41300`,
@@ -258,8 +200,8 @@ pub(crate) async fn read_body_practice(
     match buffered(&state, req).await {
         Ok(req) => next.run(req).await,
         Err(e) => {
-            let message = crate::error::bounded_message(&e.message).into_owned();
-            let mut response = crate::error::json_response(
+            let message = crate::server::error::bounded_message(&e.message).into_owned();
+            let mut response = crate::server::error::json_response(
                 e.code.http_status(),
                 &serde_json::json!({ "detail": message }),
             );
@@ -329,17 +271,6 @@ pub(crate) async fn layer_error(err: BoxError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_logs_are_rate_limited_and_count_what_they_skip() {
-        let logs = RequestLogs::new(5);
-        // A burst of the rate passes, then lines are counted, not written.
-        assert_eq!((0..5).filter(|_| logs.admit()).count(), 5);
-        assert!(!logs.admit() && !logs.admit());
-        assert_eq!(logs.bucket.lock().unwrap().skipped, 2);
-        let off = RequestLogs::new(0);
-        assert!(!off.admit());
-    }
 
     #[test]
     fn request_ids_are_uuid_v4_and_distinct() {

@@ -10,140 +10,31 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::on;
 use serde_json::{Value, json};
 use sluice_practice::budget::{Limits, parse_time};
 use sluice_practice::validate::{Checker, json_body, path_id};
 use sluice_practice::{ClassRole, ClassSessionFilter, PracticeError, UsageFilter};
 
-use crate::practice::{Answer, Caller, ok, optional_query_id, page};
-use crate::state::AppState;
-
-/// Every instructor route: method, path, summary, success status. The router
-/// and the OpenAPI document are both checked against this table.
-pub const INSTRUCTOR_ROUTES: &[(&str, &str, &str, u16)] = &[
-    (
-        "GET",
-        "/user/practice/classes/{class_id}/students",
-        "Instructors: the class's students with their sessions, turns and last activity.",
-        200,
-    ),
-    (
-        "GET",
-        "/user/practice/classes/{class_id}/sessions",
-        "Instructors: the sessions of the class's students, newest first (student_id, model_name, agent_id, from, to, has_errors, page, size).",
-        200,
-    ),
-    (
-        "GET",
-        "/user/practice/classes/{class_id}/sessions/{session_id}",
-        "Instructors: a student's session, read-only; the read is recorded and its student sees it.",
-        200,
-    ),
-    (
-        "GET",
-        "/user/practice/session-reads",
-        "Who (which instructor) read the caller's sessions and when, newest first (session_id, page, size).",
-        200,
-    ),
-    (
-        "GET",
-        "/user/practice/classes/{class_id}/usage",
-        "Instructors: the class's usage in all, per student and per model: runs, calls, tokens, errors, latency percentiles, cost (student_id, model_name, from, to).",
-        200,
-    ),
-    (
-        "GET",
-        "/user/practice/classes/{class_id}/usage/daily",
-        "Instructors: the class's usage per UTC day (student_id, model_name, from, to).",
-        200,
-    ),
-    (
-        "GET",
-        "/user/practice/classes/{class_id}/usage/events",
-        "Instructors: the raw usage events, one per model call, newest first (student_id, model_name, from, to, page, size).",
-        200,
-    ),
-    (
-        "GET",
-        "/user/practice/classes/{class_id}/budgets",
-        "The class's budget and its students' with what is used and left (a student sees the class's and their own).",
-        200,
-    ),
-    (
-        "PUT",
-        "/user/practice/classes/{class_id}/budget",
-        "Instructors: set the class's limits (null: no limit).",
-        200,
-    ),
-    (
-        "PUT",
-        "/user/practice/classes/{class_id}/students/{student_id}/budget",
-        "Instructors: set one student's limits (null: no limit).",
-        200,
-    ),
-];
-
-/// The query parameters each route reads, beyond `page` and `size`: for the
-/// OpenAPI document.
-pub(crate) fn query_parameters(path: &str) -> &'static [(&'static str, &'static str)] {
-    const SESSIONS: &[(&str, &str)] = &[
-        ("student_id", "id"),
-        ("model_name", "string"),
-        ("agent_id", "id"),
-        ("from", "time"),
-        ("to", "time"),
-        ("has_errors", "boolean"),
-    ];
-    const USAGE: &[(&str, &str)] = &[
-        ("student_id", "id"),
-        ("model_name", "string"),
-        ("from", "time"),
-        ("to", "time"),
-    ];
-    match path {
-        "/user/practice/classes/{class_id}/sessions" => SESSIONS,
-        "/user/practice/session-reads" => &[("session_id", "id")],
-        p if p.contains("/usage") => USAGE,
-        _ => &[],
-    }
-}
-
-/// Whether a route's answer is one page of a list (`page`, `size`).
-pub(crate) fn is_paged(path: &str) -> bool {
-    matches!(
-        path,
-        "/user/practice/classes/{class_id}/sessions"
-            | "/user/practice/session-reads"
-            | "/user/practice/classes/{class_id}/usage/events"
-    )
-}
+use super::answer::{Answer, ok, optional_query_id, page};
+use super::caller::Caller;
+use crate::routes::{INSTRUCTOR, Instructor, mount};
+use crate::server::state::AppState;
 
 /// The instructor routes, with their state.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/user/practice/classes/{class_id}/students", get(students))
-        .route("/user/practice/classes/{class_id}/sessions", get(sessions))
-        .route(
-            "/user/practice/classes/{class_id}/sessions/{session_id}",
-            get(session),
-        )
-        .route("/user/practice/session-reads", get(session_reads))
-        .route("/user/practice/classes/{class_id}/usage", get(usage))
-        .route("/user/practice/classes/{class_id}/usage/daily", get(daily))
-        .route(
-            "/user/practice/classes/{class_id}/usage/events",
-            get(events),
-        )
-        .route("/user/practice/classes/{class_id}/budgets", get(budgets))
-        .route(
-            "/user/practice/classes/{class_id}/budget",
-            put(class_budget),
-        )
-        .route(
-            "/user/practice/classes/{class_id}/students/{student_id}/budget",
-            put(student_budget),
-        )
+pub(super) fn routes() -> Router<AppState> {
+    mount(&INSTRUCTOR, |op, method| match op {
+        Instructor::Students => on(method, students),
+        Instructor::Sessions => on(method, sessions),
+        Instructor::Session => on(method, session),
+        Instructor::SessionReads => on(method, session_reads),
+        Instructor::Usage => on(method, usage),
+        Instructor::Daily => on(method, daily),
+        Instructor::Events => on(method, events),
+        Instructor::Budgets => on(method, budgets),
+        Instructor::ClassBudget => on(method, class_budget),
+        Instructor::StudentBudget => on(method, student_budget),
+    })
 }
 
 /// The class id of the path, checked to be one the caller instructs.

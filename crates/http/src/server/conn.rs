@@ -40,7 +40,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use crate::error::{ApiError, Code};
+use crate::server::error::{ApiError, Code};
 
 /// Limits on connections, enforced by [`serve_with`].
 ///
@@ -63,12 +63,6 @@ pub struct ConnectionLimits {
     /// After shutdown begins, how long requests in flight may take before
     /// their connections are dropped.
     pub shutdown_timeout: Duration,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        crate::Config::default().connection_limits()
-    }
 }
 
 /// Refusals being written at once; a connection over the cap beyond these is

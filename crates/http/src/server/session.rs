@@ -82,7 +82,7 @@ impl SessionSecret {
     pub(crate) fn verify(&self, value: &str, now: SystemTime) -> Option<i64> {
         let (body, mac) = value.rsplit_once('.')?;
         let expected = self.mac(&[b"session", body.as_bytes()]);
-        if !crate::auth::constant_time_eq_str(&expected, mac) {
+        if !crate::server::auth::constant_time_eq_str(&expected, mac) {
             return None;
         }
         let mut fields = body.split('.');
@@ -143,7 +143,7 @@ pub(crate) fn cookie_user(
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if !crate::auth::constant_time_eq_str(&secret.csrf_token(value), presented) {
+        if !crate::server::auth::constant_time_eq_str(&secret.csrf_token(value), presented) {
             return Err(CookieAuth::Csrf);
         }
     }

@@ -6,8 +6,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, Code};
-use crate::state::AppState;
+use crate::server::error::{ApiError, Code};
+use crate::server::state::AppState;
 
 /// A request body parsed as JSON into `T`.
 ///

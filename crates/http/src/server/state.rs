@@ -10,14 +10,14 @@ use sluice_core::Profiles;
 use sluice_practice::Practice;
 use sluice_router::{Router, RouterStore};
 
-use crate::auth::ApiKeys;
-use crate::config::{Config, ConfigError, Limits};
-use crate::metrics::Metrics;
-use crate::middleware::RequestLogs;
-use crate::routers::Routers;
-use crate::tokens::Tokens;
+use crate::server::auth::ApiKeys;
+use crate::server::config::{Config, ConfigError, Limits};
+use crate::server::metrics::Metrics;
+use crate::server::request_logs::RequestLogs;
+use crate::server::routers::Routers;
+use crate::server::tokens::Tokens;
 
-/// The shared state of [`app`](crate::app). Cloning is cheap.
+/// The shared state of [`app`](fn@crate::app). Cloning is cheap.
 ///
 /// ```
 /// use sluice_http::{AppState, ApiKeys, Limits};
@@ -49,8 +49,8 @@ struct Inner {
     unavailable_models: Vec<String>,
     /// Set on shutdown: `/readyz` answers 503 from then on.
     draining: AtomicBool,
-    session_secret: crate::web::SessionSecret,
-    runs: crate::runs::LiveRuns,
+    session_secret: crate::server::session::SessionSecret,
+    runs: crate::server::runs::LiveRuns,
 }
 
 /// Builds an [`AppState`]; every setter has a default.
@@ -65,7 +65,7 @@ pub struct StateBuilder {
     practice: Option<Practice>,
     token_ttl: Option<std::time::Duration>,
     request_logs_per_sec: Option<u32>,
-    session_secret: Option<crate::web::SessionSecret>,
+    session_secret: Option<crate::server::session::SessionSecret>,
 }
 
 impl StateBuilder {
@@ -130,7 +130,7 @@ impl StateBuilder {
     /// The secret that signs the web app's session cookies. Default: a random
     /// one, so sign-ins end when the server restarts; replicas that should
     /// accept each other's cookies need the same secret.
-    pub fn session_secret(mut self, secret: crate::web::SessionSecret) -> Self {
+    pub fn session_secret(mut self, secret: crate::server::session::SessionSecret) -> Self {
         self.session_secret = Some(secret);
         self
     }
@@ -165,7 +165,7 @@ impl StateBuilder {
                         .unwrap_or(Config::default().log_requests_per_sec),
                 ),
                 session_secret: self.session_secret.unwrap_or_default(),
-                runs: crate::runs::LiveRuns::default(),
+                runs: crate::server::runs::LiveRuns::default(),
             }),
         }
     }
@@ -357,12 +357,12 @@ impl AppState {
     }
 
     /// The secret that signs session cookies.
-    pub(crate) fn session_secret(&self) -> &crate::web::SessionSecret {
+    pub(crate) fn session_secret(&self) -> &crate::server::session::SessionSecret {
         &self.inner.session_secret
     }
 
     /// The streamed runs in progress.
-    pub(crate) fn runs(&self) -> &crate::runs::LiveRuns {
+    pub(crate) fn runs(&self) -> &crate::server::runs::LiveRuns {
         &self.inner.runs
     }
 

@@ -3,7 +3,7 @@
 use axum::http::{HeaderValue, Method};
 use tower_http::cors::{AllowHeaders, AllowOrigin, Any, CorsLayer};
 
-use crate::middleware::REQUEST_ID;
+use crate::server::middleware::REQUEST_ID;
 
 /// The CORS layer for `origins`, or `None` when the list is empty (no CORS
 /// headers at all, so browsers refuse cross-origin calls). `*` allows any

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 
 /// The accepted API keys. Their `Debug` output never shows them.
@@ -82,6 +83,22 @@ pub(crate) fn bearer(value: &str) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| key.trim())
         .filter(|k| !k.is_empty())
+}
+
+/// The key a request presented: `Authorization: Bearer <key>`, or the legacy
+/// `X-NCP-CLOVASTUDIO-API-KEY` header.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .or_else(|| {
+            headers
+                .get("x-ncp-clovastudio-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+        })
 }
 
 #[cfg(test)]

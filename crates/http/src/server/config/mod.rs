@@ -1,5 +1,8 @@
 //! Server configuration: a TOML file, then `SLUICE_*` environment overrides.
 
+pub(crate) mod reference;
+pub(crate) mod settings;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,8 +12,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use sluice_practice::provider::ModelConfig;
 
-use crate::auth::ApiKeys;
-use crate::conn::ConnectionLimits;
+use crate::server::auth::ApiKeys;
+use crate::server::conn::ConnectionLimits;
 
 /// The default address: loopback only, port 8080.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -430,7 +433,14 @@ pub fn default_data_dir() -> PathBuf {
     }
 }
 
-/// Per-request limits, enforced by the layers of [`app`](crate::app).
+/// The connection limits of a default [`Config`].
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Config::default().connection_limits()
+    }
+}
+
+/// Per-request limits, enforced by the layers of [`app`](fn@crate::app).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest body in bytes (`41300` above).
