@@ -168,6 +168,7 @@ impl<'p> Job<'p> {
     }
 
     /// What the job does with each request.
+    #[cfg(feature = "arrow")]
     pub(crate) fn kind(&self) -> JobKind {
         self.kind
     }
