@@ -170,26 +170,15 @@ impl Env {
     }
 }
 
-/// `(event, data as JSON)` of every server-sent event (`Value::String` for
-/// data that is not JSON, such as `[DONE]`).
+/// `(event, data as JSON)` of every server-sent event with data
+/// (`Value::String` for data that is not JSON, such as `[DONE]`).
 fn sse_events(text: &str) -> Vec<(String, Value)> {
-    text.replace("\r\n", "\n")
-        .split("\n\n")
-        .filter_map(|block| {
-            let mut event = String::from("message");
-            let mut data = Vec::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim_start().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
-                }
-            }
-            let data = data.join("\n");
-            (!data.is_empty()).then(|| {
-                let value = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                (event, value)
-            })
+    crate::support::sse_events(text)
+        .into_iter()
+        .filter(|(_, data)| !data.is_empty())
+        .map(|(event, data)| {
+            let value = serde_json::from_str(&data).unwrap_or(Value::String(data));
+            (event, value)
         })
         .collect()
 }

@@ -107,6 +107,9 @@ fn code(text: &str) -> String {
         .to_string()
 }
 
+/// A path, the key headers sent, and the status and envelope code expected.
+type KeyCase<'a> = (&'a str, &'a [(&'a str, &'a str)], (u16, &'a str));
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_key_headers_and_app_id_paths_work() {
     let env = Env::start(Script::new()).await;
@@ -114,35 +117,42 @@ async fn legacy_key_headers_and_app_id_paths_work() {
         ("X-NCP-CLOVASTUDIO-API-KEY", KEY),
         ("X-NCP-APIGW-API-KEY", "apigw-anything"),
     ];
-    for path in [
-        "/v1/api-tools/sliding/chat-messages/HCX-003",
-        "/testapp/v1/api-tools/sliding/chat-messages/HCX-003/1a2b3c4d",
-        "/serviceapp/v1/api-tools/sliding/chat-messages/HCX-003/app-9",
-    ] {
-        let (status, _, text) = env.post(path, &legacy, SLIDING_BODY).await;
-        assert_eq!(
-            (status, code(&text).as_str()),
+    let wrong = [("X-NCP-CLOVASTUDIO-API-KEY", "nv-wrong")];
+    let cases: [KeyCase; 5] = [
+        (
+            "/v1/api-tools/sliding/chat-messages/HCX-003",
+            &legacy,
             (200, "20000"),
-            "{path}: {text}"
-        );
-    }
-    let (status, _, text) = env
-        .post(
+        ),
+        (
+            "/testapp/v1/api-tools/sliding/chat-messages/HCX-003/1a2b3c4d",
+            &legacy,
+            (200, "20000"),
+        ),
+        (
+            "/serviceapp/v1/api-tools/sliding/chat-messages/HCX-003/app-9",
+            &legacy,
+            (200, "20000"),
+        ),
+        (
             "/testapp/v1/api-tools/chat-tokenize/HCX-003/xyz",
             &legacy,
-            SLIDING_BODY,
-        )
-        .await;
-    assert_eq!(status, 200, "{text}");
-    let wrong = [("X-NCP-CLOVASTUDIO-API-KEY", "nv-wrong")];
-    let (status, _, text) = env
-        .post(
+            (200, "20000"),
+        ),
+        (
             "/v1/api-tools/sliding/chat-messages/HCX-003",
             &wrong,
-            SLIDING_BODY,
-        )
-        .await;
-    assert_eq!((status, code(&text).as_str()), (401, "40100"), "{text}");
+            (401, "40100"),
+        ),
+    ];
+    for (path, headers, expected) in cases {
+        let (status, _, text) = env.post(path, headers, SLIDING_BODY).await;
+        assert_eq!(
+            (status, code(&text).as_str()),
+            expected,
+            "{path} with {headers:?}: {text}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

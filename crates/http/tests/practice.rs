@@ -14,6 +14,7 @@ use sluice_practice::provider::{ModelConfig, ProviderKind};
 
 use crate::fake::{Behavior, Recorded, Script, Wire};
 use crate::harness::{PracticeServer, THREE, suite_server};
+use crate::support::sse_events;
 
 /// `alpha` and `gamma`: one model of each wire format.
 const TWO: [(&str, ProviderKind); 2] = [
@@ -1076,25 +1077,6 @@ async fn keys_classes_and_ownership_are_enforced() {
         1,
         "only the allowed run called a model"
     );
-}
-
-/// `(event, data)` of every server-sent event in `text`.
-fn sse_events(text: &str) -> Vec<(String, String)> {
-    text.replace("\r\n", "\n")
-        .split("\n\n")
-        .filter_map(|block| {
-            let mut event = String::from("message");
-            let mut data = Vec::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim_start().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
-                }
-            }
-            (!data.is_empty()).then(|| (event, data.join("\n")))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

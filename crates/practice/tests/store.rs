@@ -13,20 +13,13 @@ async fn user(store: &Store, name: &str) -> (i64, String) {
     (user.id, key.key)
 }
 
-/// A user `me` and an empty knowledge base of theirs: their ids.
-async fn knowledge_base(store: &Store) -> (i64, i64) {
-    let (me, _) = user(store, "me").await;
-    let kb = store
-        .create_knowledge(
-            me,
-            &KnowledgeInput {
-                name: "kb".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    (me, kb.id)
+/// A new, empty knowledge base `name` of `owner`: its id.
+async fn knowledge_base(store: &Store, owner: i64, name: &str) -> i64 {
+    let input = KnowledgeInput {
+        name: name.into(),
+        ..Default::default()
+    };
+    store.create_knowledge(owner, &input).await.unwrap().id
 }
 
 fn agent(name: &str, class_id: Option<i64>) -> AgentInput {
@@ -236,22 +229,13 @@ async fn objects_are_private_unless_shared_with_a_class() {
             store.few_shot(other, shot.id).await,
             Err(PracticeError::NotFound(_))
         ));
-        let kb = store
-            .create_knowledge(
-                student,
-                &KnowledgeInput {
-                    name: "kb".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let kb = knowledge_base(&store, student, "kb").await;
         assert!(matches!(
-            store.knowledge(other, kb.id).await,
+            store.knowledge(other, kb).await,
             Err(PracticeError::NotFound(_))
         ));
         assert!(matches!(
-            store.search(other, &[kb.id], "q", 3).await,
+            store.search(other, &[kb], "q", 3).await,
             Err(PracticeError::NotFound(_))
         ));
     }
@@ -300,7 +284,8 @@ const SEOUL: &str = "서울은 한국의 수도이다. 서울의 인구는 약 �
 #[tokio::test]
 async fn korean_retrieval_finds_stems_bigrams_and_mixed_text() {
     for store in stores().await {
-        let (me, kb) = knowledge_base(&store).await;
+        let (me, _) = user(&store, "me").await;
+        let kb = knowledge_base(&store, me, "kb").await;
         let docs = store
             .add_document(me, kb, "seoul.md", None, SEOUL.as_bytes())
             .await
@@ -366,7 +351,8 @@ type BadUpload<'a> = (&'a str, &'a str, &'a [u8], fn(&PracticeError) -> bool);
 #[tokio::test]
 async fn bad_uploads_store_nothing() {
     for store in stores().await {
-        let (me, kb) = knowledge_base(&store).await;
+        let (me, _) = user(&store, "me").await;
+        let kb = knowledge_base(&store, me, "kb").await;
         let big = vec![b'a'; sluice_practice::MAX_DOCUMENT_BYTES + 1];
         let cases: [BadUpload; 4] = [
             (
@@ -449,18 +435,9 @@ async fn rankings_are_identical_on_every_backend() {
     let mut rankings = Vec::new();
     for store in stores().await {
         let (me, _) = user(&store, "me").await;
-        let kb = store
-            .create_knowledge(
-                me,
-                &KnowledgeInput {
-                    name: "gen".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let kb = knowledge_base(&store, me, "gen").await;
         store
-            .add_document(me, kb.id, "gen.jsonl", None, corpus.as_bytes())
+            .add_document(me, kb, "gen.jsonl", None, corpus.as_bytes())
             .await
             .unwrap();
         let mut all = Vec::new();
@@ -471,7 +448,7 @@ async fn rankings_are_identical_on_every_backend() {
             "바다 여행 음식",
             "역사",
         ] {
-            let hits = store.search(me, &[kb.id], query, 10).await.unwrap();
+            let hits = store.search(me, &[kb], query, 10).await.unwrap();
             assert!(!hits.is_empty(), "{query}");
             all.push(
                 hits.iter()
@@ -639,16 +616,7 @@ async fn an_index_grown_by_uploads_ranks_like_one_rebuilt_on_another_replica() {
     let (pairs, _dir) = replica_pairs().await;
     for (writer, reader) in pairs {
         let (me, _) = user(&writer, "me").await;
-        let kb = writer
-            .create_knowledge(
-                me,
-                &KnowledgeInput {
-                    name: "grown".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let kb = knowledge_base(&writer, me, "grown").await;
         let queries = [
             "서울에서 날씨",
             "부산 항구",
@@ -659,7 +627,7 @@ async fn an_index_grown_by_uploads_ranks_like_one_rebuilt_on_another_replica() {
         let ranking = |store: Store| async move {
             let mut all = Vec::new();
             for query in queries {
-                let hits = store.search(me, &[kb.id], query, 5).await.unwrap();
+                let hits = store.search(me, &[kb], query, 5).await.unwrap();
                 all.push(
                     hits.iter()
                         .map(|h| (h.passage.id, h.score.to_bits()))
@@ -679,13 +647,13 @@ async fn an_index_grown_by_uploads_ranks_like_one_rebuilt_on_another_replica() {
                 _ => format!("HCX-005 모델 {i}번과 미세먼지 예보."),
             };
             let docs = writer
-                .add_document(me, kb.id, &format!("{i}.txt"), None, text.as_bytes())
+                .add_document(me, kb, &format!("{i}.txt"), None, text.as_bytes())
                 .await
                 .unwrap();
             uploads.push(docs[0].id);
             assert!(
                 !writer
-                    .search(me, &[kb.id], "섬 날씨", 3)
+                    .search(me, &[kb], "섬 날씨", 3)
                     .await
                     .unwrap()
                     .is_empty()
@@ -696,13 +664,13 @@ async fn an_index_grown_by_uploads_ranks_like_one_rebuilt_on_another_replica() {
         assert_eq!(ranking(reader.clone()).await, grown, "rebuilt elsewhere");
         // A write on either replica is seen by the other.
         reader
-            .add_document(me, kb.id, "new.txt", None, "한라산 등산로".as_bytes())
+            .add_document(me, kb, "new.txt", None, "한라산 등산로".as_bytes())
             .await
             .unwrap();
-        let found = writer.search(me, &[kb.id], "한라산", 3).await.unwrap();
+        let found = writer.search(me, &[kb], "한라산", 3).await.unwrap();
         assert!(found[0].passage.text.contains("한라산"), "{found:?}");
         writer.delete_document(me, uploads[0]).await.unwrap();
-        let hits = reader.search(me, &[kb.id], "서울의 인구", 5).await.unwrap();
+        let hits = reader.search(me, &[kb], "서울의 인구", 5).await.unwrap();
         assert!(
             hits.iter().all(|h| h.passage.document_id != uploads[0]),
             "a deleted document is gone: {hits:?}"
