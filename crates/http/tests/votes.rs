@@ -211,15 +211,16 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
         assert_eq!(answers[i], text_of(entry["model_name"].as_str().unwrap()));
     }
     assert_eq!(reveal["best_model"], reveal["labels"][1]["model_name"]);
-    let (status, _) = env
-        .json(
-            &env.student,
+    env.server
+        .expect_statuses(vec![(
+            "a second vote",
+            student,
             Method::POST,
-            &vote,
+            vote.clone(),
             Some(json!({"verdict": "skip"})),
-        )
+            409,
+        )])
         .await;
-    assert_eq!(status, 409);
     let (_, session) = env
         .json(
             &env.student,
@@ -271,39 +272,44 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
     assert_eq!(rated[0]["comment"], "clear");
 
     // A blind run needs two models; an ordinary turn takes no vote.
-    let (status, _) = env
-        .json(
-            &env.student,
-            Method::POST,
-            &run,
-            Some(json!({"prompt_text": "x", "blind": true})),
-        )
+    let turns = env
+        .server
+        .expect_statuses(vec![
+            (
+                "a blind run of one model",
+                student,
+                Method::POST,
+                run.clone(),
+                Some(json!({"prompt_text": "x", "blind": true})),
+                400,
+            ),
+            (
+                "an ordinary turn",
+                student,
+                Method::POST,
+                format!("/user/practice/sessions/{session_id}/chat"),
+                Some(json!({"prompt_text": "and again", "model_names": ["alpha", "beta"]})),
+                201,
+            ),
+        ])
         .await;
-    assert_eq!(status, 400);
-    let (status, plain) = env
-        .json(
-            &env.student,
-            Method::POST,
-            &format!("/user/practice/sessions/{session_id}/chat"),
-            Some(json!({"prompt_text": "and again", "model_names": ["alpha", "beta"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{plain}");
+    let plain = &turns[1];
     assert_eq!(plain["blind"], false);
     assert_eq!(plain["results"][0]["model_name"], "alpha");
     let plain_vote = format!(
         "/user/practice/sessions/{session_id}/turns/{}/vote",
         plain["turn_id"]
     );
-    let (status, _) = env
-        .json(
-            &env.student,
+    env.server
+        .expect_statuses(vec![(
+            "a vote on an ordinary turn",
+            student,
             Method::POST,
-            &plain_vote,
+            plain_vote,
             Some(json!({"verdict": "tie"})),
-        )
+            400,
+        )])
         .await;
-    assert_eq!(status, 400);
 
     // The leaderboard: members only; the best model leads.
     let board = format!(

@@ -463,7 +463,8 @@ async fn rankings_are_identical_on_every_backend() {
     }
 }
 
-fn result(model: &str, primary: bool, text: Option<&str>) -> NewResult {
+/// A stored result of `model`: its answer, or a timeout when `text` is `None`.
+pub(crate) fn result(model: &str, primary: bool, text: Option<&str>) -> NewResult {
     NewResult {
         model_name: model.into(),
         is_primary: primary,
