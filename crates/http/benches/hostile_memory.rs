@@ -23,24 +23,23 @@
 //!
 //! Under `cargo test --benches` (no `--bench` argument) each upstream offers 64 MiB.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_core::Profiles;
-use sluice_http::{AppState, app};
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{ClassRole, Practice, Store};
+use sluice_practice::provider::ProviderKind;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
 
 #[path = "../../practice/tests/support.rs"]
 #[allow(dead_code)]
 mod fake;
+#[path = "../tests/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 
-use fake::{Behavior, FakeUpstream, Hostile, Script};
+use fake::{Behavior, Hostile};
+use harness::PracticeServer;
 
 /// The most any scenario may add to resident memory: eight calls at once
 /// (`max_concurrency`), each holding at most about three times
@@ -69,66 +68,20 @@ fn reset_peak() {
     }
 }
 
-struct Env {
-    addr: SocketAddr,
-    key: String,
-    class_id: i64,
-    http: reqwest::Client,
-    fake: FakeUpstream,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start() -> Env {
-    let fake = FakeUpstream::start(Script::new()).await;
-    let store = Store::in_memory().await.unwrap();
-    let (teacher, _) = store.create_user("teacher").await.unwrap();
-    let (user, key) = store.create_user("student").await.unwrap();
-    let names: Vec<String> = ["gpt", "hcx", "calm"].map(String::from).to_vec();
-    let class = store
-        .create_class("hostile", teacher.id, &names, "gpt")
+/// The one test server (`tests/harness.rs`) with `gpt`, `hcx` (CLOVA) and
+/// `calm`, all with the default limits: the bound follows from what is
+/// documented.
+async fn start() -> PracticeServer {
+    PracticeServer::builder()
+        .models(&[
+            ("gpt", ProviderKind::Openai),
+            ("hcx", ProviderKind::Clova),
+            ("calm", ProviderKind::Openai),
+        ])
+        .class("hostile")
+        .client(|client| client.timeout(Duration::from_secs(60)))
+        .start()
         .await
-        .unwrap();
-    store
-        .add_member(class.id, user.id, ClassRole::Student)
-        .await
-        .unwrap();
-    let providers = names
-        .iter()
-        .map(|name| {
-            let (kind, base) = if name == "hcx" {
-                (ProviderKind::Clova, fake.clova_base_url())
-            } else {
-                (ProviderKind::Openai, fake.openai_base_url())
-            };
-            // The default limits: the bound follows from what is documented.
-            let mut config = ModelConfig::new(kind, base);
-            config.profile = Some("HCX-003".into());
-            config.max_retries = 0;
-            Provider::with_api_key(name, config, http_client(), None).unwrap()
-        })
-        .collect();
-    let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
-    let practice = Practice::new(store, models, None);
-    let state = AppState::builder().practice(practice).build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(sluice_http::serve(listener, app(state), async move {
-        let _ = stopped.await;
-    }));
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    Env {
-        addr,
-        key: key.key,
-        class_id: class.id,
-        http,
-        fake,
-        _stop: stop,
-    }
 }
 
 /// What one hostile call sends and must get back.
@@ -144,7 +97,7 @@ enum Call {
 
 /// Makes `call` once; `Ok` when the client got the error naming `limit`
 /// (or, for [`Call::NeverReads`], held the connection for its time).
-async fn call(env: &Env, call: Call, limit: &str) -> Result<(), String> {
+async fn call(env: &PracticeServer, call: Call, limit: &str) -> Result<(), String> {
     let (status, body) = match call {
         Call::NeverReads { hold } => {
             let mut client = tokio::net::TcpStream::connect(env.addr).await.unwrap();
@@ -209,7 +162,7 @@ async fn call(env: &Env, call: Call, limit: &str) -> Result<(), String> {
 
 /// Calls `/healthz` and the well-behaved model every 50 ms until `stop`:
 /// (calls, failures, slowest).
-async fn watch(env: &Env, stop: &AtomicBool) -> (u64, u64, Duration) {
+async fn watch(env: &PracticeServer, stop: &AtomicBool) -> (u64, u64, Duration) {
     let (mut calls, mut failures, mut slowest) = (0, 0, Duration::ZERO);
     while !stop.load(Ordering::SeqCst) {
         for path in ["/healthz", "/v1/chat/completions"] {

@@ -25,25 +25,23 @@
 //! Under `cargo test --benches` (no `--bench` argument) it runs 600 requests.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use sluice_core::Profiles;
-use sluice_http::{ApiKeys, AppState, app};
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{ClassRole, Practice, Store};
-use tokio::sync::{Mutex, oneshot};
+use sluice_http::ApiKeys;
+use tokio::sync::Mutex;
 
 #[path = "../../practice/tests/support.rs"]
 #[allow(dead_code)]
 mod fake;
+#[path = "../tests/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 
-use fake::{FakeUpstream, Script};
+use harness::{PracticeServer, StoreKind};
 
 /// The key of the CLOVA routes and the gateway.
 const KEY: &str = "mixed-load-key";
@@ -221,97 +219,33 @@ fn memory() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-struct Env {
-    addr: SocketAddr,
-    practice_key: String,
-    class_id: i64,
-    http: reqwest::Client,
-    fake: FakeUpstream,
-    _dir: TempDir,
-    _stop: oneshot::Sender<()>,
-}
-
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn start() -> Env {
-    let fake = FakeUpstream::start(Script::new()).await;
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("sluice-mixed-load-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let store = Store::open_file(dir.0.join("practice.db")).await.unwrap();
-    let (teacher, _) = store.create_user("teacher").await.unwrap();
-    let (user, key) = store.create_user("student").await.unwrap();
-    let names: Vec<String> = ["alpha", "beta", "gamma"].map(String::from).to_vec();
-    let class = store
-        .create_class("load", teacher.id, &names, "alpha")
-        .await
-        .unwrap();
-    store
-        .add_member(class.id, user.id, ClassRole::Student)
-        .await
-        .unwrap();
-    let providers = names
-        .iter()
-        .map(|name| {
-            let (kind, base) = if name == "gamma" {
-                (ProviderKind::Clova, fake.clova_base_url())
-            } else {
-                (ProviderKind::Openai, fake.openai_base_url())
-            };
-            let mut config = ModelConfig::new(kind, base);
-            config.profile = Some("HCX-003".into());
-            config.max_concurrency = 64;
-            config.max_retries = 0;
-            Provider::with_api_key(name, config, http_client(), None).unwrap()
+/// The one test server (`tests/harness.rs`): the whole app with [`KEY`],
+/// practice on an SQLite file (WAL) with the sample router and the three
+/// models, 64 calls at once each.
+async fn start() -> PracticeServer {
+    PracticeServer::builder()
+        .configure(|_, config| config.max_concurrency = 64)
+        .store(StoreKind::File)
+        .class("load")
+        .sample_router()
+        .state(|state| state.api_keys(ApiKeys::new([KEY])))
+        .client(|client| {
+            client
+                .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(64)
         })
-        .collect();
-    let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
-    let router = sluice_router::RouterStore::embedded_sample()
-        .get("sample", 1)
-        .unwrap();
-    let practice = Practice::new(store, models, Some(router));
-    let state = AppState::builder()
-        .api_keys(ApiKeys::new([KEY]))
-        .practice(practice)
-        .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(sluice_http::serve(listener, app(state), async move {
-        let _ = stopped.await;
-    }));
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap();
-    Env {
-        addr,
-        practice_key: key.key,
-        class_id: class.id,
-        http,
-        fake,
-        _dir: dir,
-        _stop: stop,
-    }
+        .start()
+        .await
 }
 
 /// Sends one case and reads the whole answer: the status and the latency.
-async fn send(env: &Env, case: &Case) -> (u16, Duration) {
+async fn send(env: &PracticeServer, case: &Case) -> (u16, Duration) {
     let mut request = env.http.request(
         case.method.clone(),
         format!("http://{}{}", env.addr, case.path),
     );
     match case.practice_key {
-        Some(true) => request = request.bearer_auth(&env.practice_key),
+        Some(true) => request = request.bearer_auth(&env.key),
         Some(false) => request = request.bearer_auth(KEY),
         None => {}
     }
@@ -383,7 +317,7 @@ fn main() {
         let list: Value = env
             .http
             .get(format!("http://{}/user/practice/sessions", env.addr))
-            .bearer_auth(&env.practice_key)
+            .bearer_auth(&env.key)
             .send()
             .await
             .unwrap()

@@ -44,23 +44,24 @@
 //! one burst and one sustained round, in about two seconds.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_core::Profiles;
-use sluice_http::{AppState, Limits, app};
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{ClassRole, Practice, Store};
-use tokio::sync::{Barrier, oneshot};
+use sluice_http::Limits;
+use sluice_practice::Store;
+use sluice_practice::provider::ProviderKind;
+use tokio::sync::Barrier;
 
 #[path = "../../practice/tests/support.rs"]
 #[allow(dead_code)]
 mod fake;
+#[path = "../tests/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 
-use fake::{Behavior, FakeUpstream, Script};
+use fake::{Behavior, Script};
+use harness::{PracticeServer, StoreKind, TempDir};
 
 /// The models of every run: two OpenAI-compatible, one CLOVA.
 const MODELS: [(&str, ProviderKind); 3] = [
@@ -135,124 +136,47 @@ fn tag_of(body: &Value) -> Option<String> {
     Some(text[start..end].to_string())
 }
 
-/// A removed-on-drop temporary directory.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "sluice-practice-load-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create a temporary directory");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The fake, sluice on 127.0.0.1:0 and one student in one class with the three
-/// models; the server stops when dropped.
-struct Env {
-    fake: FakeUpstream,
-    addr: SocketAddr,
-    key: String,
-    class_id: i64,
-    _stop: oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Env {
-    async fn start(
-        server_runtime: &tokio::runtime::Handle,
-        store: Store,
-        replies_per_model: usize,
-        delay: Duration,
-        runs: usize,
-    ) -> Env {
-        let mut script = Script::new();
-        for (model, _) in MODELS {
-            for _ in 0..replies_per_model {
-                script = script.on(model, Behavior::reply(&answer(model)).with_delay(delay));
-            }
+/// The one test server (`tests/harness.rs`) on `server_runtime` over `store`,
+/// with the three models each answering `replies_per_model` times after
+/// `delay`, and room for `runs` runs at once.
+async fn start(
+    server_runtime: &tokio::runtime::Handle,
+    store: Store,
+    replies_per_model: usize,
+    delay: Duration,
+    runs: usize,
+) -> PracticeServer {
+    let mut script = Script::new();
+    for (model, _) in MODELS {
+        for _ in 0..replies_per_model {
+            script = script.on(model, Behavior::reply(&answer(model)).with_delay(delay));
         }
+    }
+    let defaults = Limits::default();
+    PracticeServer::builder()
+        .script(script)
         // Every call of every run in flight at once has its own connection.
-        let fake = FakeUpstream::start_with_limit(script, 4 * MODELS.len() * runs.max(16)).await;
-        let (teacher, _) = store.create_user("teacher").await.unwrap();
-        let (student, key) = store.create_user("student").await.unwrap();
-        let names: Vec<String> = MODELS.iter().map(|(m, _)| m.to_string()).collect();
-        let class = store
-            .create_class("load", teacher.id, &names, &names[0])
-            .await
-            .unwrap();
-        store
-            .add_member(class.id, student.id, ClassRole::Student)
-            .await
-            .unwrap();
-        let providers = MODELS
-            .iter()
-            .map(|&(name, kind)| {
-                let base = match kind {
-                    ProviderKind::Openai => fake.openai_base_url(),
-                    ProviderKind::Clova => fake.clova_base_url(),
-                    ProviderKind::Local => unreachable!("this bench runs no local model"),
-                };
-                let mut config = ModelConfig::new(kind, base);
-                config.max_concurrency = MAX_CONCURRENCY.max(runs);
-                // A failed call shows as an error result, not as a hidden retry.
-                config.max_retries = 0;
-                config.timeout_ms = 20_000;
-                config.profile = Some("HCX-003".into());
-                Provider::with_api_key(name, config, http_client(), None).unwrap()
-            })
-            .collect();
-        let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
-        let router = sluice_router::RouterStore::embedded_sample()
-            .get("sample", 1)
-            .unwrap();
-        let practice = Practice::new(store, models, Some(router));
-        let defaults = Limits::default();
-        let state = AppState::builder()
-            .limits(Limits {
+        .fake_connections(4 * MODELS.len() * runs.max(16))
+        .models(&MODELS)
+        .configure(move |_, config| {
+            config.max_concurrency = MAX_CONCURRENCY.max(runs);
+            // A failed call shows as an error result, not as a hidden retry.
+            config.max_retries = 0;
+            config.timeout_ms = 20_000;
+        })
+        .store(StoreKind::Given(store))
+        .class("load")
+        .sample_router()
+        .state(move |state| {
+            state.limits(Limits {
                 concurrency_limit: defaults.concurrency_limit.max(2 * runs),
                 ..defaults
             })
-            .practice(practice)
-            .build();
-        let _ = state.warm_up();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let listener = listener.into_std().unwrap();
-        let server = server_runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            sluice_http::serve(listener, app(state), async move {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        Env {
-            fake,
-            addr,
-            key: key.key,
-            class_id: class.id,
-            _stop: stop,
-            server,
-        }
-    }
+        })
+        .warm_up()
+        .runtime(server_runtime.clone())
+        .start()
+        .await
 }
 
 /// One run as the client saw it.
@@ -321,7 +245,12 @@ async fn run_once(
 
 /// `n` runs at once, released together; returns them and the wall time from
 /// the first send to the last answer.
-async fn burst(env: &Env, http: &reqwest::Client, n: usize, phase: &str) -> (Vec<Run>, Duration) {
+async fn burst(
+    env: &PracticeServer,
+    http: &reqwest::Client,
+    n: usize,
+    phase: &str,
+) -> (Vec<Run>, Duration) {
     let url = Arc::new(format!(
         "http://{}/user/practice/sessions/run?class_id={}",
         env.addr, env.class_id
@@ -368,7 +297,7 @@ struct Split {
     after: Vec<f64>,
 }
 
-fn split(env: &Env, runs: &[Run], delay: Duration) -> Split {
+fn split(env: &PracticeServer, runs: &[Run], delay: Duration) -> Split {
     let mut arrivals: HashMap<String, Vec<Instant>> = HashMap::new();
     for request in env.fake.requests() {
         if let Some(tag) = tag_of(&request.body) {
@@ -457,12 +386,8 @@ async fn measure(
 ) -> Vec<Row> {
     let warm_burst = if warm_pool { runs } else { 0 };
     let total = WARM_UP + warm_burst + SEQUENTIAL + runs * (1 + rounds);
-    let env = Env::start(server_runtime, store, total, delay, runs).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let env = start(server_runtime, store, total, delay, runs).await;
+    let http = env.http.clone();
     let url = format!(
         "http://{}/user/practice/sessions/run?class_id={}",
         env.addr, env.class_id
@@ -559,8 +484,10 @@ fn main() {
     let rows = client.block_on(async move {
         let mut rows = Vec::new();
         if full {
-            let dir = TempDir::new();
-            let file = Store::open_file(dir.0.join("practice.db")).await.unwrap();
+            let dir = TempDir::new("practice-load");
+            let file = Store::open_file(dir.path().join("practice.db"))
+                .await
+                .unwrap();
             let name = "sqlite file (WAL)";
             rows.extend(measure(&handle, name, file, runs, rounds, delay, warm_pool).await);
         }

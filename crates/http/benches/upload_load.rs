@@ -23,24 +23,24 @@
 //! Under `cargo test --benches` (no `--bench` argument) it uploads 1 MiB.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_core::Profiles;
-use sluice_http::{AppState, app};
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{ClassRole, Practice, Store};
-use tokio::sync::{Mutex, oneshot};
+use sluice_practice::Store;
+use sluice_practice::provider::ProviderKind;
+use tokio::sync::Mutex;
 
 #[path = "../../practice/tests/support.rs"]
 #[allow(dead_code)]
 mod fake;
+#[path = "../tests/harness.rs"]
+#[allow(dead_code)]
+mod harness;
 
-use fake::{FakeUpstream, Script};
+use harness::{PracticeServer, StoreKind};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -80,90 +80,48 @@ fn varied_hangul(bytes: usize) -> String {
     text
 }
 
-/// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// The one test server (`tests/harness.rs`) with `alpha` only, on an SQLite
+/// file, and `users + 1` students in one class: the first uploads.
 struct Env {
-    addr: SocketAddr,
+    server: PracticeServer,
     db: PathBuf,
     uploader: String,
     uploader_id: i64,
     others: Vec<String>,
     class_id: i64,
-    http: reqwest::Client,
-    _fake: FakeUpstream,
-    _dir: TempDir,
-    _stop: oneshot::Sender<()>,
 }
 
 async fn start(users: usize) -> Env {
-    let fake = FakeUpstream::start(Script::new()).await;
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("sluice-upload-load-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let db = dir.0.join("practice.db");
-    let store = Store::open_file(&db).await.unwrap();
-    let (teacher, _) = store.create_user("teacher").await.unwrap();
-    let names = vec!["alpha".to_string()];
-    let class = store
-        .create_class("upload", teacher.id, &names, "alpha")
-        .await
-        .unwrap();
-    let mut keys = Vec::new();
-    let mut ids = Vec::new();
-    for i in 0..=users {
-        let (user, key) = store.create_user(&format!("student{i}")).await.unwrap();
-        store
-            .add_member(class.id, user.id, ClassRole::Student)
-            .await
-            .unwrap();
-        keys.push(key.key);
-        ids.push(user.id);
-    }
-    let mut config = ModelConfig::new(ProviderKind::Openai, fake.openai_base_url());
-    config.profile = Some("HCX-003".into());
-    config.max_concurrency = 64;
-    config.max_retries = 0;
-    let provider = Provider::with_api_key("alpha", config, http_client(), None).unwrap();
-    let models = Practice::models_from(vec![provider], &Profiles::builtin()).unwrap();
-    let practice = Practice::new(store, models, None);
-    let state = AppState::builder().practice(practice).build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(sluice_http::serve(listener, app(state), async move {
-        let _ = stopped.await;
-    }));
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(300))
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap();
-    let uploader = keys.remove(0);
+    let server = PracticeServer::builder()
+        .models(&[("alpha", ProviderKind::Openai)])
+        .configure(|_, config| config.max_concurrency = 64)
+        .store(StoreKind::File)
+        .class("upload")
+        .students((0..=users).map(|i| format!("student{i}")))
+        .client(|client| {
+            client
+                .timeout(Duration::from_secs(300))
+                .pool_max_idle_per_host(64)
+        })
+        .start()
+        .await;
+    let others = server.students[1..]
+        .iter()
+        .map(|(_, key)| key.clone())
+        .collect();
     Env {
-        addr,
-        db,
-        uploader,
-        uploader_id: ids[0],
-        others: keys,
-        class_id: class.id,
-        http,
-        _fake: fake,
-        _dir: dir,
-        _stop: stop,
+        db: server.db_path(),
+        uploader: server.key.clone(),
+        uploader_id: server.user_id,
+        others,
+        class_id: server.class_id,
+        server,
     }
 }
 
 impl Env {
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.server.url(path)
     }
 
     /// One request as `key`: status, latency, body.
@@ -174,7 +132,11 @@ impl Env {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Duration, Value) {
-        let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
+        let mut request = self
+            .server
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(key);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -300,6 +262,7 @@ async fn main() {
     tallies.lock().await.clear();
     let started = Instant::now();
     let upload = env
+        .server
         .http
         .post(env.url(&format!(
             "/user/practice/knowledge/{kb}/documents?file_name=big.txt"

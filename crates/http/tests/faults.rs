@@ -22,90 +22,36 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use sluice_core::Profiles;
-use sluice_http::{AppState, app};
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{ClassRole, Practice, Store};
+use sluice_practice::Store;
 use sqlx::Connection as _;
-use tokio::sync::oneshot;
 
-use crate::fake::{Behavior, FakeUpstream, Script};
+use crate::fake::Behavior;
+use crate::harness::{PracticeServer, StoreKind, TempDir, suite_server};
 
 /// The models of every test: `alpha` and `beta` speak the OpenAI-compatible
 /// format, `gamma` CLOVA v3.
 const MODELS: [&str; 3] = ["alpha", "beta", "gamma"];
 
-/// A server over `store` with the three models, and one student in one class
-/// that allows them. Stops when dropped.
-struct Env {
-    fake: FakeUpstream,
-    store: Store,
-    addr: std::net::SocketAddr,
-    http: reqwest::Client,
-    key: String,
-    user_id: i64,
-    class_id: i64,
-    _stop: oneshot::Sender<()>,
-}
+suite_server!(
+    /// The one test server (`crate::harness`) over `store` with the three
+    /// models, and one student in one class that allows them. Stops when dropped.
+    Env
+);
 
 impl Env {
     /// Every model with a deadline of `timeout_ms` and `max_retries` retries.
     async fn start(store: Store, timeout_ms: u64, max_retries: u32) -> Env {
-        let fake = FakeUpstream::start(Script::new()).await;
-        let (teacher, _) = store.create_user("teacher").await.unwrap();
-        let (user, key) = store.create_user("student").await.unwrap();
-        let names: Vec<String> = MODELS.iter().map(|m| m.to_string()).collect();
-        let class = store
-            .create_class("faults", teacher.id, &names, "alpha")
-            .await
-            .unwrap();
-        store
-            .add_member(class.id, user.id, ClassRole::Student)
-            .await
-            .unwrap();
-        let providers = MODELS
-            .iter()
-            .map(|&name| {
-                let (kind, base) = if name == "gamma" {
-                    (ProviderKind::Clova, fake.clova_base_url())
-                } else {
-                    (ProviderKind::Openai, fake.openai_base_url())
-                };
-                let mut config = ModelConfig::new(kind, base);
+        let server = PracticeServer::builder()
+            .store(StoreKind::Given(store))
+            .class("faults")
+            .configure(move |_, config| {
                 config.timeout_ms = timeout_ms;
                 config.max_retries = max_retries;
-                config.profile = Some("HCX-003".into());
-                Provider::with_api_key(name, config, http_client(), None).unwrap()
             })
-            .collect();
-        let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
-        let practice = Practice::new(store.clone(), models, None);
-        let state = AppState::builder().practice(practice).build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(sluice_http::serve(listener, app(state), async move {
-            let _ = stopped.await;
-        }));
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Env {
-            fake,
-            store,
-            addr,
-            http,
-            key: key.key,
-            user_id: user.id,
-            class_id: class.id,
-            _stop: stop,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+            .client(|client| client.timeout(Duration::from_secs(30)))
+            .start()
+            .await;
+        Env(server)
     }
 
     /// Queues `behavior` for each of `models`.
@@ -224,26 +170,15 @@ impl Env {
     }
 }
 
-/// `(event, data as JSON)` of every server-sent event (`Value::String` for
-/// data that is not JSON, such as `[DONE]`).
+/// `(event, data as JSON)` of every server-sent event with data
+/// (`Value::String` for data that is not JSON, such as `[DONE]`).
 fn sse_events(text: &str) -> Vec<(String, Value)> {
-    text.replace("\r\n", "\n")
-        .split("\n\n")
-        .filter_map(|block| {
-            let mut event = String::from("message");
-            let mut data = Vec::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim_start().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
-                }
-            }
-            let data = data.join("\n");
-            (!data.is_empty()).then(|| {
-                let value = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                (event, value)
-            })
+    crate::support::sse_events(text)
+        .into_iter()
+        .filter(|(_, data)| !data.is_empty())
+        .map(|(event, data)| {
+            let value = serde_json::from_str(&data).unwrap_or(Value::String(data));
+            (event, value)
         })
         .collect()
 }
@@ -638,34 +573,10 @@ async fn a_gateway_client_that_leaves_mid_stream_stops_the_upstream_call() {
     }
 }
 
-/// A fresh temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "sluice-faults-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_locked_past_the_busy_timeout_is_503_then_the_next_run_succeeds() {
     let dir = TempDir::new("sqlite");
-    let path = dir.0.join("practice.db");
+    let path = dir.path().join("practice.db");
     let store = Store::open_file(&path).await.unwrap();
     let env = Env::start(store, 10_000, 0).await;
     let (status, _, before) = env.run("before the lock").await;
@@ -764,7 +675,7 @@ impl Postgres {
         let data = pg.data();
         if is_root() {
             // PostgreSQL refuses to run as root: the package's user runs it.
-            chown_postgres(&pg.dir.0);
+            chown_postgres(pg.dir.path());
         }
         pg.run(
             "initdb",
@@ -784,7 +695,7 @@ impl Postgres {
     }
 
     fn data(&self) -> String {
-        self.dir.0.join("data").display().to_string()
+        self.dir.path().join("data").display().to_string()
     }
 
     fn url(&self) -> String {
@@ -815,9 +726,9 @@ impl Postgres {
         let options = format!(
             "-h 127.0.0.1 -p {} -k {} -c fsync=off",
             self.port,
-            self.dir.0.display()
+            self.dir.path().display()
         );
-        let log = self.dir.0.join("server.log").display().to_string();
+        let log = self.dir.path().join("server.log").display().to_string();
         self.run(
             "pg_ctl",
             &[

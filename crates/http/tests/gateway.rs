@@ -8,78 +8,48 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_core::{Message, Profiles};
-use sluice_http::{ApiKeys, AppState, app};
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{Practice, Store};
-use tokio::sync::oneshot;
+use sluice_http::ApiKeys;
+use sluice_practice::provider::ProviderKind;
 
-use crate::fake::{Behavior, FakeUpstream, Script};
+use crate::fake::{Behavior, Script};
+use crate::harness::{PracticeServer, suite_server};
 
 const KEY: &str = "nv-gateway-test-key";
 const SLIDING_BODY: &str = r#"{"maxTokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
 
-struct Env {
-    fake: FakeUpstream,
-    addr: std::net::SocketAddr,
-    http: reqwest::Client,
-    _stop: oneshot::Sender<()>,
-}
+suite_server!(
+    /// The one test server (`crate::harness`) as the gateway tests use it: the
+    /// sample router, the key [`KEY`] and access tokens that live 400 ms.
+    Env
+);
 
 impl Env {
     /// Models: `clova` (CLOVA v3 upstream), `gpt` (OpenAI upstream),
     /// `trimmed` (OpenAI, auto_trim, HCX-003's 4,096 tokens), `checked`
     /// (OpenAI, route_check).
     async fn start(script: Script) -> Env {
-        let fake = FakeUpstream::start(script).await;
-        let spec = |name: &str, kind: ProviderKind, tweak: fn(&mut ModelConfig)| {
-            let base = match kind {
-                ProviderKind::Openai => fake.openai_base_url(),
-                ProviderKind::Clova => fake.clova_base_url(),
-                ProviderKind::Local => unreachable!("these tests run no local model"),
-            };
-            let mut config = ModelConfig::new(kind, base);
-            config.profile = Some("HCX-003".into());
-            config.max_retries = 0;
-            tweak(&mut config);
-            Provider::with_api_key(name, config, http_client(), None).unwrap()
-        };
-        let providers = vec![
-            spec("clova", ProviderKind::Clova, |_| {}),
-            spec("gpt", ProviderKind::Openai, |_| {}),
-            spec("trimmed", ProviderKind::Openai, |c| c.auto_trim = true),
-            spec("checked", ProviderKind::Openai, |c| c.route_check = true),
-        ];
-        let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
-        let router = sluice_router::RouterStore::embedded_sample()
-            .get("sample", 1)
-            .unwrap();
-        let practice = Practice::new(Store::in_memory().await.unwrap(), models, Some(router));
-        let state = AppState::builder()
-            .api_keys(ApiKeys::new([KEY]))
-            .practice(practice)
-            .token_ttl(Duration::from_millis(400))
-            .build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(sluice_http::serve(listener, app(state), async move {
-            let _ = stopped.await;
-        }));
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        Env {
-            fake,
-            addr,
-            http,
-            _stop: stop,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let server = PracticeServer::builder()
+            .script(script)
+            .models(&[
+                ("clova", ProviderKind::Clova),
+                ("gpt", ProviderKind::Openai),
+                ("trimmed", ProviderKind::Openai),
+                ("checked", ProviderKind::Openai),
+            ])
+            .configure(|name, config| match name {
+                "trimmed" => config.auto_trim = true,
+                "checked" => config.route_check = true,
+                _ => {}
+            })
+            .sample_router()
+            .state(|state| {
+                state
+                    .api_keys(ApiKeys::new([KEY]))
+                    .token_ttl(Duration::from_millis(400))
+            })
+            .start()
+            .await;
+        Env(server)
     }
 
     async fn post(
@@ -116,12 +86,29 @@ impl Env {
     }
 }
 
+/// A system message, `pairs` user/assistant pairs whose turns are a Korean
+/// sentence `repeat` times, and a last question: more than HCX-003 holds.
+fn long_history(repeat: usize, pairs: usize) -> Vec<Value> {
+    let turn =
+        "오늘 서울 날씨와 미세먼지, 그리고 내일 부산의 강수 예보를 자세히 알려줘. ".repeat(repeat);
+    let mut messages = vec![json!({"role": "system", "content": "Answer briefly."})];
+    for i in 0..pairs {
+        messages.push(json!({"role": "user", "content": format!("{i}: {turn}")}));
+        messages.push(json!({"role": "assistant", "content": turn}));
+    }
+    messages.push(json!({"role": "user", "content": "마지막 질문"}));
+    messages
+}
+
 fn code(text: &str) -> String {
     serde_json::from_str::<Value>(text).unwrap()["status"]["code"]
         .as_str()
         .unwrap_or_default()
         .to_string()
 }
+
+/// A path, the key headers sent, and the status and envelope code expected.
+type KeyCase<'a> = (&'a str, &'a [(&'a str, &'a str)], (u16, &'a str));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_key_headers_and_app_id_paths_work() {
@@ -130,35 +117,42 @@ async fn legacy_key_headers_and_app_id_paths_work() {
         ("X-NCP-CLOVASTUDIO-API-KEY", KEY),
         ("X-NCP-APIGW-API-KEY", "apigw-anything"),
     ];
-    for path in [
-        "/v1/api-tools/sliding/chat-messages/HCX-003",
-        "/testapp/v1/api-tools/sliding/chat-messages/HCX-003/1a2b3c4d",
-        "/serviceapp/v1/api-tools/sliding/chat-messages/HCX-003/app-9",
-    ] {
-        let (status, _, text) = env.post(path, &legacy, SLIDING_BODY).await;
-        assert_eq!(
-            (status, code(&text).as_str()),
+    let wrong = [("X-NCP-CLOVASTUDIO-API-KEY", "nv-wrong")];
+    let cases: [KeyCase; 5] = [
+        (
+            "/v1/api-tools/sliding/chat-messages/HCX-003",
+            &legacy,
             (200, "20000"),
-            "{path}: {text}"
-        );
-    }
-    let (status, _, text) = env
-        .post(
+        ),
+        (
+            "/testapp/v1/api-tools/sliding/chat-messages/HCX-003/1a2b3c4d",
+            &legacy,
+            (200, "20000"),
+        ),
+        (
+            "/serviceapp/v1/api-tools/sliding/chat-messages/HCX-003/app-9",
+            &legacy,
+            (200, "20000"),
+        ),
+        (
             "/testapp/v1/api-tools/chat-tokenize/HCX-003/xyz",
             &legacy,
-            SLIDING_BODY,
-        )
-        .await;
-    assert_eq!(status, 200, "{text}");
-    let wrong = [("X-NCP-CLOVASTUDIO-API-KEY", "nv-wrong")];
-    let (status, _, text) = env
-        .post(
+            (200, "20000"),
+        ),
+        (
             "/v1/api-tools/sliding/chat-messages/HCX-003",
             &wrong,
-            SLIDING_BODY,
-        )
-        .await;
-    assert_eq!((status, code(&text).as_str()), (401, "40100"), "{text}");
+            (401, "40100"),
+        ),
+    ];
+    for (path, headers, expected) in cases {
+        let (status, _, text) = env.post(path, headers, SLIDING_BODY).await;
+        assert_eq!(
+            (status, code(&text).as_str()),
+            expected,
+            "{path} with {headers:?}: {text}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,14 +508,7 @@ async fn openai_chat_completions_are_forwarded_blocking_and_streaming() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_trim_forwards_a_history_that_fits_and_says_what_it_dropped() {
     let env = Env::start(Script::new()).await;
-    let turn =
-        "오늘 서울 날씨와 미세먼지, 그리고 내일 부산의 강수 예보를 자세히 알려줘. ".repeat(20);
-    let mut messages = vec![json!({"role": "system", "content": "Answer briefly."})];
-    for i in 0..40 {
-        messages.push(json!({"role": "user", "content": format!("{i}: {turn}")}));
-        messages.push(json!({"role": "assistant", "content": turn}));
-    }
-    messages.push(json!({"role": "user", "content": "마지막 질문"}));
+    let messages = long_history(20, 40);
     let body = json!({"model": "trimmed", "max_tokens": 1000, "messages": messages});
     let (status, headers, text) = env
         .post(
@@ -1145,14 +1132,7 @@ fn extra_fields_pass_through_both_ways_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_trim_counts_the_tool_definitions() {
     let env = Env::start(Script::new()).await;
-    let turn =
-        "오늘 서울 날씨와 미세먼지, 그리고 내일 부산의 강수 예보를 자세히 알려줘. ".repeat(10);
-    let mut messages = vec![json!({"role": "system", "content": "Answer briefly."})];
-    for i in 0..30 {
-        messages.push(json!({"role": "user", "content": format!("{i}: {turn}")}));
-        messages.push(json!({"role": "assistant", "content": turn}));
-    }
-    messages.push(json!({"role": "user", "content": "마지막 질문"}));
+    let messages = long_history(10, 30);
     let description = "Looks up the weather forecast of a city, hour by hour. ".repeat(60);
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": description,
                         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);

@@ -7,14 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_core::Profiles;
-use sluice_http::{AppState, app};
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{ClassRole, Practice, Store};
+use sluice_practice::provider::ProviderKind;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
 
-use crate::fake::{Behavior, FakeUpstream, Hostile, Script};
+use crate::fake::{Behavior, Hostile};
+use crate::harness::{PracticeServer, suite_server};
 
 /// The small limits of the `gpt` and `hcx` models.
 const REPLY: u64 = 256 << 10;
@@ -35,92 +32,42 @@ fn offer(shape: Hostile) -> Behavior {
     }
 }
 
-struct Env {
-    fake: FakeUpstream,
-    addr: std::net::SocketAddr,
-    http: reqwest::Client,
-    key: String,
-    class_id: i64,
-    store: Store,
-    _stop: oneshot::Sender<()>,
-}
+suite_server!(
+    /// The one test server (`crate::harness`) with the models below.
+    Env
+);
 
 impl Env {
     /// Models `gpt` (OpenAI) and `hcx` (CLOVA) with the small limits above,
     /// and `big` (OpenAI) with limits no test reaches; one student in one
     /// class that has all three.
     async fn start(logs_per_sec: Option<u32>) -> Env {
-        let fake = FakeUpstream::start(Script::new()).await;
-        let model = |name: &str, kind: ProviderKind, small: bool| {
-            let base = match kind {
-                ProviderKind::Openai => fake.openai_base_url(),
-                _ => fake.clova_base_url(),
-            };
-            let mut config = ModelConfig::new(kind, base);
-            config.profile = Some("HCX-003".into());
-            config.max_retries = 0;
-            config.timeout_ms = 15_000;
-            if small {
-                config.max_reply_bytes = REPLY;
-                config.max_line_bytes = LINE;
-                config.max_stream_bytes = STREAM;
-            } else {
-                config.max_reply_bytes = 4 << 30;
-                config.max_stream_bytes = 16 << 30;
-            }
-            Provider::with_api_key(name, config, http_client(), None).unwrap()
-        };
-        let providers = vec![
-            model("gpt", ProviderKind::Openai, true),
-            model("hcx", ProviderKind::Clova, true),
-            model("big", ProviderKind::Openai, false),
-        ];
-        let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
-        let store = Store::in_memory().await.unwrap();
-        let (teacher, _) = store.create_user("teacher").await.unwrap();
-        let (student, key) = store.create_user("student").await.unwrap();
-        let names = ["gpt", "hcx", "big"].map(String::from);
-        let class = store
-            .create_class("hostile", teacher.id, &names, "gpt")
-            .await
-            .unwrap();
-        store
-            .add_member(class.id, student.id, ClassRole::Student)
-            .await
-            .unwrap();
-        let practice = Practice::new(store.clone(), models, None);
-        let mut state = AppState::builder().practice(practice);
-        if let Some(rate) = logs_per_sec {
-            state = state.request_logs_per_sec(rate);
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(sluice_http::serve(
-            listener,
-            app(state.build()),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Env {
-            fake,
-            addr,
-            http,
-            key: key.key,
-            class_id: class.id,
-            store,
-            _stop: stop,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let server = PracticeServer::builder()
+            .models(&[
+                ("gpt", ProviderKind::Openai),
+                ("hcx", ProviderKind::Clova),
+                ("big", ProviderKind::Openai),
+            ])
+            .configure(|name, config| {
+                config.timeout_ms = 15_000;
+                if name == "big" {
+                    config.max_reply_bytes = 4 << 30;
+                    config.max_stream_bytes = 16 << 30;
+                } else {
+                    config.max_reply_bytes = REPLY;
+                    config.max_line_bytes = LINE;
+                    config.max_stream_bytes = STREAM;
+                }
+            })
+            .state(move |state| match logs_per_sec {
+                Some(rate) => state.request_logs_per_sec(rate),
+                None => state,
+            })
+            .class("hostile")
+            .client(|client| client.timeout(Duration::from_secs(30)))
+            .start()
+            .await;
+        Env(server)
     }
 
     /// A gateway call on `wire`'s route for `model`: the status and the body as text.

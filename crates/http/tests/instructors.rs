@@ -6,15 +6,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use axum::Router;
 use serde_json::{Value, json};
-use sluice_core::Profiles;
-use sluice_http::{AppState, app};
+use sluice_practice::ClassRole;
 use sluice_practice::budget::{Clock, parse_time};
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{ClassRole, Practice, Store};
+use sluice_practice::provider::ProviderKind;
 
-use crate::fake::{FakeUpstream, Script};
+use crate::harness::PracticeServer;
 use crate::support::{Reply, call};
 
 /// A clock the test moves.
@@ -27,9 +24,11 @@ impl Clock for TestClock {
     }
 }
 
+/// The one test server (`crate::harness`), called in-process: class A of
+/// `teacher-a` with the student `kim`, class B of `teacher-b` with `lee`, both
+/// allowing `m1` (priced) and `m2` (not), and a clock the test moves.
 struct Env {
-    app: Router,
-    fake: FakeUpstream,
+    server: PracticeServer,
     clock: Arc<TestClock>,
     class_a: i64,
     class_b: i64,
@@ -41,59 +40,42 @@ struct Env {
 
 impl Env {
     async fn start() -> Env {
-        let fake = FakeUpstream::start(Script::new()).await;
-        let store = Store::in_memory().await.unwrap();
-        let user = |name: &'static str| {
-            let store = store.clone();
-            async move {
-                let (u, k) = store.create_user(name).await.unwrap();
-                (u.id, k.key)
-            }
-        };
-        let (ta, teacher_a) = user("teacher-a").await;
-        let (tb, teacher_b) = user("teacher-b").await;
-        let kim = user("kim").await;
-        let lee = user("lee").await;
-        let models = ["m1".to_string(), "m2".to_string()];
-        let a = store.create_class("A", ta, &models, "m1").await.unwrap();
-        let b = store.create_class("B", tb, &models, "m1").await.unwrap();
-        store
-            .add_member(a.id, kim.0, ClassRole::Student)
-            .await
-            .unwrap();
-        store
-            .add_member(b.id, lee.0, ClassRole::Student)
-            .await
-            .unwrap();
-        let providers = ["m1", "m2"]
-            .into_iter()
-            .map(|name| {
-                let mut config = ModelConfig::new(ProviderKind::Openai, fake.openai_base_url());
-                config.profile = Some("HCX-003".into());
-                config.max_retries = 0;
+        let clock = Arc::new(TestClock(AtomicI64::new(
+            parse_time("2026-12-09T10:59:59.500Z").unwrap(),
+        )));
+        let practice_clock = clock.clone();
+        let server = PracticeServer::builder()
+            .models(&[("m1", ProviderKind::Openai), ("m2", ProviderKind::Openai)])
+            .configure(|name, config| {
                 if name == "m1" {
                     config.input_price_per_million = Some(1.0);
                     config.output_price_per_million = Some(4.0);
                 }
-                Provider::with_api_key(name, config, http_client(), None).unwrap()
             })
-            .collect();
-        let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
-        let clock = Arc::new(TestClock(AtomicI64::new(
-            parse_time("2026-12-09T10:59:59.500Z").unwrap(),
-        )));
-        let practice = Practice::new(store, models, None).with_clock(clock.clone());
-        let app = app(AppState::builder().practice(practice).build());
+            .practice(move |practice| practice.with_clock(practice_clock))
+            .teacher("teacher-a")
+            .students(["kim"])
+            .class("A")
+            .start()
+            .await;
+        let store = &server.store;
+        let (tb, teacher_b) = store.create_user("teacher-b").await.unwrap();
+        let (lee, lee_key) = store.create_user("lee").await.unwrap();
+        let models = ["m1".to_string(), "m2".to_string()];
+        let b = store.create_class("B", tb.id, &models, "m1").await.unwrap();
+        store
+            .add_member(b.id, lee.id, ClassRole::Student)
+            .await
+            .unwrap();
         Env {
-            app,
-            fake,
             clock,
-            class_a: a.id,
+            class_a: server.class_id,
             class_b: b.id,
-            teacher_a,
-            teacher_b,
-            kim,
-            lee,
+            teacher_a: server.teacher_key.clone(),
+            teacher_b: teacher_b.key,
+            kim: (server.user_id, server.key.clone()),
+            lee: (lee.id, lee_key.key),
+            server,
         }
     }
 
@@ -104,7 +86,7 @@ impl Env {
             headers.push(("content-type", "application/json"));
         }
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        call(&self.app, method, path, &headers, body).await
+        call(&self.server.app, method, path, &headers, body).await
     }
 
     async fn get(&self, key: &str, path: &str) -> (u16, Value) {
@@ -327,27 +309,22 @@ async fn budgets_refuse_runs_with_429_before_any_model_call_and_reset_at_the_bou
 
     let ok = env.run(&env.kim.1, a, "One run this hour").await;
     assert_eq!(ok.status, 201);
-    assert_eq!(env.fake.requests().len(), 2);
+    assert_eq!(env.server.fake.requests().len(), 2);
     let refused = env.run(&env.kim.1, a, "A second one").await;
-    assert_eq!(
-        refused.status,
-        429,
-        "{}",
-        String::from_utf8_lossy(&refused.body)
+    let detail = refusal(
+        "a second run in the hour",
+        &refused,
+        ("runs_per_hour", "student", "2026-12-09T11:00:00Z"),
     );
     assert_eq!(
         refused.header("retry-after"),
         Some("1"),
         "half a second to the hour, rounded up"
     );
-    let detail = refused.json()["detail"].clone();
-    assert_eq!(detail["limit"], "runs_per_hour");
-    assert_eq!(detail["scope"], "student");
     assert_eq!(detail["limit_value"], 1.0);
     assert_eq!(detail["remaining"], 0.0);
-    assert_eq!(detail["resets_at"], "2026-12-09T11:00:00Z");
     assert_eq!(
-        env.fake.requests().len(),
+        env.server.fake.requests().len(),
         2,
         "no model was called for the refused run"
     );
@@ -355,7 +332,7 @@ async fn budgets_refuse_runs_with_429_before_any_model_call_and_reset_at_the_bou
     let streamed = {
         let auth = format!("Bearer {}", env.kim.1);
         call(
-            &env.app,
+            &env.server.app,
             "POST",
             &format!("/user/practice/sessions/run?class_id={a}"),
             &[
@@ -393,7 +370,7 @@ async fn budgets_refuse_runs_with_429_before_any_model_call_and_reset_at_the_bou
     );
     let ok = env.run(&env.kim.1, a, "The next hour").await;
     assert_eq!(ok.status, 201, "{}", String::from_utf8_lossy(&ok.body));
-    assert_eq!(env.fake.requests().len(), 4);
+    assert_eq!(env.server.fake.requests().len(), 4);
 
     // A class-wide cap on cost holds too: m1 is priced.
     let set = env
@@ -410,28 +387,39 @@ async fn budgets_refuse_runs_with_429_before_any_model_call_and_reset_at_the_bou
         Ordering::SeqCst,
     );
     let refused = env.run(&env.kim.1, a, "Too expensive").await;
-    assert_eq!(refused.status, 429);
-    assert_eq!(refused.json()["detail"]["limit"], "cost_per_month");
-    assert_eq!(refused.json()["detail"]["scope"], "class");
-    assert_eq!(
-        refused.json()["detail"]["resets_at"],
-        "2027-01-01T00:00:00Z"
+    refusal(
+        "past the class's cost",
+        &refused,
+        ("cost_per_month", "class", "2027-01-01T00:00:00Z"),
     );
 
     // /metrics counts per class.
-    let metrics = call(&env.app, "GET", "/metrics", &[], "").await;
+    let metrics = call(&env.server.app, "GET", "/metrics", &[], "").await;
     let text = String::from_utf8(metrics.body).unwrap();
-    assert!(
-        text.contains(&format!("sluice_class_runs_total{{class=\"{a}\"}} 2\n")),
-        "{text}"
+    for line in [
+        format!("sluice_class_runs_total{{class=\"{a}\"}} 2\n"),
+        format!("sluice_class_calls_total{{class=\"{a}\",outcome=\"ok\"}} 4\n"),
+        format!("sluice_class_budget_refusals_total{{class=\"{a}\",limit=\"runs_per_hour\"}} 2\n"),
+        format!("sluice_class_budget_refusals_total{{class=\"{a}\",limit=\"cost_per_month\"}} 1\n"),
+    ] {
+        assert!(text.contains(&line), "no {line:?} in {text}");
+    }
+}
+
+/// Asserts that `reply` is a budget's refusal, 429 with `(limit, scope,
+/// resets_at)` in its detail, and returns the detail.
+fn refusal(case: &str, reply: &Reply, (limit, scope, resets_at): (&str, &str, &str)) -> Value {
+    assert_eq!(
+        reply.status,
+        429,
+        "{case}: {}",
+        String::from_utf8_lossy(&reply.body)
     );
-    assert!(text.contains(&format!(
-        "sluice_class_calls_total{{class=\"{a}\",outcome=\"ok\"}} 4\n"
-    )));
-    assert!(text.contains(&format!(
-        "sluice_class_budget_refusals_total{{class=\"{a}\",limit=\"runs_per_hour\"}} 2\n"
-    )));
-    assert!(text.contains(&format!(
-        "sluice_class_budget_refusals_total{{class=\"{a}\",limit=\"cost_per_month\"}} 1\n"
-    )));
+    let detail = reply.json()["detail"].clone();
+    assert_eq!(
+        (&detail["limit"], &detail["scope"], &detail["resets_at"]),
+        (&json!(limit), &json!(scope), &json!(resets_at)),
+        "{case}: {detail}"
+    );
+    detail
 }

@@ -9,178 +9,52 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sluice_core::{Message, Profiles};
-use sluice_http::{AppState, app};
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{ClassRole, Practice, Store};
-use tokio::sync::oneshot;
+use sluice_practice::ClassRole;
+use sluice_practice::provider::{ModelConfig, ProviderKind};
 
-use crate::fake::{Behavior, FakeUpstream, Recorded, Script, Wire};
+use crate::fake::{Behavior, Recorded, Script, Wire};
+use crate::harness::{PracticeServer, THREE, suite_server};
+use crate::support::sse_events;
 
-/// One configured model of a test.
-#[derive(Debug, Clone)]
-struct Spec {
-    name: &'static str,
-    kind: ProviderKind,
-    timeout_ms: u64,
-    max_retries: u32,
-}
+/// `alpha` and `gamma`: one model of each wire format.
+const TWO: [(&str, ProviderKind); 2] = [
+    ("alpha", ProviderKind::Openai),
+    ("gamma", ProviderKind::Clova),
+];
 
-fn openai(name: &'static str) -> Spec {
-    Spec {
-        name,
-        kind: ProviderKind::Openai,
-        timeout_ms: 10_000,
-        max_retries: 2,
-    }
-}
-
-fn clova(name: &'static str) -> Spec {
-    Spec {
-        kind: ProviderKind::Clova,
-        ..openai(name)
-    }
-}
-
-impl Spec {
-    fn timeout_ms(self, timeout_ms: u64) -> Self {
-        Self { timeout_ms, ..self }
-    }
-}
-
-/// The usual three: two OpenAI-compatible models and one CLOVA model.
-fn three() -> Vec<Spec> {
-    vec![openai("alpha"), openai("beta"), clova("gamma")]
-}
-
-/// A sluice server on 127.0.0.1:0; aborted when dropped.
-struct Server {
-    addr: std::net::SocketAddr,
-    _stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A whole set-up: the fake upstream, the store, the server, and one student
-/// (`key`) in one class (`class_id`) whose models are the test's models.
-struct Env {
-    fake: FakeUpstream,
-    store: Store,
-    server: Server,
-    http: reqwest::Client,
-    key: String,
-    user_id: i64,
-    teacher_id: i64,
-    class_id: i64,
-}
+suite_server!(
+    /// The one test server (`crate::harness`) as these tests use it: the sample
+    /// router, and models that retry twice within a 10 s deadline.
+    Env
+);
 
 impl Env {
-    async fn start(script: Script, specs: &[Spec]) -> Env {
-        let fake = FakeUpstream::start(script).await;
-        let store = Store::in_memory().await.unwrap();
-        let (teacher, _) = store.create_user("teacher").await.unwrap();
-        let (user, key) = store.create_user("student").await.unwrap();
-        let names: Vec<String> = specs.iter().map(|s| s.name.to_string()).collect();
-        let class = store
-            .create_class("practice", teacher.id, &names, &names[0])
-            .await
-            .unwrap();
-        store
-            .add_member(class.id, user.id, ClassRole::Student)
-            .await
-            .unwrap();
-        let providers = specs
-            .iter()
-            .map(|spec| {
-                let base = match spec.kind {
-                    ProviderKind::Openai => fake.openai_base_url(),
-                    ProviderKind::Clova => fake.clova_base_url(),
-                    ProviderKind::Local => unreachable!("these tests run no local model"),
-                };
-                let mut config = ModelConfig::new(spec.kind, base);
-                config.timeout_ms = spec.timeout_ms;
-                config.max_retries = spec.max_retries;
-                config.profile = Some("HCX-003".into());
-                Provider::with_api_key(spec.name, config, http_client(), None).unwrap()
-            })
-            .collect();
-        let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
-        let router = sluice_router::RouterStore::embedded_sample()
-            .get("sample", 1)
-            .unwrap();
-        let practice = Practice::new(store.clone(), models, Some(router));
-        let state = AppState::builder().practice(practice).build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(sluice_http::serve(listener, app(state), async move {
-            let _ = stopped.await;
-        }));
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        Env {
-            fake,
-            store,
-            server: Server {
-                addr,
-                _stop: stop,
-                task,
-            },
-            http,
-            key: key.key,
-            user_id: user.id,
-            teacher_id: teacher.id,
-            class_id: class.id,
-        }
+    async fn start(script: Script, models: &[(&'static str, ProviderKind)]) -> Env {
+        Self::start_with(script, models, |_, _| {}).await
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.server.addr)
-    }
-
-    /// One request with `key` (none when `None`): the status and the body as
-    /// JSON (`null` when empty).
-    async fn send_as(
-        &self,
-        key: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut request = self.http.request(method, self.url(path));
-        if let Some(key) = key {
-            request = request.bearer_auth(key);
-        }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.unwrap();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                panic!(
-                    "{path}: not JSON ({e}): {}",
-                    String::from_utf8_lossy(&bytes)
-                )
+    /// With `configure` applied to each model after the defaults above.
+    async fn start_with(
+        script: Script,
+        models: &[(&'static str, ProviderKind)],
+        configure: impl Fn(&str, &mut ModelConfig) + 'static,
+    ) -> Env {
+        let server = PracticeServer::builder()
+            .script(script)
+            .models(models)
+            .sample_router()
+            .configure(move |name, config| {
+                config.timeout_ms = 10_000;
+                config.max_retries = 2;
+                configure(name, config);
             })
-        };
-        (status, value)
+            .start()
+            .await;
+        Env(server)
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-        self.send_as(Some(&self.key), method, path, body).await
+        self.send_json(Some(&self.key), method, path, body).await
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
@@ -332,7 +206,7 @@ async fn fan_out_to_three_models_returns_every_result_in_order_and_stores_the_tu
         .on("alpha", Behavior::reply("alpha answers"))
         .on("beta", Behavior::reply("beta answers"))
         .on("gamma", Behavior::reply("gamma answers"));
-    let env = Env::start(script, &three()).await;
+    let env = Env::start(script, &THREE).await;
     let prompt = "Explain the difference between TCP and UDP in simple words";
     let (status, body) = env
         .run(&json!({"prompt_text": prompt, "model_names": ["beta", "gamma", "alpha"]}))
@@ -415,7 +289,7 @@ async fn one_failing_model_gives_an_error_entry_while_the_others_answer() {
         .on("alpha", Behavior::reply("fine"))
         .on("beta", Behavior::error(500, "the model crashed"))
         .on("gamma", Behavior::reply("also fine"));
-    let env = Env::start(script, &three()).await;
+    let env = Env::start(script, &THREE).await;
     let (status, body) = env
         .run(&json!({"prompt_text": "What is a closure?", "model_names": ["alpha", "beta", "gamma"]}))
         .await;
@@ -474,12 +348,12 @@ async fn a_slow_model_times_out_on_its_own_deadline_without_holding_up_the_other
                 delay: Duration::from_secs(2),
             },
         );
-    let specs = vec![
-        openai("alpha"),
-        openai("beta"),
-        clova("gamma").timeout_ms(300),
-    ];
-    let env = Env::start(script, &specs).await;
+    let env = Env::start_with(script, &THREE, |name, config| {
+        if name == "gamma" {
+            config.timeout_ms = 300;
+        }
+    })
+    .await;
     let started = Instant::now();
     let (status, body) = env
         .run(
@@ -508,7 +382,7 @@ async fn a_rate_limited_model_is_retried_after_retry_after() {
         .on("alpha", Behavior::rate_limited("1"))
         .on("alpha", Behavior::reply("after the wait"))
         .on("beta", Behavior::reply("at once"));
-    let env = Env::start(script, &[openai("alpha"), openai("beta")]).await;
+    let env = Env::start(script, &THREE[..2]).await;
     let started = Instant::now();
     let (status, body) = env
         .run(&json!({"prompt_text": "Hello there", "model_names": ["alpha", "beta"]}))
@@ -534,7 +408,7 @@ async fn every_model_failing_is_502_and_stores_nothing() {
         .on("alpha", Behavior::error(500, "alpha is down"))
         .on("beta", Behavior::error(500, "beta is down"))
         .on("gamma", Behavior::error(500, "gamma is down"));
-    let env = Env::start(script, &three()).await;
+    let env = Env::start(script, &THREE).await;
     let (status, body) = env
         .run(&json!({"prompt_text": "Anyone there?", "model_names": ["alpha", "beta", "gamma"]}))
         .await;
@@ -557,7 +431,7 @@ async fn every_model_failing_is_502_and_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_prompt_is_400_and_calls_no_model() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     // The sample router serves Busan and Gyeongnam only: Seoul is filtered out.
     let (status, body) = env
         .run(&json!({"prompt_text": "서울 근처 맛집 추천해줘", "model_names": ["alpha", "gamma"]}))
@@ -593,7 +467,7 @@ const BUSAN_MD: &str = "# 부산 안내\n\n\
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knowledge_passages_go_after_the_prompt_under_context_and_are_listed_as_sources() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let kb = env
         .create("/user/practice/knowledge", &json!({"name": "부산 안내"}))
         .await;
@@ -657,7 +531,7 @@ async fn knowledge_passages_go_after_the_prompt_under_context_and_are_listed_as_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn few_shot_pairs_follow_the_system_message_in_the_requested_order() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let a = env
         .create(
             "/user/practice/few-shot-examples",
@@ -698,7 +572,7 @@ async fn few_shot_pairs_follow_the_system_message_in_the_requested_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn style_presets_custom_style_params_and_agents_shape_what_is_sent() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let models = json!(["alpha", "gamma"]);
 
     // accurate
@@ -834,7 +708,7 @@ async fn continuation_trims_each_models_own_history_to_its_profile() {
             .on("alpha", Behavior::reply(&format!("ALPHA{turn} {filler}")))
             .on("gamma", Behavior::reply(&format!("GAMMA{turn} {filler}")));
     }
-    let env = Env::start(script, &[openai("alpha"), clova("gamma")]).await;
+    let env = Env::start(script, &TWO).await;
     let prompt = |turn: usize| format!("PROMPT{turn} {}", "world ".repeat(400));
     let params = json!({"max_tokens": MAX_TOKENS});
 
@@ -923,7 +797,7 @@ async fn continuation_trims_each_models_own_history_to_its_profile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_runs_are_422_in_fastapi_shape_and_store_nothing() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let ok = json!({"prompt_text": "hi"});
     let cases: Vec<(String, Value, Value, &str)> = vec![
         (
@@ -1020,7 +894,7 @@ async fn invalid_runs_are_422_in_fastapi_shape_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_classes_and_ownership_are_enforced() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let sessions = "/user/practice/sessions";
 
     // No key, a wrong key, a revoked key.
@@ -1036,7 +910,7 @@ async fn keys_classes_and_ownership_are_enforced() {
     let body: Value = response.json().await.unwrap();
     assert!(body["detail"].is_string(), "{body}");
     let (status, _) = env
-        .send_as(
+        .send_json(
             None,
             Method::POST,
             &env.run_path(),
@@ -1045,7 +919,7 @@ async fn keys_classes_and_ownership_are_enforced() {
         .await;
     assert_eq!(status, 401);
     let (status, _) = env
-        .send_as(Some("sk-sluice-not-a-key"), Method::GET, sessions, None)
+        .send_json(Some("sk-sluice-not-a-key"), Method::GET, sessions, None)
         .await;
     assert_eq!(status, 401);
     let second = env
@@ -1054,12 +928,12 @@ async fn keys_classes_and_ownership_are_enforced() {
         .await
         .unwrap();
     let (status, _) = env
-        .send_as(Some(&second.key), Method::GET, sessions, None)
+        .send_json(Some(&second.key), Method::GET, sessions, None)
         .await;
     assert_eq!(status, 200, "a fresh key works");
     env.store.revoke_key(second.id).await.unwrap();
     let (status, _) = env
-        .send_as(Some(&second.key), Method::GET, sessions, None)
+        .send_json(Some(&second.key), Method::GET, sessions, None)
         .await;
     assert_eq!(status, 401, "a revoked key does not");
     let (status, _) = env.get(sessions).await;
@@ -1073,7 +947,7 @@ async fn keys_classes_and_ownership_are_enforced() {
         let other_key = other_key.clone();
         async move {
             let (status, created) = env
-                .send_as(Some(&other_key), Method::POST, path, Some(&body))
+                .send_json(Some(&other_key), Method::POST, path, Some(&body))
                 .await;
             assert_eq!(status, 201, "{created}");
             created["id"].as_i64().unwrap()
@@ -1106,7 +980,7 @@ async fn keys_classes_and_ownership_are_enforced() {
         assert_eq!(status, 404, "patch {path}");
         // ... while the owner still sees it.
         let (status, _) = env
-            .send_as(Some(&other_key), Method::GET, &path, None)
+            .send_json(Some(&other_key), Method::GET, &path, None)
             .await;
         assert_eq!(status, 200, "{path}");
     }
@@ -1185,11 +1059,11 @@ async fn keys_classes_and_ownership_are_enforced() {
     let session_id = body["session_id"].as_i64().unwrap();
     let theirs = format!("/user/practice/sessions/{session_id}");
     let (status, _) = env
-        .send_as(Some(&other_key), Method::GET, &theirs, None)
+        .send_json(Some(&other_key), Method::GET, &theirs, None)
         .await;
     assert_eq!(status, 404);
     let (status, _) = env
-        .send_as(
+        .send_json(
             Some(&other_key),
             Method::POST,
             &format!("{theirs}/chat"),
@@ -1205,32 +1079,13 @@ async fn keys_classes_and_ownership_are_enforced() {
     );
 }
 
-/// `(event, data)` of every server-sent event in `text`.
-fn sse_events(text: &str) -> Vec<(String, String)> {
-    text.replace("\r\n", "\n")
-        .split("\n\n")
-        .filter_map(|block| {
-            let mut event = String::from("message");
-            let mut data = Vec::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim_start().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
-                }
-            }
-            (!data.is_empty()).then(|| (event, data.join("\n")))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_run_sends_tagged_tokens_then_the_stored_result() {
     let delay = Duration::from_millis(10);
     let script = Script::new()
         .on("alpha", Behavior::stream(&["Hel", "lo ", "world"], delay))
         .on("gamma", Behavior::stream(&["Gam", "ma ", "here"], delay));
-    let env = Env::start(script, &[openai("alpha"), clova("gamma")]).await;
+    let env = Env::start(script, &TWO).await;
     let response = env
         .http
         .post(env.url(&env.run_path()))
@@ -1328,7 +1183,7 @@ async fn post_streamed(env: &Env, key: &str, path: &str, body: &Value) -> (u16, 
 /// status and the same JSON body, not a 201 with an `error` event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_run_that_fails_before_its_first_token_answers_with_the_real_status() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let (status, created) = env
         .run(&json!({"prompt_text": "First", "model_names": ["alpha"]}))
         .await;
@@ -1390,7 +1245,7 @@ async fn a_streamed_run_that_fails_before_its_first_token_answers_with_the_real_
     ];
     for (name, key, path, body) in cases {
         let (blocking_status, blocking_body) = env
-            .send_as(Some(&key), Method::POST, &path, Some(&body))
+            .send_json(Some(&key), Method::POST, &path, Some(&body))
             .await;
         assert!(
             blocking_status >= 400,
@@ -1419,7 +1274,7 @@ async fn a_streamed_run_that_fails_before_its_first_token_answers_with_the_real_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_run_whose_models_all_fail_ends_with_an_error_event() {
     let script = Script::new().on("alpha", Behavior::error(400, "bad request"));
-    let env = Env::start(script, &three()).await;
+    let env = Env::start(script, &THREE).await;
     let (status, content_type, text) = post_streamed(
         &env,
         &env.key,
@@ -1454,7 +1309,7 @@ async fn stopping_a_model_closes_its_call_and_stores_what_it_generated() {
             "gamma",
             Behavior::stream(&["Gam", "ma ", "done"], Duration::from_millis(20)),
         );
-    let env = Env::start(script, &[openai("alpha"), clova("gamma")]).await;
+    let env = Env::start(script, &TWO).await;
     let (_, stranger_key) = env.store.create_user("stranger").await.unwrap();
     let started = Instant::now();
     let mut response = env
@@ -1491,7 +1346,7 @@ async fn stopping_a_model_closes_its_call_and_stores_what_it_generated() {
     let run_id = run_id.expect("a started event with the run id");
     let stop = format!("/user/practice/runs/{run_id}/stop?model_name=alpha");
     let (status, _) = env
-        .send_as(Some(&stranger_key.key), Method::POST, &stop, None)
+        .send_json(Some(&stranger_key.key), Method::POST, &stop, None)
         .await;
     assert_eq!(status, 404, "only the owner stops a run");
     let (status, body) = env.send(Method::POST, &stop, None).await;
@@ -1555,17 +1410,21 @@ async fn crud(env: &Env, path: &str, bodies: [Value; 3], patch: Value, changed: 
     for body in &bodies {
         let (status, created) = env.post(path, body).await;
         assert_eq!(status, 201, "{path}: {created}");
-        assert_eq!(created["owner_id"], env.user_id, "{created}");
+        assert_eq!(created["owner_id"], env.user_id, "{path}: {created}");
         ids.push(created["id"].as_i64().unwrap());
     }
     let (status, page) = env.get(&format!("{path}?page=1&size=2")).await;
-    assert_eq!(status, 200, "{page}");
+    assert_eq!(status, 200, "{path}: {page}");
     assert_eq!(page["total"], 3, "{path}: {page}");
-    assert_eq!(page["page"], 1);
-    assert_eq!(page["size"], 2);
-    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["page"], 1, "{path}");
+    assert_eq!(page["size"], 2, "{path}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{path}: {page}");
     let (_, second) = env.get(&format!("{path}?page=2&size=2")).await;
-    assert_eq!(second["items"].as_array().unwrap().len(), 1, "{second}");
+    assert_eq!(
+        second["items"].as_array().unwrap().len(),
+        1,
+        "{path}: {second}"
+    );
     let mut seen: Vec<i64> = page["items"]
         .as_array()
         .unwrap()
@@ -1576,10 +1435,10 @@ async fn crud(env: &Env, path: &str, bodies: [Value; 3], patch: Value, changed: 
     seen.sort();
     assert_eq!(seen, ids, "{path}: every item once across pages");
     let (_, beyond) = env.get(&format!("{path}?page=3&size=2")).await;
-    assert_eq!(beyond["items"], json!([]), "{beyond}");
+    assert_eq!(beyond["items"], json!([]), "{path}: {beyond}");
     let (_, default) = env.get(path).await;
-    assert_eq!(default["size"], 50, "{default}");
-    assert_eq!(default["page"], 1, "{default}");
+    assert_eq!(default["size"], 50, "{path}: {default}");
+    assert_eq!(default["page"], 1, "{path}: {default}");
 
     for (query, loc) in [("size=0", "size"), ("page=0", "page"), ("size=201", "size")] {
         let (status, body) = env.get(&format!("{path}?{query}")).await;
@@ -1589,85 +1448,84 @@ async fn crud(env: &Env, path: &str, bodies: [Value; 3], patch: Value, changed: 
 
     let one = format!("{path}/{}", ids[0]);
     let (status, patched) = env.patch(&one, &patch).await;
-    assert_eq!(status, 200, "{one}: {patched}");
-    assert_eq!(patched[changed.0], changed.1, "{patched}");
+    assert_eq!(status, 200, "{path}: {one}: {patched}");
+    assert_eq!(patched[changed.0], changed.1, "{path}: {patched}");
     let (status, read) = env.get(&one).await;
-    assert_eq!(status, 200);
-    assert_eq!(read[changed.0], changed.1, "{read}");
+    assert_eq!(status, 200, "{path}");
+    assert_eq!(read[changed.0], changed.1, "{path}: {read}");
     // Untouched fields survive a partial update.
     for (k, v) in bodies[0].as_object().unwrap() {
         if k != changed.0 {
-            assert_eq!(&read[k], v, "{one}: {k}");
+            assert_eq!(&read[k], v, "{path}: {one}: {k}");
         }
     }
     let (status, body) = env.patch(&one, &json!({"bogus": 1})).await;
-    assert_eq!(status, 422, "{body}");
+    assert_eq!(status, 422, "{path}: {body}");
 
     let (status, body) = env.delete(&one).await;
-    assert_eq!(status, 204, "{body}");
-    assert!(body.is_null());
+    assert_eq!(status, 204, "{path}: {body}");
+    assert!(body.is_null(), "{path}");
     let (status, _) = env.get(&one).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 404, "{path}");
     let (status, _) = env.delete(&one).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 404, "{path}");
     let (_, page) = env.get(path).await;
-    assert_eq!(page["total"], 2, "{page}");
+    assert_eq!(page["total"], 2, "{path}: {page}");
     let (status, body) = env.get(&format!("{path}/0")).await;
-    assert_eq!(status, 422, "{body}");
-    assert_eq!(body["detail"][0]["loc"][0], "path", "{body}");
+    assert_eq!(status, 422, "{path}: {body}");
+    assert_eq!(body["detail"][0]["loc"][0], "path", "{path}: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_objects_have_crud_and_pagination() {
-    let env = Env::start(Script::new(), &three()).await;
-    crud(
-        &env,
-        "/user/practice/agents",
-        [
-            json!({"name": "a1", "instructions": "i1"}),
-            json!({"name": "a2", "instructions": "i2"}),
-            json!({"name": "a3", "instructions": "i3"}),
-        ],
-        json!({"instructions": "changed"}),
-        ("instructions", json!("changed")),
-    )
-    .await;
-    crud(
-        &env,
-        "/user/practice/projects",
-        [
-            json!({"name": "p1", "description": "d1"}),
-            json!({"name": "p2"}),
-            json!({"name": "p3"}),
-        ],
-        json!({"name": "renamed"}),
-        ("name", json!("renamed")),
-    )
-    .await;
-    crud(
-        &env,
-        "/user/practice/few-shot-examples",
-        [
-            json!({"input": "q1", "output": "o1"}),
-            json!({"input": "q2", "output": "o2"}),
-            json!({"input": "q3", "output": "o3"}),
-        ],
-        json!({"output": "changed"}),
-        ("output", json!("changed")),
-    )
-    .await;
-    crud(
-        &env,
-        "/user/practice/knowledge",
-        [
-            json!({"name": "k1", "description": "d1"}),
-            json!({"name": "k2"}),
-            json!({"name": "k3"}),
-        ],
-        json!({"description": "changed"}),
-        ("description", json!("changed")),
-    )
-    .await;
+    let env = Env::start(Script::new(), &THREE).await;
+    // (collection, three objects to create, a patch, the field it changes and
+    // to what); `crud` names the collection in every failure.
+    let collections = [
+        (
+            "/user/practice/agents",
+            [
+                json!({"name": "a1", "instructions": "i1"}),
+                json!({"name": "a2", "instructions": "i2"}),
+                json!({"name": "a3", "instructions": "i3"}),
+            ],
+            json!({"instructions": "changed"}),
+            ("instructions", json!("changed")),
+        ),
+        (
+            "/user/practice/projects",
+            [
+                json!({"name": "p1", "description": "d1"}),
+                json!({"name": "p2"}),
+                json!({"name": "p3"}),
+            ],
+            json!({"name": "renamed"}),
+            ("name", json!("renamed")),
+        ),
+        (
+            "/user/practice/few-shot-examples",
+            [
+                json!({"input": "q1", "output": "o1"}),
+                json!({"input": "q2", "output": "o2"}),
+                json!({"input": "q3", "output": "o3"}),
+            ],
+            json!({"output": "changed"}),
+            ("output", json!("changed")),
+        ),
+        (
+            "/user/practice/knowledge",
+            [
+                json!({"name": "k1", "description": "d1"}),
+                json!({"name": "k2"}),
+                json!({"name": "k3"}),
+            ],
+            json!({"description": "changed"}),
+            ("description", json!("changed")),
+        ),
+    ];
+    for (path, objects, patch, changed) in collections {
+        crud(&env, path, objects, patch, changed).await;
+    }
     // Sessions: list, patch the title, delete.
     let (status, body) = env
         .run(&json!({"prompt_text": "A session to rename"}))
@@ -1694,7 +1552,7 @@ async fn library_objects_have_crud_and_pagination() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_supply_defaults_and_duplicates_are_dropped() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     // An agent's model is the default model, its preset the default preset.
     let agent = env
         .create(
@@ -1757,7 +1615,7 @@ async fn agents_supply_defaults_and_duplicates_are_dropped() {
 /// agent's values.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agents_temperature_applies_when_no_preset_is_chosen() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let agent = env
         .create(
             "/user/practice/agents",
@@ -1782,8 +1640,7 @@ async fn broken_upstreams_give_typed_errors() {
         .on("beta", Behavior::ResetConnection)
         .on("beta", Behavior::ResetConnection)
         .on("gamma", Behavior::reply("ok"));
-    let specs = vec![openai("alpha"), openai("beta"), clova("gamma")];
-    let env = Env::start(script, &specs).await;
+    let env = Env::start(script, &THREE).await;
     let (status, body) = env
         .run(&json!({"prompt_text": "Hello", "model_names": ["alpha", "beta", "gamma"]}))
         .await;
@@ -1804,7 +1661,7 @@ async fn broken_upstreams_give_typed_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_that_cannot_fit_the_profile_calls_no_model() {
-    let env = Env::start(Script::new(), &[openai("alpha"), clova("gamma")]).await;
+    let env = Env::start(Script::new(), &TWO).await;
     // ~3,500 tokens of prompt and 1,000 of answer do not fit HCX-003's 4,096.
     let prompt = "hello ".repeat(3500);
     let (status, body) = env
@@ -1823,7 +1680,7 @@ async fn a_prompt_that_cannot_fit_the_profile_calls_no_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continuations_are_checked_streamed_and_filtered_like_runs() {
-    let env = Env::start(Script::new(), &[openai("alpha"), clova("gamma")]).await;
+    let env = Env::start(Script::new(), &TWO).await;
     let project = env
         .create("/user/practice/projects", &json!({"name": "homework"}))
         .await;
@@ -1918,7 +1775,7 @@ async fn continuations_are_checked_streamed_and_filtered_like_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn class_shared_knowledge_is_usable_but_not_writable_by_students() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let teacher = env
         .store
         .create_key(env.teacher_id, None)
@@ -1926,7 +1783,7 @@ async fn class_shared_knowledge_is_usable_but_not_writable_by_students() {
         .unwrap()
         .key;
     let (status, kb) = env
-        .send_as(
+        .send_json(
             Some(&teacher),
             Method::POST,
             "/user/practice/knowledge",
@@ -2010,7 +1867,7 @@ async fn class_shared_knowledge_is_usable_but_not_writable_by_students() {
 /// (422), more than 8 MiB (413).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_refused_and_store_nothing() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let kb = env
         .create("/user/practice/knowledge", &json!({"name": "notes"}))
         .await;
@@ -2075,7 +1932,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
 /// instructs, student belongs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moving_an_object_between_classes_needs_the_owner_there_and_a_writer() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let store = &env.store;
     let models = &["alpha".to_string()];
     let (other, _) = store.create_user("other teacher").await.unwrap();
@@ -2155,7 +2012,7 @@ async fn moving_an_object_between_classes_needs_the_owner_there_and_a_writer() {
             let id = env.create(path, &shared).await;
             let item = format!("{path}/{id}");
             let (status, answer) = env
-                .send_as(
+                .send_json(
                     Some(key),
                     Method::PATCH,
                     &item,
@@ -2216,7 +2073,7 @@ pub(crate) fn varied_hangul(words: usize, seed: u64) -> String {
 /// then find it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_big_upload_lets_other_writers_through_and_appears_whole() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let teacher = env
         .store
         .create_key(env.teacher_id, None)
@@ -2250,7 +2107,7 @@ async fn a_big_upload_lets_other_writers_through_and_appears_whole() {
     while !upload.is_finished() {
         let started = Instant::now();
         let (status, _) = env
-            .send_as(
+            .send_json(
                 Some(&teacher),
                 Method::POST,
                 "/user/practice/projects",
@@ -2307,11 +2164,11 @@ async fn a_big_upload_lets_other_writers_through_and_appears_whole() {
 /// Issue 26: listing by a class one is not in was 200 with an empty page.
 #[tokio::test]
 async fn listing_sessions_of_a_class_one_is_not_in_is_403_and_of_no_class_404() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let (outsider, outsider_key) = env.store.create_user("outsider").await.unwrap();
     let path = format!("/user/practice/sessions?class_id={}", env.class_id);
     let (status, body) = env
-        .send_as(Some(&outsider_key.key), Method::GET, &path, None)
+        .send_json(Some(&outsider_key.key), Method::GET, &path, None)
         .await;
     assert_eq!(status, 403, "{body}");
     assert!(
@@ -2324,7 +2181,7 @@ async fn listing_sessions_of_a_class_one_is_not_in_is_403_and_of_no_class_404() 
     assert_eq!(status, 404);
     // Without the filter an outsider sees their own (none), as before.
     let (status, body) = env
-        .send_as(
+        .send_json(
             Some(&outsider_key.key),
             Method::GET,
             "/user/practice/sessions",
@@ -2340,7 +2197,7 @@ async fn listing_sessions_of_a_class_one_is_not_in_is_403_and_of_no_class_404() 
 /// models come from.
 #[tokio::test]
 async fn a_class_model_missing_from_the_server_is_explained() {
-    let env = Env::start(Script::new(), &three()).await;
+    let env = Env::start(Script::new(), &THREE).await;
     let teacher = env.store.user(env.teacher_id).await.unwrap();
     let class = env
         .store

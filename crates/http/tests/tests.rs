@@ -12,6 +12,10 @@ mod endpoints;
 mod fake;
 mod faults;
 mod gateway;
+/// The one practice server of the tests and benches (some options serve
+/// only the benches).
+#[allow(dead_code)]
+mod harness;
 mod hostile;
 mod instructors;
 mod limits;

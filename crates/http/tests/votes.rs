@@ -1,24 +1,20 @@
 //! Blind runs, votes, ratings, the leaderboard and the export over a real
 //! socket, against the scripted fake upstream.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
-use sluice_core::Profiles;
-use sluice_http::AppState;
-use sluice_practice::provider::{ModelConfig, Provider, ProviderKind, http_client};
-use sluice_practice::{ClassRole, Practice, Store};
+use sluice_practice::provider::ProviderKind;
 
-use crate::fake::{Behavior, FakeUpstream, Script};
-use crate::support::Server;
+use crate::fake::{Behavior, Script};
+use crate::harness::PracticeServer;
 
 const MODELS: [&str; 3] = ["alpha", "beta", "gamma"];
 
+/// The one test server (`crate::harness`) with the sample router, three
+/// OpenAI-compatible models and, besides the class's student and teacher, an
+/// outsider in no class.
 struct Env {
-    _fake: FakeUpstream,
-    server: Server,
-    http: reqwest::Client,
+    server: PracticeServer,
     student: String,
     other: String,
     teacher: String,
@@ -27,49 +23,20 @@ struct Env {
 
 impl Env {
     async fn start(script: Script) -> Env {
-        let fake = FakeUpstream::start(script).await;
-        let store = Store::in_memory().await.unwrap();
-        let (teacher, teacher_key) = store.create_user("teacher").await.unwrap();
-        let (student, student_key) = store.create_user("student").await.unwrap();
-        let (other, other_key) = store.create_user("outsider").await.unwrap();
-        let names: Vec<String> = MODELS.iter().map(|m| m.to_string()).collect();
-        let class = store
-            .create_class("class", teacher.id, &names, "alpha")
-            .await
-            .unwrap();
-        store
-            .add_member(class.id, student.id, ClassRole::Student)
-            .await
-            .unwrap();
-        let _ = other;
-        let providers = MODELS
-            .iter()
-            .map(|name| {
-                let mut config = ModelConfig::new(ProviderKind::Openai, fake.openai_base_url());
-                config.profile = Some("HCX-003".into());
-                config.max_retries = 0;
-                Provider::with_api_key(name, config, http_client(), None).unwrap()
-            })
-            .collect();
-        let models = Practice::models_from(providers, &Profiles::builtin()).unwrap();
-        let router = sluice_router::RouterStore::embedded_sample()
-            .get("sample", 1)
-            .unwrap();
-        let practice = Practice::new(store, models, Some(router));
-        let server = Server::start(AppState::builder().practice(practice).build()).await;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
+        let server = PracticeServer::builder()
+            .script(script)
+            .models(&MODELS.map(|m| (m, ProviderKind::Openai)))
+            .sample_router()
+            .class("class")
+            .start()
+            .await;
+        let (_, other) = server.store.create_user("outsider").await.unwrap();
         Env {
-            _fake: fake,
+            student: server.key.clone(),
+            other: other.key,
+            teacher: server.teacher_key.clone(),
+            class_id: server.class_id,
             server,
-            http,
-            student: student_key.key,
-            other: other_key.key,
-            teacher: teacher_key.key,
-            class_id: class.id,
         }
     }
 
@@ -81,8 +48,9 @@ impl Env {
         body: Option<Value>,
     ) -> (u16, String) {
         let mut request = self
+            .server
             .http
-            .request(method, format!("http://{}{path}", self.server.addr))
+            .request(method, self.server.url(path))
             .bearer_auth(key);
         if let Some(body) = body {
             request = request
@@ -100,13 +68,9 @@ impl Env {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let (status, text) = self.send(key, method, path, body).await;
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
-        };
-        (status, value)
+        self.server
+            .send_json(Some(key), method, path, body.as_ref())
+            .await
     }
 }
 
@@ -170,6 +134,7 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
 
     // The server's own metrics count the models, not the labels.
     let metrics = env
+        .server
         .http
         .get(format!("http://{}/metrics", env.server.addr))
         .send()
@@ -199,35 +164,37 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
     }
     assert_eq!(session["history"][0]["revealed"], false);
 
-    // Bad votes: a label with a tie, no label with best, another student's.
+    // Bad votes.
     let vote = format!("/user/practice/sessions/{session_id}/turns/{turn_id}/vote");
-    let (status, _) = env
-        .json(
-            &env.student,
-            Method::POST,
-            &vote,
-            Some(json!({"verdict": "tie", "label": "A"})),
-        )
+    let (student, other) = (env.student.as_str(), env.other.as_str());
+    env.server
+        .expect_statuses(vec![
+            (
+                "a label with a tie",
+                student,
+                Method::POST,
+                vote.clone(),
+                Some(json!({"verdict": "tie", "label": "A"})),
+                422,
+            ),
+            (
+                "no label with best",
+                student,
+                Method::POST,
+                vote.clone(),
+                Some(json!({"verdict": "best"})),
+                422,
+            ),
+            (
+                "another student's",
+                other,
+                Method::POST,
+                vote.clone(),
+                Some(json!({"verdict": "tie"})),
+                404,
+            ),
+        ])
         .await;
-    assert_eq!(status, 422);
-    let (status, _) = env
-        .json(
-            &env.student,
-            Method::POST,
-            &vote,
-            Some(json!({"verdict": "best"})),
-        )
-        .await;
-    assert_eq!(status, 422);
-    let (status, _) = env
-        .json(
-            &env.other,
-            Method::POST,
-            &vote,
-            Some(json!({"verdict": "tie"})),
-        )
-        .await;
-    assert_eq!(status, 404);
 
     let (status, reveal) = env
         .json(
@@ -244,15 +211,16 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
         assert_eq!(answers[i], text_of(entry["model_name"].as_str().unwrap()));
     }
     assert_eq!(reveal["best_model"], reveal["labels"][1]["model_name"]);
-    let (status, _) = env
-        .json(
-            &env.student,
+    env.server
+        .expect_statuses(vec![(
+            "a second vote",
+            student,
             Method::POST,
-            &vote,
+            vote.clone(),
             Some(json!({"verdict": "skip"})),
-        )
+            409,
+        )])
         .await;
-    assert_eq!(status, 409);
     let (_, session) = env
         .json(
             &env.student,
@@ -272,104 +240,113 @@ async fn a_blind_run_hides_the_models_until_the_vote() {
         .as_i64()
         .unwrap();
     let rating = format!("/user/practice/results/{response_id}/rating");
-    let (status, rated) = env
-        .json(
-            &env.student,
-            Method::POST,
-            &rating,
-            Some(json!({"value": "up", "comment": "  clear  "})),
-        )
+    let rated = env
+        .server
+        .expect_statuses(vec![
+            (
+                "a rating",
+                student,
+                Method::POST,
+                rating.clone(),
+                Some(json!({"value": "up", "comment": "  clear  "})),
+                200,
+            ),
+            (
+                "a stranger's rating",
+                other,
+                Method::POST,
+                rating.clone(),
+                Some(json!({"value": "up"})),
+                404,
+            ),
+            (
+                "a bad rating",
+                student,
+                Method::POST,
+                rating.clone(),
+                Some(json!({"value": "sideways"})),
+                422,
+            ),
+        ])
         .await;
-    assert_eq!(status, 200, "{rated}");
-    assert_eq!(rated["comment"], "clear");
-    let (status, _) = env
-        .json(
-            &env.other,
-            Method::POST,
-            &rating,
-            Some(json!({"value": "up"})),
-        )
-        .await;
-    assert_eq!(status, 404);
-    let (status, _) = env
-        .json(
-            &env.student,
-            Method::POST,
-            &rating,
-            Some(json!({"value": "sideways"})),
-        )
-        .await;
-    assert_eq!(status, 422);
+    assert_eq!(rated[0]["comment"], "clear");
 
     // A blind run needs two models; an ordinary turn takes no vote.
-    let (status, _) = env
-        .json(
-            &env.student,
-            Method::POST,
-            &run,
-            Some(json!({"prompt_text": "x", "blind": true})),
-        )
+    let turns = env
+        .server
+        .expect_statuses(vec![
+            (
+                "a blind run of one model",
+                student,
+                Method::POST,
+                run.clone(),
+                Some(json!({"prompt_text": "x", "blind": true})),
+                400,
+            ),
+            (
+                "an ordinary turn",
+                student,
+                Method::POST,
+                format!("/user/practice/sessions/{session_id}/chat"),
+                Some(json!({"prompt_text": "and again", "model_names": ["alpha", "beta"]})),
+                201,
+            ),
+        ])
         .await;
-    assert_eq!(status, 400);
-    let (status, plain) = env
-        .json(
-            &env.student,
-            Method::POST,
-            &format!("/user/practice/sessions/{session_id}/chat"),
-            Some(json!({"prompt_text": "and again", "model_names": ["alpha", "beta"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{plain}");
+    let plain = &turns[1];
     assert_eq!(plain["blind"], false);
     assert_eq!(plain["results"][0]["model_name"], "alpha");
     let plain_vote = format!(
         "/user/practice/sessions/{session_id}/turns/{}/vote",
         plain["turn_id"]
     );
-    let (status, _) = env
-        .json(
-            &env.student,
+    env.server
+        .expect_statuses(vec![(
+            "a vote on an ordinary turn",
+            student,
             Method::POST,
-            &plain_vote,
+            plain_vote,
             Some(json!({"verdict": "tie"})),
-        )
+            400,
+        )])
         .await;
-    assert_eq!(status, 400);
 
     // The leaderboard: members only; the best model leads.
     let board = format!(
         "/user/practice/classes/{}/leaderboard?resamples=100",
         env.class_id
     );
-    let (status, lb) = env.json(&env.student, Method::GET, &board, None).await;
-    assert_eq!(status, 200, "{lb}");
-    assert_eq!(lb["rows"][0]["model_name"], reveal["best_model"]);
-    assert_eq!(lb["total_votes"], 1);
-    let (status, _) = env.json(&env.other, Method::GET, &board, None).await;
-    assert_eq!(status, 403);
-    let (status, _) = env
-        .json(
-            &env.student,
-            Method::GET,
-            &format!("{board}&style_preset=loud"),
-            None,
-        )
+    let boards = env
+        .server
+        .expect_statuses(vec![
+            ("a member", student, Method::GET, board.clone(), None, 200),
+            ("no member", other, Method::GET, board.clone(), None, 403),
+            (
+                "an unknown preset",
+                student,
+                Method::GET,
+                format!("{board}&style_preset=loud"),
+                None,
+                422,
+            ),
+            (
+                "a preset with no votes",
+                student,
+                Method::GET,
+                format!("{board}&style_preset=creative"),
+                None,
+                200,
+            ),
+        ])
         .await;
-    assert_eq!(status, 422);
-    let (status, filtered) = env
-        .json(
-            &env.student,
-            Method::GET,
-            &format!("{board}&style_preset=creative"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(filtered["total_votes"], 0);
+    assert_eq!(boards[0]["rows"][0]["model_name"], reveal["best_model"]);
+    assert_eq!(boards[0]["total_votes"], 1);
+    assert_eq!(boards[3]["total_votes"], 0);
 
     // Streamed, a blind run names labels only: started in label order, tokens
     // and model_done by label, the result concealed.
     let response = env
+        .server
         .http
         .post(format!("http://{}{run}", env.server.addr))
         .bearer_auth(&env.student)

@@ -10,24 +10,10 @@ use sluice_practice::{
 };
 
 use crate::backends::stores;
+use crate::store::result;
 
 async fn user(store: &Store, name: &str) -> i64 {
     store.create_user(name).await.unwrap().0.id
-}
-
-fn result(model: &str, primary: bool, text: Option<&str>) -> NewResult {
-    NewResult {
-        model_name: model.into(),
-        is_primary: primary,
-        response_text: text.map(str::to_string),
-        error: text.is_none().then(|| json!({"kind": "timeout"})),
-        token_usage: json!({"prompt_tokens": 3}),
-        latency_ms: 12,
-        generation_params: json!({"temperature": 0.7}),
-        request: json!({"messages": []}),
-        finish_reason: Some("stop".into()),
-        upstream_id: None,
-    }
 }
 
 async fn session(store: &Store, user_id: i64, class_id: i64, results: Vec<NewResult>) -> i64 {

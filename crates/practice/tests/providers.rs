@@ -25,14 +25,9 @@ fn request(prompt: &str) -> ChatRequest {
 }
 
 fn config(kind: ProviderKind, fake: &FakeUpstream) -> ModelConfig {
-    let base_url = match kind {
-        ProviderKind::Openai => fake.openai_base_url(),
-        ProviderKind::Clova => fake.clova_base_url(),
-        ProviderKind::Local => unreachable!("these tests run no local model"),
-    };
     ModelConfig {
         timeout_ms: 5_000,
-        ..ModelConfig::new(kind, base_url)
+        ..ModelConfig::new(kind, fake.base_url(kind))
     }
 }
 
@@ -206,93 +201,127 @@ async fn clova_hcx_007_takes_max_completion_tokens() {
     assert_eq!(sent.header("x-ncp-clovastudio-request-id"), None);
 }
 
-#[tokio::test]
-async fn a_429_with_retry_after_is_retried_after_the_wait() {
-    let fake = FakeUpstream::start(
-        Script::new()
-            .on("gpt-x", Behavior::rate_limited("1"))
-            .on("gpt-x", Behavior::reply("at last")),
-    )
-    .await;
-    let started = Instant::now();
-    let reply = openai(&fake, "gpt-x").chat(&request("hi")).await.unwrap();
-
-    assert_eq!(reply.text, "at last");
-    assert_eq!(reply.attempts, 2);
-    let requests = fake.requests();
-    assert_eq!(requests.len(), 2);
-    assert!(requests[1].at - requests[0].at >= Duration::from_secs(1));
-    assert!(started.elapsed() >= Duration::from_secs(1));
+/// A refusal the provider waits out and retries: the model, what it answers
+/// first, how long the retry must wait, and the answer after it.
+struct RetryCase {
+    case: &'static str,
+    kind: ProviderKind,
+    model: &'static str,
+    first: Behavior,
+    wait: Duration,
+    answer: &'static str,
 }
 
 #[tokio::test]
-async fn retry_after_ms_is_honoured_too() {
-    let fake = FakeUpstream::start(
-        Script::new()
-            .on(
-                "HCX-005",
-                Behavior::error(429, "Too many requests")
-                    .with_code("42900")
-                    .with_header("retry-after-ms", "300"),
-            )
-            .on("HCX-005", Behavior::reply("ok")),
-    )
-    .await;
-    let reply = clova(&fake, "HCX-005").chat(&request("hi")).await.unwrap();
+async fn retry_headers_are_waited_out() {
+    let cases = [
+        RetryCase {
+            case: "a 429 with retry-after",
+            kind: ProviderKind::Openai,
+            model: "gpt-x",
+            first: Behavior::rate_limited("1"),
+            wait: Duration::from_secs(1),
+            answer: "at last",
+        },
+        RetryCase {
+            case: "retry-after-ms",
+            kind: ProviderKind::Clova,
+            model: "HCX-005",
+            first: Behavior::error(429, "Too many requests")
+                .with_code("42900")
+                .with_header("retry-after-ms", "300"),
+            wait: Duration::from_millis(300),
+            answer: "ok",
+        },
+    ];
+    for c in cases {
+        let case = c.case;
+        let fake = FakeUpstream::start(
+            Script::new()
+                .on(c.model, c.first)
+                .on(c.model, Behavior::reply(c.answer)),
+        )
+        .await;
+        let started = Instant::now();
+        let reply = provider(c.model, config(c.kind, &fake), None)
+            .chat(&request("hi"))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
 
-    assert_eq!((reply.text.as_str(), reply.attempts), ("ok", 2));
-    let requests = fake.requests();
-    assert!(requests[1].at - requests[0].at >= Duration::from_millis(300));
+        assert_eq!(
+            (reply.text.as_str(), reply.attempts),
+            (c.answer, 2),
+            "{case}"
+        );
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 2, "{case}");
+        assert!(requests[1].at - requests[0].at >= c.wait, "{case}");
+        assert!(started.elapsed() >= c.wait, "{case}");
+    }
+}
+
+/// An error answer that is returned at once: what the model answers and
+/// the error it becomes.
+struct NotRetriedCase {
+    case: &'static str,
+    answer: Behavior,
+    error: ProviderError,
+    kind: &'static str,
 }
 
 #[tokio::test]
-async fn a_429_for_an_exhausted_quota_is_not_retried() {
-    let fake = FakeUpstream::start(
-        Script::new().on(
-            "gpt-x",
-            Behavior::error(
+async fn errors_that_are_not_retried() {
+    let cases = [
+        NotRetriedCase {
+            case: "a 429 for an exhausted quota",
+            answer: Behavior::error(
                 429,
                 "You exceeded your current quota, please check your plan",
             )
             .with_code("insufficient_quota")
             .with_header("Retry-After", "0"),
-        ),
-    )
-    .await;
-    let error = openai(&fake, "gpt-x")
-        .chat(&request("hi"))
-        .await
-        .unwrap_err();
+            error: ProviderError::RateLimited {
+                status: 429,
+                message: "You exceeded your current quota, please check your plan".into(),
+            },
+            kind: "rate_limited",
+        },
+        NotRetriedCase {
+            case: "a 500",
+            answer: Behavior::error(500, "The model crashed"),
+            error: ProviderError::Upstream5xx {
+                status: 500,
+                message: "The model crashed".into(),
+            },
+            kind: "upstream_5xx",
+        },
+        NotRetriedCase {
+            case: "a 400 carries the upstream message",
+            answer: Behavior::error(400, "max_tokens is too large: 99999")
+                .with_code("invalid_value"),
+            error: ProviderError::Upstream4xx {
+                status: 400,
+                message: "max_tokens is too large: 99999".into(),
+            },
+            kind: "upstream_4xx",
+        },
+    ];
+    for c in cases {
+        let case = c.case;
+        let fake = FakeUpstream::start(Script::new().on("gpt-x", c.answer)).await;
+        let error = openai(&fake, "gpt-x")
+            .chat(&request("hi"))
+            .await
+            .unwrap_err();
 
-    assert_eq!(
-        error,
-        ProviderError::RateLimited {
-            status: 429,
-            message: "You exceeded your current quota, please check your plan".into()
-        }
-    );
-    assert_eq!(fake.requests().len(), 1);
-}
-
-#[tokio::test]
-async fn a_500_is_not_retried() {
-    let fake =
-        FakeUpstream::start(Script::new().on("gpt-x", Behavior::error(500, "The model crashed")))
-            .await;
-    let error = openai(&fake, "gpt-x")
-        .chat(&request("hi"))
-        .await
-        .unwrap_err();
-
-    assert_eq!(
-        error,
-        ProviderError::Upstream5xx {
-            status: 500,
-            message: "The model crashed".into()
-        }
-    );
-    assert_eq!((error.kind(), error.status()), ("upstream_5xx", Some(500)));
-    assert_eq!(fake.requests().len(), 1);
+        assert_eq!(error, c.error, "{case}");
+        assert_eq!(
+            (error.kind(), error.status()),
+            (c.kind, c.error.status()),
+            "{case}"
+        );
+        assert_eq!(fake.requests().len(), 1, "{case}: not retried");
+    }
 }
 
 #[tokio::test]
@@ -322,29 +351,6 @@ async fn a_503_is_retried_until_it_clears_or_retries_run_out() {
         }
     );
     assert_eq!(fake.requests().len(), 5);
-}
-
-#[tokio::test]
-async fn a_400_carries_the_upstream_message() {
-    let fake = FakeUpstream::start(Script::new().on(
-        "gpt-x",
-        Behavior::error(400, "max_tokens is too large: 99999").with_code("invalid_value"),
-    ))
-    .await;
-    let error = openai(&fake, "gpt-x")
-        .chat(&request("hi"))
-        .await
-        .unwrap_err();
-
-    assert_eq!(
-        error,
-        ProviderError::Upstream4xx {
-            status: 400,
-            message: "max_tokens is too large: 99999".into()
-        }
-    );
-    assert_eq!(error.kind(), "upstream_4xx");
-    assert_eq!(fake.requests().len(), 1);
 }
 
 #[tokio::test]
@@ -482,17 +488,21 @@ async fn a_reset_connection_is_retried_then_reported_as_transport() {
     assert_eq!(fake.connections(), 4);
 }
 
+/// For `gpt-x` and `HCX-005` each: a reset halfway through the body, then a
+/// body shorter than its length.
+fn breaking_off() -> Script {
+    let mut script = Script::new();
+    for model in ["gpt-x", "HCX-005"] {
+        script = script
+            .on(model, Behavior::ResetMidReply)
+            .on(model, Behavior::CutShort);
+    }
+    script
+}
+
 #[tokio::test]
 async fn a_reply_that_breaks_off_after_its_head_is_transport_and_not_retried() {
-    // Reset halfway through the body, then a body shorter than its length.
-    let fake = FakeUpstream::start(
-        Script::new()
-            .on("gpt-x", Behavior::ResetMidReply)
-            .on("gpt-x", Behavior::CutShort)
-            .on("HCX-005", Behavior::ResetMidReply)
-            .on("HCX-005", Behavior::CutShort),
-    )
-    .await;
+    let fake = FakeUpstream::start(breaking_off()).await;
     for model in [openai(&fake, "gpt-x"), clova(&fake, "HCX-005")] {
         for _ in 0..2 {
             let error = model.chat(&request("hi")).await.unwrap_err();
@@ -504,14 +514,7 @@ async fn a_reply_that_breaks_off_after_its_head_is_transport_and_not_retried() {
 
 #[tokio::test]
 async fn a_stream_that_breaks_off_keeps_its_deltas_and_reports_why() {
-    let fake = FakeUpstream::start(
-        Script::new()
-            .on("gpt-x", Behavior::ResetMidReply)
-            .on("gpt-x", Behavior::CutShort)
-            .on("HCX-005", Behavior::ResetMidReply)
-            .on("HCX-005", Behavior::CutShort),
-    )
-    .await;
+    let fake = FakeUpstream::start(breaking_off()).await;
     for model in [openai(&fake, "gpt-x"), clova(&fake, "HCX-005")] {
         // Reset after the first delta: that delta went out, then the error.
         let (tokens, result) = stream(&model, &request("two words")).await;

@@ -13,6 +13,15 @@ async fn user(store: &Store, name: &str) -> (i64, String) {
     (user.id, key.key)
 }
 
+/// A new, empty knowledge base `name` of `owner`: its id.
+async fn knowledge_base(store: &Store, owner: i64, name: &str) -> i64 {
+    let input = KnowledgeInput {
+        name: name.into(),
+        ..Default::default()
+    };
+    store.create_knowledge(owner, &input).await.unwrap().id
+}
+
 fn agent(name: &str, class_id: Option<i64>) -> AgentInput {
     AgentInput {
         name: name.into(),
@@ -220,22 +229,13 @@ async fn objects_are_private_unless_shared_with_a_class() {
             store.few_shot(other, shot.id).await,
             Err(PracticeError::NotFound(_))
         ));
-        let kb = store
-            .create_knowledge(
-                student,
-                &KnowledgeInput {
-                    name: "kb".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let kb = knowledge_base(&store, student, "kb").await;
         assert!(matches!(
-            store.knowledge(other, kb.id).await,
+            store.knowledge(other, kb).await,
             Err(PracticeError::NotFound(_))
         ));
         assert!(matches!(
-            store.search(other, &[kb.id], "q", 3).await,
+            store.search(other, &[kb], "q", 3).await,
             Err(PracticeError::NotFound(_))
         ));
     }
@@ -285,18 +285,9 @@ const SEOUL: &str = "서울은 한국의 수도이다. 서울의 인구는 약 �
 async fn korean_retrieval_finds_stems_bigrams_and_mixed_text() {
     for store in stores().await {
         let (me, _) = user(&store, "me").await;
-        let kb = store
-            .create_knowledge(
-                me,
-                &KnowledgeInput {
-                    name: "kb".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let kb = knowledge_base(&store, me, "kb").await;
         let docs = store
-            .add_document(me, kb.id, "seoul.md", None, SEOUL.as_bytes())
+            .add_document(me, kb, "seoul.md", None, SEOUL.as_bytes())
             .await
             .unwrap();
         assert_eq!(docs.len(), 1);
@@ -304,112 +295,92 @@ async fn korean_retrieval_finds_stems_bigrams_and_mixed_text() {
         let top = |query: &'static str| {
             let store = store.clone();
             async move {
-                let hits = store.search(me, &[kb.id], query, 1).await.unwrap();
+                let hits = store.search(me, &[kb], query, 1).await.unwrap();
                 hits.first()
                     .map(|h| h.passage.text.clone())
                     .unwrap_or_default()
             }
         };
-        assert!(
-            top("서울에서 뭐 해?").await.contains("서울의 인구"),
-            "particles"
-        );
-        assert!(top("날씨").await.contains("맑고"), "two-syllable query");
-        assert!(
-            top("미세 먼지").await.contains("미세먼지"),
-            "spacing variant"
-        );
-        assert!(
-            top("HCX-005 모델").await.contains("HCX-005"),
-            "mixed Latin and Hangul"
-        );
-        assert!(top("부산").await.contains("항구"));
-        assert!(
-            store
-                .search(me, &[kb.id], "zzzz", 3)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            store
-                .search(me, &[kb.id], "   ", 3)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        // (case, query, what the top passage contains; "" for no passage).
+        for (case, query, expect) in [
+            ("particles", "서울에서 뭐 해?", "서울의 인구"),
+            ("two-syllable query", "날씨", "맑고"),
+            ("spacing variant", "미세 먼지", "미세먼지"),
+            ("mixed Latin and Hangul", "HCX-005 모델", "HCX-005"),
+            ("a place name", "부산", "항구"),
+            ("no match", "zzzz", ""),
+            ("blank", "   ", ""),
+        ] {
+            let hits = store.search(me, &[kb], query, 3).await.unwrap();
+            match hits.first() {
+                Some(hit) if !expect.is_empty() => assert!(
+                    hit.passage.text.contains(expect),
+                    "{case}: {query:?} found {:?}",
+                    hit.passage.text
+                ),
+                found => assert!(
+                    expect.is_empty() && found.is_none(),
+                    "{case}: {query:?} found {found:?}"
+                ),
+            }
+        }
         // The in-memory index follows every write: a document added after a
         // search is found, and a deleted one is gone.
         assert!(top("제주도").await.is_empty());
         store
-            .add_document(me, kb.id, "jeju.txt", None, "제주도는 섬이다.".as_bytes())
+            .add_document(me, kb, "jeju.txt", None, "제주도는 섬이다.".as_bytes())
             .await
             .unwrap();
         assert!(top("제주도").await.contains("섬이다"));
         let docs = store
-            .list_documents(me, kb.id, PageRequest::default())
+            .list_documents(me, kb, PageRequest::default())
             .await
             .unwrap();
         assert_eq!(docs.total, 2);
         let seoul = docs.items.iter().find(|d| d.title == "seoul.md").unwrap();
         store.delete_document(me, seoul.id).await.unwrap();
-        assert!(
-            store
-                .search(me, &[kb.id], "부산", 3)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(store.search(me, &[kb], "부산", 3).await.unwrap().is_empty());
         assert!(top("제주도").await.contains("섬이다"));
     }
 }
+
+/// A refused upload: the case, the file name, the bytes, and whether the
+/// error is the one expected.
+type BadUpload<'a> = (&'a str, &'a str, &'a [u8], fn(&PracticeError) -> bool);
 
 #[tokio::test]
 async fn bad_uploads_store_nothing() {
     for store in stores().await {
         let (me, _) = user(&store, "me").await;
-        let kb = store
-            .create_knowledge(
-                me,
-                &KnowledgeInput {
-                    name: "kb".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        let invalid = store
-            .add_document(me, kb.id, "a.txt", None, b"ok \xff\xfe bad")
-            .await;
-        assert!(
-            matches!(invalid, Err(PracticeError::BadRequest(ref m)) if m.contains("UTF-8")),
-            "{invalid:?}"
-        );
-        let jsonl = store
-            .add_document(
-                me,
-                kb.id,
-                "a.jsonl",
-                None,
-                b"{\"text\":\"a\"}\n{\"title\":1}\n",
-            )
-            .await;
-        assert!(
-            matches!(jsonl, Err(PracticeError::BadRequest(ref m)) if m.contains('2')),
-            "{jsonl:?}"
-        );
+        let kb = knowledge_base(&store, me, "kb").await;
         let big = vec![b'a'; sluice_practice::MAX_DOCUMENT_BYTES + 1];
-        assert!(matches!(
-            store.add_document(me, kb.id, "a.txt", None, &big).await,
-            Err(PracticeError::TooLarge(_))
-        ));
-        assert!(matches!(
-            store.add_document(me, kb.id, "a.pdf", None, b"x").await,
-            Err(PracticeError::BadRequest(_))
-        ));
+        let cases: [BadUpload; 4] = [
+            (
+                "invalid UTF-8",
+                "a.txt",
+                b"ok \xff\xfe bad",
+                |e| matches!(e, PracticeError::BadRequest(m) if m.contains("UTF-8")),
+            ),
+            (
+                "a JSONL line without text names its line",
+                "a.jsonl",
+                b"{\"text\":\"a\"}\n{\"title\":1}\n",
+                |e| matches!(e, PracticeError::BadRequest(m) if m.contains('2')),
+            ),
+            ("past the size limit", "a.txt", &big, |e| {
+                matches!(e, PracticeError::TooLarge(_))
+            }),
+            ("an unknown format", "a.pdf", b"x", |e| {
+                matches!(e, PracticeError::BadRequest(_))
+            }),
+        ];
+        for (case, name, bytes, expected) in cases {
+            let refused = store.add_document(me, kb, name, None, bytes).await;
+            assert!(refused.as_ref().is_err_and(expected), "{case}: {refused:?}");
+        }
         assert_eq!(
             store
-                .list_documents(me, kb.id, PageRequest::default())
+                .list_documents(me, kb, PageRequest::default())
                 .await
                 .unwrap()
                 .total,
@@ -418,7 +389,7 @@ async fn bad_uploads_store_nothing() {
         let ok = store
             .add_document(
                 me,
-                kb.id,
+                kb,
                 "lines.jsonl",
                 None,
                 b"{\"text\":\"first\",\"title\":\"one\"}\n\n{\"text\":\"second\"}\n",
@@ -464,18 +435,9 @@ async fn rankings_are_identical_on_every_backend() {
     let mut rankings = Vec::new();
     for store in stores().await {
         let (me, _) = user(&store, "me").await;
-        let kb = store
-            .create_knowledge(
-                me,
-                &KnowledgeInput {
-                    name: "gen".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let kb = knowledge_base(&store, me, "gen").await;
         store
-            .add_document(me, kb.id, "gen.jsonl", None, corpus.as_bytes())
+            .add_document(me, kb, "gen.jsonl", None, corpus.as_bytes())
             .await
             .unwrap();
         let mut all = Vec::new();
@@ -486,7 +448,7 @@ async fn rankings_are_identical_on_every_backend() {
             "바다 여행 음식",
             "역사",
         ] {
-            let hits = store.search(me, &[kb.id], query, 10).await.unwrap();
+            let hits = store.search(me, &[kb], query, 10).await.unwrap();
             assert!(!hits.is_empty(), "{query}");
             all.push(
                 hits.iter()
@@ -501,7 +463,8 @@ async fn rankings_are_identical_on_every_backend() {
     }
 }
 
-fn result(model: &str, primary: bool, text: Option<&str>) -> NewResult {
+/// A stored result of `model`: its answer, or a timeout when `text` is `None`.
+pub(crate) fn result(model: &str, primary: bool, text: Option<&str>) -> NewResult {
     NewResult {
         model_name: model.into(),
         is_primary: primary,
@@ -654,16 +617,7 @@ async fn an_index_grown_by_uploads_ranks_like_one_rebuilt_on_another_replica() {
     let (pairs, _dir) = replica_pairs().await;
     for (writer, reader) in pairs {
         let (me, _) = user(&writer, "me").await;
-        let kb = writer
-            .create_knowledge(
-                me,
-                &KnowledgeInput {
-                    name: "grown".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let kb = knowledge_base(&writer, me, "grown").await;
         let queries = [
             "서울에서 날씨",
             "부산 항구",
@@ -674,7 +628,7 @@ async fn an_index_grown_by_uploads_ranks_like_one_rebuilt_on_another_replica() {
         let ranking = |store: Store| async move {
             let mut all = Vec::new();
             for query in queries {
-                let hits = store.search(me, &[kb.id], query, 5).await.unwrap();
+                let hits = store.search(me, &[kb], query, 5).await.unwrap();
                 all.push(
                     hits.iter()
                         .map(|h| (h.passage.id, h.score.to_bits()))
@@ -694,13 +648,13 @@ async fn an_index_grown_by_uploads_ranks_like_one_rebuilt_on_another_replica() {
                 _ => format!("HCX-005 모델 {i}번과 미세먼지 예보."),
             };
             let docs = writer
-                .add_document(me, kb.id, &format!("{i}.txt"), None, text.as_bytes())
+                .add_document(me, kb, &format!("{i}.txt"), None, text.as_bytes())
                 .await
                 .unwrap();
             uploads.push(docs[0].id);
             assert!(
                 !writer
-                    .search(me, &[kb.id], "섬 날씨", 3)
+                    .search(me, &[kb], "섬 날씨", 3)
                     .await
                     .unwrap()
                     .is_empty()
@@ -711,13 +665,13 @@ async fn an_index_grown_by_uploads_ranks_like_one_rebuilt_on_another_replica() {
         assert_eq!(ranking(reader.clone()).await, grown, "rebuilt elsewhere");
         // A write on either replica is seen by the other.
         reader
-            .add_document(me, kb.id, "new.txt", None, "한라산 등산로".as_bytes())
+            .add_document(me, kb, "new.txt", None, "한라산 등산로".as_bytes())
             .await
             .unwrap();
-        let found = writer.search(me, &[kb.id], "한라산", 3).await.unwrap();
+        let found = writer.search(me, &[kb], "한라산", 3).await.unwrap();
         assert!(found[0].passage.text.contains("한라산"), "{found:?}");
         writer.delete_document(me, uploads[0]).await.unwrap();
-        let hits = reader.search(me, &[kb.id], "서울의 인구", 5).await.unwrap();
+        let hits = reader.search(me, &[kb], "서울의 인구", 5).await.unwrap();
         assert!(
             hits.iter().all(|h| h.passage.document_id != uploads[0]),
             "a deleted document is gone: {hits:?}"

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_practice::provider::TokenUsage;
+use sluice_practice::provider::{ProviderKind, TokenUsage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -377,6 +377,15 @@ impl FakeUpstream {
     /// The base URL of a CLOVA Studio provider: `http://<addr>`.
     pub fn clova_base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The base URL of a provider speaking `kind`'s wire format.
+    pub fn base_url(&self, kind: ProviderKind) -> String {
+        match kind {
+            ProviderKind::Openai => self.openai_base_url(),
+            ProviderKind::Clova => self.clova_base_url(),
+            ProviderKind::Local => unreachable!("the fake upstream runs no local model"),
+        }
     }
 
     /// Queues `behavior` for `model`, after those already queued.
