@@ -21,7 +21,8 @@
 //! HOSTILE_OFFER=1073741824 cargo bench -p sluice-http --bench hostile_memory
 //! ```
 //!
-//! Under `cargo test --benches` (no `--bench` argument) each upstream offers 64 MiB.
+//! Under `cargo test --benches` (no `--bench` argument) each upstream offers 65 MiB,
+//! just past the 64 MiB stream limit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,7 +197,9 @@ async fn main() {
     let offer: u64 = std::env::var("HOSTILE_OFFER")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 64 << 20 } else { 1 << 30 });
+        // Quick: just past the largest default limit (`max_stream_bytes`,
+        // 64 MiB), so that every scenario reaches the limit it names.
+        .unwrap_or(if quick { 65 << 20 } else { 1 << 30 });
     let env = Arc::new(start().await);
     let drip = Behavior::Hostile {
         shape: Hostile::Stream,
