@@ -56,39 +56,16 @@ const MAX_LINES: usize = 650;
 /// [`MAX_LINES`]. sluice-practice is still over it (issue 22, point 6).
 const LINE_CAPPED: [&str; 1] = ["http"];
 
-/// Circles that predate this check, in crates it does not restructure: each
-/// names its crate, scope (`""` for the crate root) and every module on it. A
-/// circle not listed here fails the test, and so does an entry that no longer
-/// matches (then delete it).
-const KNOWN_CIRCLES: [(&str, &str, &[&str]); 3] = [
-    // `Model::conversation` hands out a `Conversation` that borrows its `Model`.
-    ("crates/core", "", &["conversation", "model", "profile"]),
-    // The session runner and its stop signal (issue 22, point 6).
-    ("crates/practice", "", &["run", "stop"]),
-    // The pattern size limits are config constants that patterns reads.
-    ("crates/router", "", &["config", "patterns"]),
-];
-
 #[test]
 fn no_import_circles_in_any_crate() {
     let roots = crate_sources();
     assert!(roots.len() >= 7, "found only {roots:?}");
     let mut circles = Vec::new();
-    let mut known = Vec::new();
     for (name, src) in &roots {
         let krate = Crate::read(src);
         for (scope, graph) in krate.scopes() {
             let scope = scope.join("::");
             for (members, cycle) in circles_in(&graph) {
-                let listed = KNOWN_CIRCLES.iter().any(|(c, s, m)| {
-                    *c == name
-                        && *s == scope
-                        && m.iter().copied().eq(members.iter().map(String::as_str))
-                });
-                if listed {
-                    known.push((name.clone(), scope.clone(), members));
-                    continue;
-                }
                 let shown = if scope.is_empty() {
                     "the crate root"
                 } else {
@@ -109,15 +86,6 @@ fn no_import_circles_in_any_crate() {
         "import circles between modules:\n{}",
         circles.join("\n")
     );
-    for (c, s, m) in KNOWN_CIRCLES {
-        let found = known.iter().any(|(kc, ks, km)| {
-            kc == c && ks == s && m.iter().copied().eq(km.iter().map(String::as_str))
-        });
-        assert!(
-            found,
-            "the known circle {c} {s:?} {m:?} is gone or changed: update KNOWN_CIRCLES"
-        );
-    }
 }
 
 /// Every group of modules that lie on circles together (a strongly connected
