@@ -1,5 +1,5 @@
 //! The shape of the source tree: no import circles between modules, and no
-//! source file in the HTTP crate too long to hold in mind.
+//! source file in the HTTP and practice crates too long to hold in mind.
 //!
 //! The module check reads every crate's sources (`crates/*/src` and the root
 //! package's `src/`) as text, builds a graph of which module uses which, and
@@ -50,11 +50,11 @@ use std::path::{Path, PathBuf};
 type ModPath = Vec<String>;
 
 /// The longest a non-test source file of the checked crates may be.
-const MAX_LINES: usize = 650;
+const MAX_LINES: usize = 600;
 
 /// Crates (folders under `crates/`) whose source files must stay under
-/// [`MAX_LINES`]. sluice-practice is still over it (issue 22, point 6).
-const LINE_CAPPED: [&str; 1] = ["http"];
+/// [`MAX_LINES`].
+const LINE_CAPPED: [&str; 2] = ["http", "practice"];
 
 #[test]
 fn no_import_circles_in_any_crate() {
@@ -121,7 +121,7 @@ fn circles_in(graph: &Graph) -> Vec<(BTreeSet<String>, Vec<String>)> {
 }
 
 #[test]
-fn http_source_files_are_short() {
+fn capped_crates_source_files_are_short() {
     let mut long = Vec::new();
     for (name, src) in crate_sources() {
         if !LINE_CAPPED.iter().any(|c| name == format!("crates/{c}")) {
