@@ -167,6 +167,17 @@ impl Conversation {
     }
 }
 
+// `Model::conversation` lives here, beside the type it builds, so that the
+// model knows nothing of conversations: a conversation holds its model, not
+// the other way round.
+impl Model {
+    /// An empty [`Conversation`] for this model: for a history that grows and is
+    /// re-trimmed after every turn.
+    pub fn conversation(&self) -> Conversation {
+        Conversation::new(self.clone())
+    }
+}
+
 impl Extend<Message> for Conversation {
     fn extend<I: IntoIterator<Item = Message>>(&mut self, messages: I) {
         for message in messages {

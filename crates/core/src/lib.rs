@@ -54,6 +54,7 @@ mod message;
 mod model;
 mod pretokenize;
 mod profile;
+mod profiles;
 mod rank_layout;
 mod scan;
 mod tokenizer;
@@ -66,9 +67,8 @@ pub use export::export_tokenizer_json;
 pub use json_error::{describe_json_error, is_malformed_json, strip_bom};
 pub use message::{FunctionCall, ImagePart, Message, MessageView, Role, ToolCall, UnknownRole};
 pub use model::{CacheScope, Counts, DEFAULT_CACHE_CAPACITY, Model};
-pub use profile::{
-    ChatTemplate, ImageRule, ModelProfile, Profiles, TokenizerSource, builtin_profiles,
-};
+pub use profile::{ChatTemplate, ImageRule, ModelProfile, TokenizerSource, builtin_profiles};
+pub use profiles::Profiles;
 pub use tokenizer::{Embedded, Tokenizer};
 pub use window::{MessageCounter, Trim, TrimReport, Window, WindowMessage};
 pub use wire::{WireMessage, WireMessageRef};

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use quick_cache::{sync, unsync};
 use thread_local::ThreadLocal;
 
-use crate::conversation::Conversation;
 use crate::error::TrimError;
 use crate::message::{Message, MessageView, Role};
 use crate::profile::{ChatTemplate, ModelProfile};
@@ -345,12 +344,6 @@ impl Model {
         max_tokens: i64,
     ) -> Result<Trim, TrimError> {
         self.window().trim(messages, max_tokens)
-    }
-
-    /// An empty [`Conversation`] for this model: for a history that grows and is
-    /// re-trimmed after every turn.
-    pub fn conversation(&self) -> Conversation {
-        Conversation::new(self.clone())
     }
 
     /// A window over this model's limits, for more options than [`Model::trim`].

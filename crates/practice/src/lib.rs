@@ -25,7 +25,6 @@ pub mod provider;
 mod request;
 pub mod retrieval;
 mod run;
-mod stop;
 mod store;
 pub mod validate;
 
@@ -35,7 +34,9 @@ pub use request::{
     MAX_TEXT_CHARS, RunRequest, STYLE_PRESETS, StyleParams, parse_agent, parse_few_shot,
     parse_knowledge, parse_project,
 };
-pub use run::{Blocked, Practice, PracticeModel, RunEvent, RunResponse, error_json};
-pub use stop::{STOPPED, StopSignal, Streaming};
+pub use run::{
+    Blocked, Practice, PracticeModel, RunEvent, RunResponse, STOPPED, StopSignal, Streaming,
+    error_json,
+};
 pub use store::*;
 pub use store::{Page, PageRequest};

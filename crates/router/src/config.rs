@@ -51,10 +51,6 @@ pub const MAX_FILTER_DESCRIPTION: usize = 200;
 pub const MAX_LITERAL: usize = 400;
 /// Longest pattern source, in characters.
 pub const MAX_PATTERN: usize = 1000;
-/// Compiled size limit of one pattern, in bytes (`RegexBuilder::size_limit`).
-pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
-/// Lazy DFA cache limit of one pattern, in bytes (`RegexBuilder::dfa_size_limit`).
-pub const PATTERN_DFA_LIMIT: usize = 1 << 20;
 
 /// A safety category: the two the hosted router has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -99,11 +99,12 @@ pub use api::{
 };
 pub use config::{
     Category, MAX_DOMAIN_DESCRIPTION, MAX_DOMAIN_NAME, MAX_DOMAINS, MAX_FILTER_DESCRIPTION,
-    MAX_FILTER_NAME, MAX_FILTERS, MAX_LITERAL, MAX_PATTERN, PATTERN_DFA_LIMIT, PATTERN_SIZE_LIMIT,
+    MAX_FILTER_NAME, MAX_FILTERS, MAX_LITERAL, MAX_PATTERN,
 };
 pub use error::{BuildError, NotFound, Problem, RouteError};
 pub use eval::{Decision, DomainStats, EvalReport, Labelled};
 pub use lint::{Lint, LintKind};
+pub use patterns::{PATTERN_DFA_LIMIT, PATTERN_SIZE_LIMIT};
 pub use router::{EXAMPLE_POINTS, KEYWORD_POINTS, PATTERN_POINTS, Router};
 pub use safety::{BuiltinRules, builtin_rules};
 pub use store::{RouterStore, SAMPLE_V1, SAMPLE_V2};

@@ -24,7 +24,13 @@ use regex_syntax::hir::{Class, ClassUnicodeRange, Hir, HirKind, literal};
 use regex_syntax::utf8::Utf8Sequences;
 use rustc_hash::FxHashMap;
 
-use crate::config::{PATTERN_DFA_LIMIT, PATTERN_SIZE_LIMIT};
+// The compiled-size limits are the pattern compiler's own settings, so they
+// live here; the config module only checks pattern sources (and calls this
+// module to do it), so the dependency runs one way: config -> patterns.
+/// Compiled size limit of one pattern, in bytes (`RegexBuilder::size_limit`).
+pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+/// Lazy DFA cache limit of one pattern, in bytes (`RegexBuilder::dfa_size_limit`).
+pub const PATTERN_DFA_LIMIT: usize = 1 << 20;
 
 /// The syntax every pattern is parsed with, as [`pattern_builder`] and
 /// `RegexSetBuilder` configure it: case-insensitive (texts are lowercased

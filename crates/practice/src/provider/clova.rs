@@ -4,10 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::sse::Event;
-use super::{
-    ChatReply, ChatRequest, ProviderError, StreamStep, TokenUsage, WireMessage, parse_json,
-    wire_messages,
-};
+use super::wire::{StreamStep, WireMessage, parse_json, wire_messages};
+use super::{ChatReply, ChatRequest, ProviderError, TokenUsage};
 
 /// Lets both sides' logs be matched; CLOVA echoes it back.
 pub(super) const REQUEST_ID_HEADER: &str = "X-NCP-CLOVASTUDIO-REQUEST-ID";

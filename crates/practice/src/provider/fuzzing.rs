@@ -6,8 +6,9 @@ use reqwest::header::HeaderMap;
 
 use super::read::{Limits, StreamReader};
 use super::retry::Failure;
+use super::wire::Fault;
 use super::{
-    ChatReply, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_STREAM_BYTES, Fault,
+    ChatReply, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_STREAM_BYTES,
     ProviderError, ProviderKind, clova, openai,
 };
 

@@ -3,10 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::sse::Event;
-use super::{
-    ChatReply, ChatRequest, ProviderError, StreamStep, TokenUsage, WireMessage, parse_json,
-    wire_messages,
-};
+use super::wire::{StreamStep, WireMessage, parse_json, wire_messages};
+use super::{ChatReply, ChatRequest, ProviderError, TokenUsage};
 
 /// The endpoint under the API base (which already ends in `/v1` or similar).
 pub(super) fn endpoint(base: &str) -> String {

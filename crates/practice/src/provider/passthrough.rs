@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use super::raw::RawObject;
 use super::read;
 use super::retry::Failure;
-use super::{Provider, ProviderError, ProviderKind, clova, is_event_stream, openai, sse};
+use super::wire::{StreamStep, is_event_stream};
+use super::{Provider, ProviderError, ProviderKind, clova, openai, sse};
 
 /// A chat-completions request in the wire format of the provider it goes to,
 /// kept as the client wrote it.
@@ -329,15 +330,15 @@ impl Check {
             Decoder::Clova(state) => state.event(event)?,
         };
         match step {
-            super::StreamStep::Done => {
+            StreamStep::Done => {
                 self.ended = true;
                 return Ok(false);
             }
-            super::StreamStep::Delta(delta) => {
+            StreamStep::Delta(delta) => {
                 self.text += delta.len() as u64;
                 self.limits.check_reply(self.text)?;
             }
-            super::StreamStep::Continue => {}
+            StreamStep::Continue => {}
         }
         // CLOVA's keep-alive and other signals are the transport's, not the answer's.
         Ok(event.name.as_deref() != Some("signal"))

@@ -15,7 +15,8 @@
 use tokio::sync::mpsc::Sender;
 
 use super::retry::Failure;
-use super::{ChatReply, ModelConfig, ProviderError, ProviderKind, StreamStep, clova, openai, sse};
+use super::wire::StreamStep;
+use super::{ChatReply, ModelConfig, ProviderError, ProviderKind, clova, openai, sse};
 
 /// How much of an error answer is read: enough for any real message, which is
 /// only ever shown shortened.

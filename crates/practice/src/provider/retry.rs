@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
 
-use super::{Fault, ProviderError};
+use super::ProviderError;
+use super::wire::Fault;
 
 /// The first back-off step; doubled on each retry.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);

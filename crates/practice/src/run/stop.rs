@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
-use crate::run::RunEvent;
+use super::output::RunEvent;
 
 /// The finish reason stored for an answer stopped by the client.
 pub const STOPPED: &str = "stopped";

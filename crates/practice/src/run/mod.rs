@@ -3,25 +3,32 @@
 //! trim it per model; call every model at once, each with its own deadline; and
 //! store the turn with every result in one transaction.
 
+mod blind;
+mod call;
+mod output;
+mod stop;
+
+pub use call::error_json;
+pub use output::{Blocked, RunEvent, RunResponse};
+pub use stop::{STOPPED, StopSignal, Streaming};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
-use futures_util::future::join_all;
-use serde::Serialize;
 use serde_json::{Value, json};
 use sluice_core::{Model, Profiles};
 use sluice_router::{RouteRequest, Router};
 
+use self::blind::{concealed_order, shuffled};
+use self::call::{Prepared, all_failed, started};
 use crate::budget::{Clock, SystemClock};
 use crate::error::{PracticeError, Result};
-use crate::prompt::{self, CONTEXT_TOKENS, EffectiveParams, Source};
-use crate::provider::{ChatReply, ChatRequest, Provider, ProviderError};
+use crate::prompt;
+use crate::provider::Provider;
 use crate::request::RunRequest;
-use crate::stop::{STOPPED, Streaming};
 use crate::store::{
-    Agent, CallUsage, Class, NewResult, NewSession, NewTurn, Reservation, RunUsage, SearchHit,
-    SessionDetail, Store, StoredResult, User,
+    Agent, CallUsage, Class, NewSession, NewTurn, Reservation, RunUsage, SearchHit, SessionDetail,
+    Store, User,
 };
 
 /// Passages retrieved per turn, before packing into the token budget.
@@ -46,71 +53,6 @@ pub struct Practice {
     models: Arc<BTreeMap<String, PracticeModel>>,
     router: Option<Arc<Router>>,
     clock: Arc<dyn Clock>,
-}
-
-/// Something that happened during a streamed run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum RunEvent {
-    /// Every check passed (membership, ids, models, the router) and the models
-    /// are being called. Until this event, a failure means nothing was created.
-    Started {
-        /// The models called, in the order of the results.
-        model_names: Vec<String>,
-    },
-    /// A piece of one model's answer.
-    Token {
-        /// The logical model name.
-        model_name: String,
-        /// The text delta.
-        text: String,
-    },
-    /// One model finished (its result is not stored yet).
-    ModelDone {
-        /// The logical model name.
-        model_name: String,
-        /// `None` when it succeeded.
-        error: Option<Value>,
-        /// Why it stopped: the upstream's reason, or `stopped` when stopped
-        /// by the client.
-        finish_reason: Option<String>,
-    },
-}
-
-/// The answer to a run or a next turn: the seed's response body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunResponse {
-    /// The session.
-    pub session_id: i64,
-    /// The session's class (not part of the answer's body).
-    #[serde(skip)]
-    pub class_id: i64,
-    /// The prompt as stored.
-    pub prompt_text: String,
-    /// One per model, in the order of `model_names`; the first is primary.
-    pub results: Vec<StoredResult>,
-    /// The session's title.
-    pub session_title: Option<String>,
-    /// The turn's id (votes name it).
-    pub turn_id: i64,
-    /// True for a blind comparison: `results` are in label order, each with
-    /// its `label`, and name no model until the turn has a vote.
-    pub blind: bool,
-    /// The model of each result, in the order of `results`, even when the
-    /// answer conceals it: for the server's own accounting, never sent.
-    #[serde(skip)]
-    pub model_names: Vec<String>,
-}
-
-/// Why the router refused a prompt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Blocked {
-    /// The domain the prompt was put in.
-    pub domain: String,
-    /// The content filters that hit.
-    pub content_filters: Vec<String>,
-    /// The safety categories that hit.
-    pub safety: Vec<String>,
 }
 
 /// Everything resolved for one turn, before any model is called.
@@ -478,44 +420,6 @@ impl Practice {
         })
     }
 
-    /// Builds, trims and counts what every model of the plan will be sent.
-    fn prepare_calls(
-        &self,
-        plan: &Plan,
-        request: &RunRequest,
-        history: &BTreeMap<String, Vec<(String, String)>>,
-    ) -> Vec<Prepared> {
-        let style = if request.style_params == Default::default() {
-            prompt::stored_style(plan.agent.as_ref().and_then(|a| a.style_params.as_ref()))
-        } else {
-            request.style_params.clone()
-        };
-        let agent_params = prompt::stored_params(
-            plan.agent
-                .as_ref()
-                .and_then(|a| a.generation_params.as_ref()),
-        );
-        let system = prompt::system_text(
-            plan.preset.unwrap_or("balanced"),
-            &style,
-            plan.agent.as_ref().map(|a| a.instructions.as_str()),
-        );
-        plan.models
-            .iter()
-            .map(|name| {
-                let configured = &self.models[name];
-                let params = prompt::effective_params(
-                    &agent_params,
-                    plan.preset,
-                    &request.generation_params,
-                    configured.model.profile().max_output,
-                );
-                let own = history.get(name).map_or(&[][..], Vec::as_slice);
-                prepare_one(configured, plan, &system, own, params)
-            })
-            .collect()
-    }
-
     /// Reserves the worst case of `calls` (every prompt as counted plus every
     /// answer's maximum) against the budgets of the class and the student.
     async fn reserve(
@@ -560,328 +464,6 @@ impl Practice {
             tracing::warn!(error = %e, run = reservation.id, "usage not settled; the reservation stands");
         }
     }
-
-    /// Calls every prepared model at once and collects the results in order,
-    /// with what each call used.
-    async fn call_models(
-        &self,
-        plan: &Plan,
-        calls: Vec<Prepared>,
-        events: Option<Streaming>,
-    ) -> (Vec<NewResult>, Vec<CallUsage>) {
-        let calls = plan.models.iter().zip(calls).enumerate().map(|(i, (name, prepared))| {
-            let configured = &self.models[name];
-            let events = events.clone();
-            let shown = plan.shown[i].as_str();
-            async move {
-                let prices = prepared.prices;
-                let params = prepared.params.clone();
-                let outcome = call_one(configured, prepared, events.clone(), shown).await;
-                if let Some(streaming) = &events {
-                    let _ = streaming.events.send(RunEvent::ModelDone {
-                        model_name: shown.to_string(),
-                        error: outcome.error.clone(),
-                        finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
-                    });
-                }
-                let (prompt_tokens, completion_tokens) = outcome
-                    .reply
-                    .as_ref()
-                    .map_or((0, 0), |r| (r.usage.prompt_tokens, r.usage.completion_tokens));
-                let usage = CallUsage {
-                    model_name: name.clone(),
-                    prompt_tokens: prompt_tokens as i64,
-                    completion_tokens: completion_tokens as i64,
-                    error_kind: outcome
-                        .error
-                        .as_ref()
-                        .map(|e| e["kind"].as_str().unwrap_or("error").to_string()),
-                    latency_ms: outcome.latency_ms,
-                    cost: crate::budget::cost(prices, prompt_tokens, completion_tokens),
-                };
-                let result = NewResult {
-                    model_name: name.clone(),
-                    is_primary: i == 0,
-                    response_text: outcome.reply.as_ref().map(|r| r.text.clone()),
-                    error: outcome.error,
-                    token_usage: json!({
-                        "prompt_tokens": outcome.reply.as_ref().map(|r| r.usage.prompt_tokens),
-                        "completion_tokens": outcome.reply.as_ref().map(|r| r.usage.completion_tokens),
-                        "total_tokens": outcome.reply.as_ref().map(|r| r.usage.total_tokens),
-                        "counted_prompt_tokens": outcome.counted_prompt_tokens,
-                        "sources": outcome.sources,
-                    }),
-                    latency_ms: outcome.latency_ms,
-                    generation_params: serde_json::to_value(&params).expect("serializable"),
-                    request: outcome.sent,
-                    finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
-                    upstream_id: outcome.reply.and_then(|r| r.upstream_id),
-                };
-                (result, usage)
-            }
-        });
-        join_all(calls).await.into_iter().unzip()
-    }
-}
-
-/// When every model failed: the error to answer with (502), and nothing is stored.
-fn all_failed(results: &[NewResult]) -> Option<PracticeError> {
-    if results.iter().all(|r| r.error.is_some()) {
-        let errors = results
-            .iter()
-            .map(|r| json!({"model_name": r.model_name, "error": r.error, "latency_ms": r.latency_ms}))
-            .collect();
-        return Some(PracticeError::AllModelsFailed(errors));
-    }
-    None
-}
-
-/// What one model will be sent, built before any model is called so that the
-/// run's worst case can be reserved first.
-struct Prepared {
-    params: EffectiveParams,
-    prices: (Option<f64>, Option<f64>),
-    /// `None` when the prompt cannot fit the model (`error` says why).
-    request: Option<ChatRequest>,
-    error: Option<Value>,
-    sources: Vec<Source>,
-    counted_prompt_tokens: Option<usize>,
-    sent: Value,
-}
-
-/// What came of calling one model.
-struct Outcome {
-    reply: Option<ChatReply>,
-    error: Option<Value>,
-    latency_ms: i64,
-    sources: Vec<Source>,
-    counted_prompt_tokens: Option<usize>,
-    sent: Value,
-}
-
-fn prepare_one(
-    configured: &PracticeModel,
-    plan: &Plan,
-    system: &str,
-    history: &[(String, String)],
-    params: EffectiveParams,
-) -> Prepared {
-    let model = &configured.model;
-    let prices = configured.provider.config().prices();
-    let limit = model.profile().context_limit as usize;
-    // Context gets what is left of the window after the answer, capped so a
-    // large window does not fill with marginal passages.
-    let budget = limit
-        .saturating_sub(params.max_tokens as usize)
-        .saturating_sub(model.count_message(&sluice_core::Message::user(plan.prompt_text.as_str())))
-        .saturating_sub(model.count_message(&sluice_core::Message::system(system)))
-        .min(CONTEXT_TOKENS);
-    let (user, sources) = prompt::user_message(&plan.prompt_text, &plan.hits, model, budget);
-    let messages = prompt::messages(system, &plan.few_shots, history, user);
-    let messages_before = messages.len();
-    let (kept, report) = match model.trim(&messages, i64::from(params.max_tokens)) {
-        Ok(trim) => {
-            let report = trim.report().clone();
-            (trim.apply(messages), report)
-        }
-        Err(e) => {
-            return Prepared {
-                params,
-                prices,
-                request: None,
-                error: Some(
-                    json!({"kind": "context_exceeded", "message": e.to_string(), "status": null}),
-                ),
-                sources,
-                counted_prompt_tokens: None,
-                sent: Value::Null,
-            };
-        }
-    };
-    let counted = model.count(&kept).total;
-    let request = ChatRequest {
-        messages: kept,
-        temperature: params.temperature,
-        top_p: params.top_p,
-        max_tokens: params.max_tokens,
-        seed: params.seed,
-        request_id: None,
-    };
-    let sent = json!({
-        "messages": request.messages.iter().map(|m| json!({"role": m.role.as_str(), "content": m.content})).collect::<Vec<_>>(),
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "max_tokens": request.max_tokens,
-        "seed": request.seed,
-        "window": {
-            "messages_before": messages_before,
-            "messages_dropped": report.messages_dropped,
-            "turns_dropped": report.turns_dropped,
-            "tokens_after": report.tokens_after,
-            "max_tokens": report.max_tokens,
-            "limit": report.limit,
-        },
-    });
-    Prepared {
-        params,
-        prices,
-        request: Some(request),
-        error: None,
-        sources,
-        counted_prompt_tokens: Some(counted),
-        sent,
-    }
-}
-
-/// Calls one prepared model; a streamed call's events name it `shown` (its
-/// label in a blind run).
-async fn call_one(
-    configured: &PracticeModel,
-    prepared: Prepared,
-    events: Option<Streaming>,
-    shown: &str,
-) -> Outcome {
-    let model = &configured.model;
-    let Prepared {
-        request,
-        error,
-        sources,
-        counted_prompt_tokens,
-        sent,
-        ..
-    } = prepared;
-    let (Some(request), Some(counted)) = (request, counted_prompt_tokens) else {
-        return Outcome {
-            reply: None,
-            error,
-            latency_ms: 0,
-            sources,
-            counted_prompt_tokens: None,
-            sent,
-        };
-    };
-    let started = Instant::now();
-    let reply = match events {
-        Some(Streaming { events, stop }) => {
-            // Bounded like every delta channel; the receiver drains it at once
-            // into `events`, whose reader coalesces what a slow client has not
-            // taken yet (see sluice-http), so the model is never held back.
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(DELTAS_IN_FLIGHT);
-            let name = shown.to_string();
-            let forward = tokio::spawn(async move {
-                let mut text = String::new();
-                while let Some(delta) = rx.recv().await {
-                    text.push_str(&delta);
-                    let _ = events.send(RunEvent::Token {
-                        model_name: name.clone(),
-                        text: delta,
-                    });
-                }
-                text
-            });
-            // Stopping drops the call: its connection closes, so the upstream
-            // stops generating, and the sender closes, so `forward` ends with
-            // exactly the text the client has seen.
-            let stopped = tokio::select! {
-                reply = configured.provider.chat_stream(&request, tx) => Some(reply),
-                // A blind run's answers are stopped by their labels.
-                () = stop.stopped(configured.provider.name()) => None,
-                () = stop.stopped(shown) => None,
-            };
-            let text = forward.await.unwrap_or_default();
-            match stopped {
-                Some(reply) => reply,
-                None => Ok(ChatReply {
-                    // The upstream never sent its counts: ours, with the
-                    // model's own profile, stand in for them.
-                    usage: stopped_usage(model, counted, &text),
-                    text,
-                    finish_reason: Some(STOPPED.to_string()),
-                    upstream_id: None,
-                    attempts: 1,
-                }),
-            }
-        }
-        None => configured.provider.chat(&request).await,
-    };
-    let latency_ms = started.elapsed().as_millis() as i64;
-    match reply {
-        Ok(reply) => Outcome {
-            reply: Some(reply),
-            error: None,
-            latency_ms,
-            sources,
-            counted_prompt_tokens: Some(counted),
-            sent,
-        },
-        Err(e) => Outcome {
-            reply: None,
-            error: Some(error_json(&e)),
-            latency_ms,
-            sources,
-            counted_prompt_tokens: Some(counted),
-            sent,
-        },
-    }
-}
-
-/// Token counts of a stopped answer, counted by sluice.
-fn stopped_usage(model: &Model, prompt: usize, text: &str) -> crate::provider::TokenUsage {
-    let completion = model.tokenizer().count(text) as u64;
-    crate::provider::TokenUsage {
-        prompt_tokens: prompt as u64,
-        completion_tokens: completion,
-        total_tokens: prompt as u64 + completion,
-    }
-}
-
-/// Tells a streaming client that the checks passed and the models are called.
-fn started(events: &Option<Streaming>, plan: &Plan) {
-    if let Some(streaming) = events {
-        let mut model_names = plan.shown.clone();
-        if plan.settings["blind"] == Value::Bool(true) {
-            // Labels in label order, as the answer will list them.
-            model_names.sort();
-        }
-        let _ = streaming.events.send(RunEvent::Started { model_names });
-    }
-}
-
-/// Conceals a blind turn's models (see [`crate::conceal_turn`]) and returns
-/// the model of each result in the order they are shown.
-fn concealed_order(turn: &mut crate::store::StoredTurn) -> Vec<String> {
-    let mut named: Vec<(i64, String)> = turn
-        .results
-        .iter()
-        .map(|r| (r.response_id, r.model_name.clone()))
-        .collect();
-    crate::store::conceal_turn(turn, false);
-    turn.results
-        .iter()
-        .map(|r| {
-            let at = named.iter().position(|(id, _)| *id == r.response_id);
-            at.map(|i| named.swap_remove(i).1).unwrap_or_default()
-        })
-        .collect()
-}
-
-/// `models` in a random order (a blind turn's label order), from the
-/// operating system's generator: a student must not be able to predict it.
-fn shuffled(models: &[String]) -> Result<Vec<String>> {
-    let mut seed = [0u8; 8];
-    getrandom::fill(&mut seed)
-        .map_err(|e| PracticeError::Corrupt(format!("no random numbers: {e}")))?;
-    let mut rng = crate::leaderboard::SplitMix64::new(u64::from_le_bytes(seed));
-    let mut order = models.to_vec();
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
-    Ok(order)
-}
-
-/// A provider error as stored and returned: kind, message, upstream status.
-pub fn error_json(e: &ProviderError) -> Value {
-    json!({"kind": e.kind(), "message": e.to_string(), "status": e.status()})
 }
 
 /// Per model, the earlier turns it answered: (prompt, its answer).
