@@ -62,7 +62,7 @@ pub struct ModelConfig {
     #[serde(default)]
     pub profile: Option<String>,
     /// The environment variable that holds the API key, read once when the
-    /// [`Provider`] is built; no key is sent when absent.
+    /// [`Provider`](super::Provider) is built; no key is sent when absent.
     #[serde(default)]
     pub api_key_env: Option<String>,
     /// The deadline of one call, retries and queueing included, in milliseconds
@@ -76,7 +76,7 @@ pub struct ModelConfig {
     /// How many calls to this model may be in flight at once across every
     /// replica on the database, for a provider whose quota is global; none
     /// by default. Slots are leased in the store (see
-    /// [`Provider::attach_store`]); a call holds one of this process's
+    /// [`Provider::attach_store`](super::Provider::attach_store)); a call holds one of this process's
     /// `max_concurrency` slots and one of these.
     #[serde(default)]
     pub global_max_concurrency: Option<usize>,

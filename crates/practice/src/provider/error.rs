@@ -49,7 +49,7 @@ pub enum ProviderError {
     /// An answer past one of the model's reading limits; the rest was not read.
     #[error("the reply is larger than {limit} ({bytes} bytes) allows")]
     TooLarge {
-        /// The [`ModelConfig`] field that bounds it: `max_reply_bytes`,
+        /// The [`ModelConfig`](super::ModelConfig) field that bounds it: `max_reply_bytes`,
         /// `max_line_bytes` or `max_stream_bytes`.
         limit: &'static str,
         /// Its value.

@@ -201,9 +201,14 @@ impl StreamReader {
         self.limits.count_stream(&mut self.read, piece)?;
         let parsed = self.parser.feed(piece, &mut self.events);
         // Events completed before a refusal still count: their deltas are real.
-        let done = self.decode()?;
+        // And a refusal after the event that ends the stream does not: what
+        // follows the end is not read, whether it came in the same piece as
+        // the end or in a later one (fuzzing found the two disagreeing).
+        if self.decode()? {
+            return Ok(true);
+        }
         parsed.map_err(|refusal| self.refusal(refusal))?;
-        Ok(done)
+        Ok(false)
     }
 
     /// The body ended (the connection closed): reads its unterminated last event.
@@ -317,6 +322,26 @@ mod tests {
                 bytes: 64
             })
         );
+    }
+
+    #[test]
+    fn what_follows_the_end_of_a_stream_is_not_read_however_it_is_split() {
+        let body = [
+            openai_chunk("hi").as_bytes(),
+            b"data: [DONE]\n\ndata: \xff\n\n",
+        ]
+        .concat();
+        let end = openai_chunk("hi").len() + "data: [DONE]\n\n".len();
+        for pieces in [vec![&body[..]], vec![&body[..end], &body[end..]]] {
+            let mut reader = StreamReader::new(ProviderKind::Openai, SMALL);
+            assert_eq!(reader.feed(pieces[0]), Ok(true), "{} pieces", pieces.len());
+            assert_eq!(reader.deltas, ["hi"]);
+            assert_eq!(reader.finish().unwrap().0.text, "hi");
+        }
+        // Before the end, the same bad line is refused.
+        let mut reader = StreamReader::new(ProviderKind::Openai, SMALL);
+        let early = [openai_chunk("hi").as_bytes(), b"data: \xff\n\n"].concat();
+        assert!(reader.feed(&early).is_err());
     }
 
     #[test]
