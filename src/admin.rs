@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use sluice_practice::{ClassRole, FewShotInput, KnowledgeInput, Store};
+use sluice_practice::{ClassRole, FewShotInput, KnowledgeInput, Settings, SettingsError, Store};
 
 /// Arguments of `sluice admin`.
 #[derive(Debug, Args)]
@@ -188,29 +188,25 @@ enum ClassCommand {
 
 /// Runs an admin command.
 pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
-    let mut config = sluice_http::Config::default();
-    config.apply_env()?;
+    let mut settings = Settings::default();
+    settings.apply_vars(|name| std::env::var(name).ok());
     if let Some(url) = args.database {
-        config.database = Some(url);
-    }
-    let url = config.database_url();
-    if let Some(path) = url.strip_prefix("sqlite:").filter(|p| !p.starts_with(':')) {
-        if let Some(dir) = std::path::Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
+        settings.database = Some(url);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let store = Store::connect(&url)
-            .await
-            .with_context(|| format!("cannot open {}", sluice_practice::redact_url(&url)))?;
+        let store = settings.open_store().await.map_err(|e| match e {
+            SettingsError::DataDir { dir, error } => {
+                anyhow::Error::new(error).context(format!("cannot create {}", dir.display()))
+            }
+            SettingsError::Database { url, error } => {
+                anyhow::Error::new(error).context(format!("cannot open {url}"))
+            }
+            e => e.into(),
+        })?;
         execute(&store, args.command).await
     })?;
     Ok(ExitCode::SUCCESS)

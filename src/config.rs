@@ -40,8 +40,12 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
                 out,
                 "{}: ok ({} model{})",
                 file.display(),
-                config.models.len(),
-                if config.models.len() == 1 { "" } else { "s" }
+                config.practice.models.len(),
+                if config.practice.models.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             )?;
         }
         ConfigCommand::Reference => out.write_all(sluice_http::config_reference().as_bytes())?,

@@ -1,11 +1,11 @@
 //! `sluice model`: local models in the model cache (built with `--features
 //! local`). The library (`sluice-local`) does the work; this only wires it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use sluice_http::Config;
 use sluice_local::fetch::{
     FETCH_HINT, Fetched, SMOLLM2_NAME, fetch_smollm2, model_dir, smollm2_path,
 };
@@ -48,15 +48,15 @@ pub fn run(command: ModelCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `config` with the cached SmolLM2 registered as `smollm2-135m` (`provider =
-/// "local"`), unless it already has a model of that name; without the file,
+/// Registers the cached SmolLM2 in `models` as `smollm2-135m` (`provider =
+/// "local"`), unless there is a model of that name already; without the file,
 /// logs one line saying how to get it.
-pub fn with_cached_model(mut config: Config) -> Config {
-    if config.models.contains_key(SMOLLM2_NAME) {
-        return config;
+pub fn add_cached_model(models: &mut BTreeMap<String, ModelConfig>) {
+    if models.contains_key(SMOLLM2_NAME) {
+        return;
     }
     let Some(dir) = model_dir() else {
-        return config;
+        return;
     };
     let path = smollm2_path(&dir);
     if path.is_file() {
@@ -65,12 +65,11 @@ pub fn with_cached_model(mut config: Config) -> Config {
             timeout_ms: LOCAL_TIMEOUT_MS,
             ..ModelConfig::new(ProviderKind::Local, "")
         };
-        config.models.insert(SMOLLM2_NAME.to_string(), model);
+        models.insert(SMOLLM2_NAME.to_string(), model);
     } else {
         tracing::info!(
             "local model {SMOLLM2_NAME} not found in {}; `{FETCH_HINT}` gets it (98 MB)",
             dir.display()
         );
     }
-    config
 }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+use sluice_practice::SettingsFile;
 
 /// Arguments of `sluice practice`.
 #[derive(Debug, Subcommand)]
@@ -157,23 +158,21 @@ async fn remote(server: &str, args: &RunArgs, body: &Value) -> anyhow::Result<Va
 }
 
 async fn local(args: &RunArgs, body: &Value) -> anyhow::Result<Value> {
-    let mut config = match &args.config {
-        Some(path) => sluice_http::Config::from_file(path)?,
-        None => sluice_http::Config::default(),
+    let mut file = match &args.config {
+        Some(path) => SettingsFile::from_file(path)?,
+        None => SettingsFile::default(),
     };
-    config.apply_env()?;
+    file.apply_env();
     if let Some(url) = &args.database {
-        config.database = Some(url.clone());
+        file.settings.database = Some(url.clone());
     }
     #[cfg(feature = "local")]
-    let config = crate::model::with_cached_model(config);
-    let state = sluice_http::AppState::from_config_with_practice(&config).await?;
-    for line in state.unavailable_models() {
+    crate::model::add_cached_model(&mut file.settings.models);
+    let opened = file.open().await?;
+    for line in &opened.unavailable {
         eprintln!("model unavailable: {line}");
     }
-    let practice = state
-        .practice()
-        .context("practice sessions are not enabled")?;
+    let practice = &opened.practice;
     let store = practice.store();
     let user = match (&args.key, &args.user) {
         (Some(key), _) => store

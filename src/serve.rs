@@ -55,7 +55,7 @@ pub fn load_config(args: ServeArgs) -> anyhow::Result<Config> {
         config.routers = Some(dir);
     }
     if let Some(url) = args.database {
-        config.database = Some(url);
+        config.practice.database = Some(url);
     }
     match args.log_format.as_deref() {
         Some("json") => config.log_format = LogFormat::Json,
@@ -67,10 +67,11 @@ pub fn load_config(args: ServeArgs) -> anyhow::Result<Config> {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(args)?;
+    #[cfg_attr(not(feature = "local"), allow(unused_mut))]
+    let mut config = load_config(args)?;
     init_logging(config.log_format);
     #[cfg(feature = "local")]
-    let config = crate::model::with_cached_model(config);
+    crate::model::add_cached_model(&mut config.practice.models);
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -150,14 +151,20 @@ fn banner(
 ) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "sluice serve: listening on http://{local}")?;
-    let database = sluice_practice::redact_url(&config.database_url());
+    let database = sluice_practice::redact_url(&config.practice.database_url());
     writeln!(
         out,
         "practice store: {database} ({users} users; models: {})",
-        if config.models.is_empty() {
+        if config.practice.models.is_empty() {
             "none configured, see [models.NAME] in the README".to_string()
         } else {
-            config.models.keys().cloned().collect::<Vec<_>>().join(", ")
+            config
+                .practice
+                .models
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     )?;
     for line in unavailable {

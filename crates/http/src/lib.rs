@@ -90,7 +90,7 @@ pub use server::config::reference::{
     EXAMPLE as CONFIG_EXAMPLE, accepted_keys, config_reference, env_vars,
 };
 pub use server::config::settings::{MODEL_SETTINGS, OTHER_ENV, SETTINGS, Setting};
-pub use server::config::{Config, ConfigError, DEFAULT_ADDR, Limits, LogFormat, default_data_dir};
+pub use server::config::{Config, ConfigError, DEFAULT_ADDR, Limits, LogFormat};
 pub use server::conn::{ConnectionLimits, raise_open_files_limit, serve, serve_with};
 pub use server::error::{ApiError, Code, Success};
 pub use server::extract::ApiJson;

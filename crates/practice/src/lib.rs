@@ -16,6 +16,11 @@
 //!   rank identically.
 //! - [`provider`] calls OpenAI-compatible and CLOVA Studio v3 chat completions,
 //!   with retries, deadlines and streaming.
+//! - [`Settings`] say where the store lives, which models sessions may call
+//!   and which router checks prompts; [`Settings::open`] sets up the
+//!   [`Practice`] service from them. A server's configuration embeds them, and
+//!   [`SettingsFile`] reads them from a configuration file for a run without
+//!   a server.
 
 pub mod budget;
 mod error;
@@ -25,6 +30,7 @@ pub mod provider;
 mod request;
 pub mod retrieval;
 mod run;
+mod settings;
 mod store;
 pub mod validate;
 
@@ -37,6 +43,10 @@ pub use request::{
 pub use run::{
     Blocked, Practice, PracticeModel, RunEvent, RunResponse, STOPPED, StopSignal, Streaming,
     error_json,
+};
+pub use settings::{
+    DEFAULT_ROUTER, Opened, Settings, SettingsError, SettingsFile, default_data_dir,
+    describe_toml_error,
 };
 pub use store::*;
 pub use store::{Page, PageRequest};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use std::path::PathBuf;
 
 use sluice_core::Profiles;
-use sluice_practice::Practice;
+use sluice_practice::{DEFAULT_ROUTER, Practice, SettingsError};
 use sluice_router::{Router, RouterStore};
 
 use crate::server::auth::ApiKeys;
@@ -204,86 +204,51 @@ impl AppState {
             .build();
         // A router named in the file is checked here too, so that `sluice config
         // check` refuses what `serve` would.
-        if config.practice_router.is_some() {
+        if config.practice.router.is_some() {
             state.practice_router(config)?;
         }
         Ok(state)
     }
 
-    /// The router `config.practice_router` names (`id/version`, default
+    /// The router `config.practice.router` names (`id/version`, default
     /// `sample/1`), or `None` for `none`.
     fn practice_router(&self, config: &Config) -> Result<Option<Arc<Router>>, ConfigError> {
-        let spec = config.practice_router.as_deref().unwrap_or("sample/1");
-        if spec == "none" {
+        let Some((id, version)) = config.practice.router_id()? else {
             return Ok(None);
-        }
-        let (id, version) = spec
-            .rsplit_once('/')
-            .and_then(|(id, v)| Some((id, v.parse::<u32>().ok()?)))
-            .ok_or_else(|| {
-                ConfigError::Invalid(format!(
-                    "practice_router: expected id/version or none, got {spec:?}"
-                ))
-            })?;
-        self.routers()
+        };
+        let router = self
+            .routers()
             .get(id, version, self.profiles())
-            .map(Some)
-            .map_err(|e| ConfigError::Invalid(format!("practice_router {spec:?}: {e}")))
+            .map_err(|e| SettingsError::Router {
+                spec: config
+                    .practice
+                    .router
+                    .as_deref()
+                    .unwrap_or(DEFAULT_ROUTER)
+                    .into(),
+                error: e.to_string(),
+            })?;
+        Ok(Some(router))
     }
 
-    /// [`AppState::from_config`] plus the practice service: opens (and
-    /// migrates) the store at [`Config::database_url`], builds a provider per
-    /// `[models.NAME]` and picks the router that checks prompts.
+    /// [`AppState::from_config`] plus the practice service that
+    /// [`Config::practice`] describes ([`Settings::open`](sluice_practice::Settings::open)):
+    /// its store, a provider per `[models.NAME]` and the router that checks
+    /// prompts.
     pub async fn from_config_with_practice(config: &Config) -> Result<Self, ConfigError> {
         let plain = Self::from_config(config)?;
-        let url = config.database_url();
-        if let Some(path) = url.strip_prefix("sqlite:").filter(|p| !p.starts_with(':')) {
-            if let Some(dir) = std::path::Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    ConfigError::Invalid(format!(
-                        "cannot create the data directory {}: {e}",
-                        dir.display()
-                    ))
-                })?;
-            }
-        }
-        let store = sluice_practice::Store::connect(&url).await.map_err(|e| {
-            ConfigError::Invalid(format!(
-                "database {}: {e}",
-                sluice_practice::redact_url(&url)
-            ))
-        })?;
-        let client = sluice_practice::provider::http_client();
-        let mut providers = Vec::with_capacity(config.models.len());
-        let mut unavailable = Vec::new();
-        for (name, model) in &config.models {
-            match sluice_practice::provider::Provider::new(name, model.clone(), client.clone()) {
-                Ok(provider) => providers.push(provider),
-                // A first run with the README's config and no key in the
-                // environment: start, and say which model is missing and why,
-                // rather than refuse to start at all.
-                Err(e @ sluice_practice::provider::ConfigError::MissingApiKey { .. }) => {
-                    unavailable.push(format!(
-                        "{e}: it is unavailable until the server restarts with it"
-                    ));
-                }
-                Err(e) => return Err(ConfigError::Invalid(e.to_string())),
-            }
-        }
-        let models =
-            Practice::models_from(providers, plain.profiles()).map_err(ConfigError::Invalid)?;
         let router = plain.practice_router(config)?;
+        let opened = config.practice.open(plain.profiles(), router).await?;
         // Tokens go to the database, so that every replica on it knows them.
-        let tokens = Tokens::in_store(Duration::from_millis(config.token_ttl_ms), store.clone());
-        let practice = Practice::new(store, models, router);
+        let tokens = Tokens::in_store(
+            Duration::from_millis(config.token_ttl_ms),
+            opened.practice.store().clone(),
+        );
         let mut state = plain;
         let inner = Arc::get_mut(&mut state.inner).expect("a state just built has one owner");
-        inner.practice = Some(practice);
+        inner.practice = Some(opened.practice);
         inner.tokens = tokens;
-        inner.unavailable_models = unavailable;
+        inner.unavailable_models = opened.unavailable;
         Ok(state)
     }
 

@@ -197,12 +197,12 @@ impl Config {
         );
         top.insert(
             "database".into(),
-            s(&redact_url_password(&self.database_url())),
+            s(&redact_url_password(&self.practice.database_url())),
         );
-        if let Some(p) = &self.data_dir {
+        if let Some(p) = &self.practice.data_dir {
             top.insert("data_dir".into(), s(&p.display()));
         }
-        if let Some(r) = &self.practice_router {
+        if let Some(r) = &self.practice.router {
             top.insert("practice_router".into(), s(r));
         }
         top.insert(
@@ -210,7 +210,7 @@ impl Config {
             toml::Value::Array(self.cors_origins.iter().map(|o| s(o)).collect()),
         );
         let mut models = toml::Table::new();
-        for (name, m) in &self.models {
+        for (name, m) in &self.practice.models {
             let mut t = toml::Table::new();
             t.insert("provider".into(), s(&m.provider.as_str()));
             if !m.base_url.is_empty() {
@@ -335,12 +335,12 @@ mod tests {
     #[test]
     fn printed_config_loads_back_with_secrets_redacted() {
         let mut config: Config = toml::from_str(EXAMPLE).unwrap();
-        config.database = Some("postgres://sluice:hunter2@db:5432/sluice".into());
+        config.practice.database = Some("postgres://sluice:hunter2@db:5432/sluice".into());
         let printed = config.to_toml_redacted();
         assert!(!printed.contains("change-me") && !printed.contains("hunter2"));
         assert!(printed.contains("postgres://sluice:<redacted>@db:5432/sluice"));
         let back: Config = toml::from_str(&printed).unwrap();
-        assert_eq!(back.models, config.models);
+        assert_eq!(back.practice.models, config.practice.models);
         assert_eq!(back.cors_origins, config.cors_origins);
         assert_eq!(back.api_keys.len(), 1);
     }
