@@ -226,6 +226,17 @@ def main() -> None:
               "serve_badrouter.toml", "missing.toml"]:
         case(f"config-check-{f}", "config", "check", f)
 
+    # The practice settings' paths, without a database that outlives the case.
+    run = ["practice", "run", "hi", "--class", "1", "--user", "u"]
+    case("practice-missing-config", *run, "--config", "missing.toml")
+    case("practice-bad-router", *run, "--config", "serve_badrouter.toml", "--database", "sqlite::memory:")
+    case("practice-bad-type", *run, "--config", "serve_badtype.toml")
+    case("practice-bad-model", *run, "--config", "serve_badmodel.toml")
+    case("practice-no-user", *run, "--database", "sqlite::memory:")
+    case("practice-no-who", "practice", "run", "hi", "--class", "1", "--database", "sqlite::memory:")
+    case("admin-cannot-create", "admin", "--database", "sqlite:/proc/nope/x.db", "user", "list")
+    case("admin-memory", "admin", "--database", "sqlite::memory:", "user", "list")
+
     for sub in [[], ["trim"], ["count"], ["route"], ["route", "eval"], ["route", "diff"], ["route", "check"],
                 ["config"], ["admin"], ["practice", "run"], ["serve"]]:
         case("help-" + "-".join(sub or ["top"]), *sub, "--help")

@@ -24,7 +24,12 @@ work=${3:-$(mktemp -d /tmp/cli-identical.XXXXXX)}
 here=$(cd "$(dirname "$0")" && pwd)
 
 python3 "$here/gen.py" "$work/corpus"
-mkdir -p "$work/out/old" "$work/out/new"
+mkdir -p "$work/out/old" "$work/out/new" "$work/bin/old" "$work/bin/new"
+# Both run as `sluice`: the help and usage lines name the binary as invoked.
+ln -sf "$old" "$work/bin/old/sluice"
+ln -sf "$new" "$work/bin/new/sluice"
+old="$work/bin/old/sluice"
+new="$work/bin/new/sluice"
 
 # The same environment for both: no SLUICE_* variable leaks in.
 run_env=(env -i "PATH=$PATH" "HOME=$work/home" "LANG=C.UTF-8" "COLUMNS=100")
