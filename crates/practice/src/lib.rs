@@ -23,6 +23,7 @@
 //!   a server.
 
 pub mod budget;
+pub mod chat;
 mod error;
 pub mod leaderboard;
 pub mod prompt;

@@ -1,12 +1,13 @@
-//! One request through the gateway: the router check, the per-model trim, and
-//! the call to the model's provider, whole or streamed.
+//! One request through the gateway: its model's chat flow
+//! ([`sluice_practice::PracticeModel::prepare`]: the router check and the trim its switches ask
+//! for), then the call, whole or streamed, in the wire format that fits.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use sluice_core::{Message, Role};
+use sluice_practice::chat::Refusal;
 use sluice_practice::provider::{ChatRequest, ProviderKind, RawObject, WireRequest, translate};
-use sluice_router::RouteRequest;
 
 use crate::server::error::Code;
 use crate::server::state::AppState;
@@ -44,23 +45,19 @@ pub(super) async fn forward(
         .max_tokens
         .unwrap_or(DEFAULT_MAX_TOKENS)
         .clamp(1, configured.model.profile().max_output);
-    if config.route_check {
-        if let Some(blocked) = route_check(state, &chat.messages) {
-            return Failure::new(wire, Code::FORBIDDEN, blocked).into_response();
+    // The tool definitions are part of the prompt the model sees: what they
+    // take is not left to the history.
+    let reserved = i64::from(max_tokens) + tool_tokens(&configured.model, &raw) as i64;
+    let router = state.practice().and_then(|p| p.router());
+    let trim = match configured.prepare(router.map(|r| &**r), &chat.messages, reserved) {
+        Ok(trim) => trim,
+        Err(refusal @ Refusal::Blocked(_)) => {
+            return Failure::new(wire, Code::FORBIDDEN, format!("Forbidden: {refusal}"))
+                .into_response();
         }
-    }
-    let trim = if config.auto_trim {
-        // The tool definitions are part of the prompt the model sees: what
-        // they take is not left to the history.
-        let reserved = i64::from(max_tokens) + tool_tokens(&configured.model, &raw) as i64;
-        match configured.model.trim(&chat.messages, reserved) {
-            Ok(trim) => Some(trim),
-            Err(e) => {
-                return Failure::new(wire, Code::CONTEXT_EXCEEDED, e.to_string()).into_response();
-            }
+        Err(refusal) => {
+            return Failure::new(wire, Code::CONTEXT_EXCEEDED, refusal.to_string()).into_response();
         }
-    } else {
-        None
     };
     let dropped = trim.as_ref().map(|t| t.report().turns_dropped);
     let mut response = match (wire, config.provider) {
@@ -84,7 +81,7 @@ pub(super) async fn forward(
             if let Some(id) = request_id {
                 request.set_request_id(id);
             }
-            relay::call(configured, request, wire, chat.model.clone()).await
+            relay::call(&configured, request, wire, chat.model.clone()).await
         }
         _ => {
             if let Err(message) = only_typed_fields(wire, &raw, config.provider) {
@@ -105,9 +102,9 @@ pub(super) async fn forward(
                 request_id,
             };
             if chat.stream {
-                stream(configured, request, wire, chat.model.clone()).await
+                stream(&configured, request, wire, chat.model.clone()).await
             } else {
-                match configured.provider.chat(&request).await {
+                match configured.call(&request).await {
                     Ok(reply) => (
                         StatusCode::OK,
                         axum::Json(render(wire, &chat.model, &reply)),
@@ -136,32 +133,6 @@ fn tool_tokens(model: &sluice_core::Model, raw: &RawObject) -> usize {
         }
         _ => 0,
     }
-}
-
-/// Why the router blocks the last user message, if it does.
-pub(super) fn route_check(state: &AppState, messages: &[Message]) -> Option<String> {
-    let router = state.practice().and_then(|p| p.router())?;
-    let last_user = messages.iter().rev().find(|m| m.role == Role::User)?;
-    if last_user.content.trim().is_empty() {
-        return None;
-    }
-    let routed = router
-        .route(&RouteRequest::new(last_user.content.as_str()))
-        .ok()?;
-    let hits: Vec<String> = routed
-        .blocked_content
-        .result
-        .iter()
-        .chain(&routed.safety.result)
-        .cloned()
-        .collect();
-    (!hits.is_empty()).then(|| {
-        format!(
-            "Forbidden: the request was blocked by the router (domain {:?}: {})",
-            routed.domain.result,
-            hits.join(", ")
-        )
-    })
 }
 
 /// The fields [`ChatRequest`] carries, per wire format: what the typed path

@@ -11,9 +11,11 @@
 //! calculator (the v1 calculator under v3's path).
 //!
 //! Here: the handlers and what they share (the wire formats, failures).
-//! `parse` reads a request, `forward` checks, trims and calls the model,
-//! `reply` answers in the client's wire format, and `relay` passes a
-//! provider's own wire answer through when the client spoke the same one.
+//! `parse` reads a request, `forward` hands it to the chat flow that practice
+//! runs use too ([`sluice_practice::chat`]: the router check, the trim, the
+//! provider call), `reply` answers in the client's wire format, and `relay`
+//! passes a provider's own wire answer through when the client spoke the same
+//! one. Only the wire formats are this module's own.
 
 use std::collections::HashMap;
 use std::time::SystemTime;

@@ -15,7 +15,7 @@ use sluice_practice::provider::{ProviderError, RawObject, WireAnswer, WireEvent,
 
 use sluice_practice::provider::ProviderKind;
 
-use super::reply::{Call, STREAM_IN_FLIGHT};
+use super::reply::STREAM_IN_FLIGHT;
 use super::{Failure, Wire};
 
 /// Sends `request` (in the provider's wire format) and answers in `wire`,
@@ -24,31 +24,27 @@ use super::{Failure, Wire};
 /// As for every streamed answer, nothing is sent before the first event, so a
 /// call that fails before it is answered with its error status.
 pub(super) async fn call(
-    configured: PracticeModel,
+    configured: &PracticeModel,
     request: WireRequest,
     wire: Wire,
     model: String,
 ) -> Response {
-    let provider = configured.provider;
     let from = request.wire();
     if !request.stream() {
-        return match provider.forward(&request, None).await {
+        return match configured.forward(&request).await {
             Ok(answer) => whole(from, wire, &model, answer),
             Err(e) => Failure::upstream(wire, &e).into_response(),
         };
     }
     // Bounded both ways, so that a client that does not read holds the
     // upstream back (TCP does the rest) instead of filling memory.
-    let (events_tx, mut events_rx) = tokio::sync::mpsc::channel::<WireEvent>(STREAM_IN_FLIGHT);
+    let mut streamed = configured.forward_stream(request, STREAM_IN_FLIGHT);
     let (out_tx, mut out_rx) =
         tokio::sync::mpsc::channel::<Result<Event, Infallible>>(STREAM_IN_FLIGHT);
-    let mut call = Call(tokio::spawn(async move {
-        provider.forward(&request, Some(&events_tx)).await
-    }));
-    let first = events_rx.recv().await;
+    let first = streamed.next().await;
     let early = match first {
         Some(_) => None,
-        None => match call.outcome().await {
+        None => match streamed.finish().await {
             Err(e) => return Failure::upstream(wire, &e).into_response(),
             // The server ignored the request for a stream.
             Ok(answer @ WireAnswer::Whole(_)) => return whole(from, wire, &model, answer),
@@ -62,11 +58,11 @@ pub(super) async fn call(
             let event = match pending.take() {
                 Some(event) => event,
                 None => tokio::select! {
-                    next = events_rx.recv() => match next {
+                    next = streamed.next() => match next {
                         Some(event) => event,
                         None => break,
                     },
-                    // The client went away: dropping `call` stops the upstream request.
+                    // The client went away: dropping `streamed` stops the upstream request.
                     () = out_tx.closed() => return,
                 },
             };
@@ -82,7 +78,7 @@ pub(super) async fn call(
         }
         let outcome = match early {
             Some(outcome) => outcome,
-            None => call.outcome().await,
+            None => streamed.finish().await,
         };
         if outcome.is_ok() {
             for event in translator.finish() {

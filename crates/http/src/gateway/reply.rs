@@ -8,7 +8,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sluice_practice::PracticeModel;
-use sluice_practice::provider::{ChatReply, ChatRequest, ProviderError};
+use sluice_practice::provider::{ChatReply, ChatRequest};
 
 use crate::server::error::Code;
 
@@ -72,28 +72,20 @@ pub(super) const STREAM_IN_FLIGHT: usize = 16;
 /// call would be; only a failure after the stream began is an `error` event
 /// (CLOVA) or an error chunk (OpenAI) at the end of a 200 stream.
 pub(super) async fn stream(
-    configured: PracticeModel,
+    configured: &PracticeModel,
     request: ChatRequest,
     wire: Wire,
     model: String,
 ) -> Response {
     // Both bounded: a client that reads slowly holds the upstream back (its
     // answer is read no faster than it is sent on) instead of filling memory.
-    let (tokens_tx, mut tokens_rx) = tokio::sync::mpsc::channel::<String>(STREAM_IN_FLIGHT);
+    let mut streamed = configured.stream(request, STREAM_IN_FLIGHT);
     let (out_tx, mut out_rx) =
         tokio::sync::mpsc::channel::<Result<Event, Infallible>>(STREAM_IN_FLIGHT);
-    let mut call = Call(tokio::spawn(async move {
-        configured.provider.chat_stream(&request, tokens_tx).await
-    }));
-    // `None`: the call ended (it drops the sender) without a single delta.
-    let first = tokens_rx.recv().await;
+    // `None`: the call ended without a single delta.
+    let first = streamed.next().await;
     let early = if first.is_none() {
-        let outcome = (&mut call.0).await.unwrap_or_else(|e| {
-            Err(ProviderError::Transport {
-                message: format!("the call failed: {e}"),
-            })
-        });
-        match outcome {
+        match streamed.finish().await {
             Err(e) => return Failure::upstream(wire, &e).into_response(),
             Ok(reply) => Some(reply),
         }
@@ -107,13 +99,13 @@ pub(super) async fn stream(
             let text = match pending.take() {
                 Some(text) => text,
                 None => tokio::select! {
-                    next = tokens_rx.recv() => match next {
+                    next = streamed.next() => match next {
                         Some(text) => text,
                         None => break,
                     },
                     // The client went away (the response body was dropped):
-                    // dropping `call` stops the model instead of letting it
-                    // generate, and bill, an answer nobody reads.
+                    // dropping `streamed` stops the model instead of letting
+                    // it generate, and bill, an answer nobody reads.
                     () = out_tx.closed() => return,
                 },
             };
@@ -133,11 +125,7 @@ pub(super) async fn stream(
         }
         let outcome = match early {
             Some(reply) => Ok(reply),
-            None => (&mut call.0).await.unwrap_or_else(|e| {
-                Err(ProviderError::Transport {
-                    message: format!("the call failed: {e}"),
-                })
-            }),
+            None => streamed.finish().await,
         };
         let last: Vec<Event> = match (wire, outcome) {
             (Wire::OpenAi, Ok(reply)) => {
@@ -187,27 +175,4 @@ pub(super) async fn stream(
     });
     let body = futures_util::stream::poll_fn(move |cx| out_rx.poll_recv(cx));
     Sse::new(body).into_response()
-}
-
-/// A model call spawned for a streamed reply, aborted when dropped: when the
-/// client leaves before the first delta the handler is dropped, and after it
-/// the task that forwards deltas returns, and either way the call (an upstream
-/// request, or a local model generating) stops at its next await.
-pub(super) struct Call<T>(pub(super) tokio::task::JoinHandle<Result<T, ProviderError>>);
-
-impl<T> Call<T> {
-    /// The call's result, once it ends.
-    pub(super) async fn outcome(&mut self) -> Result<T, ProviderError> {
-        (&mut self.0).await.unwrap_or_else(|e| {
-            Err(ProviderError::Transport {
-                message: format!("the call failed: {e}"),
-            })
-        })
-    }
-}
-
-impl<T> Drop for Call<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

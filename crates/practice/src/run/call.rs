@@ -175,7 +175,7 @@ fn prepare_one(
     let (user, sources) = prompt::user_message(&plan.prompt_text, &plan.hits, model, budget);
     let messages = prompt::messages(system, &plan.few_shots, history, user);
     let messages_before = messages.len();
-    let (kept, report) = match model.trim(&messages, i64::from(params.max_tokens)) {
+    let (kept, report) = match configured.fit(&messages, i64::from(params.max_tokens)) {
         Ok(trim) => {
             let report = trim.report().clone();
             (trim.apply(messages), report)
@@ -259,35 +259,40 @@ async fn call_one(
     let started = Instant::now();
     let reply = match events {
         Some(Streaming { events, stop }) => {
-            // Bounded like every delta channel; the receiver drains it at once
-            // into `events`, whose reader coalesces what a slow client has not
-            // taken yet (see sluice-http), so the model is never held back.
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(DELTAS_IN_FLIGHT);
-            let name = shown.to_string();
-            let forward = tokio::spawn(async move {
-                let mut text = String::new();
-                while let Some(delta) = rx.recv().await {
-                    text.push_str(&delta);
-                    let _ = events.send(RunEvent::Token {
-                        model_name: name.clone(),
-                        text: delta,
-                    });
+            // Deltas go on to `events` as they come (its reader coalesces what
+            // a slow client has not taken yet, see sluice-http), so the model
+            // is never held back by a client.
+            let mut streamed = configured.stream(request, DELTAS_IN_FLIGHT);
+            // A blind run's answers are stopped by their labels.
+            let stopped = async {
+                tokio::select! {
+                    () = stop.stopped(configured.provider.name()) => {}
+                    () = stop.stopped(shown) => {}
                 }
-                text
-            });
-            // Stopping drops the call: its connection closes, so the upstream
-            // stops generating, and the sender closes, so `forward` ends with
-            // exactly the text the client has seen.
-            let stopped = tokio::select! {
-                reply = configured.provider.chat_stream(&request, tx) => Some(reply),
-                // A blind run's answers are stopped by their labels.
-                () = stop.stopped(configured.provider.name()) => None,
-                () = stop.stopped(shown) => None,
             };
-            let text = forward.await.unwrap_or_default();
-            match stopped {
-                Some(reply) => reply,
-                None => Ok(ChatReply {
+            tokio::pin!(stopped);
+            let mut text = String::new();
+            let stopped = loop {
+                tokio::select! {
+                    delta = streamed.next() => match delta {
+                        Some(delta) => {
+                            text.push_str(&delta);
+                            let _ = events.send(RunEvent::Token {
+                                model_name: shown.to_string(),
+                                text: delta,
+                            });
+                        }
+                        None => break false,
+                    },
+                    () = &mut stopped => break true,
+                }
+            };
+            if stopped {
+                // Dropping the call closes its connection, so the upstream
+                // stops generating; what is stored is exactly the text the
+                // client has seen.
+                drop(streamed);
+                Ok(ChatReply {
                     // The upstream never sent its counts: ours, with the
                     // model's own profile, stand in for them.
                     usage: stopped_usage(model, counted, &text),
@@ -295,10 +300,12 @@ async fn call_one(
                     finish_reason: Some(STOPPED.to_string()),
                     upstream_id: None,
                     attempts: 1,
-                }),
+                })
+            } else {
+                streamed.finish().await
             }
         }
-        None => configured.provider.chat(&request).await,
+        None => configured.call(&request).await,
     };
     let latency_ms = started.elapsed().as_millis() as i64;
     match reply {

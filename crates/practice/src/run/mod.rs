@@ -8,20 +8,22 @@ mod call;
 mod output;
 mod stop;
 
+pub use crate::chat::{Blocked, PracticeModel};
 pub use call::error_json;
-pub use output::{Blocked, RunEvent, RunResponse};
+pub use output::{RunEvent, RunResponse};
 pub use stop::{STOPPED, StopSignal, Streaming};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sluice_core::{Model, Profiles};
-use sluice_router::{RouteRequest, Router};
+use sluice_core::Profiles;
+use sluice_router::Router;
 
 use self::blind::{concealed_order, shuffled};
 use self::call::{Prepared, all_failed, started};
 use crate::budget::{Clock, SystemClock};
+use crate::chat::{self, Refusal};
 use crate::error::{PracticeError, Result};
 use crate::prompt;
 use crate::provider::Provider;
@@ -35,15 +37,6 @@ use crate::store::{
 const RETRIEVED: usize = 8;
 /// Deltas a streamed call may have read ahead of their forwarding.
 const DELTAS_IN_FLIGHT: usize = 64;
-
-/// One configured model: its provider and the profile that counts and trims for it.
-#[derive(Debug, Clone)]
-pub struct PracticeModel {
-    /// The client.
-    pub provider: Arc<Provider>,
-    /// The tokenizer, context limit and template of the model.
-    pub model: Arc<Model>,
-}
 
 /// The practice service: the store, the configured models and the router that
 /// checks prompts. Cloning is cheap.
@@ -349,22 +342,15 @@ impl Practice {
         }
         let mut domain: Option<String> = None;
         if let Some(router) = &self.router {
-            let routed = router
-                .route(&RouteRequest::new(request.prompt_text.as_str()))
-                .map_err(|e| {
-                    PracticeError::BadRequest(format!("the router cannot check the prompt: {e}"))
-                })?;
-            if !routed.blocked_content.result.is_empty() || !routed.safety.result.is_empty() {
-                let blocked = Blocked {
-                    domain: routed.domain.result,
-                    content_filters: routed.blocked_content.result,
-                    safety: routed.safety.result,
-                };
-                return Err(PracticeError::Blocked(
-                    serde_json::to_value(blocked).expect("serializable"),
-                ));
-            }
-            domain = Some(routed.domain.result);
+            domain = Some(match chat::check(router, &request.prompt_text) {
+                Ok(domain) => domain,
+                Err(Refusal::Blocked(blocked)) => {
+                    return Err(PracticeError::Blocked(
+                        serde_json::to_value(blocked).expect("serializable"),
+                    ));
+                }
+                Err(refusal) => return Err(PracticeError::BadRequest(refusal.to_string())),
+            });
         }
         let hits = if knowledge_ids.is_empty() {
             Vec::new()

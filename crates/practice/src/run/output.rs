@@ -59,14 +59,3 @@ pub struct RunResponse {
     #[serde(skip)]
     pub model_names: Vec<String>,
 }
-
-/// Why the router refused a prompt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Blocked {
-    /// The domain the prompt was put in.
-    pub domain: String,
-    /// The content filters that hit.
-    pub content_filters: Vec<String>,
-    /// The safety categories that hit.
-    pub safety: Vec<String>,
-}
