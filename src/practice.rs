@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
-use sluice_practice::SettingsFile;
+use serde_json::Value;
+use sluice_practice::{RunRequest, STYLE_PRESETS, SettingsFile};
 
 /// Arguments of `sluice practice`.
 #[derive(Debug, Subcommand)]
@@ -73,15 +73,15 @@ pub struct RunArgs {
 /// Runs a practice command.
 pub fn run(command: PracticeCommand) -> anyhow::Result<ExitCode> {
     let PracticeCommand::Run(args) = command;
-    let body = request_body(&args);
+    let request = run_request(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let response = runtime.block_on(async {
         match &args.server {
-            Some(server) => remote(server, &args, &body).await,
-            None => local(&args, &body).await,
+            Some(server) => remote(server, &args, &request).await,
+            None => local(&args, &request).await,
         }
     })?;
     let mut out = std::io::stdout().lock();
@@ -97,40 +97,26 @@ pub fn run(command: PracticeCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn request_body(args: &RunArgs) -> Value {
-    let mut body = json!({"prompt_text": args.prompt});
-    if !args.models.is_empty() {
-        body["model_names"] = json!(args.models);
-    }
-    if let Some(agent) = args.agent {
-        body["agent_id"] = json!(agent);
-    }
-    if let Some(project) = args.project {
-        body["project_id"] = json!(project);
-    }
-    if !args.knowledge.is_empty() {
-        body["knowledge_ids"] = json!(args.knowledge);
-    }
-    if !args.few_shots.is_empty() {
-        body["few_shot_example_ids"] = json!(args.few_shots);
-    }
-    if let Some(style) = &args.style {
-        body["style_preset"] = json!(style);
-    }
-    let mut params = serde_json::Map::new();
-    if let Some(t) = args.temperature {
-        params.insert("temperature".into(), json!(t));
-    }
-    if let Some(m) = args.max_tokens {
-        params.insert("max_tokens".into(), json!(m));
-    }
-    if !params.is_empty() {
-        body["generation_params"] = Value::Object(params);
-    }
-    body
+/// The run the flags ask for, checked as the server checks a body: the CLI
+/// and the API refuse the same things with the same messages.
+fn run_request(args: &RunArgs) -> anyhow::Result<RunRequest> {
+    let mut request = RunRequest::new(args.prompt.as_str());
+    request.model_names = (!args.models.is_empty()).then(|| args.models.clone());
+    request.agent_id = args.agent;
+    request.project_id = args.project;
+    request.knowledge_ids = args.knowledge.clone();
+    request.few_shot_example_ids = args.few_shots.clone();
+    // clap allows only the presets' names.
+    request.style_preset = args
+        .style
+        .as_deref()
+        .and_then(|s| STYLE_PRESETS.iter().find(|p| **p == s).copied());
+    request.generation_params.temperature = args.temperature;
+    request.generation_params.max_tokens = args.max_tokens;
+    Ok(request.validate(false)?)
 }
 
-async fn remote(server: &str, args: &RunArgs, body: &Value) -> anyhow::Result<Value> {
+async fn remote(server: &str, args: &RunArgs, request: &RunRequest) -> anyhow::Result<Value> {
     let Some(key) = &args.key else {
         bail!("--server needs --key (or SLUICE_KEY): the user's API key");
     };
@@ -142,7 +128,7 @@ async fn remote(server: &str, args: &RunArgs, body: &Value) -> anyhow::Result<Va
     let response = sluice_practice::provider::http_client()
         .post(&url)
         .bearer_auth(key)
-        .json(body)
+        .json(request)
         .send()
         .await
         .with_context(|| format!("cannot reach {url}"))?;
@@ -157,7 +143,7 @@ async fn remote(server: &str, args: &RunArgs, body: &Value) -> anyhow::Result<Va
     Ok(value)
 }
 
-async fn local(args: &RunArgs, body: &Value) -> anyhow::Result<Value> {
+async fn local(args: &RunArgs, request: &RunRequest) -> anyhow::Result<Value> {
     let mut file = match &args.config {
         Some(path) => SettingsFile::from_file(path)?,
         None => SettingsFile::default(),
@@ -182,8 +168,7 @@ async fn local(args: &RunArgs, body: &Value) -> anyhow::Result<Value> {
         (None, Some(user)) => store.find_user(user).await?,
         (None, None) => bail!("say who runs it: --key KEY or --user NAME"),
     };
-    let request = sluice_practice::RunRequest::parse(body, false)?;
-    let response = practice.run(&user, args.class, &request, None).await?;
+    let response = practice.run(&user, args.class, request, None).await?;
     Ok(serde_json::to_value(response)?)
 }
 
@@ -287,6 +272,8 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

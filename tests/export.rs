@@ -4,7 +4,10 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sluice_practice::{ClassRole, NewResult, NewSession, NewTurn, Store, Verdict};
+use sluice_practice::prompt::effective_params;
+use sluice_practice::{
+    ClassRole, NewResult, NewSession, NewTurn, ResultUsage, Store, TurnSettings, Verdict,
+};
 
 use crate::cli::sluice;
 
@@ -14,10 +17,19 @@ fn result(model: &str, primary: bool, messages: Value) -> NewResult {
         is_primary: primary,
         response_text: Some(format!("{model} says hi")),
         error: None,
-        token_usage: json!({"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}),
+        token_usage: ResultUsage {
+            prompt_tokens: Some(9),
+            completion_tokens: Some(3),
+            total_tokens: Some(12),
+            ..ResultUsage::default()
+        },
         latency_ms: 5,
-        generation_params: json!({"temperature": 0.7}),
-        request: json!({"messages": messages, "max_tokens": 256}),
+        generation_params: effective_params(&Default::default(), None, &Default::default(), 4096),
+        request: Some(
+            serde_json::from_value(json!({"messages": messages, "max_tokens": 256,
+                "seed": null, "temperature": 0.7, "top_p": 1.0}))
+            .unwrap(),
+        ),
         finish_reason: Some("stop".into()),
         upstream_id: None,
     }
@@ -51,7 +63,12 @@ fn an_export_pipes_into_sluice_trim() {
         ]);
         let turn = NewTurn {
             prompt_text: "미세먼지 정보 알려줘".into(),
-            settings: json!({"style_preset": "balanced", "blind": true, "blind_order": ["beta", "alpha"], "domain": ""}),
+            settings: TurnSettings {
+                blind: true,
+                blind_order: Some(vec!["beta".into(), "alpha".into()]),
+                domain: Some(Some(String::new())),
+                ..TurnSettings::default()
+            },
             results: vec![
                 result("alpha", true, sent.clone()),
                 result("beta", false, sent),
@@ -71,7 +88,12 @@ fn an_export_pipes_into_sluice_trim() {
             .await
             .unwrap();
         store
-            .rate(student.id, stored.results[0].response_id, true, Some("good"))
+            .rate(
+                student.id,
+                stored.results[0].response_id,
+                true,
+                Some("good"),
+            )
             .await
             .unwrap();
         class.id

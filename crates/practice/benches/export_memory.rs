@@ -18,7 +18,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use serde_json::json;
-use sluice_practice::{ClassRole, ExportFormat, ExportKind, NewResult, NewSession, NewTurn, Store};
+use sluice_practice::{
+    ClassRole, ExportFormat, ExportKind, NewResult, NewSession, NewTurn, ResultUsage, Store,
+    TurnSettings,
+};
 
 const SIZES: [u64; 2] = [10_000, 100_000];
 const RESULTS_PER_TURN: u64 = 4;
@@ -158,17 +161,29 @@ async fn fill(url: &str, n: u64) -> i64 {
         is_primary: i == 0,
         response_text: Some(answer.to_string()),
         error: None,
-        token_usage: json!({"prompt_tokens": 120, "completion_tokens": 64, "total_tokens": 184}),
+        token_usage: ResultUsage {
+            prompt_tokens: Some(120),
+            completion_tokens: Some(64),
+            total_tokens: Some(184),
+            ..ResultUsage::default()
+        },
         latency_ms: 850,
-        generation_params: json!({"temperature": 0.2, "top_p": 0.8, "max_tokens": 512}),
-        request: request.clone(),
+        generation_params: serde_json::from_value(json!({"temperature": 0.2, "top_p": 0.8,
+            "max_tokens": 512, "max_completion_tokens": 512, "style_preset": "accurate"}))
+        .unwrap(),
+        request: Some(serde_json::from_value(request.clone()).unwrap()),
         finish_reason: Some("stop".into()),
         upstream_id: None,
     };
     let turn = NewTurn {
         prompt_text: prompt.into(),
-        settings: json!({"style_preset": "accurate", "domain": "weather", "blind": true,
-            "blind_order": models, "agent_id": null}),
+        settings: TurnSettings {
+            style_preset: "accurate",
+            domain: Some(Some("weather".into())),
+            blind: true,
+            blind_order: Some(models.clone()),
+            ..TurnSettings::default()
+        },
         results: (0..RESULTS_PER_TURN).map(result).collect(),
     };
     let session = NewSession {

@@ -8,6 +8,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::contract::{Blocked, ModelFailure};
+
 /// One invalid field, in the shape FastAPI (pydantic) reports it:
 /// `{"loc":["body","generation_params","temperature"],"msg":"...","type":"less_than_equal"}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,17 +76,17 @@ pub enum PracticeError {
     /// An upload or field is larger than allowed (413).
     #[error("{0}")]
     TooLarge(String),
-    /// The router blocked the prompt; no model was called (400). The value
+    /// The router blocked the prompt; no model was called (400). The report
     /// says which domain, content filters and safety categories.
     #[error("the prompt was blocked by the router")]
-    Blocked(Value),
+    Blocked(Blocked),
     /// A budget limit would be passed: the run was refused before any model
     /// was called (429, with `Retry-After`).
     #[error("{}", .0.msg)]
     OverBudget(Box<crate::budget::Refusal>),
     /// Every model of a run failed; each one's error is in the list (502).
     #[error("every model failed")]
-    AllModelsFailed(Vec<Value>),
+    AllModelsFailed(Vec<ModelFailure>),
     /// The database failed. Internal: logged, not shown to clients. 503 when
     /// it [is unavailable](PracticeError::is_unavailable) for now, else 500.
     #[error("store: {0}")]

@@ -24,6 +24,7 @@
 
 pub mod budget;
 pub mod chat;
+mod contract;
 mod error;
 pub mod leaderboard;
 pub mod prompt;
@@ -35,16 +36,17 @@ mod settings;
 mod store;
 pub mod validate;
 
+pub use contract::{
+    Blocked, ModelError, ModelErrorKind, ModelFailure, ResultUsage, SentMessage, SentRequest,
+    TurnSettings, WindowReport,
+};
 pub use error::{FieldError, PracticeError};
 pub use request::{
     FORMATS, GenerationParams, LENGTH_PRESETS, MAX_IDS, MAX_MODELS, MAX_PROMPT_CHARS,
     MAX_TEXT_CHARS, RunRequest, STYLE_PRESETS, StyleParams, parse_agent, parse_few_shot,
     parse_knowledge, parse_project,
 };
-pub use run::{
-    Blocked, Practice, PracticeModel, RunEvent, RunResponse, STOPPED, StopSignal, Streaming,
-    error_json,
-};
+pub use run::{Practice, PracticeModel, RunEvent, RunResponse, STOPPED, StopSignal, Streaming};
 pub use settings::{
     DEFAULT_ROUTER, Opened, Settings, SettingsError, SettingsFile, default_data_dir,
     describe_toml_error,

@@ -4,10 +4,10 @@
 //! passages under a `[Context]` heading. Also the style preset table and the
 //! precedence of generation parameters.
 
-use serde::Serialize;
 use serde_json::Value;
 use sluice_core::{Message, Model};
 
+pub use crate::contract::{EffectiveParams, Source};
 use crate::request::{GenerationParams, StyleParams};
 use crate::store::SearchHit;
 
@@ -49,27 +49,6 @@ pub fn length_tokens(preset: &str) -> Option<u32> {
         "long" => Some(2_048),
         _ => None,
     }
-}
-
-/// The parameters a model is called with, echoed per result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EffectiveParams {
-    /// Temperature.
-    pub temperature: f64,
-    /// top_p.
-    pub top_p: f64,
-    /// Largest answer, after clamping to the model's profile.
-    pub max_tokens: u32,
-    /// The same value under the original's other name.
-    pub max_completion_tokens: u32,
-    /// The length preset, if one was used.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub response_length_preset: Option<&'static str>,
-    /// The seed, if one was given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// The style preset in force.
-    pub style_preset: &'static str,
 }
 
 /// Resolves generation parameters, lowest precedence first: server defaults,
@@ -205,21 +184,6 @@ pub fn system_text(preset: &str, style: &StyleParams, agent_instructions: Option
     .filter(|s| !s.is_empty())
     .collect::<Vec<_>>()
     .join("\n\n")
-}
-
-/// A retrieval source as reported in `token_usage.sources`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Source {
-    /// The knowledge base.
-    pub knowledge_id: i64,
-    /// The document.
-    pub document_id: i64,
-    /// The passage.
-    pub passage_id: i64,
-    /// Its BM25 score.
-    pub score: f64,
-    /// Its first characters.
-    pub preview: String,
 }
 
 /// The passages that fit `budget` tokens of `model`, best first, and the user

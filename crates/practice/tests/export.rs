@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 use sluice_practice::{
-    CSV_COLUMNS, ClassRole, ExportFormat, ExportKind, NewResult, NewSession, NewTurn, Store,
-    Verdict,
+    CSV_COLUMNS, ClassRole, ExportFormat, ExportKind, ModelError, ModelErrorKind, NewResult,
+    NewSession, NewTurn, ResultUsage, Store, TurnSettings, Verdict,
 };
 
 use crate::backends::stores;
@@ -13,20 +13,36 @@ fn result(model: &str, primary: bool, text: Option<&str>) -> NewResult {
         model_name: model.into(),
         is_primary: primary,
         response_text: text.map(str::to_string),
-        error: text
-            .is_none()
-            .then(|| json!({"kind": "timeout", "message": "late", "status": null})),
-        token_usage: json!({"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}),
-        latency_ms: 40,
-        generation_params: json!({"temperature": 0.2, "top_p": 0.8, "max_tokens": 256}),
-        request: json!({
-            "messages": [
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "=1+1, \"quoted\"\nnext line"}
-            ],
-            "temperature": 0.2,
-            "window": {"limit": 4096, "messages_dropped": 0}
+        error: text.is_none().then(|| ModelError {
+            kind: ModelErrorKind::Timeout,
+            message: "late".into(),
+            status: None,
         }),
+        token_usage: ResultUsage {
+            prompt_tokens: Some(11),
+            completion_tokens: Some(5),
+            total_tokens: Some(16),
+            ..ResultUsage::default()
+        },
+        latency_ms: 40,
+        generation_params: serde_json::from_value(json!({"temperature": 0.2, "top_p": 0.8,
+            "max_tokens": 256, "max_completion_tokens": 256, "style_preset": "balanced"}))
+        .unwrap(),
+        request: Some(
+            serde_json::from_value(json!({
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "=1+1, \"quoted\"\nnext line"}
+                ],
+                "max_tokens": 256,
+                "seed": null,
+                "temperature": 0.2,
+                "top_p": 0.8,
+                "window": {"limit": 4096, "max_tokens": 256, "messages_before": 2,
+                    "messages_dropped": 0, "tokens_after": 20, "turns_dropped": 0}
+            }))
+            .unwrap(),
+        ),
         finish_reason: text.map(|_| "stop".to_string()),
         upstream_id: None,
     }
@@ -78,14 +94,19 @@ async fn exported_jsonl_reads_back_as_the_database_content() {
         };
         let blind = NewTurn {
             prompt_text: "=1+1, \"quoted\"\nnext line".into(),
-            settings: json!({"style_preset": "accurate", "domain": "math", "blind": true,
-                "blind_order": ["b", "a"], "agent_id": null}),
+            settings: TurnSettings {
+                style_preset: "accurate",
+                domain: Some(Some("math".into())),
+                blind: true,
+                blind_order: Some(vec!["b".into(), "a".into()]),
+                ..TurnSettings::default()
+            },
             results: vec![result("a", true, Some("two")), result("b", false, None)],
         };
         let (s1, t1) = store.create_session(&new(class.id), &blind).await.unwrap();
         let plain = NewTurn {
             prompt_text: "안녕하세요".into(),
-            settings: json!({"style_preset": "balanced"}),
+            settings: TurnSettings::default(),
             results: vec![result("a", true, Some("반갑습니다"))],
         };
         store.append_turn(student.id, s1, &plain).await.unwrap();
@@ -135,16 +156,17 @@ async fn exported_jsonl_reads_back_as_the_database_content() {
             assert_eq!(line["user_name"], student.name);
             assert_eq!(line["session_title"], json!(detail.summary.session_title));
             assert_eq!(line["prompt_text"], turn.prompt_text);
-            assert_eq!(line["settings"], turn.settings);
+            assert_eq!(line["settings"], json!(turn.settings));
             assert_eq!(line["model_name"], r.model_name);
             assert_eq!(line["is_primary"], r.is_primary);
             assert_eq!(line["response_text"], json!(r.response_text));
             assert_eq!(line["error"], json!(r.error));
-            assert_eq!(line["token_usage"], r.token_usage);
+            assert_eq!(line["token_usage"], json!(r.token_usage));
             assert_eq!(line["latency_ms"], r.latency_ms);
-            assert_eq!(line["generation_params"], r.generation_params);
-            assert_eq!(line["request"], r.request);
-            assert_eq!(line["messages"], r.request["messages"]);
+            assert_eq!(line["generation_params"], json!(r.generation_params));
+            assert_eq!(line["request"], json!(r.request));
+            let sent = r.request.as_ref().unwrap();
+            assert_eq!(line["messages"], json!(sent.messages));
             assert_eq!(line["finish_reason"], json!(r.finish_reason));
             assert_eq!(line["created_at"], r.created_at);
             assert!(line.get("model").is_none(), "model would pick a profile");

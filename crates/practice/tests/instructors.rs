@@ -2,11 +2,10 @@
 //! sessions with its access record, usage, and budgets that hold. Run on
 //! every backend (`backends::stores`).
 
-use serde_json::json;
 use sluice_practice::budget::{LimitKind, Limits, Scope, parse_time};
 use sluice_practice::{
     CallUsage, ClassRole, ClassSessionFilter, NewResult, NewSession, NewTurn, PageRequest,
-    PracticeError, RunUsage, Store, UsageFilter,
+    PracticeError, RunUsage, Store, TurnSettings, UsageFilter,
 };
 
 use crate::backends::stores;
@@ -27,7 +26,7 @@ async fn session(store: &Store, user_id: i64, class_id: i64, results: Vec<NewRes
     };
     let turn = NewTurn {
         prompt_text: "hello".into(),
-        settings: json!({}),
+        settings: TurnSettings::default(),
         results,
     };
     store.create_session(&new, &turn).await.unwrap().0

@@ -1,9 +1,11 @@
 //! The store suite, run on every backend (`backends::stores`).
 
 use serde_json::json;
+use sluice_practice::prompt::effective_params;
 use sluice_practice::{
-    AgentInput, ClassRole, FewShotInput, KnowledgeInput, NewResult, NewSession, NewTurn,
-    PageRequest, PracticeError, ProjectInput, SessionFilter, SessionPatch, Store,
+    AgentInput, ClassRole, FewShotInput, KnowledgeInput, ModelError, ModelErrorKind, NewResult,
+    NewSession, NewTurn, PageRequest, PracticeError, ProjectInput, ResultUsage, SessionFilter,
+    SessionPatch, Store, TurnSettings,
 };
 
 use crate::backends::{replica_pairs, stores};
@@ -463,17 +465,28 @@ async fn rankings_are_identical_on_every_backend() {
     }
 }
 
+fn timeout() -> ModelError {
+    ModelError {
+        kind: ModelErrorKind::Timeout,
+        message: "timed out".into(),
+        status: None,
+    }
+}
+
 /// A stored result of `model`: its answer, or a timeout when `text` is `None`.
 pub(crate) fn result(model: &str, primary: bool, text: Option<&str>) -> NewResult {
     NewResult {
         model_name: model.into(),
         is_primary: primary,
         response_text: text.map(str::to_string),
-        error: text.is_none().then(|| json!({"kind": "timeout"})),
-        token_usage: json!({"prompt_tokens": 3}),
+        error: text.is_none().then(timeout),
+        token_usage: ResultUsage {
+            prompt_tokens: Some(3),
+            ..ResultUsage::default()
+        },
         latency_ms: 12,
-        generation_params: json!({"temperature": 0.7}),
-        request: json!({"messages": []}),
+        generation_params: effective_params(&Default::default(), None, &Default::default(), 4096),
+        request: None,
         finish_reason: Some("stop".into()),
         upstream_id: None,
     }
@@ -508,16 +521,16 @@ async fn sessions_store_whole_turns() {
         };
         let turn = NewTurn {
             prompt_text: "hello".into(),
-            settings: json!({"style_preset": "balanced"}),
+            settings: TurnSettings::default(),
             results: vec![result("a", true, Some("hi")), result("b", false, None)],
         };
         let (session_id, stored) = store.create_session(&new, &turn).await.unwrap();
         assert_eq!(stored.results.len(), 2);
         assert!(stored.results[0].is_primary && !stored.results[1].is_primary);
-        assert_eq!(stored.results[1].error, Some(json!({"kind": "timeout"})));
+        assert_eq!(stored.results[1].error, Some(timeout()));
         let next = NewTurn {
             prompt_text: "again".into(),
-            settings: json!({}),
+            settings: TurnSettings::default(),
             results: vec![
                 result("b", true, Some("b2")),
                 result("c", false, Some("c2")),

@@ -2,8 +2,10 @@
 
 use serde_json::json;
 use sluice_practice::leaderboard::{Options, Outcome};
+use sluice_practice::prompt::effective_params;
 use sluice_practice::{
-    ClassRole, NewResult, NewSession, NewTurn, PracticeError, Store, Verdict, VoteFilter,
+    ClassRole, NewResult, NewSession, NewTurn, PracticeError, ResultUsage, Store, TurnSettings,
+    Verdict, VoteFilter,
 };
 
 use crate::backends::stores;
@@ -14,10 +16,19 @@ fn result(model: &str, primary: bool) -> NewResult {
         is_primary: primary,
         response_text: Some(format!("answer of {model}")),
         error: None,
-        token_usage: json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}),
+        token_usage: ResultUsage {
+            prompt_tokens: Some(3),
+            completion_tokens: Some(4),
+            total_tokens: Some(7),
+            ..ResultUsage::default()
+        },
         latency_ms: 12,
-        generation_params: json!({"temperature": 0.7}),
-        request: json!({"messages": [{"role": "user", "content": "q"}], "window": {"limit": 4096}}),
+        generation_params: effective_params(&Default::default(), None, &Default::default(), 4096),
+        request: Some(
+            serde_json::from_value(json!({"messages": [{"role": "user", "content": "q"}],
+                "max_tokens": 512, "seed": null, "temperature": 0.7, "top_p": 1.0}))
+            .unwrap(),
+        ),
         finish_reason: Some("stop".into()),
         upstream_id: None,
     }
@@ -27,8 +38,14 @@ fn result(model: &str, primary: bool) -> NewResult {
 fn blind_turn(prompt: &str, order: &[&str], domain: &str) -> NewTurn {
     NewTurn {
         prompt_text: prompt.into(),
-        settings: json!({"model_names": ["a", "b", "c"], "agent_id": null, "style_preset": "creative",
-            "domain": domain, "blind": true, "blind_order": order}),
+        settings: TurnSettings {
+            model_names: vec!["a".into(), "b".into(), "c".into()],
+            style_preset: "creative",
+            domain: Some(Some(domain.into())),
+            blind: true,
+            blind_order: Some(order.iter().map(|m| m.to_string()).collect()),
+            ..TurnSettings::default()
+        },
         results: vec![result("a", true), result("b", false), result("c", false)],
     }
 }
@@ -87,10 +104,10 @@ async fn a_blind_turn_names_its_models_only_after_its_vote() {
             shown
                 .results
                 .iter()
-                .all(|r| r.session_model_id == 0 && r.request.is_null() && !r.is_primary)
+                .all(|r| r.session_model_id == 0 && r.request.is_none() && !r.is_primary)
         );
-        assert!(shown.settings.get("blind_order").is_none());
-        assert_eq!(shown.settings["model_names"], json!(["A", "B", "C"]));
+        assert!(shown.settings.blind_order.is_none());
+        assert_eq!(shown.settings.model_names, ["A", "B", "C"]);
         let text = serde_json::to_string(&view.history).unwrap();
         assert!(!text.contains("\"a\"") && !text.contains("\"b\""), "{text}");
 
@@ -139,7 +156,7 @@ async fn a_blind_turn_names_its_models_only_after_its_vote() {
         // An ordinary turn takes no vote and is shown as it is.
         let plain = NewTurn {
             prompt_text: "plain".into(),
-            settings: json!({"style_preset": "balanced"}),
+            settings: TurnSettings::default(),
             results: vec![result("a", true), result("b", false)],
         };
         let next = store.append_turn(me, session_id, &plain).await.unwrap();

@@ -28,11 +28,11 @@ impl From<PracticeError> for Detail {
     }
 }
 
-impl IntoResponse for Detail {
-    fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let detail = match &self.0 {
+impl Detail {
+    /// The `detail` of the body the error is answered with; an internal
+    /// error is logged here, and not shown.
+    pub(super) fn detail(&self) -> serde_json::Value {
+        match &self.0 {
             PracticeError::Validation(errors) => json!(errors),
             PracticeError::Blocked(verdict) => {
                 json!({"msg": "the prompt was blocked by the router; no model was called", "blocked": verdict})
@@ -51,7 +51,15 @@ impl IntoResponse for Detail {
             }
             PracticeError::Unauthorized => json!("Not authenticated"),
             other => json!(other.to_string()),
-        };
+        }
+    }
+}
+
+impl IntoResponse for Detail {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let detail = self.detail();
         let mut response = (status, axum::Json(json!({ "detail": detail }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sluice_practice::validate::{json_body, path_id, query_int};
 use sluice_practice::{
@@ -37,6 +38,22 @@ pub(super) async fn me(caller: Caller) -> Answer {
     )
 }
 
+/// The `started` event of a streamed run: the run's id (to stop it) and its
+/// models, as the answer will list them.
+#[derive(Serialize)]
+struct Started {
+    model_names: Vec<String>,
+    run_id: i64,
+}
+
+/// The `error` event that ends a streamed run which failed after it started:
+/// the status and `detail` the same failure answers with unstreamed.
+#[derive(Serialize)]
+struct Failed {
+    detail: Value,
+    status: u16,
+}
+
 fn wants_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -47,7 +64,6 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 /// Records every model call of a finished run in the metrics.
 fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) {
     let metrics = state.metrics();
-    let tokens = |usage: &Value, key: &str| usage[key].as_u64().unwrap_or(0);
     match outcome {
         Ok(response) => {
             let prices = |model: &str| {
@@ -61,14 +77,10 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
                 response.results.iter().enumerate().map(|(n, r)| {
                     // A blind answer's model_name is its label: price the model.
                     let model = response.model_names.get(n).unwrap_or(&r.model_name);
-                    let kind = r
-                        .error
-                        .as_ref()
-                        .and_then(|e| e["kind"].as_str())
-                        .unwrap_or("ok");
+                    let kind = r.error.as_ref().map_or("ok", |e| e.kind.as_str());
                     let (i, o) = (
-                        tokens(&r.token_usage, "prompt_tokens"),
-                        tokens(&r.token_usage, "completion_tokens"),
+                        r.token_usage.prompt_tokens.unwrap_or(0),
+                        r.token_usage.completion_tokens.unwrap_or(0),
                     );
                     let cost = sluice_practice::budget::cost(prices(model), i, o).unwrap_or(0.0);
                     (kind, i, o, cost)
@@ -77,17 +89,13 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
             for (i, r) in response.results.iter().enumerate() {
                 // A blind answer's model_name is its label: count the model.
                 let model = response.model_names.get(i).unwrap_or(&r.model_name);
-                let kind = r
-                    .error
-                    .as_ref()
-                    .and_then(|e| e["kind"].as_str())
-                    .unwrap_or("ok");
+                let kind = r.error.as_ref().map_or("ok", |e| e.kind.as_str());
                 metrics.observe_model_call(
                     model,
                     std::time::Duration::from_millis(r.latency_ms.max(0) as u64),
                     kind,
-                    tokens(&r.token_usage, "prompt_tokens"),
-                    tokens(&r.token_usage, "completion_tokens"),
+                    r.token_usage.prompt_tokens.unwrap_or(0),
+                    r.token_usage.completion_tokens.unwrap_or(0),
                 );
             }
         }
@@ -96,11 +104,9 @@ fn record_calls(state: &AppState, outcome: &Result<RunResponse, PracticeError>) 
         }
         Err(PracticeError::AllModelsFailed(errors)) => {
             for e in errors {
-                let model = e["model_name"].as_str().unwrap_or_default();
-                let kind = e["error"]["kind"].as_str().unwrap_or("error");
-                let latency =
-                    std::time::Duration::from_millis(e["latency_ms"].as_u64().unwrap_or(0));
-                metrics.observe_model_call(model, latency, kind, 0, 0);
+                // A negative latency (a clock that went back) counts as 0.
+                let latency = std::time::Duration::from_millis(e.latency_ms.max(0) as u64);
+                metrics.observe_model_call(&e.model_name, latency, e.error.kind.as_str(), 0, 0);
             }
         }
         Err(_) => {}
@@ -216,11 +222,14 @@ where
     // Bounded: what the client has not taken waits, coalesced, in the backlog.
     let (out_tx, out_rx) =
         tokio::sync::mpsc::channel::<Result<Event, Infallible>>(EVENTS_IN_FLIGHT);
-    let started = json!({"run_id": registered.id(), "model_names": model_names});
+    let started = Started {
+        model_names,
+        run_id: registered.id(),
+    };
     // The channel is empty: the first event always has room.
     let _ = out_tx.try_send(Ok(Event::default()
         .event("started")
-        .data(started.to_string())));
+        .data(serde_json::to_string(&started).expect("serializable"))));
     tokio::spawn(async move {
         // Stops are accepted for as long as the run may still call models.
         let _registered = registered;
@@ -263,14 +272,13 @@ where
                 .data(serde_json::to_string(&response).expect("serializable")),
             Ok(Err(e)) => {
                 let status = e.status();
-                let body = Detail(e).into_response();
-                let bytes = axum::body::to_bytes(body.into_body(), usize::MAX)
-                    .await
-                    .unwrap_or_default();
-                let detail: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let failed = Failed {
+                    detail: Detail(e).detail(),
+                    status,
+                };
                 Event::default()
                     .event("error")
-                    .data(json!({"status": status, "detail": detail["detail"]}).to_string())
+                    .data(serde_json::to_string(&failed).expect("serializable"))
             }
             Err(e) => {
                 tracing::error!(error = %e, "practice run task failed");

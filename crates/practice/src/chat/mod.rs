@@ -17,9 +17,10 @@ pub use stream::Streamed;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
 use sluice_core::{Message, Model, Role, Trim, TrimError};
 use sluice_router::{RouteRequest, Router};
+
+pub use crate::contract::Blocked;
 
 use crate::provider::{
     ChatReply, ChatRequest, Provider, ProviderError, WireAnswer, WireEvent, WireRequest,
@@ -32,32 +33,6 @@ pub struct PracticeModel {
     pub provider: Arc<Provider>,
     /// The tokenizer, context limit and template of the model.
     pub model: Arc<Model>,
-}
-
-/// Why the router refused a prompt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Blocked {
-    /// The domain the prompt was put in.
-    pub domain: String,
-    /// The content filters that hit.
-    pub content_filters: Vec<String>,
-    /// The safety categories that hit.
-    pub safety: Vec<String>,
-}
-
-impl fmt::Display for Blocked {
-    /// `domain "…": filter, category`: the domain and every hit, filters first.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "domain {:?}: ", self.domain)?;
-        let hits = self.content_filters.iter().chain(&self.safety);
-        for (i, hit) in hits.enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            f.write_str(hit)?;
-        }
-        Ok(())
-    }
 }
 
 /// Why a chat does not reach its model.

@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use futures_util::future::join_all;
-use serde_json::{Value, json};
 use sluice_core::Model;
 
 use super::output::RunEvent;
 use super::stop::{STOPPED, Streaming};
 use super::{DELTAS_IN_FLIGHT, Plan, Practice, PracticeModel};
+use crate::contract::{
+    ModelError, ModelErrorKind, ModelFailure, ResultUsage, SentMessage, SentRequest, WindowReport,
+};
 use crate::error::PracticeError;
 use crate::prompt::{self, CONTEXT_TOKENS, EffectiveParams, Source};
 use crate::provider::{ChatReply, ChatRequest, ProviderError};
@@ -65,71 +67,82 @@ impl Practice {
         calls: Vec<Prepared>,
         events: Option<Streaming>,
     ) -> (Vec<NewResult>, Vec<CallUsage>) {
-        let calls = plan.models.iter().zip(calls).enumerate().map(|(i, (name, prepared))| {
-            let configured = &self.models[name];
-            let events = events.clone();
-            let shown = plan.shown[i].as_str();
-            async move {
-                let prices = prepared.prices;
-                let params = prepared.params.clone();
-                let outcome = call_one(configured, prepared, events.clone(), shown).await;
-                if let Some(streaming) = &events {
-                    let _ = streaming.events.send(RunEvent::ModelDone {
-                        model_name: shown.to_string(),
-                        error: outcome.error.clone(),
+        let calls = plan
+            .models
+            .iter()
+            .zip(calls)
+            .enumerate()
+            .map(|(i, (name, prepared))| {
+                let configured = &self.models[name];
+                let events = events.clone();
+                let shown = plan.shown[i].as_str();
+                async move {
+                    let prices = prepared.prices;
+                    let params = prepared.params.clone();
+                    let outcome = call_one(configured, prepared, events.clone(), shown).await;
+                    if let Some(streaming) = &events {
+                        let _ = streaming.events.send(RunEvent::ModelDone {
+                            model_name: shown.to_string(),
+                            error: outcome.error.clone(),
+                            finish_reason: outcome
+                                .reply
+                                .as_ref()
+                                .and_then(|r| r.finish_reason.clone()),
+                        });
+                    }
+                    let (prompt_tokens, completion_tokens) =
+                        outcome.reply.as_ref().map_or((0, 0), |r| {
+                            (r.usage.prompt_tokens, r.usage.completion_tokens)
+                        });
+                    let usage = CallUsage {
+                        model_name: name.clone(),
+                        prompt_tokens: prompt_tokens as i64,
+                        completion_tokens: completion_tokens as i64,
+                        error_kind: outcome.error.as_ref().map(|e| e.kind.as_str().to_string()),
+                        latency_ms: outcome.latency_ms,
+                        cost: crate::budget::cost(prices, prompt_tokens, completion_tokens),
+                    };
+                    let result = NewResult {
+                        model_name: name.clone(),
+                        is_primary: i == 0,
+                        response_text: outcome.reply.as_ref().map(|r| r.text.clone()),
+                        error: outcome.error,
+                        token_usage: ResultUsage {
+                            completion_tokens: outcome
+                                .reply
+                                .as_ref()
+                                .map(|r| r.usage.completion_tokens),
+                            counted_prompt_tokens: outcome.counted_prompt_tokens,
+                            prompt_tokens: outcome.reply.as_ref().map(|r| r.usage.prompt_tokens),
+                            sources: outcome.sources,
+                            total_tokens: outcome.reply.as_ref().map(|r| r.usage.total_tokens),
+                        },
+                        latency_ms: outcome.latency_ms,
+                        generation_params: params,
+                        request: outcome.sent,
                         finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
-                    });
+                        upstream_id: outcome.reply.and_then(|r| r.upstream_id),
+                    };
+                    (result, usage)
                 }
-                let (prompt_tokens, completion_tokens) = outcome
-                    .reply
-                    .as_ref()
-                    .map_or((0, 0), |r| (r.usage.prompt_tokens, r.usage.completion_tokens));
-                let usage = CallUsage {
-                    model_name: name.clone(),
-                    prompt_tokens: prompt_tokens as i64,
-                    completion_tokens: completion_tokens as i64,
-                    error_kind: outcome
-                        .error
-                        .as_ref()
-                        .map(|e| e["kind"].as_str().unwrap_or("error").to_string()),
-                    latency_ms: outcome.latency_ms,
-                    cost: crate::budget::cost(prices, prompt_tokens, completion_tokens),
-                };
-                let result = NewResult {
-                    model_name: name.clone(),
-                    is_primary: i == 0,
-                    response_text: outcome.reply.as_ref().map(|r| r.text.clone()),
-                    error: outcome.error,
-                    token_usage: json!({
-                        "prompt_tokens": outcome.reply.as_ref().map(|r| r.usage.prompt_tokens),
-                        "completion_tokens": outcome.reply.as_ref().map(|r| r.usage.completion_tokens),
-                        "total_tokens": outcome.reply.as_ref().map(|r| r.usage.total_tokens),
-                        "counted_prompt_tokens": outcome.counted_prompt_tokens,
-                        "sources": outcome.sources,
-                    }),
-                    latency_ms: outcome.latency_ms,
-                    generation_params: serde_json::to_value(&params).expect("serializable"),
-                    request: outcome.sent,
-                    finish_reason: outcome.reply.as_ref().and_then(|r| r.finish_reason.clone()),
-                    upstream_id: outcome.reply.and_then(|r| r.upstream_id),
-                };
-                (result, usage)
-            }
-        });
+            });
         join_all(calls).await.into_iter().unzip()
     }
 }
 
 /// When every model failed: the error to answer with (502), and nothing is stored.
 pub(super) fn all_failed(results: &[NewResult]) -> Option<PracticeError> {
-    if results.iter().all(|r| r.error.is_some()) {
-        let errors = results
-            .iter()
-            .map(|r| json!({"model_name": r.model_name, "error": r.error, "latency_ms": r.latency_ms}))
-            .collect();
-        return Some(PracticeError::AllModelsFailed(errors));
-    }
-    None
+    let failures = results
+        .iter()
+        .map(|r| {
+            Some(ModelFailure {
+                error: r.error.clone()?,
+                latency_ms: r.latency_ms,
+                model_name: r.model_name.clone(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(PracticeError::AllModelsFailed(failures))
 }
 
 /// What one model will be sent, built before any model is called so that the
@@ -139,20 +152,20 @@ pub(super) struct Prepared {
     pub(super) prices: (Option<f64>, Option<f64>),
     /// `None` when the prompt cannot fit the model (`error` says why).
     pub(super) request: Option<ChatRequest>,
-    error: Option<Value>,
+    error: Option<ModelError>,
     sources: Vec<Source>,
     pub(super) counted_prompt_tokens: Option<usize>,
-    sent: Value,
+    sent: Option<SentRequest>,
 }
 
 /// What came of calling one model.
 struct Outcome {
     reply: Option<ChatReply>,
-    error: Option<Value>,
+    error: Option<ModelError>,
     latency_ms: i64,
     sources: Vec<Source>,
     counted_prompt_tokens: Option<usize>,
-    sent: Value,
+    sent: Option<SentRequest>,
 }
 
 fn prepare_one(
@@ -185,12 +198,14 @@ fn prepare_one(
                 params,
                 prices,
                 request: None,
-                error: Some(
-                    json!({"kind": "context_exceeded", "message": e.to_string(), "status": null}),
-                ),
+                error: Some(ModelError {
+                    kind: ModelErrorKind::ContextExceeded,
+                    message: e.to_string(),
+                    status: None,
+                }),
                 sources,
                 counted_prompt_tokens: None,
-                sent: Value::Null,
+                sent: None,
             };
         }
     };
@@ -203,21 +218,28 @@ fn prepare_one(
         seed: params.seed,
         request_id: None,
     };
-    let sent = json!({
-        "messages": request.messages.iter().map(|m| json!({"role": m.role.as_str(), "content": m.content})).collect::<Vec<_>>(),
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "max_tokens": request.max_tokens,
-        "seed": request.seed,
-        "window": {
-            "messages_before": messages_before,
-            "messages_dropped": report.messages_dropped,
-            "turns_dropped": report.turns_dropped,
-            "tokens_after": report.tokens_after,
-            "max_tokens": report.max_tokens,
-            "limit": report.limit,
-        },
-    });
+    let sent = SentRequest {
+        max_tokens: request.max_tokens,
+        messages: request
+            .messages
+            .iter()
+            .map(|m| SentMessage {
+                content: m.content.clone(),
+                role: m.role.as_str().to_string(),
+            })
+            .collect(),
+        seed: request.seed,
+        temperature: request.temperature,
+        top_p: request.top_p,
+        window: Some(WindowReport {
+            limit: report.limit,
+            max_tokens: report.max_tokens,
+            messages_before,
+            messages_dropped: report.messages_dropped,
+            tokens_after: report.tokens_after,
+            turns_dropped: report.turns_dropped,
+        }),
+    };
     Prepared {
         params,
         prices,
@@ -225,7 +247,7 @@ fn prepare_one(
         error: None,
         sources,
         counted_prompt_tokens: Some(counted),
-        sent,
+        sent: Some(sent),
     }
 }
 
@@ -319,7 +341,7 @@ async fn call_one(
         },
         Err(e) => Outcome {
             reply: None,
-            error: Some(error_json(&e)),
+            error: Some(model_error(&e)),
             latency_ms,
             sources,
             counted_prompt_tokens: Some(counted),
@@ -342,7 +364,7 @@ fn stopped_usage(model: &Model, prompt: usize, text: &str) -> crate::provider::T
 pub(super) fn started(events: &Option<Streaming>, plan: &Plan) {
     if let Some(streaming) = events {
         let mut model_names = plan.shown.clone();
-        if plan.settings["blind"] == Value::Bool(true) {
+        if plan.settings.blind {
             // Labels in label order, as the answer will list them.
             model_names.sort();
         }
@@ -351,6 +373,20 @@ pub(super) fn started(events: &Option<Streaming>, plan: &Plan) {
 }
 
 /// A provider error as stored and returned: kind, message, upstream status.
-pub fn error_json(e: &ProviderError) -> Value {
-    json!({"kind": e.kind(), "message": e.to_string(), "status": e.status()})
+fn model_error(e: &ProviderError) -> ModelError {
+    let kind = match e {
+        ProviderError::Timeout { .. } => ModelErrorKind::Timeout,
+        ProviderError::RateLimited { .. } => ModelErrorKind::RateLimited,
+        ProviderError::Upstream4xx { .. } => ModelErrorKind::Upstream4xx,
+        ProviderError::Upstream5xx { .. } => ModelErrorKind::Upstream5xx,
+        ProviderError::Transport { .. } => ModelErrorKind::Transport,
+        ProviderError::BadResponse { .. } => ModelErrorKind::BadResponse,
+        ProviderError::TooLarge { .. } => ModelErrorKind::TooLarge,
+    };
+    debug_assert_eq!(kind.as_str(), e.kind());
+    ModelError {
+        kind,
+        message: e.to_string(),
+        status: e.status(),
+    }
 }

@@ -8,15 +8,13 @@ mod call;
 mod output;
 mod stop;
 
-pub use crate::chat::{Blocked, PracticeModel};
-pub use call::error_json;
+pub use crate::chat::PracticeModel;
 pub use output::{RunEvent, RunResponse};
 pub use stop::{STOPPED, StopSignal, Streaming};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
 use sluice_core::Profiles;
 use sluice_router::Router;
 
@@ -24,6 +22,7 @@ use self::blind::{concealed_order, shuffled};
 use self::call::{Prepared, all_failed, started};
 use crate::budget::{Clock, SystemClock};
 use crate::chat::{self, Refusal};
+use crate::contract::TurnSettings;
 use crate::error::{PracticeError, Result};
 use crate::prompt;
 use crate::provider::Provider;
@@ -58,7 +57,7 @@ struct Plan {
     /// The chosen preset: the request's, else the agent's; `None` is balanced
     /// without overriding the agent's parameters.
     preset: Option<&'static str>,
-    settings: Value,
+    settings: TurnSettings,
     /// Per model (in the order of `models`), the name shown while the run
     /// streams: the model's own, or its label in a blind run.
     shown: Vec<String>,
@@ -345,9 +344,7 @@ impl Practice {
             domain = Some(match chat::check(router, &request.prompt_text) {
                 Ok(domain) => domain,
                 Err(Refusal::Blocked(blocked)) => {
-                    return Err(PracticeError::Blocked(
-                        serde_json::to_value(blocked).expect("serializable"),
-                    ));
+                    return Err(PracticeError::Blocked(blocked));
                 }
                 Err(refusal) => return Err(PracticeError::BadRequest(refusal.to_string())),
             });
@@ -370,29 +367,30 @@ impl Practice {
                         .copied()
                 })
         });
-        let settings = json!({
-            "model_names": models,
-            "agent_id": agent.as_ref().map(|a| a.id),
-            "knowledge_ids": knowledge_ids,
-            "few_shot_example_ids": request.few_shot_example_ids,
-            "style_preset": preset.unwrap_or("balanced"),
-            "style_params": request.style_params,
-            "generation_params": request.generation_params,
-            "domain": domain,
-        });
-        let (settings, shown) = if request.blind {
+        let mut settings = TurnSettings {
+            agent_id: agent.as_ref().map(|a| a.id),
+            blind: false,
+            blind_order: None,
+            domain: Some(domain),
+            few_shot_example_ids: request.few_shot_example_ids.clone(),
+            generation_params: request.generation_params.clone(),
+            knowledge_ids: knowledge_ids.to_vec(),
+            model_names: models.clone(),
+            style_params: request.style_params.clone(),
+            style_preset: preset.unwrap_or("balanced"),
+        };
+        let shown = if request.blind {
             let order = shuffled(&models)?;
             let labels = crate::store::blind_labels(models.len());
             let shown = models
                 .iter()
                 .map(|m| labels[order.iter().position(|o| o == m).expect("a permutation")].clone())
                 .collect();
-            let mut settings = settings;
-            settings["blind"] = Value::Bool(true);
-            settings["blind_order"] = json!(order);
-            (settings, shown)
+            settings.blind = true;
+            settings.blind_order = Some(order);
+            shown
         } else {
-            (settings, models.clone())
+            models.clone()
         };
         Ok(Plan {
             shown,

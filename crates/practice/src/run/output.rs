@@ -2,8 +2,8 @@
 //! ends, and why the router refused a prompt.
 
 use serde::Serialize;
-use serde_json::Value;
 
+use crate::contract::ModelError;
 use crate::store::StoredResult;
 
 /// Something that happened during a streamed run.
@@ -28,7 +28,7 @@ pub enum RunEvent {
         /// The logical model name.
         model_name: String,
         /// `None` when it succeeded.
-        error: Option<Value>,
+        error: Option<ModelError>,
         /// Why it stopped: the upstream's reason, or `stopped` when stopped
         /// by the client.
         finish_reason: Option<String>,

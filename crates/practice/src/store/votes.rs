@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Store, StoredTurn, from_json_text, now, on_pool, to_json_text, write_tx};
+use crate::contract::TurnSettings;
 use crate::error::{PracticeError, Result};
 use crate::leaderboard::{self, Leaderboard, Options, Outcome, VoteOutcome};
 use crate::validate::{Checker, at};
@@ -27,16 +28,11 @@ pub fn blind_labels(n: usize) -> Vec<String> {
 
 /// The model names of a blind turn in label order, or `None` for an
 /// ordinary turn.
-fn blind_order(settings: &Value) -> Option<Vec<String>> {
-    if settings["blind"] != Value::Bool(true) {
+fn blind_order(settings: &TurnSettings) -> Option<Vec<String>> {
+    if !settings.blind {
         return None;
     }
-    settings["blind_order"].as_array().map(|names| {
-        names
-            .iter()
-            .filter_map(|n| n.as_str().map(str::to_string))
-            .collect()
-    })
+    settings.blind_order.clone()
 }
 
 /// Puts a blind turn's results in label order and labels them; unless
@@ -58,7 +54,7 @@ pub fn conceal_turn(turn: &mut StoredTurn, revealed: bool) {
         if !revealed {
             result.model_name = label.clone();
             result.session_model_id = 0;
-            result.request = Value::Null;
+            result.request = None;
             // Exactly one answer is primary, and it is the first model asked
             // for: that would give one name away.
             result.is_primary = false;
@@ -66,10 +62,8 @@ pub fn conceal_turn(turn: &mut StoredTurn, revealed: bool) {
         result.label = Some(label);
     }
     if !revealed {
-        if let Some(settings) = turn.settings.as_object_mut() {
-            settings.remove("blind_order");
-            settings.insert("model_names".into(), Value::from(labels));
-        }
+        turn.settings.blind_order = None;
+        turn.settings.model_names = labels;
     }
     turn.revealed = Some(revealed);
 }
@@ -295,7 +289,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             let (class_id, prompt_text, settings) = row.ok_or(PracticeError::NotFound("turn"))?;
-            let settings: Value = from_json_text(&settings)?;
+            let settings: TurnSettings = from_json_text(&settings)?;
             let order = blind_order(&settings).ok_or_else(|| {
                 PracticeError::BadRequest(format!(
                     "turn {turn_id} is not blind: only blind comparisons take votes \
@@ -315,8 +309,8 @@ impl Store {
                 },
                 _ => (None, None),
             };
-            let domain = settings["domain"].as_str().unwrap_or_default().to_string();
-            let style = settings["style_preset"].as_str().unwrap_or("balanced").to_string();
+            let domain = settings.domain.clone().flatten().unwrap_or_default();
+            let style = settings.style_preset.to_string();
             let vote_id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO votes (turn_id, session_id, class_id, user_id, verdict, best_label, \
                  best_model, models, prompt_text, agent_id, style_preset, domain, created_at) \
@@ -332,7 +326,7 @@ impl Store {
             .bind(&best_model)
             .bind(to_json_text(&order))
             .bind(&prompt_text)
-            .bind(settings["agent_id"].as_i64())
+            .bind(settings.agent_id)
             .bind(&style)
             .bind(&domain)
             .bind(&at)

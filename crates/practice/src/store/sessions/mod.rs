@@ -8,9 +8,9 @@
 mod turns;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{Page, PageRequest, Store, from_json_text, now, on_pool, on_writer, placeholders};
+use crate::contract::{EffectiveParams, ModelError, ResultUsage, SentRequest, TurnSettings};
 use crate::error::{PracticeError, Result};
 
 /// One model's answer (or failure) in a turn about to be stored.
@@ -23,15 +23,16 @@ pub struct NewResult {
     /// The answer; `None` when the model failed.
     pub response_text: Option<String>,
     /// The failure: kind, message, upstream status.
-    pub error: Option<Value>,
+    pub error: Option<ModelError>,
     /// The provider's usage and the retrieval sources used.
-    pub token_usage: Value,
+    pub token_usage: ResultUsage,
     /// Wall time of the model's call.
     pub latency_ms: i64,
     /// The effective generation parameters.
-    pub generation_params: Value,
-    /// What was sent to the model (messages and parameters).
-    pub request: Value,
+    pub generation_params: EffectiveParams,
+    /// What was sent to the model (messages and parameters); `None` when no
+    /// call was made.
+    pub request: Option<SentRequest>,
     /// The provider's finish reason.
     pub finish_reason: Option<String>,
     /// The provider's response id.
@@ -44,7 +45,7 @@ pub struct NewTurn {
     /// The user's prompt.
     pub prompt_text: String,
     /// The turn's settings (style, parameters, ids, router verdict).
-    pub settings: Value,
+    pub settings: TurnSettings,
     /// One per model, in the order of the request.
     pub results: Vec<NewResult>,
 }
@@ -65,23 +66,23 @@ pub struct StoredResult {
     /// When it was stored (RFC 3339 UTC).
     pub created_at: String,
     /// Usage and retrieval sources.
-    pub token_usage: Value,
+    pub token_usage: ResultUsage,
     /// Wall time of the model's call.
     pub latency_ms: i64,
     /// True for the turn's primary model.
     pub is_primary: bool,
     /// The effective generation parameters.
-    pub generation_params: Value,
+    pub generation_params: EffectiveParams,
     /// The failure, when the model failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
+    pub error: Option<ModelError>,
     /// The provider's finish reason (`stopped` when the client stopped it).
     pub finish_reason: Option<String>,
     /// What the model was really sent, after prompt assembly and the sliding
     /// window: `messages`, the generation parameters, and `window` (messages
     /// before trimming, turns and messages dropped, tokens kept, the limit).
     /// `null` when no call was made.
-    pub request: Value,
+    pub request: Option<SentRequest>,
     /// The answer's label (`A`, `B`, …) in a blind turn; while the turn has
     /// no vote, `model_name` holds the label too and `request` is `null`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,7 +99,7 @@ pub struct StoredTurn {
     /// The prompt.
     pub prompt_text: String,
     /// The turn's settings.
-    pub settings: Value,
+    pub settings: TurnSettings,
     /// When it was stored.
     pub created_at: String,
     /// One per model.

@@ -1,8 +1,6 @@
 //! Turns: a turn and all its results written in one transaction (a new
 //! session with its first turn, or a further turn), and one turn read back.
 
-use serde_json::Value;
-
 use super::{NewSession, NewTurn, StoredResult, StoredTurn};
 use crate::error::{PracticeError, Result};
 use crate::store::{Store, from_json_text, now, on_pool, to_json_text, write_tx};
@@ -238,12 +236,7 @@ impl Store {
                     generation_params: from_json_text(&r.8)?,
                     error: r.9.as_deref().map(from_json_text).transpose()?,
                     finish_reason: r.10,
-                    request: r
-                        .11
-                        .as_deref()
-                        .map(from_json_text)
-                        .transpose()?
-                        .unwrap_or(Value::Null),
+                    request: r.11.as_deref().map(from_json_text).transpose()?.flatten(),
                     label: None,
                 })
             })

@@ -70,13 +70,14 @@ impl Checker {
     pub fn no_unknown(&mut self, map: &Map<String, Value>, allowed: &[&str], loc: &[Value]) {
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
-                self.error(
-                    at(loc, key.as_str()),
-                    "extra_forbidden",
-                    "Extra inputs are not permitted",
-                );
+                self.extra(at(loc, key.as_str()));
             }
         }
+    }
+
+    /// Records `extra_forbidden`: a field that may not be given here.
+    pub fn extra(&mut self, loc: Loc) {
+        self.error(loc, "extra_forbidden", "Extra inputs are not permitted");
     }
 
     /// Records `missing` if `value` is `None`.
@@ -124,33 +125,42 @@ impl Checker {
         let loc = at(loc, key);
         match value {
             Value::Null => None,
-            Value::String(s) => {
-                let s = if trim { s.trim() } else { s.as_str() };
-                let n = s.chars().count();
-                if n < *chars.start() {
-                    let (min, plural) = plural(*chars.start());
-                    self.error(
-                        loc,
-                        "string_too_short",
-                        format!("String should have at least {min} character{plural}"),
-                    );
-                    None
-                } else if n > *chars.end() {
-                    let (max, plural) = plural(*chars.end());
-                    self.error(
-                        loc,
-                        "string_too_long",
-                        format!("String should have at most {max} character{plural}"),
-                    );
-                    None
-                } else {
-                    Some(s.to_string())
-                }
-            }
+            Value::String(s) => self.text(s, loc, chars, trim),
             _ => {
                 self.error(loc, "string_type", "Input should be a valid string");
                 None
             }
+        }
+    }
+
+    /// `s` when it has `min..=max` characters (after trimming when `trim`).
+    pub fn text(
+        &mut self,
+        s: &str,
+        loc: Loc,
+        chars: std::ops::RangeInclusive<usize>,
+        trim: bool,
+    ) -> Option<String> {
+        let s = if trim { s.trim() } else { s };
+        let n = s.chars().count();
+        if n < *chars.start() {
+            let (min, plural) = plural(*chars.start());
+            self.error(
+                loc,
+                "string_too_short",
+                format!("String should have at least {min} character{plural}"),
+            );
+            None
+        } else if n > *chars.end() {
+            let (max, plural) = plural(*chars.end());
+            self.error(
+                loc,
+                "string_too_long",
+                format!("String should have at most {max} character{plural}"),
+            );
+            None
+        } else {
+            Some(s.to_string())
         }
     }
 
@@ -208,30 +218,32 @@ impl Checker {
         let loc = at(loc, key);
         match map.get(key)? {
             Value::Null => None,
-            Value::Number(n) => {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f < min {
-                    self.error(
-                        loc,
-                        "greater_than_equal",
-                        format!("Input should be greater than or equal to {}", num(min)),
-                    );
-                    None
-                } else if f > max {
-                    self.error(
-                        loc,
-                        "less_than_equal",
-                        format!("Input should be less than or equal to {}", num(max)),
-                    );
-                    None
-                } else {
-                    Some(f)
-                }
-            }
+            Value::Number(n) => self.number(n.as_f64().unwrap_or(f64::NAN), loc, min, max),
             _ => {
                 self.error(loc, "float_type", "Input should be a valid number");
                 None
             }
+        }
+    }
+
+    /// `f` when it lies in `min..=max`.
+    pub fn number(&mut self, f: f64, loc: Loc, min: f64, max: f64) -> Option<f64> {
+        if f < min {
+            self.error(
+                loc,
+                "greater_than_equal",
+                format!("Input should be greater than or equal to {}", num(min)),
+            );
+            None
+        } else if f > max {
+            self.error(
+                loc,
+                "less_than_equal",
+                format!("Input should be less than or equal to {}", num(max)),
+            );
+            None
+        } else {
+            Some(f)
         }
     }
 
@@ -260,18 +272,31 @@ impl Checker {
         if value.is_null() {
             return None;
         }
-        let found = value
-            .as_str()
-            .and_then(|s| options.iter().find(|o| **o == s).copied());
+        match value.as_str() {
+            Some(s) => self.one_of(s, loc, options),
+            None => {
+                self.one_of_error(loc, options);
+                None
+            }
+        }
+    }
+
+    /// `s` as the option it names.
+    pub fn one_of(&mut self, s: &str, loc: Loc, options: &[&'static str]) -> Option<&'static str> {
+        let found = options.iter().find(|o| **o == s).copied();
         if found.is_none() {
-            let quoted: Vec<String> = options.iter().map(|o| format!("'{o}'")).collect();
-            let list = match quoted.split_last() {
-                Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-                _ => quoted.join(""),
-            };
-            self.error(loc, "enum", format!("Input should be {list}"));
+            self.one_of_error(loc, options);
         }
         found
+    }
+
+    fn one_of_error(&mut self, loc: Loc, options: &[&'static str]) {
+        let quoted: Vec<String> = options.iter().map(|o| format!("'{o}'")).collect();
+        let list = match quoted.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => quoted.join(""),
+        };
+        self.error(loc, "enum", format!("Input should be {list}"));
     }
 
     /// An optional list of ids ≥ 1; duplicates removed keeping the first.
@@ -289,10 +314,8 @@ impl Checker {
                 self.error(at(&loc, i), "int_type", "Input should be a valid integer");
                 continue;
             }
-            if let Some(id) = self.int_value(item, at(&loc, i), 1, i64::MAX) {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
+            if let Some(id) = self.int_value(item, at(&loc, i), i64::MIN, i64::MAX) {
+                self.list_id(id, at(&loc, i), &mut ids);
             }
         }
         Some(ids)
@@ -310,26 +333,44 @@ impl Checker {
         let loc = at(loc, key);
         let mut out: Vec<String> = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            match item.as_str().map(str::trim) {
-                Some("") => self.error(
-                    at(&loc, i),
-                    "string_too_short",
-                    "String should have at least 1 character",
-                ),
-                Some(s) if s.chars().count() > max_chars => self.error(
-                    at(&loc, i),
-                    "string_too_long",
-                    format!("String should have at most {max_chars} characters"),
-                ),
-                Some(s) => {
-                    if !out.iter().any(|x| x == s) {
-                        out.push(s.to_string());
-                    }
-                }
+            match item.as_str() {
+                Some(s) => self.list_item(s, at(&loc, i), max_chars, &mut out),
                 None => self.error(at(&loc, i), "string_type", "Input should be a valid string"),
             }
         }
         Some(out)
+    }
+
+    /// Adds `s`, trimmed, to `out` unless it is there already; records an
+    /// error if it is empty or longer than `max_chars`.
+    pub fn list_item(&mut self, s: &str, loc: Loc, max_chars: usize, out: &mut Vec<String>) {
+        match s.trim() {
+            "" => self.error(
+                loc,
+                "string_too_short",
+                "String should have at least 1 character",
+            ),
+            s if s.chars().count() > max_chars => self.error(
+                loc,
+                "string_too_long",
+                format!("String should have at most {max_chars} characters"),
+            ),
+            s => {
+                if !out.iter().any(|x| x == s) {
+                    out.push(s.to_string());
+                }
+            }
+        }
+    }
+
+    /// Adds `id` to `ids` unless it is there already; records an error if
+    /// it is below 1.
+    pub fn list_id(&mut self, id: i64, loc: Loc, ids: &mut Vec<i64>) {
+        if let Some(id) = self.in_range(id, loc, 1, i64::MAX) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
     }
 
     fn list<'v>(
@@ -348,7 +389,8 @@ impl Checker {
         }
     }
 
-    fn in_range(&mut self, n: i64, loc: Loc, min: i64, max: i64) -> Option<i64> {
+    /// `n` when it lies in `min..=max`.
+    pub fn in_range(&mut self, n: i64, loc: Loc, min: i64, max: i64) -> Option<i64> {
         if n < min {
             self.error(
                 loc,
@@ -450,128 +492,4 @@ pub fn json_body(bytes: &[u8]) -> Result<Value> {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn errors(result: Result<()>) -> Vec<(String, &'static str)> {
-        match result {
-            Err(PracticeError::Validation(e)) => e
-                .into_iter()
-                .map(|e| (serde_json::to_string(&e.loc).unwrap(), e.kind))
-                .collect(),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// Found by Schemathesis: `4370695393546438.0` is an integer below 2^53,
-    /// but serde_json's default float reader can land one step off (here on
-    /// `...37.5`) and the value read as fractional. The workspace enables
-    /// `float_roundtrip`, which reads every float correctly rounded.
-    #[test]
-    fn integral_floats_read_exactly_are_integers() {
-        let mut c = Checker::new();
-        let loc = vec![Value::from("body")];
-        for (text, n) in [
-            ("4370695393546438.0", 4_370_695_393_546_438_i64),
-            ("12.0", 12),
-            ("9007199254740991.0", 9_007_199_254_740_991),
-        ] {
-            let value: Value = serde_json::from_str(text).unwrap();
-            assert_eq!(
-                c.int_value(&value, at(&loc, "seed"), 0, i64::MAX),
-                Some(n),
-                "{text}"
-            );
-        }
-        let value: Value = serde_json::from_str("12.5").unwrap();
-        assert_eq!(c.int_value(&value, at(&loc, "seed"), 0, i64::MAX), None);
-    }
-
-    /// Found by Schemathesis: `/agents/6.0` is a schema-valid integer id.
-    #[test]
-    fn path_and_query_ids_read_integral_decimals() {
-        for (text, n) in [("6", 6), (" 6 ", 6), ("6.0", 6), ("6e0", 6), ("60E-1", 6)] {
-            assert_eq!(path_id(text, "id").unwrap(), n, "{text}");
-        }
-        for text in ["6.5", "inf", "NaN", "0", "0.0", "-1", "1e19", "x", ""] {
-            assert!(path_id(text, "id").is_err(), "{text}");
-        }
-        assert_eq!(query_int(Some("2.0"), "page", None, 1, 10).unwrap(), 2);
-    }
-
-    #[test]
-    fn every_error_is_reported_with_its_location() {
-        let body = json!({"a": "x", "b": 0, "c": 3.5, "d": [1, "2", 0], "e": "nope", "zzz": 1});
-        let map = body.as_object().unwrap();
-        let loc = vec![Value::from("body")];
-        let mut c = Checker::new();
-        c.no_unknown(map, &["a", "b", "c", "d", "e"], &loc);
-        assert_eq!(c.int(map, "a", &loc, 1, 10), None);
-        assert_eq!(c.int(map, "b", &loc, 1, 10), None);
-        assert_eq!(c.float(map, "c", &loc, 0.0, 2.0), None);
-        assert_eq!(c.id_list(map, "d", &loc), Some(vec![1]));
-        assert_eq!(c.choice(map, "e", &loc, &["short", "long"]), None);
-        assert_eq!(
-            errors(c.finish()),
-            [
-                (r#"["body","zzz"]"#.into(), "extra_forbidden"),
-                (r#"["body","a"]"#.into(), "int_type"),
-                (r#"["body","b"]"#.into(), "greater_than_equal"),
-                (r#"["body","c"]"#.into(), "less_than_equal"),
-                (r#"["body","d",1]"#.into(), "int_type"),
-                (r#"["body","d",2]"#.into(), "greater_than_equal"),
-                (r#"["body","e"]"#.into(), "enum"),
-            ]
-        );
-    }
-
-    #[test]
-    fn lists_drop_duplicates_keeping_the_first() {
-        let body = json!({"ids": [3, 1, 3, 2, 1], "names": ["b", "a", "b"]});
-        let map = body.as_object().unwrap();
-        let mut c = Checker::new();
-        assert_eq!(c.id_list(map, "ids", &[]), Some(vec![3, 1, 2]));
-        assert_eq!(
-            c.string_list(map, "names", &[], 10),
-            Some(vec!["b".into(), "a".into()])
-        );
-        assert!(c.is_ok());
-    }
-
-    #[test]
-    fn query_and_path_ints() {
-        assert_eq!(
-            query_int(Some("3"), "class_id", None, 1, i64::MAX).unwrap(),
-            3
-        );
-        assert_eq!(query_int(None, "page", Some(1), 1, i64::MAX).unwrap(), 1);
-        for bad in [Some("0"), Some("x"), None] {
-            assert!(matches!(
-                query_int(bad, "class_id", None, 1, i64::MAX),
-                Err(PracticeError::Validation(_))
-            ));
-        }
-        assert!(path_id("-1", "session_id").is_err());
-        assert_eq!(path_id("12", "session_id").unwrap(), 12);
-    }
-
-    #[test]
-    fn enum_messages_read_like_pydantic() {
-        let body = json!({"p": "fast"});
-        let mut c = Checker::new();
-        c.choice(
-            body.as_object().unwrap(),
-            "p",
-            &[Value::from("body")],
-            &["a", "b", "c"],
-        );
-        match c.finish() {
-            Err(PracticeError::Validation(e)) => {
-                assert_eq!(e[0].msg, "Input should be 'a', 'b' or 'c'")
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-}
+mod tests;

@@ -4,16 +4,10 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use crate::contract::{FORMATS, GenerationParams, LENGTH_PRESETS, STYLE_PRESETS, StyleParams};
 use crate::error::Result;
 use crate::store::{AgentInput, FewShotInput, KnowledgeInput, ProjectInput};
 use crate::validate::{Checker, at};
-
-/// The style presets (practice-notes.md).
-pub const STYLE_PRESETS: [&str; 4] = ["accurate", "balanced", "creative", "custom"];
-/// `style_params.format` values.
-pub const FORMATS: [&str; 4] = ["plain", "markdown", "bullets", "json"];
-/// `generation_params.response_length_preset` values.
-pub const LENGTH_PRESETS: [&str; 4] = ["short", "normal", "long", "custom"];
 
 /// Longest prompt, in characters.
 pub const MAX_PROMPT_CHARS: usize = 100_000;
@@ -24,50 +18,14 @@ pub const MAX_MODELS: usize = 8;
 /// Most ids in one list (knowledge bases, few-shot examples).
 pub const MAX_IDS: usize = 50;
 
-/// `style_params`: the details of a `custom` style (also honoured with a preset).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct StyleParams {
-    /// `plain`, `markdown`, `bullets` or `json`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub format: Option<&'static str>,
-    /// Who the model speaks as.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub persona: Option<String>,
-    /// Guide with hints and questions instead of giving the answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint_mode: Option<bool>,
-    /// Re-check the answer before replying.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub self_check: Option<bool>,
-    /// Extra system instructions.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub system_prompt: Option<String>,
-}
-
-/// `generation_params` as given (every field optional; precedence is applied
-/// when a run resolves them).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct GenerationParams {
-    /// 0..=2.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    /// 0..=1.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f64>,
-    /// `short`, `normal`, `long` or `custom`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub response_length_preset: Option<&'static str>,
-    /// Largest answer in tokens (`max_completion_tokens` and `max_tokens` are one value).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
-    /// Sampling seed, where the provider supports one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-}
-
 /// A run (`POST /user/practice/sessions/run`) or the next turn of a session
 /// (`POST /user/practice/sessions/{id}/chat`).
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// A server reads one from JSON with [`RunRequest::parse`]; a program builds
+/// one with [`RunRequest::new`], sets its fields, and checks it with
+/// [`RunRequest::validate`], which refuses what `parse` refuses, with the same
+/// errors. It serializes as the body `parse` reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunRequest {
     /// The prompt, trimmed, non-empty.
     pub prompt_text: String,
@@ -145,11 +103,7 @@ pub fn parse_generation_params(
     let max = max_completion.or(max_tokens);
     let preset = check.choice(map, "response_length_preset", loc, &LENGTH_PRESETS);
     if preset == Some("custom") && max.is_none() {
-        check.error(
-            at(loc, "response_length_preset"),
-            "value_error",
-            "Value error, response_length_preset 'custom' needs max_completion_tokens or max_tokens",
-        );
+        custom_needs_max(check, loc);
     }
     GenerationParams {
         temperature: check.float(map, "temperature", loc, 0.0, 2.0),
@@ -161,6 +115,88 @@ pub fn parse_generation_params(
 }
 
 impl RunRequest {
+    /// A run of `prompt_text` with every other field at its default (the
+    /// class's primary model, no agent, no knowledge, the balanced style).
+    pub fn new(prompt_text: impl Into<String>) -> Self {
+        Self {
+            prompt_text: prompt_text.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Checks a request built in code as [`parse`](Self::parse) checks a body
+    /// (`continuation` as there), with the same errors at the same
+    /// locations, and normalizes it as `parse` does: the prompt and texts
+    /// trimmed, lists without duplicates, no model names meaning the default.
+    pub fn validate(self, continuation: bool) -> Result<Self> {
+        let loc = body_loc();
+        let mut check = Checker::new();
+        if continuation {
+            if !self.knowledge_ids.is_empty() {
+                check.extra(at(&loc, "knowledge_ids"));
+            }
+            if self.project_id.is_some() {
+                check.extra(at(&loc, "project_id"));
+            }
+        }
+        let prompt = check.text(
+            &self.prompt_text,
+            at(&loc, "prompt_text"),
+            1..=MAX_PROMPT_CHARS,
+            true,
+        );
+        let model_names = self.model_names.map(|names| {
+            let mut out = Vec::with_capacity(names.len());
+            for (i, name) in names.iter().enumerate() {
+                check.list_item(name, at(&at(&loc, "model_names"), i), 200, &mut out);
+            }
+            out
+        });
+        let ids = |check: &mut Checker, key: &str, given: &[i64]| {
+            let mut out = Vec::with_capacity(given.len());
+            for (i, &id) in given.iter().enumerate() {
+                check.list_id(id, at(&at(&loc, key), i), &mut out);
+            }
+            out
+        };
+        let knowledge_ids = ids(&mut check, "knowledge_ids", &self.knowledge_ids);
+        let few_shot_example_ids = ids(
+            &mut check,
+            "few_shot_example_ids",
+            &self.few_shot_example_ids,
+        );
+        check_lengths(
+            &mut check,
+            &loc,
+            model_names.as_deref(),
+            &knowledge_ids,
+            &few_shot_example_ids,
+        );
+        let id = |check: &mut Checker, key: &str, id: Option<i64>| {
+            id.and_then(|id| check.in_range(id, at(&loc, key), 1, i64::MAX))
+        };
+        let request = RunRequest {
+            prompt_text: prompt.unwrap_or_default(),
+            model_names: model_names.filter(|names| !names.is_empty()),
+            agent_id: id(&mut check, "agent_id", self.agent_id),
+            project_id: id(&mut check, "project_id", self.project_id),
+            knowledge_ids,
+            style_preset: self
+                .style_preset
+                .and_then(|p| check.one_of(p, at(&loc, "style_preset"), &STYLE_PRESETS)),
+            style_params: check_style(&mut check, self.style_params, &at(&loc, "style_params")),
+            generation_params: check_generation(
+                &mut check,
+                self.generation_params,
+                &at(&loc, "generation_params"),
+            ),
+            few_shot_example_ids,
+            blind: self.blind,
+        };
+        check.finish()?;
+        Ok(request)
+    }
+
     /// Checks a run's body (`continuation: false`) or a next turn's (`true`:
     /// `project_id` and `knowledge_ids` belong to the session and are refused).
     pub fn parse(body: &Value, continuation: bool) -> Result<Self> {
@@ -192,39 +228,19 @@ impl RunRequest {
             at(&loc, "prompt_text"),
         );
         let model_names = check.string_list(map, "model_names", &loc, 200);
-        if let Some(names) = &model_names {
-            if names.len() > MAX_MODELS {
-                check.error(
-                    at(&loc, "model_names"),
-                    "too_long",
-                    format!(
-                        "List should have at most {MAX_MODELS} items after validation, not {}",
-                        names.len()
-                    ),
-                );
-            }
-        }
         let knowledge_ids = check
             .id_list(map, "knowledge_ids", &loc)
             .unwrap_or_default();
         let few_shot_example_ids = check
             .id_list(map, "few_shot_example_ids", &loc)
             .unwrap_or_default();
-        for (key, ids) in [
-            ("knowledge_ids", &knowledge_ids),
-            ("few_shot_example_ids", &few_shot_example_ids),
-        ] {
-            if ids.len() > MAX_IDS {
-                check.error(
-                    at(&loc, key),
-                    "too_long",
-                    format!(
-                        "List should have at most {MAX_IDS} items after validation, not {}",
-                        ids.len()
-                    ),
-                );
-            }
-        }
+        check_lengths(
+            &mut check,
+            &loc,
+            model_names.as_deref(),
+            &knowledge_ids,
+            &few_shot_example_ids,
+        );
         let request = RunRequest {
             prompt_text: prompt.unwrap_or_default(),
             // An empty list means the same as null: the default models.
@@ -247,6 +263,101 @@ impl RunRequest {
         check.finish()?;
         Ok(request)
     }
+}
+
+/// The counts `parse` and `validate` refuse: more than [`MAX_MODELS`] models,
+/// more than [`MAX_IDS`] ids in a list.
+fn check_lengths(
+    check: &mut Checker,
+    loc: &[Value],
+    model_names: Option<&[String]>,
+    knowledge_ids: &[i64],
+    few_shot_example_ids: &[i64],
+) {
+    for (key, n, max) in [
+        (
+            "model_names",
+            model_names.map_or(0, <[String]>::len),
+            MAX_MODELS,
+        ),
+        ("knowledge_ids", knowledge_ids.len(), MAX_IDS),
+        ("few_shot_example_ids", few_shot_example_ids.len(), MAX_IDS),
+    ] {
+        if n > max {
+            check.error(
+                at(loc, key),
+                "too_long",
+                format!("List should have at most {max} items after validation, not {n}"),
+            );
+        }
+    }
+}
+
+/// `style_params` given in code, checked as [`parse_style_params`] checks them.
+fn check_style(check: &mut Checker, style: StyleParams, loc: &[Value]) -> StyleParams {
+    let text = |check: &mut Checker, key: &str, s: Option<String>, max: usize| {
+        s.and_then(|s| check.text(&s, at(loc, key), 0..=max, true))
+    };
+    StyleParams {
+        format: style
+            .format
+            .and_then(|f| check.one_of(f, at(loc, "format"), &FORMATS)),
+        hint_mode: style.hint_mode,
+        persona: text(check, "persona", style.persona, 2_000),
+        self_check: style.self_check,
+        system_prompt: text(check, "system_prompt", style.system_prompt, MAX_TEXT_CHARS),
+    }
+}
+
+/// `generation_params` given in code, checked as [`parse_generation_params`]
+/// checks them.
+fn check_generation(
+    check: &mut Checker,
+    params: GenerationParams,
+    loc: &[Value],
+) -> GenerationParams {
+    let max_tokens = params
+        .max_tokens
+        .and_then(|m| check.in_range(i64::from(m), at(loc, "max_tokens"), 1, i64::MAX))
+        .map(|m| m as u32);
+    let preset = params
+        .response_length_preset
+        .and_then(|p| check.one_of(p, at(loc, "response_length_preset"), &LENGTH_PRESETS));
+    if preset == Some("custom") && max_tokens.is_none() {
+        custom_needs_max(check, loc);
+    }
+    let temperature = params
+        .temperature
+        .and_then(|t| check.number(t, at(loc, "temperature"), 0.0, 2.0));
+    let top_p = params
+        .top_p
+        .and_then(|p| check.number(p, at(loc, "top_p"), 0.0, 1.0));
+    let seed = params.seed.and_then(|s| match i64::try_from(s) {
+        Ok(n) => check
+            .in_range(n, at(loc, "seed"), 0, i64::MAX)
+            .map(|n| n as u64),
+        Err(_) => {
+            let max = i64::MAX;
+            let msg = format!("Input should be less than or equal to {max}");
+            check.error(at(loc, "seed"), "less_than_equal", msg);
+            None
+        }
+    });
+    GenerationParams {
+        max_tokens,
+        response_length_preset: preset,
+        seed,
+        temperature,
+        top_p,
+    }
+}
+
+fn custom_needs_max(check: &mut Checker, loc: &[Value]) {
+    check.error(
+        at(loc, "response_length_preset"),
+        "value_error",
+        "Value error, response_length_preset 'custom' needs max_completion_tokens or max_tokens",
+    );
 }
 
 /// `body` over `base`: the keys of a partial update laid over the stored object.
@@ -374,101 +485,4 @@ pub fn parse_few_shot(body: &Value, base: Option<Value>) -> Result<FewShotInput>
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-    use crate::error::PracticeError;
-
-    fn locs(err: PracticeError) -> Vec<String> {
-        match err {
-            PracticeError::Validation(e) => e
-                .iter()
-                .map(|e| serde_json::to_string(&e.loc).unwrap())
-                .collect(),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn the_seed_example_parses() {
-        let body = json!({
-            "prompt_text": "  hello  ",
-            "model_names": ["a", "b", "a"],
-            "agent_id": 2, "project_id": 2, "knowledge_ids": [123],
-            "style_preset": "accurate", "style_params": {},
-            "generation_params": {"temperature": 1, "top_p": 0.5, "response_length_preset": "short",
-                                  "max_completion_tokens": 2, "max_tokens": 2},
-            "few_shot_example_ids": [123]
-        });
-        let r = RunRequest::parse(&body, false).unwrap();
-        assert_eq!(r.prompt_text, "hello");
-        assert_eq!(r.model_names, Some(vec!["a".into(), "b".into()]));
-        assert_eq!(r.generation_params.max_tokens, Some(2));
-        assert_eq!(r.generation_params.temperature, Some(1.0));
-        assert_eq!(r.style_preset, Some("accurate"));
-    }
-
-    #[test]
-    fn run_errors_carry_locations() {
-        let body = json!({
-            "prompt_text": "  ", "agent_id": 0, "style_preset": "fast", "extra": true,
-            "style_params": {"format": "html", "tone": "x"},
-            "generation_params": {"temperature": 3, "top_p": -1, "max_tokens": 5, "max_completion_tokens": 6}
-        });
-        let locs = locs(RunRequest::parse(&body, false).unwrap_err());
-        for expected in [
-            r#"["body","extra"]"#,
-            r#"["body","prompt_text"]"#,
-            r#"["body","agent_id"]"#,
-            r#"["body","style_preset"]"#,
-            r#"["body","style_params","format"]"#,
-            r#"["body","style_params","tone"]"#,
-            r#"["body","generation_params","temperature"]"#,
-            r#"["body","generation_params","top_p"]"#,
-        ] {
-            assert!(
-                locs.iter().any(|l| l == expected),
-                "{expected} not in {locs:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn max_completion_tokens_wins_over_max_tokens() {
-        let body = json!({"prompt_text": "x", "generation_params": {"max_tokens": 5, "max_completion_tokens": 6}});
-        let r = RunRequest::parse(&body, false).unwrap();
-        assert_eq!(r.generation_params.max_tokens, Some(6));
-        let body = json!({"prompt_text": "x", "generation_params": {"max_tokens": 5}});
-        let r = RunRequest::parse(&body, false).unwrap();
-        assert_eq!(r.generation_params.max_tokens, Some(5));
-    }
-
-    #[test]
-    fn a_continuation_refuses_session_fields() {
-        let body = json!({"prompt_text": "x", "knowledge_ids": [1]});
-        assert_eq!(
-            locs(RunRequest::parse(&body, true).unwrap_err()),
-            [r#"["body","knowledge_ids"]"#]
-        );
-        assert!(RunRequest::parse(&json!({}), false).is_err());
-        assert!(RunRequest::parse(&json!([]), false).is_err());
-    }
-
-    #[test]
-    fn library_bodies_patch_over_the_stored_object() {
-        let base = json!({"name": "tutor", "instructions": "be kind", "class_id": null});
-        let patched = parse_agent(&json!({"instructions": "be brief"}), Some(base)).unwrap();
-        assert_eq!(patched.name, "tutor");
-        assert_eq!(patched.instructions, "be brief");
-        assert!(parse_agent(&json!({"instructions": "x"}), None).is_err());
-        assert!(parse_agent(&json!({"name": "x", "colour": 1}), None).is_err());
-        let shot =
-            parse_few_shot(&json!({"input": "q", "output": "a", "note": "n"}), None).unwrap();
-        assert_eq!(shot.note.as_deref(), Some("n"));
-        assert_eq!(
-            locs(parse_project(&json!({"name": ""}), None).unwrap_err()),
-            [r#"["body","name"]"#]
-        );
-    }
-}
+mod tests;
