@@ -4,7 +4,6 @@
 //! passages under a `[Context]` heading. Also the style preset table and the
 //! precedence of generation parameters.
 
-use serde_json::Value;
 use sluice_core::{Message, Model};
 
 pub use crate::contract::{EffectiveParams, Source};
@@ -92,50 +91,6 @@ pub fn effective_params(
         response_length_preset: length,
         seed: request.seed.or(agent.seed),
         style_preset: preset.unwrap_or("balanced"),
-    }
-}
-
-/// Reads generation parameters stored as JSON (an agent's defaults).
-pub fn stored_params(value: Option<&Value>) -> GenerationParams {
-    let Some(v) = value else {
-        return GenerationParams::default();
-    };
-    let preset = v
-        .get("response_length_preset")
-        .and_then(Value::as_str)
-        .and_then(|s| {
-            crate::request::LENGTH_PRESETS
-                .iter()
-                .find(|p| **p == s)
-                .copied()
-        });
-    GenerationParams {
-        temperature: v.get("temperature").and_then(Value::as_f64),
-        top_p: v.get("top_p").and_then(Value::as_f64),
-        response_length_preset: preset,
-        max_tokens: v
-            .get("max_tokens")
-            .and_then(Value::as_u64)
-            .map(|m| m.min(u64::from(u32::MAX)) as u32),
-        seed: v.get("seed").and_then(Value::as_u64),
-    }
-}
-
-/// Reads style parameters stored as JSON (an agent's defaults).
-pub fn stored_style(value: Option<&Value>) -> StyleParams {
-    let Some(v) = value else {
-        return StyleParams::default();
-    };
-    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    StyleParams {
-        format: v
-            .get("format")
-            .and_then(Value::as_str)
-            .and_then(|s| crate::request::FORMATS.iter().find(|f| **f == s).copied()),
-        persona: text("persona"),
-        hint_mode: v.get("hint_mode").and_then(Value::as_bool),
-        self_check: v.get("self_check").and_then(Value::as_bool),
-        system_prompt: text("system_prompt"),
     }
 }
 

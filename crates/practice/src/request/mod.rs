@@ -413,17 +413,14 @@ pub fn parse_agent(body: &Value, base: Option<Value>) -> Result<AgentInput> {
         style_preset: check
             .choice(map, "style_preset", &loc, &STYLE_PRESETS)
             .map(str::to_string),
-        style_params: map.get("style_params").filter(|v| !v.is_null()).map(|v| {
-            let parsed = parse_style_params(&mut check, v, &at(&loc, "style_params"));
-            serde_json::to_value(parsed).expect("serializable")
-        }),
+        style_params: map
+            .get("style_params")
+            .filter(|v| !v.is_null())
+            .map(|v| parse_style_params(&mut check, v, &at(&loc, "style_params"))),
         generation_params: map
             .get("generation_params")
             .filter(|v| !v.is_null())
-            .map(|v| {
-                let parsed = parse_generation_params(&mut check, v, &at(&loc, "generation_params"));
-                serde_json::to_value(parsed).expect("serializable")
-            }),
+            .map(|v| parse_generation_params(&mut check, v, &at(&loc, "generation_params"))),
         class_id: check.int(map, "class_id", &loc, 1, i64::MAX),
     };
     check.finish()?;

@@ -28,16 +28,17 @@ impl Practice {
         request: &RunRequest,
         history: &BTreeMap<String, Vec<(String, String)>>,
     ) -> Vec<Prepared> {
+        let agent = plan.agent.as_ref();
         let style = if request.style_params == Default::default() {
-            prompt::stored_style(plan.agent.as_ref().and_then(|a| a.style_params.as_ref()))
+            agent
+                .and_then(|a| a.style_params.clone())
+                .unwrap_or_default()
         } else {
             request.style_params.clone()
         };
-        let agent_params = prompt::stored_params(
-            plan.agent
-                .as_ref()
-                .and_then(|a| a.generation_params.as_ref()),
-        );
+        let agent_params = agent
+            .and_then(|a| a.generation_params.clone())
+            .unwrap_or_default();
         let system = prompt::system_text(
             plan.preset.unwrap_or("balanced"),
             &style,

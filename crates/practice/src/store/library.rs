@@ -6,12 +6,12 @@
 //! users' objects are not confirmed.
 
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::ClassRole;
 use super::{Page, PageRequest, Store, from_json_text, now, on_pool, on_writer, to_json_text};
+use crate::contract::{GenerationParams, StyleParams};
 use crate::error::{PracticeError, Result};
 
 /// `WHERE` clause: the object is visible to user `$1`.
@@ -54,9 +54,9 @@ pub struct Agent {
     /// Default style preset.
     pub style_preset: Option<String>,
     /// Default style parameters (for `custom`).
-    pub style_params: Option<Value>,
+    pub style_params: Option<StyleParams>,
     /// Default generation parameters.
-    pub generation_params: Option<Value>,
+    pub generation_params: Option<GenerationParams>,
     /// When it was made.
     pub created_at: String,
     /// When it last changed.
@@ -75,9 +75,9 @@ pub struct AgentInput {
     /// Default style preset.
     pub style_preset: Option<String>,
     /// Default style parameters.
-    pub style_params: Option<Value>,
+    pub style_params: Option<StyleParams>,
     /// Default generation parameters.
-    pub generation_params: Option<Value>,
+    pub generation_params: Option<GenerationParams>,
     /// Share with this class (the owner must belong to it).
     pub class_id: Option<i64>,
 }
@@ -146,7 +146,7 @@ pub struct FewShotInput {
     pub class_id: Option<i64>,
 }
 
-fn json_column(text: Option<String>) -> Result<Option<Value>> {
+fn json_column<T: serde::de::DeserializeOwned>(text: Option<String>) -> Result<Option<T>> {
     text.as_deref().map(from_json_text).transpose()
 }
 
