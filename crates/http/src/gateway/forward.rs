@@ -46,8 +46,8 @@ pub(super) async fn forward(
         .unwrap_or(DEFAULT_MAX_TOKENS)
         .clamp(1, configured.model.profile().max_output);
     // The tool definitions are part of the prompt the model sees: what they
-    // take is not left to the history.
-    let reserved = i64::from(max_tokens) + tool_tokens(&configured.model, &raw) as i64;
+    // take is not left to the history (counted only when the model trims).
+    let reserved = || i64::from(max_tokens) + tool_tokens(&configured.model, &raw) as i64;
     let router = state.practice().and_then(|p| p.router());
     let trim = match configured.prepare(router.map(|r| &**r), &chat.messages, reserved) {
         Ok(trim) => trim,

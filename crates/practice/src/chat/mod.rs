@@ -89,11 +89,13 @@ impl PracticeModel {
     /// `route_check`, `router` checks the last user message (a blank one, or
     /// one the router cannot read, is not refused); with `auto_trim`, the
     /// conversation is trimmed ([`PracticeModel::fit`]) and the trim returned.
+    /// `reserved` is asked only then: what it counts (tool definitions, say)
+    /// is not counted for a model that does not trim.
     pub fn prepare(
         &self,
         router: Option<&Router>,
         messages: &[Message],
-        reserved: i64,
+        reserved: impl FnOnce() -> i64,
     ) -> Result<Option<Trim>, Refusal> {
         let config = self.provider.config();
         if config.route_check {
@@ -108,7 +110,7 @@ impl PracticeModel {
             }
         }
         if config.auto_trim {
-            return self.fit(messages, reserved).map(Some);
+            return self.fit(messages, reserved()).map(Some);
         }
         Ok(None)
     }

@@ -72,33 +72,35 @@ fn prepare_follows_the_models_switches() {
     ];
     // Neither switch: nothing is checked or trimmed.
     assert_eq!(
-        model(false, false).prepare(Some(&router), &history, 10),
+        model(false, false).prepare(Some(&router), &history, || unreachable!(
+            "counted without auto_trim"
+        )),
         Ok(None)
     );
     // The router checks the last user message only.
     assert_eq!(
-        model(true, false).prepare(Some(&router), &history, 10),
+        model(true, false).prepare(Some(&router), &history, || 10),
         Err(blocked())
     );
     let clean_last = [Message::user("a replica bag?"), Message::user("the price?")];
     assert_eq!(
-        model(true, false).prepare(Some(&router), &clean_last, 10),
+        model(true, false).prepare(Some(&router), &clean_last, || 10),
         Ok(None)
     );
     // A blank last message, or no router, is not refused.
     let blank_last = [Message::user("a replica bag?"), Message::user("  ")];
     assert_eq!(
-        model(true, false).prepare(Some(&router), &blank_last, 10),
+        model(true, false).prepare(Some(&router), &blank_last, || 10),
         Ok(None)
     );
-    assert_eq!(model(true, false).prepare(None, &history, 10), Ok(None));
+    assert_eq!(model(true, false).prepare(None, &history, || 10), Ok(None));
     // auto_trim: the trim, or why the conversation cannot fit.
     let trim = model(false, true)
-        .prepare(None, &history, 10)
+        .prepare(None, &history, || 10)
         .unwrap()
         .expect("trimmed");
     assert_eq!(trim.kept_indices().count(), 3);
-    let too_long = model(false, true).prepare(None, &history, 10_000_000);
+    let too_long = model(false, true).prepare(None, &history, || 10_000_000);
     assert!(matches!(too_long, Err(Refusal::TooLong(_))), "{too_long:?}");
 }
 
