@@ -44,8 +44,9 @@ fn model_dir() -> Option<PathBuf> {
 struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("sluice-local-model-{}", std::process::id()));
+    fn new(tag: &str) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("sluice-local-model-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
@@ -170,7 +171,7 @@ fn practice_run(models: &Path, server: &Server, key: &str, class: &str) -> Vec<V
     command.args([
         "practice",
         "run",
-        "What is the capital of France?",
+        "What is the capital of Japan?",
         "--class",
         class,
         "--model",
@@ -195,7 +196,7 @@ fn practice_run(models: &Path, server: &Server, key: &str, class: &str) -> Vec<V
 #[test]
 fn a_practice_run_asks_the_local_model_in_process_and_over_http() {
     let Some(models) = model_dir() else { return };
-    let dir = TempDir::new();
+    let dir = TempDir::new("both");
     let db = format!("sqlite:{}", dir.0.join("practice.db").display());
     let admin = |args: &[&str]| {
         let mut command = sluice(&models);
@@ -238,7 +239,7 @@ fn a_practice_run_asks_the_local_model_in_process_and_over_http() {
             .as_u64()
             .unwrap_or_else(|| panic!("{r}"))
     };
-    for result in &first {
+    for result in first.iter().chain(&second) {
         assert!(result["error"].is_null(), "{result}\n{}", server.log_text());
         assert!(!answer(result).trim().is_empty(), "{result}");
         let completion = usage(result, "completion_tokens");
@@ -256,7 +257,7 @@ fn a_practice_run_asks_the_local_model_in_process_and_over_http() {
     }
     let texts = |rs: &[Value]| rs.iter().map(answer).collect::<Vec<_>>();
     assert_eq!(texts(&first), texts(&second));
-    assert!(answer(&first[0]).contains("Paris"), "{}", answer(&first[0]));
+    assert!(answer(&first[0]).contains("Tokyo"), "{}", answer(&first[0]));
 
     // The OpenAI-compatible endpoint streams, and refuses with 429 when the
     // model's queue (max_concurrency = 1) is full.
@@ -278,7 +279,7 @@ fn a_practice_run_asks_the_local_model_in_process_and_over_http() {
                 }))
                 .send()
         };
-        let streamed = ask("smollm2-135m", true, 40, "What is the capital of France?")
+        let streamed = ask("smollm2-135m", true, 40, "What is the capital of Japan?")
             .await
             .unwrap();
         assert_eq!(streamed.status().as_u16(), 200);
@@ -317,6 +318,141 @@ fn a_practice_run_asks_the_local_model_in_process_and_over_http() {
             429,
             "{}",
             short.text().await.unwrap()
+        );
+    });
+}
+
+/// English filler of about `tokens` SmolLM2 tokens.
+fn filler(tokens: usize) -> String {
+    // 10 tokens a sentence.
+    "The quick brown fox jumps over the lazy dog. ".repeat(tokens / 10)
+}
+
+#[test]
+fn a_practice_run_with_a_20000_token_history_is_trimmed_to_the_local_model_and_answered() {
+    let Some(models) = model_dir() else { return };
+    let dir = TempDir::new("history");
+    let db = format!("sqlite:{}", dir.0.join("practice.db").display());
+    let admin = |args: &[&str]| {
+        let mut command = sluice(&models);
+        command.args(["admin", "--database", &db]).args(args);
+        run_ok(command, Duration::from_secs(30))
+    };
+    let key = admin(&["user", "create", "bob"]);
+    let class = admin(&[
+        "class",
+        "create",
+        "H",
+        "--instructor",
+        "bob",
+        "--models",
+        "smollm2-135m",
+        "--primary",
+        "smollm2-135m",
+    ]);
+    let config = dir.0.join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!("addr = \"127.0.0.1:0\"\ndatabase = \"{db}\"\npractice_router = \"none\"\n"),
+    )
+    .unwrap();
+    let server = Server::start(&models, &config, dir.0.join("serve.log"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .unwrap();
+        let post = |path: String, body: Value| {
+            http.post(server.url(&path))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+        };
+        let params = json!({"temperature": 0, "max_tokens": 16});
+        let first = post(
+            format!("/user/practice/sessions/run?class_id={class}"),
+            json!({"prompt_text": "Hello!", "model_names": ["smollm2-135m"], "generation_params": params}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(first.status().as_u16(), 201);
+        let first: Value = first.json().await.unwrap();
+        let session = first["session_id"].as_i64().unwrap_or_else(|| panic!("{first}"));
+
+        // Twenty earlier turns of ~1,000 tokens each (prompt and answer),
+        // written into the store as copies of the first turn: 20,000 tokens of
+        // history, ten times the 2,048-token context of each of the local
+        // provider's slots (more than twice SmolLM2's own 8,192).
+        let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+        for position in 1..=20i64 {
+            let turn = sqlx::query(
+                "INSERT INTO turns (session_id, position, prompt_text, settings, created_at) \
+                 SELECT session_id, ?, ?, settings, created_at FROM turns \
+                 WHERE session_id = ? AND position = 0",
+            )
+            .bind(position)
+            .bind(format!("Question {position}: {}", filler(500)))
+            .bind(session)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .last_insert_rowid();
+            sqlx::query(
+                "INSERT INTO results (turn_id, session_model_id, model_name, is_primary, \
+                 response_text, error, token_usage, latency_ms, generation_params, request, \
+                 finish_reason, upstream_id, created_at) \
+                 SELECT ?, r.session_model_id, r.model_name, r.is_primary, ?, NULL, r.token_usage, \
+                 r.latency_ms, r.generation_params, r.request, r.finish_reason, r.upstream_id, \
+                 r.created_at FROM results r JOIN turns t ON r.turn_id = t.id \
+                 WHERE t.session_id = ? AND t.position = 0",
+            )
+            .bind(turn)
+            .bind(format!("Answer {position}: {}", filler(500)))
+            .bind(session)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let next = post(
+            format!("/user/practice/sessions/{session}/chat"),
+            json!({"prompt_text": "What is the capital of Japan?", "generation_params": params}),
+        )
+        .await
+        .unwrap();
+        let status = next.status().as_u16();
+        let next: Value = next.json().await.unwrap();
+        assert_eq!(status, 201, "{next}\n{}", server.log_text());
+        let results = next["results"].as_array().unwrap_or_else(|| panic!("{next}"));
+        let result = &results[0];
+        assert!(result["error"].is_null(), "{result}");
+        assert!(
+            !result["response_text"].as_str().unwrap_or_default().trim().is_empty(),
+            "{result}"
+        );
+        let usage = &result["token_usage"];
+        let prompt = usage["prompt_tokens"].as_u64().unwrap_or_else(|| panic!("{result}"));
+        // Trimmed to the model's own context, keeping as many recent turns as
+        // fit (one; nineteen do not), and counted with the model's own
+        // tokenizer: the count practice made is the one the model reports,
+        // less the default system turn the model's template adds to a
+        // conversation without one (which the profile's context leaves room
+        // for).
+        assert!(prompt + 16 <= 2_048, "{usage}");
+        assert!(prompt > 900, "{usage}");
+        let meta = sluice_local::gguf::Metadata::read_file(&models.join(MODEL_FILE)).unwrap();
+        let tokenizer = sluice_local::GgufTokenizer::from_gguf(&meta).unwrap();
+        let system = sluice_local::chat::default_system_tokens(&tokenizer).unwrap() as u64;
+        assert_eq!(
+            usage["counted_prompt_tokens"].as_u64(),
+            Some(prompt - system),
+            "{usage}"
         );
     });
 }

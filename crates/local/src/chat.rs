@@ -13,9 +13,7 @@
 //! ids marker by marker gives the same ids, and keeps a `<|im_end|>` typed into
 //! a message as plain text instead of letting it close the turn.
 
-#[cfg(feature = "engine")]
 use crate::LocalError;
-#[cfg(feature = "engine")]
 use crate::tokenizer::GgufTokenizer;
 
 /// The system message the template adds when the conversation has none.
@@ -43,7 +41,6 @@ impl ChatMessage {
 }
 
 /// The prompt's ids for `messages`, ending with the assistant's turn opened.
-#[cfg(feature = "engine")]
 pub fn prompt_ids(
     tokenizer: &GgufTokenizer,
     messages: &[ChatMessage],
@@ -91,4 +88,18 @@ pub fn render(messages: &[ChatMessage]) -> String {
     }
     out.push_str("<|im_start|>assistant\n");
     out
+}
+
+/// The tokens of the system turn the template adds when a conversation does
+/// not start with a system message: what counting the messages alone misses.
+pub fn default_system_tokens(tokenizer: &GgufTokenizer) -> Result<usize, LocalError> {
+    let len = |messages: &[ChatMessage]| prompt_ids(tokenizer, messages).map(|ids| ids.len());
+    let (system, user) = (ChatMessage::new("system", ""), ChatMessage::new("user", ""));
+    // default + user + reply, minus (empty system + user + reply), plus
+    // (empty system + reply), minus reply: the default turn alone.
+    Ok(
+        len(std::slice::from_ref(&user))? + len(std::slice::from_ref(&system))?
+            - len(&[system, user])?
+            - len(&[])?,
+    )
 }

@@ -1,15 +1,15 @@
 //! Loading a GGUF model and generating text with it.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use candle_core::quantized::gguf_file;
+use std::time::Duration;
 
 use crate::LocalError;
 use crate::chat::{ChatMessage, prompt_ids};
-use crate::llama::{Cache, Llama};
+use crate::engine::{Batcher, Request, Weights};
+use crate::gguf::Metadata;
+use crate::pool::Event;
 use crate::sample::Sampler;
-use crate::tokenizer::{GgufTokenizer, StreamDecoder};
+use crate::tokenizer::GgufTokenizer;
 
 /// How to sample one generation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,15 +65,47 @@ pub struct Generation {
     pub generation_time: Duration,
 }
 
-/// A GGUF chat model loaded into memory: its weights (dequantized to `f32`)
-/// and its tokenizer.
+/// How to run a model: threads, and the key/value cache a [`Pool`](crate::Pool)
+/// shares between its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Threads per forward pass. Default: the machine's available parallelism.
+    pub threads: usize,
+    /// Key/value cells (token positions) of each of a pool's slots: the
+    /// longest prompt plus answer one request may have, which is also
+    /// [`LocalModel::context_length`]. A [`Pool`](crate::Pool) allocates them
+    /// for every slot when it starts (about 23 KB per cell for SmolLM2-135M:
+    /// 8 slots of 2,048 cells hold 377 MB). Default (`0`): the model's
+    /// context length (8,192 for SmolLM2, about 190 MB per slot).
+    pub cache_tokens: usize,
+    /// Run a Q4_1 file's weights re-quantized to Q8_0 (converted once and
+    /// cached in the model cache's `converted/` folder): about twice the
+    /// prompt rate at the file's perplexity, for 44 MiB more memory and no
+    /// faster generation. Other files run as they are. Default: off.
+    pub requantize_q8_0: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            cache_tokens: 0,
+            requantize_q8_0: false,
+        }
+    }
+}
+
+/// A GGUF chat model loaded into memory: its quantized weights (memory-mapped
+/// by llama.cpp) and its tokenizer.
 ///
-/// Generating needs a [`Session`] (one key/value cache); sessions share the
-/// model, so any number of them costs one copy of the weights.
+/// Generate through a [`Pool`](crate::Pool), which batches concurrent
+/// requests, or one at a time with [`LocalModel::generate`].
 pub struct LocalModel {
     path: PathBuf,
-    llama: Llama,
+    weights: Weights,
     tokenizer: GgufTokenizer,
+    context_length: usize,
+    options: LoadOptions,
 }
 
 impl std::fmt::Debug for LocalModel {
@@ -81,35 +113,68 @@ impl std::fmt::Debug for LocalModel {
         f.debug_struct("LocalModel")
             .field("path", &self.path)
             .field("vocab_size", &self.tokenizer.vocab_size())
+            .field("context_length", &self.context_length)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
 
-/// The working state of one generation at a time: a key/value cache.
-#[derive(Debug, Default)]
-pub struct Session {
-    cache: Cache,
+/// A request's prompt ids, token budget and sampler.
+pub(crate) struct Prepared {
+    pub(crate) prompt: Vec<u32>,
+    pub(crate) budget: usize,
+    pub(crate) sampler: Sampler,
 }
 
 impl LocalModel {
     /// Loads a GGUF file (a Llama-architecture model with a `gpt2` tokenizer,
-    /// such as SmolLM2) onto the CPU, dequantizing its weights.
+    /// such as SmolLM2) with the default [`LoadOptions`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self, LocalError> {
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    /// Loads a GGUF file with these options.
+    pub fn load_with(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self, LocalError> {
         let path = path.as_ref();
-        let io = |e: std::io::Error| LocalError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
+        let meta = Metadata::read_file(path)?;
+        let architecture = meta.get("general.architecture").and_then(|v| v.as_str());
+        if architecture != Some("llama") {
+            return Err(LocalError::Model {
+                message: format!("architecture {architecture:?} is not supported (only \"llama\")"),
+            });
+        }
+        let context_length = meta
+            .get("llama.context_length")
+            .and_then(|v| v.as_i64())
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n > 1)
+            .ok_or_else(|| LocalError::Model {
+                message: "the GGUF file has no llama.context_length".into(),
+            })?;
+        let tokenizer = GgufTokenizer::from_gguf(&meta)?;
+        let runnable = if options.requantize_q8_0 {
+            crate::convert::runnable(path, &meta)?
+        } else {
+            path.to_path_buf()
         };
-        let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
-        let content = gguf_file::Content::read(&mut file).map_err(|e| LocalError::Model {
-            message: format!("{}: {e}", path.display()),
-        })?;
-        let tokenizer = GgufTokenizer::from_gguf(&content)?;
-        let llama = Llama::load(&content, &mut file)?;
+        // The metadata holds the vocabulary and merges as strings (a few MB):
+        // gone before the weights come in, so they never count together.
+        drop(meta);
+        let weights = Weights::load(&runnable)?;
+        let options = LoadOptions {
+            requantize_q8_0: options.requantize_q8_0,
+            threads: options.threads.max(1),
+            cache_tokens: match options.cache_tokens {
+                0 => context_length,
+                n => n.max(2),
+            },
+        };
         Ok(Self {
             path: path.to_path_buf(),
-            llama,
+            weights,
             tokenizer,
+            context_length,
+            options,
         })
     }
 
@@ -123,26 +188,33 @@ impl LocalModel {
         &self.tokenizer
     }
 
-    /// The largest prompt plus answer, in tokens.
+    /// The largest prompt plus answer, in tokens: the model's trained context
+    /// (`llama.context_length`), or the pool's shared cache if smaller.
     pub fn context_length(&self) -> usize {
-        self.llama.context_length()
+        self.context_length.min(self.options.cache_tokens)
     }
 
-    /// A fresh session; the weights are shared, not copied.
-    pub fn session(&self) -> Session {
-        Session::default()
+    /// Its tokenizer as a Hugging Face `tokenizer.json` (see
+    /// [`tokenizer_json`](crate::tokenizer_json)), re-read from the file.
+    pub fn tokenizer_json(&self) -> Result<String, LocalError> {
+        crate::tokenizer_json(&Metadata::read_file(&self.path)?)
     }
 
-    /// Generates the assistant's answer to `messages`, calling `on_text` with
-    /// each piece of text as soon as it is complete UTF-8; generation stops
-    /// early (finish reason `cancelled`) when `on_text` returns `false`.
-    pub fn generate(
+    /// The options it runs with (defaults filled in).
+    pub fn options(&self) -> LoadOptions {
+        self.options
+    }
+
+    pub(crate) fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    /// The prompt's ids and the token budget left by the context window.
+    pub(crate) fn prepare(
         &self,
-        session: &mut Session,
         messages: &[ChatMessage],
         params: &SamplingParams,
-        mut on_text: impl FnMut(&str) -> bool,
-    ) -> Result<Generation, LocalError> {
+    ) -> Result<Prepared, LocalError> {
         let prompt = prompt_ids(&self.tokenizer, messages)?;
         let context = self.context_length();
         // One position is needed for the first generated token.
@@ -152,60 +224,68 @@ impl LocalModel {
                 limit: context - 1,
             });
         }
-        let budget = (params.max_tokens as usize).min(context - prompt.len());
-        let mut sampler = Sampler::new(
-            params.temperature,
-            params.top_p,
-            params.seed.unwrap_or_else(random_seed),
-        );
-        let cache = &mut session.cache;
-        cache.clear();
-
-        let started = Instant::now();
-        let mut logits = self.llama.forward(&prompt, 0, cache)?.to_vec1::<f32>()?;
-        let prompt_time = started.elapsed();
-
-        let mut tokens = Vec::new();
-        let mut text = String::new();
-        let mut decoder = StreamDecoder::default();
-        let mut finish_reason = FinishReason::Length;
-        let generating = Instant::now();
-        while tokens.len() < budget {
-            let next = sampler.sample(&logits);
-            if self.tokenizer.is_stop(next) {
-                finish_reason = FinishReason::Stop;
-                break;
-            }
-            tokens.push(next);
-            let piece = decoder.push(self.tokenizer.token_bytes(next));
-            if !piece.is_empty() {
-                text.push_str(&piece);
-                if !on_text(&piece) {
-                    finish_reason = FinishReason::Cancelled;
-                    break;
-                }
-            }
-            if tokens.len() == budget {
-                break;
-            }
-            logits = self
-                .llama
-                .forward(&[next], prompt.len() + tokens.len() - 1, cache)?
-                .to_vec1::<f32>()?;
-        }
-        let tail = decoder.finish();
-        if !tail.is_empty() {
-            text.push_str(&tail);
-            on_text(&tail);
-        }
-        Ok(Generation {
-            text,
-            tokens,
-            prompt_tokens: prompt.len(),
-            finish_reason,
-            prompt_time,
-            generation_time: generating.elapsed(),
+        Ok(Prepared {
+            budget: (params.max_tokens as usize).min(context - prompt.len()),
+            sampler: Sampler::new(
+                params.temperature,
+                params.top_p,
+                params.seed.unwrap_or_else(random_seed),
+            ),
+            prompt,
         })
+    }
+
+    /// The model's perplexity on `text` (plain text, no chat template), in
+    /// independent windows of 512 tokens: a quality check that compares
+    /// engines, quantizations and builds on the same text.
+    pub fn perplexity(&self, text: &str) -> Result<f64, LocalError> {
+        let ids = self.tokenizer.encode(text);
+        crate::engine::perplexity(&self.weights, &ids, 512, self.options.threads)
+    }
+
+    /// Generates the assistant's answer to `messages` on the calling thread,
+    /// alone, calling `on_text` with each piece of text as soon as it is
+    /// complete UTF-8; generation stops early (finish reason `cancelled`)
+    /// when `on_text` returns `false`.
+    pub fn generate(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        mut on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Generation, LocalError> {
+        let Prepared {
+            prompt,
+            budget,
+            sampler,
+        } = self.prepare(messages, params)?;
+        // A cache just large enough, in llama.cpp's 256-cell granularity.
+        let cells = (prompt.len() + budget).next_multiple_of(256);
+        let mut result = None;
+        {
+            let mut batcher = Batcher::new(
+                &self.weights,
+                &self.tokenizer,
+                1,
+                cells,
+                self.options.threads,
+            )?;
+            batcher.admit(Request {
+                prompt,
+                budget,
+                sampler,
+                sink: Box::new(|event: Event| match event {
+                    Event::Text(text) => on_text(&text),
+                    Event::Done(done) => {
+                        result = Some(done);
+                        true
+                    }
+                }),
+            });
+            while batcher.is_busy() {
+                batcher.step();
+            }
+        }
+        result.unwrap_or(Err(LocalError::Stopped))
     }
 }
 

@@ -1,20 +1,30 @@
-//! A bounded pool of blocking generation threads around one shared model.
+//! A whole class on one model: concurrent requests share forward passes.
 //!
 //! Generating is CPU-bound and takes seconds, so it never runs on an async
-//! runtime's threads: each [`Pool`] owns a few plain threads, each with a
-//! [`Session`] over the one shared [`LocalModel`]. Requests wait in a queue of a
-//! fixed size; when it is full, [`Pool::submit`] refuses at once with
-//! [`LocalError::Busy`] instead of letting the backlog (and every caller's
-//! wait) grow without bound.
+//! runtime's threads: each [`Pool`] owns one scheduler thread with a
+//! [`Batcher`] of `slots` sequences over the one shared [`LocalModel`].
+//! A request that arrives joins the running batch at the next step
+//! (continuous batching), so eight students generating at once cost about
+//! one pass over the weights per token each step, not eight, and each gets
+//! the same tokens as it would alone (greedy answers do not depend on who
+//! else is generating; see the engine module). Requests start in the order
+//! they arrived, each in a free slot with its own key/value cache of
+//! [`LocalModel::context_length`] cells; each streams its own tokens; one
+//! whose caller went away is stopped at its next token and frees its slot at
+//! once. The queue has a fixed size: when it is full,
+//! [`Pool::submit`] refuses at once with [`LocalError::Busy`] instead of
+//! letting the backlog (and every caller's wait) grow without bound.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::LocalError;
 use crate::chat::ChatMessage;
-use crate::model::{Generation, LocalModel, SamplingParams};
+use crate::engine::{Batcher, Request};
+use crate::model::{Generation, LocalModel, Prepared, SamplingParams};
 
 /// What a generation reports to its caller.
 #[derive(Debug)]
@@ -29,28 +39,46 @@ pub enum Event {
 /// a [`Event::Text`] stops the generation (the caller went away).
 pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
 
+/// A request on its way to the scheduler: what [`Request`] holds, with a
+/// sink that may cross threads.
 struct Job {
-    messages: Vec<ChatMessage>,
-    params: SamplingParams,
+    prepared: Prepared,
     sink: Sink,
 }
 
-/// One model, `workers` generation threads and room for `limit` requests
-/// (running and waiting together).
+impl Job {
+    fn into_request(self) -> Request<'static> {
+        let Prepared {
+            prompt,
+            budget,
+            sampler,
+        } = self.prepared;
+        Request {
+            prompt,
+            budget,
+            sampler,
+            sink: self.sink,
+        }
+    }
+}
+
+/// One model, up to `slots` generations batched together and room for
+/// `limit` requests (running and waiting together).
 pub struct Pool {
     model: Arc<LocalModel>,
     queue: Option<Sender<Job>>,
     /// Requests accepted and not yet finished.
     in_flight: Arc<AtomicUsize>,
+    slots: usize,
     limit: usize,
-    workers: Vec<JoinHandle<()>>,
+    scheduler: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
             .field("model", &self.model)
-            .field("workers", &self.workers.len())
+            .field("slots", &self.slots)
             .field("limit", &self.limit)
             .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
             .finish()
@@ -58,29 +86,27 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// Starts `workers` threads (at least one) sharing `model`, accepting at
-    /// most `limit` requests (at least one) at a time.
-    pub fn new(model: Arc<LocalModel>, workers: usize, limit: usize) -> Self {
-        let (queue, jobs) = channel::<Job>();
-        let jobs = Arc::new(Mutex::new(jobs));
+    /// Starts the scheduler thread for `model`, running up to `slots`
+    /// generations (at least one) in each forward pass and accepting at most
+    /// `limit` requests (at least one) at a time.
+    pub fn new(model: Arc<LocalModel>, slots: usize, limit: usize) -> Self {
+        let (queue, requests) = channel();
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let workers = (0..workers.max(1))
-            .map(|i| {
-                let model = Arc::clone(&model);
-                let jobs = Arc::clone(&jobs);
-                let in_flight = Arc::clone(&in_flight);
-                std::thread::Builder::new()
-                    .name(format!("sluice-local-{i}"))
-                    .spawn(move || work(&model, &jobs, &in_flight))
-                    .expect("a generation thread can be spawned")
-            })
-            .collect();
+        let slots = slots.max(1);
+        let scheduler = {
+            let model = Arc::clone(&model);
+            std::thread::Builder::new()
+                .name("sluice-local".into())
+                .spawn(move || schedule(&model, slots, &requests))
+                .expect("the scheduler thread can be spawned")
+        };
         Self {
             model,
             queue: Some(queue),
             in_flight,
+            slots,
             limit: limit.max(1),
-            workers,
+            scheduler: Some(scheduler),
         }
     }
 
@@ -94,15 +120,24 @@ impl Pool {
         self.limit
     }
 
-    /// Queues a generation; its events go to `sink` from a pool thread.
+    /// How many generations share a forward pass.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Queues a generation; its events go to `sink` from the pool's thread.
     /// Refuses with [`LocalError::Busy`] (and never calls `sink`) when `limit`
-    /// requests are already running or waiting.
+    /// requests are already running or waiting, and with
+    /// [`LocalError::PromptTooLong`] when the prompt does not fit the context.
     pub fn submit(
         &self,
         messages: Vec<ChatMessage>,
         params: SamplingParams,
-        sink: Sink,
+        mut sink: Sink,
     ) -> Result<(), LocalError> {
+        // Tokenized here, on the caller's thread, so a long history does not
+        // hold up the batch.
+        let prepared = self.model.prepare(&messages, &params)?;
         let taken = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -111,17 +146,25 @@ impl Pool {
         if taken.is_err() {
             return Err(LocalError::Busy { limit: self.limit });
         }
+        let in_flight = Arc::clone(&self.in_flight);
         let job = Job {
-            messages,
-            params,
-            sink,
+            prepared,
+            // The slot in the queue is given back before the caller hears
+            // `Done`, so a caller may submit again as soon as it does.
+            sink: Box::new(move |event: Event| {
+                if matches!(event, Event::Done(_)) {
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                }
+                sink(event)
+            }),
         };
         let queue = self
             .queue
             .as_ref()
             .expect("the queue lives as long as the pool");
         if queue.send(job).is_err() {
-            // Only when every worker died, which a panic in candle could cause.
+            // Only when the scheduler died, which a panic in llama.cpp's
+            // wrapper could cause.
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(LocalError::Stopped);
         }
@@ -130,37 +173,52 @@ impl Pool {
 }
 
 impl Drop for Pool {
-    /// Closes the queue and waits for the threads: the jobs already queued
-    /// still finish.
+    /// Closes the queue and waits for the scheduler: the requests already
+    /// accepted still finish.
     fn drop(&mut self) {
         self.queue = None;
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
+        if let Some(scheduler) = self.scheduler.take() {
+            let _ = scheduler.join();
         }
     }
 }
 
-fn work(model: &LocalModel, jobs: &Mutex<Receiver<Job>>, in_flight: &AtomicUsize) {
-    let mut session = model.session();
-    loop {
-        // The lock is held only while waiting for the next job, never while
-        // generating. A poisoned lock cannot happen: nothing panics under it.
-        let next = match jobs.lock() {
-            Ok(jobs) => jobs.recv(),
-            Err(_) => return,
-        };
-        let Ok(Job {
-            messages,
-            params,
-            mut sink,
-        }) = next
-        else {
+fn schedule(model: &LocalModel, slots: usize, requests: &Receiver<Job>) {
+    let options = model.options();
+    let mut batcher = match Batcher::new(
+        model.weights(),
+        model.tokenizer(),
+        slots,
+        options.cache_tokens,
+        options.threads,
+    ) {
+        Ok(batcher) => batcher,
+        Err(error) => {
+            tracing::error!(%error, "the local model's scheduler cannot start");
+            for mut job in requests {
+                (job.sink)(Event::Done(Err(error.clone())));
+            }
             return;
-        };
-        let result = model.generate(&mut session, &messages, &params, |text| {
-            sink(Event::Text(text.to_string()))
-        });
-        in_flight.fetch_sub(1, Ordering::AcqRel);
-        sink(Event::Done(result));
+        }
+    };
+    let mut waiting = VecDeque::new();
+    loop {
+        if !batcher.is_busy() && waiting.is_empty() {
+            match requests.recv() {
+                Ok(job) => waiting.push_back(job.into_request()),
+                Err(_) => return,
+            }
+        }
+        waiting.extend(requests.try_iter().map(Job::into_request));
+        // First come, first served: a request that does not fit yet waits,
+        // and so does everyone behind it (no overtaking by short prompts).
+        while waiting
+            .front()
+            .is_some_and(|request| batcher.has_room_for(request))
+        {
+            let request = waiting.pop_front().expect("front exists");
+            batcher.admit(request);
+        }
+        batcher.step();
     }
 }

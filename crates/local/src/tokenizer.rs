@@ -17,10 +17,10 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use candle_core::quantized::gguf_file::{Content, Value};
 use fancy_regex::Regex;
 
 use crate::LocalError;
+use crate::gguf::Metadata;
 
 /// GPT-2's split pattern, as the `tokenizers` crate's `ByteLevel` pre-tokenizer
 /// and llama.cpp's `smollm` pre-tokenizer use it.
@@ -75,31 +75,37 @@ pub struct GgufTokenizer {
 
 impl GgufTokenizer {
     /// Builds the tokenizer from the GGUF metadata (`tokenizer.ggml.*`).
-    pub fn from_gguf(content: &Content) -> Result<Self, LocalError> {
-        let model = metadata(content, "tokenizer.ggml.model")?
-            .to_string()
-            .map_err(|e| bad("tokenizer.ggml.model", e))?;
+    pub fn from_gguf(meta: &Metadata) -> Result<Self, LocalError> {
+        let model = metadata(meta, "tokenizer.ggml.model")?
+            .as_str()
+            .ok_or_else(|| bad("tokenizer.ggml.model", "not a string"))?;
         if model != "gpt2" {
             return Err(LocalError::Tokenizer(format!(
                 "tokenizer.ggml.model is {model:?}; only the byte-level BPE \"gpt2\" is supported"
             )));
         }
-        let tokens = strings(content, "tokenizer.ggml.tokens")?;
-        let merges = strings(content, "tokenizer.ggml.merges")?;
-        let types: Vec<i32> = match content.metadata.get("tokenizer.ggml.token_type") {
+        let tokens = strings(meta, "tokenizer.ggml.tokens")?;
+        let merges = strings(meta, "tokenizer.ggml.merges")?;
+        let types: Vec<i32> = match meta.get("tokenizer.ggml.token_type") {
             Some(v) => v
-                .to_vec()
-                .map_err(|e| bad("tokenizer.ggml.token_type", e))?
+                .as_array()
+                .ok_or_else(|| bad("tokenizer.ggml.token_type", "not an array"))?
                 .iter()
-                .map(|t| t.to_i32().map_err(|e| bad("tokenizer.ggml.token_type", e)))
+                .map(|t| {
+                    t.as_i64()
+                        .and_then(|t| i32::try_from(t).ok())
+                        .ok_or_else(|| bad("tokenizer.ggml.token_type", "not an i32"))
+                })
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
         let id = |key: &str| {
-            content
-                .metadata
-                .get(key)
-                .map(|v| v.to_u32().map_err(|e| bad(key, e)))
+            meta.get(key)
+                .map(|v| {
+                    v.as_i64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| bad(key, "not a u32"))
+                })
                 .transpose()
         };
         let eos = id("tokenizer.ggml.eos_token_id")?;
@@ -388,24 +394,91 @@ impl StreamDecoder {
     }
 }
 
-fn metadata<'a>(content: &'a Content, key: &str) -> Result<&'a Value, LocalError> {
-    content
-        .metadata
-        .get(key)
+/// The GGUF's tokenizer as a Hugging Face `tokenizer.json`, so that other
+/// code (sluice-core's counting and trimming) can count exactly as the model
+/// does: SmolLM2's own layout (no normalizer; `Digits(individual_digits)` then
+/// `ByteLevel`; BPE over the vocabulary and merges, ranked by pair; the
+/// control tokens as special added tokens). A test checks it against
+/// [`GgufTokenizer`] id for id on a corpus.
+pub fn tokenizer_json(meta: &Metadata) -> Result<String, LocalError> {
+    use serde_json::{Value, json};
+    let tokens = strings(meta, "tokenizer.ggml.tokens")?;
+    let merges = strings(meta, "tokenizer.ggml.merges")?;
+    let types: Vec<i64> = match meta.get("tokenizer.ggml.token_type") {
+        Some(v) => v
+            .as_array()
+            .ok_or_else(|| bad("tokenizer.ggml.token_type", "not an array"))?
+            .iter()
+            .map(|t| t.as_i64().unwrap_or(1))
+            .collect(),
+        None => Vec::new(),
+    };
+    let vocab: serde_json::Map<String, Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.clone(), json!(id)))
+        .collect();
+    let added: Vec<Value> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| {
+            matches!(
+                types.get(*id).copied().and_then(|t| i32::try_from(t).ok()),
+                Some(TOKEN_TYPE_CONTROL)
+            )
+        })
+        .map(|(id, t)| {
+            json!({"id": id, "content": t, "single_word": false, "lstrip": false,
+                   "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    // SmolLM2's own tokenizer.json names `<|endoftext|>` as the unknown token,
+    // which the GGUF keeps as `unknown_token_id`: it stands for the few bytes
+    // the vocabulary lacks.
+    let unknown = meta
+        .get("tokenizer.ggml.unknown_token_id")
+        .and_then(|v| v.as_i64())
+        .and_then(|id| tokens.get(usize::try_from(id).ok()?))
+        .cloned();
+    Ok(json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+        ]},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": unknown, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+                  "ignore_merges": false, "vocab": vocab, "merges": merges}
+    })
+    .to_string())
+}
+
+fn metadata<'a>(meta: &'a Metadata, key: &str) -> Result<&'a crate::gguf::Value, LocalError> {
+    meta.get(key)
         .ok_or_else(|| LocalError::Tokenizer(format!("the GGUF file has no {key}")))
 }
 
-fn strings(content: &Content, key: &str) -> Result<Vec<String>, LocalError> {
-    metadata(content, key)?
-        .to_vec()
-        .map_err(|e| bad(key, e))?
+fn strings(meta: &Metadata, key: &str) -> Result<Vec<String>, LocalError> {
+    metadata(meta, key)?
+        .as_array()
+        .ok_or_else(|| bad(key, "not an array"))?
         .iter()
-        .map(|v| v.to_string().cloned().map_err(|e| bad(key, e)))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(key, "not an array of strings"))
+        })
         .collect()
 }
 
-fn bad(key: &str, error: candle_core::Error) -> LocalError {
-    LocalError::Tokenizer(format!("{key}: {error}"))
+fn bad(key: &str, problem: &str) -> LocalError {
+    LocalError::Tokenizer(format!("{key}: {problem}"))
 }
 
 #[cfg(test)]

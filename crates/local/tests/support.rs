@@ -1,10 +1,7 @@
 //! The model file, loaded once per test binary.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-
-use sluice_local::LocalModel;
 use sluice_local::fetch::{FETCH_HINT, model_dir, smollm2_path};
+use std::path::PathBuf;
 
 /// The cached SmolLM2 file; `None` (with a message) when it is missing outside
 /// CI, a panic when it is missing under `CI=true`.
@@ -27,7 +24,11 @@ pub fn model_path() -> Option<PathBuf> {
 }
 
 /// The model, loaded once and shared by every test of the binary.
-pub fn model() -> Option<Arc<LocalModel>> {
+#[cfg(feature = "engine")]
+pub fn model() -> Option<std::sync::Arc<sluice_local::LocalModel>> {
+    use sluice_local::LocalModel;
+    use std::sync::{Arc, OnceLock};
+
     static MODEL: OnceLock<Option<Arc<LocalModel>>> = OnceLock::new();
     MODEL
         .get_or_init(|| {

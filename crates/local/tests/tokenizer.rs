@@ -3,73 +3,11 @@
 //! merges: the same ids on a corpus of English, Korean, code, digits, emoji,
 //! whitespace edge cases and the chat template's special tokens.
 
-use candle_core::quantized::gguf_file::Content;
-use serde_json::{Value, json};
 use sluice_local::chat::{ChatMessage, prompt_ids, render};
-use sluice_local::{GgufTokenizer, LocalModel};
+use sluice_local::gguf::Metadata;
+use sluice_local::{GgufTokenizer, tokenizer_json};
 
-use crate::support::{model, model_path};
-
-/// The GGUF's `tokenizer.ggml.*` as a Hugging Face `tokenizer.json`: SmolLM2's
-/// own layout (no normalizer; `Digits(individual_digits)` then `ByteLevel`;
-/// BPE over the vocabulary and merges; the control tokens as special added
-/// tokens).
-fn tokenizer_json(content: &Content) -> String {
-    let strings = |key: &str| -> Vec<String> {
-        content.metadata[key]
-            .to_vec()
-            .unwrap()
-            .iter()
-            .map(|v| v.to_string().unwrap().clone())
-            .collect()
-    };
-    let tokens = strings("tokenizer.ggml.tokens");
-    let merges = strings("tokenizer.ggml.merges");
-    let types: Vec<i32> = content.metadata["tokenizer.ggml.token_type"]
-        .to_vec()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_i32().unwrap())
-        .collect();
-    let vocab: serde_json::Map<String, Value> = tokens
-        .iter()
-        .enumerate()
-        .map(|(id, t)| (t.clone(), json!(id)))
-        .collect();
-    let added: Vec<Value> = tokens
-        .iter()
-        .enumerate()
-        .filter(|(id, _)| types[*id] == 3)
-        .map(|(id, t)| {
-            json!({"id": id, "content": t, "single_word": false, "lstrip": false,
-                   "rstrip": false, "normalized": false, "special": true})
-        })
-        .collect();
-    assert!(added.len() >= 3, "the control tokens are marked as such");
-    // SmolLM2's own tokenizer.json names `<|endoftext|>` as the unknown token,
-    // which the GGUF keeps as `unknown_token_id`: it stands for the few bytes
-    // the vocabulary lacks.
-    let unknown = content.metadata["tokenizer.ggml.unknown_token_id"]
-        .to_u32()
-        .unwrap();
-    json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": added,
-        "normalizer": null,
-        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Digits", "individual_digits": true},
-            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
-        ]},
-        "post_processor": null,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": tokens[unknown as usize], "continuing_subword_prefix": null,
-                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
-                  "ignore_merges": false, "vocab": vocab, "merges": merges}
-    })
-    .to_string()
-}
+use crate::support::model_path;
 
 /// Hand-picked texts for the split pattern's and the merges' corner cases.
 const CASES: &[&str] = &[
@@ -160,10 +98,10 @@ fn generated_corpus() -> Vec<String> {
 
 fn load() -> Option<(GgufTokenizer, tokenizers::Tokenizer)> {
     let path = model_path()?;
-    let mut file = std::fs::File::open(path).unwrap();
-    let content = Content::read(&mut file).unwrap();
-    let ours = GgufTokenizer::from_gguf(&content).unwrap();
-    let reference = tokenizers::Tokenizer::from_bytes(tokenizer_json(&content).as_bytes()).unwrap();
+    let meta = Metadata::read_file(&path).unwrap();
+    let ours = GgufTokenizer::from_gguf(&meta).unwrap();
+    let reference =
+        tokenizers::Tokenizer::from_bytes(tokenizer_json(&meta).unwrap().as_bytes()).unwrap();
     Some((ours, reference))
 }
 
@@ -229,8 +167,12 @@ fn the_chat_template_ids_match_the_rendered_template() {
     assert_eq!(ids.iter().filter(|&&id| id == end).count(), 2);
 }
 
+#[cfg(feature = "engine")]
 #[test]
 fn the_loaded_model_uses_the_same_tokenizer() {
+    use crate::support::model;
+    use sluice_local::LocalModel;
+
     let Some(model) = model() else { return };
     let Some((ours, _)) = load() else { return };
     let text = "The loaded model and the bare tokenizer agree: 서울 123.";

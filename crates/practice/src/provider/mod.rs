@@ -150,6 +150,16 @@ impl Provider {
         &self.config
     }
 
+    /// The model's own counting profile, when the provider knows it (a
+    /// `local` model: its own tokenizer and context); `None` otherwise.
+    pub fn own_model(&self) -> Option<sluice_core::Model> {
+        #[cfg(feature = "local")]
+        if let Some(local) = &self.local {
+            return Some(local.counting_model().clone());
+        }
+        None
+    }
+
     /// The model id sent upstream.
     pub fn upstream_model(&self) -> &str {
         &self.upstream_model

@@ -109,16 +109,24 @@ impl Practice {
                 Some(p) => p.clone(),
                 None if profiles.get(&name).is_ok() => name.clone(),
                 None => match provider.config().provider {
-                    // No built-in profile has a GGUF model's tokenizer; a local
-                    // model's own counts come back as the reply's usage.
                     crate::provider::ProviderKind::Openai
                     | crate::provider::ProviderKind::Local => "o200k".into(),
                     crate::provider::ProviderKind::Clova => "HCX-005".into(),
                 },
             };
-            let model = profiles
-                .model(&profile)
-                .map_err(|e| format!("model {name:?}: profile {profile:?}: {e}"))?;
+            // A local model with no profile configured counts with its own
+            // tokenizer and context (8,192 for SmolLM2), so it is never sent a
+            // prompt it refuses.
+            let own = match provider.config().profile {
+                None => provider.own_model(),
+                Some(_) => None,
+            };
+            let model = match own {
+                Some(own) => own,
+                None => profiles
+                    .model(&profile)
+                    .map_err(|e| format!("model {name:?}: profile {profile:?}: {e}"))?,
+            };
             models.insert(
                 name,
                 PracticeModel {
