@@ -9,9 +9,12 @@
 #                                              (llama-bench -p 0 -n 128 -d 256)
 # - peak resident memory of each process       (/usr/bin/time %M)
 #
-# then sluice alone: eight concurrent generations against one (continuous
-# batching) and the time to the first token of a short practice run on a warm
-# model. Prints a markdown table and the load (`uptime`) before and after.
+# sluice twice: on the file's own Q4_1 weights (the default) and re-quantized
+# to Q8_0 at load (`LoadOptions::requantize_q8_0`, SLUICE_BENCH_Q8_0=1);
+# then sluice alone, both ways: eight concurrent generations against one
+# (continuous batching) and the time to the first token of a short practice
+# run on a warm model. Prints a markdown table and the load (`uptime`) before
+# and after.
 #
 # usage: benches/local/run.sh [ROUNDS]   (default 2; each round runs every
 #        configuration once, and each sluice run is the median of
@@ -60,7 +63,7 @@ llama_ts() { python3 -c 'import json,sys; print("%.1f" % json.loads(sys.stdin.re
 field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
 
-declare -A pp_l tg_l rss_l pp_s tg_s rss_s
+declare -A pp_l tg_l rss_l pp_s tg_s rss_s pp_q tg_q rss_q
 for round in $(seq "$rounds"); do
     for t in 1 2; do
         /usr/bin/time -f %M -o "$work/rss1" "$bench" -m "$model" -t "$t" -p 512 -n 0 -r 5 -o jsonl > "$work/pp.jsonl" 2>/dev/null
@@ -72,42 +75,53 @@ for round in $(seq "$rounds"); do
         pp_s[$t,$round]=$(field pp_tps "$work/ours.txt")
         tg_s[$t,$round]=$(field tg_tps "$work/ours.txt")
         rss_s[$t,$round]=$(( $(cat "$work/rss3") / 1024 ))
+        SLUICE_BENCH_Q8_0=1 /usr/bin/time -f %M -o "$work/rss4" "$ours" speed "$t" > "$work/q8.txt"
+        pp_q[$t,$round]=$(field pp_tps "$work/q8.txt")
+        tg_q[$t,$round]=$(field tg_tps "$work/q8.txt")
+        rss_q[$t,$round]=$(( $(cat "$work/rss4") / 1024 ))
         echo "round $round, $t thread(s): llama.cpp pp ${pp_l[$t,$round]} tg ${tg_l[$t,$round]}" \
              "${rss_l[$t,$round]} MiB | sluice pp ${pp_s[$t,$round]} tg ${tg_s[$t,$round]}" \
-             "${rss_s[$t,$round]} MiB ($(field pp_tokens "$work/ours.txt")-token prompt," \
+             "${rss_s[$t,$round]} MiB | sluice Q8_0 pp ${pp_q[$t,$round]} tg ${tg_q[$t,$round]}" \
+             "${rss_q[$t,$round]} MiB ($(field pp_tokens "$work/ours.txt")-token prompt," \
              "$(field tg_tokens "$work/ours.txt") tokens after $(field tg_context "$work/ours.txt"))" >&2
     done
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 echo
-echo "| threads | what | llama.cpp | sluice | sluice ÷ llama.cpp |"
-echo "|---:|---|---:|---:|---:|"
+echo "| threads | what | llama.cpp | sluice | ÷ llama.cpp | sluice, Q8_0 at load | ÷ llama.cpp |"
+echo "|---:|---|---:|---:|---:|---:|---:|"
 for t in 1 2; do
     for what in pp tg rss; do
-        declare -n l="${what}_l" s="${what}_s"
-        lv=(); sv=()
-        for round in $(seq "$rounds"); do lv+=("${l[$t,$round]}"); sv+=("${s[$t,$round]}"); done
-        a=$(median "${lv[@]}"); b=$(median "${sv[@]}")
+        declare -n l="${what}_l" s="${what}_s" q="${what}_q"
+        lv=(); sv=(); qv=()
+        for round in $(seq "$rounds"); do lv+=("${l[$t,$round]}"); sv+=("${s[$t,$round]}"); qv+=("${q[$t,$round]}"); done
+        a=$(median "${lv[@]}"); b=$(median "${sv[@]}"); c=$(median "${qv[@]}")
         case $what in
             pp) label="prompt tokens/s (512-token prompt)" ;;
             tg) label="generation tokens/s (128 after ~256 of context)" ;;
             rss) label="peak resident memory, MiB" ;;
         esac
-        awk -v t="$t" -v w="$label" -v a="$a" -v b="$b" 'BEGIN { printf "| %d | %s | %s | %s | %.2fx |\n", t, w, a, b, b / a }'
-        unset -n l s
+        awk -v t="$t" -v w="$label" -v a="$a" -v b="$b" -v c="$c" \
+            'BEGIN { printf "| %d | %s | %s | %s | %.2fx | %s | %.2fx |\n", t, w, a, b, b / a, c, c / a }'
+        unset -n l s q
     done
 done
 
 echo
-for t in 1 2; do
-    "$ours" batch "$t" > "$work/batch.txt"
-    echo "continuous batching, $t thread(s): one alone $(field one_tps "$work/batch.txt") tokens/s," \
-         "eight at once $(field eight_tps "$work/batch.txt") tokens/s in all" \
-         "($(field ratio "$work/batch.txt")x; $(field identical "$work/batch.txt") of 8 answers identical to the same request alone)"
+for q8 in 0 1; do
+    label=$([ "$q8" = 1 ] && echo "Q8_0 at load" || echo "the file's Q4_1")
+    for t in 1 2; do
+        SLUICE_BENCH_Q8_0=$q8 "$ours" batch "$t" > "$work/batch.txt"
+        echo "continuous batching, $label, $t thread(s): one alone $(field one_tps "$work/batch.txt") tokens/s," \
+             "eight at once $(field eight_tps "$work/batch.txt") tokens/s in all" \
+             "($(field ratio "$work/batch.txt")x; $(field identical "$work/batch.txt") of 8 answers identical to the same request alone)"
+    done
+    for t in 1 2; do
+        SLUICE_BENCH_Q8_0=$q8 "$ours" ttft "$t" > "$work/ttft.txt"
+        echo "time to first token, $label, short practice run ($(field ttft_prompt_tokens "$work/ttft.txt") prompt tokens)," \
+             "warm model, $t thread(s): $(field ttft_ms "$work/ttft.txt") ms"
+    done
 done
-"$ours" ttft 2 > "$work/ttft.txt"
-echo "time to first token, short practice run ($(field ttft_prompt_tokens "$work/ttft.txt") prompt tokens)," \
-     "warm model, 2 threads: $(field ttft_ms "$work/ttft.txt") ms"
 echo
 echo "load after: $(uptime)"
