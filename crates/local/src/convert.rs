@@ -156,14 +156,12 @@ fn write_q8_0(from: &Path, to: &Path) -> Result<(), LocalError> {
     let mut offset = 0u64;
     for tensor in &layout.tensors {
         let ty = if tensor.ty == Q4_1 { Q8_0 } else { tensor.ty };
-        table.extend((tensor.name.len() as u64).to_le_bytes());
-        table.extend(tensor.name.as_bytes());
-        table.extend((tensor.dims.len() as u32).to_le_bytes());
-        for d in &tensor.dims {
-            table.extend(d.to_le_bytes());
+        TensorInfo {
+            ty,
+            offset,
+            ..tensor.clone()
         }
-        table.extend(ty.to_le_bytes());
-        table.extend(offset.to_le_bytes());
+        .write_entry(&mut table);
         offset = (offset
             + size_of(tensor, ty).ok_or_else(|| bad(format!("tensor {:?}", tensor.name)))?)
         .next_multiple_of(align);

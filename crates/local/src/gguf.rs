@@ -131,6 +131,19 @@ impl TensorInfo {
     pub fn elements(&self) -> u64 {
         self.dims.iter().product()
     }
+
+    /// Appends its entry in a GGUF tensor table (name, dimensions, type,
+    /// offset) to `table`.
+    pub fn write_entry(&self, table: &mut Vec<u8>) {
+        table.extend((self.name.len() as u64).to_le_bytes());
+        table.extend(self.name.as_bytes());
+        table.extend((self.dims.len() as u32).to_le_bytes());
+        for d in &self.dims {
+            table.extend(d.to_le_bytes());
+        }
+        table.extend(self.ty.to_le_bytes());
+        table.extend(self.offset.to_le_bytes());
+    }
 }
 
 /// Where everything is in a GGUF file: the metadata, the byte range it
@@ -324,6 +337,47 @@ mod tests {
             .map(|v| v.as_i64().unwrap())
             .collect();
         assert_eq!(types, [1, -3]);
+    }
+
+    #[test]
+    fn the_layout_reads_the_tensor_table_it_writes() {
+        let tensors = [
+            TensorInfo {
+                name: "token_embd.weight".into(),
+                dims: vec![576, 49152],
+                ty: 8,
+                offset: 0,
+            },
+            TensorInfo {
+                name: "output_norm.weight".into(),
+                dims: vec![576],
+                ty: 0,
+                offset: 30_081_024,
+            },
+        ];
+        let mut file = b"GGUF".to_vec();
+        file.extend(3u32.to_le_bytes());
+        file.extend((tensors.len() as u64).to_le_bytes());
+        file.extend(1u64.to_le_bytes());
+        file.extend(string("general.alignment"));
+        file.extend(4u32.to_le_bytes());
+        file.extend(64u32.to_le_bytes());
+        let metadata_end = file.len() as u64;
+        for tensor in &tensors {
+            tensor.write_entry(&mut file);
+        }
+        let table_end = file.len() as u64;
+        file.extend([7; 100]);
+        let mut reader = file.as_slice();
+        let layout = Layout::read(&mut reader).unwrap();
+        assert_eq!(layout.metadata.tensors, 2);
+        assert_eq!(layout.metadata_end, metadata_end);
+        assert_eq!(layout.tensors, tensors);
+        assert_eq!(layout.tensors[0].elements(), 576 * 49152);
+        assert_eq!(layout.alignment, 64);
+        assert_eq!(layout.data_start, table_end.next_multiple_of(64));
+        // The stream is left at the end of the table.
+        assert_eq!(reader.len(), 100);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use sluice_local::gguf::Layout;
+use sluice_local::gguf::{Layout, TensorInfo};
 use sluice_local::{LoadOptions, LocalModel};
 
 use crate::support::model_path;
@@ -63,14 +63,12 @@ fn write_f32_copy(from: &Path, to: &Path) {
     let mut header = file[..layout.metadata_end as usize].to_vec();
     let mut data = vec![];
     for tensor in &layout.tensors {
-        header.extend((tensor.name.len() as u64).to_le_bytes());
-        header.extend(tensor.name.as_bytes());
-        header.extend((tensor.dims.len() as u32).to_le_bytes());
-        for d in &tensor.dims {
-            header.extend(d.to_le_bytes());
+        TensorInfo {
+            ty: F32,
+            offset: data.len() as u64,
+            ..tensor.clone()
         }
-        header.extend(F32.to_le_bytes());
-        header.extend((data.len() as u64).to_le_bytes());
+        .write_entry(&mut header);
         let at = (layout.data_start + tensor.offset) as usize;
         for w in dequantize(tensor.ty, &file[at..], tensor.elements() as usize) {
             data.extend(w.to_le_bytes());
