@@ -71,8 +71,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::LocalError;
-use crate::model::{FinishReason, Generation};
-use crate::pool::Event;
+use crate::generation::{Event, FinishReason, Generation};
 use crate::sample::Sampler;
 use crate::tokenizer::{GgufTokenizer, StreamDecoder};
 

@@ -50,6 +50,8 @@ mod convert;
 #[cfg(feature = "engine")]
 mod engine;
 pub mod fetch;
+#[cfg(feature = "engine")]
+mod generation;
 pub mod gguf;
 #[cfg(feature = "engine")]
 mod model;
@@ -61,9 +63,11 @@ mod tokenizer;
 
 pub use chat::ChatMessage;
 #[cfg(feature = "engine")]
-pub use model::{FinishReason, Generation, LoadOptions, LocalModel, SamplingParams};
+pub use generation::{Event, FinishReason, Generation, SamplingParams};
 #[cfg(feature = "engine")]
-pub use pool::{Event, Pool, Sink};
+pub use model::{LoadOptions, LocalModel};
+#[cfg(feature = "engine")]
+pub use pool::{Pool, Sink};
 pub use tokenizer::{GgufTokenizer, StreamDecoder, tokenizer_json};
 
 /// What can go wrong with a local model.

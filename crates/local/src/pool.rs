@@ -24,16 +24,8 @@ use std::thread::JoinHandle;
 use crate::LocalError;
 use crate::chat::ChatMessage;
 use crate::engine::{Batcher, Request};
-use crate::model::{Generation, LocalModel, Prepared, SamplingParams};
-
-/// What a generation reports to its caller.
-#[derive(Debug)]
-pub enum Event {
-    /// A piece of the answer, as soon as it is complete UTF-8.
-    Text(String),
-    /// The end: the whole generation or why it failed. Always the last event.
-    Done(Result<Generation, LocalError>),
-}
+use crate::generation::{Event, SamplingParams};
+use crate::model::{LocalModel, Prepared};
 
 /// Receives a generation's events on the pool's thread; returning `false` from
 /// a [`Event::Text`] stops the generation (the caller went away).
