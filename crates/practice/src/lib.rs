@@ -49,7 +49,7 @@ pub use request::{
 pub use run::{Practice, PracticeModel, RunEvent, RunResponse, STOPPED, StopSignal, Streaming};
 pub use settings::{
     DEFAULT_ROUTER, Opened, Settings, SettingsError, SettingsFile, default_data_dir,
-    describe_toml_error,
+    describe_toml_error, resolve_relative,
 };
 pub use store::*;
 pub use store::{Page, PageRequest};

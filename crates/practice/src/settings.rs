@@ -75,14 +75,12 @@ impl Settings {
     /// relative to `base`, the directory of the file they were read from.
     pub fn resolve_paths(&mut self, base: &Path) {
         let model_files = self.models.values_mut().map(|m| &mut m.path);
-        for p in std::iter::once(&mut self.data_dir)
-            .chain(model_files)
-            .flatten()
-        {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
+        resolve_relative(
+            base,
+            std::iter::once(&mut self.data_dir)
+                .chain(model_files)
+                .flatten(),
+        );
     }
 
     /// The store's URL: [`Settings::database`], or `sluice.db` in the data
@@ -216,14 +214,12 @@ impl SettingsFile {
             },
         };
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut file.profiles, &mut file.routers]
-            .into_iter()
-            .flatten()
-        {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
+        resolve_relative(
+            base,
+            [&mut file.profiles, &mut file.routers]
+                .into_iter()
+                .flatten(),
+        );
         file.settings.resolve_paths(base);
         Ok(file)
     }
@@ -373,6 +369,17 @@ pub fn default_data_dir() -> PathBuf {
     match env("HOME") {
         Some(home) => home.join(".local/share/sluice"),
         None => PathBuf::from("sluice-data"),
+    }
+}
+
+/// Makes each relative path absolute against `base` (a configuration file's
+/// directory, so a file's paths mean the same wherever the server starts);
+/// absolute paths are left alone.
+pub fn resolve_relative<'a>(base: &Path, paths: impl IntoIterator<Item = &'a mut PathBuf>) {
+    for path in paths {
+        if path.is_relative() {
+            *path = base.join(&*path);
+        }
     }
 }
 

@@ -199,14 +199,12 @@ impl Config {
         let mut config: Config = toml::from_str(&text)
             .map_err(|e| err(sluice_practice::describe_toml_error(&text, &e)))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.profiles, &mut config.routers]
-            .into_iter()
-            .flatten()
-        {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
+        sluice_practice::resolve_relative(
+            base,
+            [&mut config.profiles, &mut config.routers]
+                .into_iter()
+                .flatten(),
+        );
         config.practice.resolve_paths(base);
         Ok(config)
     }
