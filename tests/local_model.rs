@@ -223,11 +223,14 @@ fn a_practice_run_asks_the_local_model_in_process_and_over_http() {
             "addr = \"127.0.0.1:{port}\"\ndatabase = \"{db}\"\npractice_router = \"none\"\n\n\
              [models.smollm2-http]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\n\
              model = \"smollm2-135m\"\ntimeout_ms = 120000\nmax_retries = 0\n\n\
-             [models.one-at-a-time]\nprovider = \"local\"\npath = \"{}\"\nmax_concurrency = 1\n",
+             [models.one-at-a-time]\nprovider = \"local\"\npath = \"{}\"\nmax_concurrency = 1\n\
+             requantize_q8_0 = true\n",
             models.join(MODEL_FILE).display()
         ),
     )
     .unwrap();
+    // `one-at-a-time` also runs the file re-quantized to Q8_0 at load, set
+    // from the server's configuration (`requantize_q8_0`).
     let server = Server::start(&models, &config, dir.0.join("serve.log"));
 
     let first = practice_run(&models, &server, &key, &class);

@@ -875,6 +875,17 @@ fn invalid_settings_are_rejected() {
             ConfigError::InvalidSetting { .. }
         ));
     }
+    // Re-quantizing is a local model's switch; on an HTTP model it would be
+    // silently ignored, so it is refused.
+    match bad(ModelConfig {
+        requantize_q8_0: true,
+        ..base.clone()
+    }) {
+        ConfigError::InvalidSetting { message, .. } => {
+            assert!(message.contains("requantize_q8_0"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         Provider::with_api_key("m", base, client.clone(), Some("bad\nkey".into())).unwrap_err(),
         ConfigError::InvalidApiKey { .. }

@@ -115,6 +115,12 @@ impl Provider {
                 });
             }
         }
+        if config.requantize_q8_0 && config.provider != ProviderKind::Local {
+            return Err(ConfigError::InvalidSetting {
+                model,
+                message: "requantize_q8_0 is for provider \"local\" only".into(),
+            });
+        }
         let base = config.base_url.trim_end_matches('/');
         match reqwest::Url::parse(base) {
             _ if config.provider == ProviderKind::Local => {}

@@ -54,6 +54,13 @@ pub struct ModelConfig {
     /// `local` only: the GGUF model file.
     #[serde(default)]
     pub path: Option<std::path::PathBuf>,
+    /// `local` only: run a Q4_1 file's weights re-quantized to Q8_0
+    /// (converted once and cached in the model cache): about twice the
+    /// prompt rate and half the time to the first token, at the file's
+    /// perplexity, for 44 MiB more memory and no faster generation. Default
+    /// false.
+    #[serde(default)]
+    pub requantize_q8_0: bool,
     /// The model id sent upstream; defaults to the logical name.
     #[serde(default)]
     pub model: Option<String>,
@@ -182,6 +189,7 @@ impl ModelConfig {
             provider,
             base_url: base_url.into(),
             path: None,
+            requantize_q8_0: false,
             model: None,
             profile: None,
             api_key_env: None,

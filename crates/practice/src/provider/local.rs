@@ -56,6 +56,7 @@ impl Engine {
             path,
             LoadOptions {
                 cache_tokens: CONTEXT,
+                requantize_q8_0: config.requantize_q8_0,
                 ..LoadOptions::default()
             },
         )

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::settings::{MODEL_SETTINGS, OTHER_ENV, SETTINGS, Setting};
 use super::{Config, LogFormat};
+use sluice_practice::provider::ProviderKind;
 
 /// The field names serde accepts for `T`, in declaration order, read from the
 /// error a `deny_unknown_fields` struct gives for an unknown key.
@@ -130,6 +131,7 @@ output_price_per_million = 0.6
 [models.smollm2-135m]
 provider = "local"
 path = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+requantize_q8_0 = false
 max_concurrency = 4
 "#;
 
@@ -218,6 +220,12 @@ impl Config {
             }
             if let Some(p) = &m.path {
                 t.insert("path".into(), s(&p.display()));
+            }
+            if m.provider == ProviderKind::Local {
+                t.insert(
+                    "requantize_q8_0".into(),
+                    toml::Value::Boolean(m.requantize_q8_0),
+                );
             }
             if let Some(v) = &m.model {
                 t.insert("model".into(), s(v));

@@ -226,6 +226,15 @@ pub const MODEL_SETTINGS: &[Setting] = &[
          as SmolLM2; `sluice model fetch smollm2` puts one in the model cache).",
     ),
     setting(
+        "requantize_q8_0",
+        None,
+        "boolean",
+        "`false`",
+        "`local` only: run a Q4_1 file's weights re-quantized to Q8_0 (converted once, cached in the model cache): \
+         about twice the prompt rate and half the time to the first token at the file's perplexity, for 44 MiB \
+         more memory and no faster generation (BENCHMARKS.md, \"Local model\").",
+    ),
+    setting(
         "model",
         None,
         "string",
