@@ -165,6 +165,29 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A user `name` (their key) and a class they teach with `models` (comma
+/// separated; the local model primary), made by `sluice admin` on `db`.
+fn instructor_and_class(models_dir: &Path, db: &str, name: &str, models: &str) -> (String, String) {
+    let admin = |args: &[&str]| {
+        let mut command = sluice(models_dir);
+        command.args(["admin", "--database", db]).args(args);
+        run_ok(command, Duration::from_secs(30))
+    };
+    let key = admin(&["user", "create", name]);
+    let class = admin(&[
+        "class",
+        "create",
+        &format!("{name}'s class"),
+        "--instructor",
+        name,
+        "--models",
+        models,
+        "--primary",
+        "smollm2-135m",
+    ]);
+    (key, class)
+}
+
 /// One practice run of both models, greedy; the results by model name.
 fn practice_run(models: &Path, server: &Server, key: &str, class: &str) -> Vec<Value> {
     let mut command = sluice(models);
@@ -198,23 +221,7 @@ fn a_practice_run_asks_the_local_model_in_process_and_over_http() {
     let Some(models) = model_dir() else { return };
     let dir = TempDir::new("both");
     let db = format!("sqlite:{}", dir.0.join("practice.db").display());
-    let admin = |args: &[&str]| {
-        let mut command = sluice(&models);
-        command.args(["admin", "--database", &db]).args(args);
-        run_ok(command, Duration::from_secs(30))
-    };
-    let key = admin(&["user", "create", "alice"]);
-    let class = admin(&[
-        "class",
-        "create",
-        "C",
-        "--instructor",
-        "alice",
-        "--models",
-        "smollm2-135m,smollm2-http",
-        "--primary",
-        "smollm2-135m",
-    ]);
+    let (key, class) = instructor_and_class(&models, &db, "alice", "smollm2-135m,smollm2-http");
     let port = free_port();
     let config = dir.0.join("sluice.toml");
     std::fs::write(
@@ -336,23 +343,7 @@ fn a_practice_run_with_a_20000_token_history_is_trimmed_to_the_local_model_and_a
     let Some(models) = model_dir() else { return };
     let dir = TempDir::new("history");
     let db = format!("sqlite:{}", dir.0.join("practice.db").display());
-    let admin = |args: &[&str]| {
-        let mut command = sluice(&models);
-        command.args(["admin", "--database", &db]).args(args);
-        run_ok(command, Duration::from_secs(30))
-    };
-    let key = admin(&["user", "create", "bob"]);
-    let class = admin(&[
-        "class",
-        "create",
-        "H",
-        "--instructor",
-        "bob",
-        "--models",
-        "smollm2-135m",
-        "--primary",
-        "smollm2-135m",
-    ]);
+    let (key, class) = instructor_and_class(&models, &db, "bob", "smollm2-135m");
     let config = dir.0.join("sluice.toml");
     std::fs::write(
         &config,

@@ -88,6 +88,24 @@ fn q8_0() -> bool {
     std::env::var("SLUICE_BENCH_Q8_0").is_ok_and(|v| v == "1")
 }
 
+/// The model on `threads` threads, in a pool of `slots` slots of `cells`
+/// key/value cells each (accepting as many requests as it has slots).
+fn pool(
+    path: &std::path::Path,
+    threads: usize,
+    slots: usize,
+    cells: usize,
+) -> (Arc<LocalModel>, Pool) {
+    let options = LoadOptions {
+        threads,
+        cache_tokens: cells,
+        requantize_q8_0: q8_0(),
+    };
+    let model = Arc::new(LocalModel::load_with(path, options).expect("the model loads"));
+    let pool = Pool::new(Arc::clone(&model), slots, slots);
+    (model, pool)
+}
+
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -101,18 +119,7 @@ fn speed(path: &std::path::Path, threads: usize, runs: usize) {
     // One slot of 768 cells (the 512-token prompt and its first token, in
     // llama.cpp's 256-cell steps), served by a pool as practice runs are: one
     // llama.cpp context, kept warm between requests, as llama-bench keeps its.
-    let model = Arc::new(
-        LocalModel::load_with(
-            path,
-            LoadOptions {
-                threads,
-                cache_tokens: 768,
-                requantize_q8_0: q8_0(),
-            },
-        )
-        .expect("the model loads"),
-    );
-    let pool = Pool::new(Arc::clone(&model), 1, 1);
+    let (model, pool) = pool(path, threads, 1, 768);
     let pp_messages = conversation(&model, 512);
     let tg_messages = conversation(&model, 256);
     let (mut pp, mut tg) = (vec![], vec![]);
@@ -210,18 +217,7 @@ fn together(pool: &Pool, conversations: &[Vec<ChatMessage>]) -> (Vec<Vec<u32>>, 
 }
 
 fn batch(path: &std::path::Path, threads: usize, runs: usize) {
-    let model = Arc::new(
-        LocalModel::load_with(
-            path,
-            LoadOptions {
-                threads,
-                cache_tokens: 2048,
-                requantize_q8_0: q8_0(),
-            },
-        )
-        .expect("the model loads"),
-    );
-    let pool = Pool::new(Arc::clone(&model), 8, 8);
+    let (model, pool) = pool(path, threads, 8, 2048);
     let class = class();
     let (mut one, mut eight) = (vec![], vec![]);
     let mut alone_tokens = vec![];
@@ -268,19 +264,8 @@ fn batch(path: &std::path::Path, threads: usize, runs: usize) {
 }
 
 fn ttft(path: &std::path::Path, threads: usize, runs: usize) {
-    let model = Arc::new(
-        LocalModel::load_with(
-            path,
-            // As the practice provider runs it: eight slots of 2,048 cells.
-            LoadOptions {
-                threads,
-                cache_tokens: 2048,
-                requantize_q8_0: q8_0(),
-            },
-        )
-        .expect("the model loads"),
-    );
-    let pool = Pool::new(Arc::clone(&model), 8, 8);
+    // As the practice provider runs it: eight slots of 2,048 cells.
+    let (model, pool) = pool(path, threads, 8, 2048);
     // A short practice run: agent instructions, a style preset and a question.
     let messages = vec![
         ChatMessage::new(

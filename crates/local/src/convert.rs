@@ -28,13 +28,13 @@
 //! It is an option ([`LoadOptions::requantize_q8_0`](crate::LoadOptions)),
 //! off by default, because the rest did not follow in sluice's own
 //! measurements (BENCHMARKS.md, "Local model"): generation is no faster (one
-//! token at a time reads 44 MiB more weights), the process holds 210 MiB
-//! instead of 165, batched generation gains less (llama.cpp's small-batch
+//! token at a time reads 44 MiB more weights), the process holds 208 MiB
+//! instead of 164, batched generation gains less (llama.cpp's small-batch
 //! Q8_0 kernel, llamafile's tinyBLAS, is slower per token than its one-row
 //! product), and the different rounding of the activations changes some
 //! greedy answers (SmolLM2 answers "Which city is the capital of France?"
 //! without naming Paris). A class that sends long prompts gets its first
-//! tokens sooner with it (105 against 204 ms on one thread).
+//! tokens sooner with it (112 against 206 ms on one thread).
 //!
 //! Only Q4_1 files are converted; any other file runs as it is. The
 //! conversion is written here rather than called from llama.cpp's quantizer
@@ -210,9 +210,8 @@ fn size_of(tensor: &TensorInfo, ty: u32) -> Option<u64> {
     match ty {
         0 => Some(n * 4),
         1 => Some(n * 2),
-        Q4_1 | Q8_0 if n % BLOCK as u64 == 0 => {
-            Some(n / BLOCK as u64 * if ty == Q4_1 { Q4_1_BYTES } else { Q8_0_BYTES } as u64)
-        }
+        Q4_1 if n % BLOCK as u64 == 0 => Some(n / BLOCK as u64 * Q4_1_BYTES as u64),
+        Q8_0 if n % BLOCK as u64 == 0 => Some(n / BLOCK as u64 * Q8_0_BYTES as u64),
         _ => None,
     }
 }

@@ -107,12 +107,12 @@ impl LocalModel {
         drop(meta);
         let weights = Weights::load(&runnable)?;
         let options = LoadOptions {
-            requantize_q8_0: options.requantize_q8_0,
             threads: options.threads.max(1),
             cache_tokens: match options.cache_tokens {
                 0 => context_length,
                 n => n.max(2),
             },
+            ..options
         };
         Ok(Self {
             path: path.to_path_buf(),

@@ -182,22 +182,14 @@ fn a_prompt_past_the_context_window_is_refused() {
 #[test]
 fn greedy_text_is_the_same_on_one_and_two_threads() {
     let Some(model) = model() else { return };
-    let one = LocalModel::load_with(
-        model.path(),
-        LoadOptions {
-            threads: 1,
+    let on = |threads| {
+        let options = LoadOptions {
+            threads,
             ..LoadOptions::default()
-        },
-    )
-    .unwrap();
-    let two = LocalModel::load_with(
-        model.path(),
-        LoadOptions {
-            threads: 2,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap();
+        };
+        LocalModel::load_with(model.path(), options).unwrap()
+    };
+    let (one, two) = (on(1), on(2));
     let a = generate(&one, &greedy(48));
     let b = generate(&two, &greedy(48));
     assert_eq!(a.tokens, b.tokens, "{:?} vs {:?}", a.text, b.text);
