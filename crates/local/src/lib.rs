@@ -51,10 +51,16 @@ mod convert;
 mod engine;
 pub mod fetch;
 #[cfg(feature = "engine")]
+mod forward;
+#[cfg(feature = "engine")]
 mod generation;
 pub mod gguf;
 #[cfg(feature = "engine")]
+mod kernel;
+#[cfg(feature = "engine")]
 mod model;
+#[cfg(feature = "engine")]
+mod parallel;
 #[cfg(feature = "engine")]
 mod pool;
 #[cfg(feature = "engine")]

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::LocalError;
 use crate::chat::{ChatMessage, prompt_ids};
-use crate::engine::{Batcher, Request, Weights};
+use crate::engine::{Batcher, Request};
+use crate::forward::Weights;
 use crate::generation::{Event, Generation, SamplingParams};
 use crate::gguf::Metadata;
 use crate::sample::Sampler;
@@ -185,7 +186,7 @@ impl LocalModel {
     /// engines, quantizations and builds on the same text.
     pub fn perplexity(&self, text: &str) -> Result<f64, LocalError> {
         let ids = self.tokenizer.encode(text);
-        crate::engine::perplexity(&self.weights, &ids, 512, self.options.threads)
+        crate::forward::perplexity(&self.weights, &ids, 512, self.options.threads)
     }
 
     /// Generates the assistant's answer to `messages` on the calling thread,
@@ -213,7 +214,7 @@ impl LocalModel {
                 1,
                 cells,
                 self.options.threads,
-            )?;
+            );
             batcher.admit(Request {
                 prompt,
                 budget,

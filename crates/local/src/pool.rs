@@ -177,22 +177,13 @@ impl Drop for Pool {
 
 fn schedule(model: &LocalModel, slots: usize, requests: &Receiver<Job>) {
     let options = model.options();
-    let mut batcher = match Batcher::new(
+    let mut batcher = Batcher::new(
         model.weights(),
         model.tokenizer(),
         slots,
         options.cache_tokens,
         options.threads,
-    ) {
-        Ok(batcher) => batcher,
-        Err(error) => {
-            tracing::error!(%error, "the local model's scheduler cannot start");
-            for mut job in requests {
-                (job.sink)(Event::Done(Err(error.clone())));
-            }
-            return;
-        }
-    };
+    );
     let mut waiting = VecDeque::new();
     loop {
         if !batcher.is_busy() && waiting.is_empty() {

@@ -1,0 +1,580 @@
+//! SmolLM2's forward pass (the Llama architecture) on sluice's own kernels:
+//! a batch of tokens from any number of sequences, each with its own cache of
+//! keys and values, in one pass over the weights.
+//!
+//! Per layer: RMS norm, the query/key/value products, rotary positions
+//! (adjacent pairs, as GGUF's Llama weights are laid out), causal attention
+//! with grouped keys and values, the output product added to the residual,
+//! RMS norm, SwiGLU (gate, up, down) added to the residual; then the final
+//! norm and the output product (the token embeddings, tied) for the tokens
+//! that want logits.
+//!
+//! The same token gets the same numbers in any batch and on any number of
+//! threads: the products are computed per token (`kernel`), attention per
+//! token and head over its own sequence's cache in a fixed order, and every
+//! sum below runs in a fixed order of 16 lanes.
+
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::LocalError;
+use crate::gguf::{Layout, TensorInfo};
+use crate::kernel::{GGML_F32, Matrix, Quantized, Write, product};
+use crate::parallel::{Out, Team, with_team};
+
+/// The model's shape, from the GGUF metadata.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Config {
+    pub(crate) layers: usize,
+    pub(crate) embd: usize,
+    pub(crate) heads: usize,
+    pub(crate) kv_heads: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) ffn: usize,
+    pub(crate) vocab: usize,
+    pub(crate) rope_base: f64,
+    pub(crate) eps: f32,
+}
+
+impl Config {
+    fn kv_dim(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: Matrix,
+    k: Matrix,
+    v: Matrix,
+    o: Matrix,
+    ffn_norm: Vec<f32>,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
+}
+
+/// The weights, repacked for the kernels.
+pub(crate) struct Weights {
+    config: Config,
+    embed: Matrix,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    /// `None`: the embeddings are tied (SmolLM2).
+    output: Option<Matrix>,
+}
+
+fn bad(message: impl std::fmt::Display) -> LocalError {
+    LocalError::Model {
+        message: message.to_string(),
+    }
+}
+
+impl Weights {
+    /// Reads a Llama-architecture GGUF file's weights.
+    pub(crate) fn load(path: &Path) -> Result<Self, LocalError> {
+        let io = |e: std::io::Error| LocalError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut file = BufReader::new(std::fs::File::open(path).map_err(io)?);
+        let layout = Layout::read(&mut file).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let meta = &layout.metadata;
+        let number = |key: &str| {
+            meta.get(&format!("llama.{key}"))
+                .and_then(|v| v.as_i64())
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n > 0)
+                .ok_or_else(|| bad(format!("the GGUF file has no llama.{key}")))
+        };
+        let float = |key: &str, default: f64| match meta.get(&format!("llama.{key}")) {
+            Some(crate::gguf::Value::Float(f)) => *f,
+            _ => default,
+        };
+        let embd = number("embedding_length")?;
+        let heads = number("attention.head_count")?;
+        let kv_heads = number("attention.head_count_kv").unwrap_or(heads);
+        let head_dim = embd / heads;
+        if head_dim * heads != embd || heads % kv_heads != 0 || head_dim % 16 != 0 {
+            return Err(bad(format!("{heads} heads over {kv_heads} key/value heads of {embd}")));
+        }
+        let mut config = Config {
+            layers: number("block_count")?,
+            embd,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn: number("feed_forward_length")?,
+            vocab: 0,
+            rope_base: float("rope.freq_base", 10_000.0),
+            eps: float("attention.layer_norm_rms_epsilon", 1e-5) as f32,
+        };
+        let mut reader = Tensors {
+            file: &mut file,
+            layout: &layout,
+        };
+        let embed = reader.matrix("token_embd.weight", None, Some(embd))?;
+        config.vocab = embed.rows();
+        let mut layers = Vec::with_capacity(config.layers);
+        for l in 0..config.layers {
+            let name = |n: &str| format!("blk.{l}.{n}.weight");
+            let (e, kv, f) = (Some(embd), Some(config.kv_dim()), Some(config.ffn));
+            layers.push(Layer {
+                attn_norm: reader.vector(&name("attn_norm"), embd)?,
+                q: reader.matrix(&name("attn_q"), e, e)?,
+                k: reader.matrix(&name("attn_k"), kv, e)?,
+                v: reader.matrix(&name("attn_v"), kv, e)?,
+                o: reader.matrix(&name("attn_output"), e, e)?,
+                ffn_norm: reader.vector(&name("ffn_norm"), embd)?,
+                gate: reader.matrix(&name("ffn_gate"), f, e)?,
+                up: reader.matrix(&name("ffn_up"), f, e)?,
+                down: reader.matrix(&name("ffn_down"), e, f)?,
+            });
+        }
+        let norm = reader.vector("output_norm.weight", embd)?;
+        let output = match layout.tensors.iter().any(|t| t.name == "output.weight") {
+            true => Some(reader.matrix("output.weight", Some(config.vocab), Some(embd))?),
+            false => None,
+        };
+        Ok(Self {
+            config,
+            embed,
+            layers,
+            norm,
+            output,
+        })
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Reads tensors by name.
+struct Tensors<'a, R> {
+    file: &'a mut R,
+    layout: &'a Layout,
+}
+
+impl<R: Read + Seek> Tensors<'_, R> {
+    fn bytes(&mut self, name: &str) -> Result<(&TensorInfo, Vec<u8>), LocalError> {
+        let tensor = self
+            .layout
+            .tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| bad(format!("the GGUF file has no tensor {name}")))?;
+        let size = match tensor.ty {
+            GGML_F32 => tensor.elements() * 4,
+            crate::kernel::GGML_Q4_1 => tensor.elements() / 32 * 20,
+            crate::kernel::GGML_Q8_0 => tensor.elements() / 32 * 34,
+            ty => return Err(bad(format!("{name}: GGML type {ty} is not supported"))),
+        };
+        let mut data = vec![0; usize::try_from(size).map_err(bad)?];
+        self.file
+            .seek(SeekFrom::Start(self.layout.data_start + tensor.offset))
+            .and_then(|_| self.file.read_exact(&mut data))
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        Ok((tensor, data))
+    }
+
+    /// A matrix of `rows × cols` (GGUF lists the columns first).
+    fn matrix(&mut self, name: &str, rows: Option<usize>, cols: Option<usize>) -> Result<Matrix, LocalError> {
+        let (tensor, data) = self.bytes(name)?;
+        let dims: Vec<usize> = tensor.dims.iter().map(|&d| d as usize).collect();
+        let [c, r] = dims[..] else {
+            return Err(bad(format!("{name} has dimensions {dims:?}")));
+        };
+        if rows.is_some_and(|rows| rows != r) || cols.is_some_and(|cols| cols != c) {
+            return Err(bad(format!("{name} is {r}×{c}, not {rows:?}×{cols:?}")));
+        }
+        Matrix::from_gguf(tensor.ty, r, c, &data).map_err(|e| bad(format!("{name}: {e}")))
+    }
+
+    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, LocalError> {
+        let (tensor, data) = self.bytes(name)?;
+        if tensor.ty != GGML_F32 || tensor.elements() != len as u64 {
+            return Err(bad(format!("{name}: {:?} of type {}, not {len} f32", tensor.dims, tensor.ty)));
+        }
+        Ok(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+}
+
+/// One sequence's keys and values, layer by layer: `len` cells of
+/// `kv_dim` values each.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    len: usize,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+impl Cache {
+    /// Cells filled.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets every cell and gives the memory back.
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn grow(&mut self, config: &Config, len: usize) {
+        self.k.resize_with(config.layers, Vec::new);
+        self.v.resize_with(config.layers, Vec::new);
+        for layer in self.k.iter_mut().chain(&mut self.v) {
+            layer.resize(len * config.kv_dim(), 0.0);
+        }
+        self.len = len;
+    }
+}
+
+/// One token of a batch: its id, its position in its sequence (the next
+/// cell of that sequence's cache) and whether its logits are wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub(crate) id: u32,
+    pub(crate) seq: usize,
+    pub(crate) pos: usize,
+    pub(crate) logits: bool,
+}
+
+/// Buffers a forward pass reuses.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    x: Vec<f32>,
+    xq: Quantized,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attention: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    hq: Quantized,
+    rope: Vec<(f32, f32)>,
+    logits: Vec<f32>,
+}
+
+impl Scratch {
+    /// The logits of the last forward pass.
+    pub(crate) fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+}
+
+/// Runs `tokens` through the model, appending their keys and values to
+/// `caches[token.seq]`; returns the logits of the tokens that want them, one
+/// row of `vocab` each, in batch order.
+pub(crate) fn forward<'s>(
+    weights: &Weights,
+    tokens: &[Token],
+    caches: &mut [Cache],
+    threads: usize,
+    scratch: &'s mut Scratch,
+) -> Result<&'s [f32], LocalError> {
+    let c = weights.config;
+    // Each sequence's tokens continue its cache, in order.
+    let mut next: Vec<usize> = caches.iter().map(Cache::len).collect();
+    for token in tokens {
+        let expected = next
+            .get_mut(token.seq)
+            .ok_or_else(|| bad(format!("sequence {} has no cache", token.seq)))?;
+        if token.pos != *expected || token.id as usize >= c.vocab {
+            return Err(bad(format!(
+                "token {} at {} of sequence {} (its cache holds {})",
+                token.id, token.pos, token.seq, expected
+            )));
+        }
+        *expected += 1;
+    }
+    for (cache, &len) in caches.iter_mut().zip(&next) {
+        if len > cache.len {
+            cache.grow(&c, len);
+        }
+    }
+    let n = tokens.len();
+    let s = scratch;
+    s.x.resize(n * c.embd, 0.0);
+    for (t, token) in tokens.iter().enumerate() {
+        weights.embed.dequantize_row(token.id as usize, &mut s.x[t * c.embd..(t + 1) * c.embd]);
+    }
+    rope_table(&c, tokens, &mut s.rope);
+    s.q.resize(n * c.embd, 0.0);
+    s.k.resize(n * c.kv_dim(), 0.0);
+    s.v.resize(n * c.kv_dim(), 0.0);
+    s.attention.resize(n * c.embd, 0.0);
+    s.gate.resize(n * c.ffn, 0.0);
+    s.up.resize(n * c.ffn, 0.0);
+    with_team(threads, |team| {
+        for (l, layer) in weights.layers.iter().enumerate() {
+            norm_into(&c, &s.x, &layer.attn_norm, &mut s.xq);
+            products(
+                team,
+                &s.xq,
+                &mut [(&layer.q, &mut s.q[..], Write::Store), (&layer.k, &mut s.k[..], Write::Store), (&layer.v, &mut s.v[..], Write::Store)],
+            );
+            let half = c.head_dim / 2;
+            for (t, token) in tokens.iter().enumerate() {
+                let angles = &s.rope[t * half..(t + 1) * half];
+                for head in s.q[t * c.embd..(t + 1) * c.embd].chunks_exact_mut(c.head_dim) {
+                    rotate(head, angles);
+                }
+                let (k, v) = (&mut s.k[t * c.kv_dim()..(t + 1) * c.kv_dim()], &s.v[t * c.kv_dim()..(t + 1) * c.kv_dim()]);
+                for head in k.chunks_exact_mut(c.head_dim) {
+                    rotate(head, angles);
+                }
+                let cache = &mut caches[token.seq];
+                let cell = token.pos * c.kv_dim()..(token.pos + 1) * c.kv_dim();
+                cache.k[l][cell.clone()].copy_from_slice(k);
+                cache.v[l][cell].copy_from_slice(v);
+            }
+            attend(team, &c, l, tokens, caches, &s.q, &mut s.attention);
+            s.xq.reset(n, c.embd);
+            for t in 0..n {
+                s.xq.set(t, &s.attention[t * c.embd..(t + 1) * c.embd]);
+            }
+            products(team, &s.xq, &mut [(&layer.o, &mut s.x[..], Write::Add)]);
+            norm_into(&c, &s.x, &layer.ffn_norm, &mut s.xq);
+            products(
+                team,
+                &s.xq,
+                &mut [(&layer.gate, &mut s.gate[..], Write::Store), (&layer.up, &mut s.up[..], Write::Store)],
+            );
+            s.hq.reset(n, c.ffn);
+            for t in 0..n {
+                let row = t * c.ffn..(t + 1) * c.ffn;
+                let gate = &mut s.gate[row.clone()];
+                for (g, &u) in gate.iter_mut().zip(&s.up[row]) {
+                    *g = *g / (1.0 + exp(-*g)) * u;
+                }
+                s.hq.set(t, gate);
+            }
+            products(team, &s.hq, &mut [(&layer.down, &mut s.x[..], Write::Add)]);
+        }
+        // The final norm and the output product, for the tokens that ask.
+        let wanted: Vec<usize> = (0..n).filter(|&t| tokens[t].logits).collect();
+        s.xq.reset(wanted.len(), c.embd);
+        let mut row = vec![0.0; c.embd];
+        for (i, &t) in wanted.iter().enumerate() {
+            rms_norm(&s.x[t * c.embd..(t + 1) * c.embd], &weights.norm, c.eps, &mut row);
+            s.xq.set(i, &row);
+        }
+        s.logits.resize(wanted.len() * c.vocab, 0.0);
+        let output = weights.output.as_ref().unwrap_or(&weights.embed);
+        products(team, &s.xq, &mut [(output, &mut s.logits[..], Write::Store)]);
+    });
+    Ok(&s.logits)
+}
+
+/// `W·x` for each (matrix, output, write) on the team, the matrices' row
+/// groups split evenly between the threads.
+fn products(team: &Team<'_>, x: &Quantized, jobs: &mut [(&Matrix, &mut [f32], Write)]) {
+    let total: usize = jobs.iter().map(|(m, _, _)| m.groups()).sum();
+    let outs: Vec<(&Matrix, Out<'_>, usize, Write)> = jobs
+        .iter_mut()
+        .map(|(m, out, write)| (*m, Out::new(out), m.rows(), *write))
+        .collect();
+    team.run(&|id| {
+        let mine = team.share(id, total);
+        let mut start = 0;
+        for (m, out, stride, write) in &outs {
+            let end = start + m.groups();
+            let from = mine.start.clamp(start, end) - start;
+            let to = mine.end.clamp(start, end) - start;
+            if from < to {
+                product(m, x, from..to, out, *stride, *write);
+            }
+            start = end;
+        }
+    });
+}
+
+/// Each token's RMS norm times `weight`, quantized into `out`.
+fn norm_into(c: &Config, x: &[f32], weight: &[f32], out: &mut Quantized) {
+    let n = x.len() / c.embd;
+    out.reset(n, c.embd);
+    let mut row = vec![0.0; c.embd];
+    for t in 0..n {
+        rms_norm(&x[t * c.embd..(t + 1) * c.embd], weight, c.eps, &mut row);
+        out.set(t, &row);
+    }
+}
+
+fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let mean = dot(x, x) / x.len() as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, &x), &w) in out.iter_mut().zip(x).zip(weight) {
+        *o = x * scale * w;
+    }
+}
+
+/// The rotation angles' cosines and sines of each token's position.
+fn rope_table(c: &Config, tokens: &[Token], table: &mut Vec<(f32, f32)>) {
+    let half = c.head_dim / 2;
+    table.clear();
+    for token in tokens {
+        for i in 0..half {
+            let frequency = c.rope_base.powf(-2.0 * i as f64 / c.head_dim as f64);
+            let angle = token.pos as f64 * frequency;
+            table.push((angle.cos() as f32, angle.sin() as f32));
+        }
+    }
+}
+
+/// Rotates the adjacent pairs of one head.
+fn rotate(head: &mut [f32], angles: &[(f32, f32)]) {
+    for (pair, &(cos, sin)) in head.chunks_exact_mut(2).zip(angles) {
+        let (a, b) = (pair[0], pair[1]);
+        pair[0] = a * cos - b * sin;
+        pair[1] = a * sin + b * cos;
+    }
+}
+
+/// Causal attention of every token and head over its sequence's cache.
+fn attend(
+    team: &Team<'_>,
+    c: &Config,
+    layer: usize,
+    tokens: &[Token],
+    caches: &[Cache],
+    q: &[f32],
+    out: &mut [f32],
+) {
+    let out = Out::new(out);
+    let work = tokens.len() * c.heads;
+    let group = c.heads / c.kv_heads;
+    let scale = 1.0 / (c.head_dim as f32).sqrt();
+    let (d, kv) = (c.head_dim, c.kv_dim());
+    team.run(&|id| {
+        let mut scores = Vec::new();
+        for item in team.share(id, work) {
+            let (t, h) = (item / c.heads, item % c.heads);
+            let token = tokens[t];
+            let cache = &caches[token.seq];
+            let (keys, values) = (&cache.k[layer], &cache.v[layer]);
+            let query = &q[t * c.embd + h * d..t * c.embd + (h + 1) * d];
+            let head = (h / group) * d;
+            let cells = token.pos + 1;
+            scores.clear();
+            let mut max = f32::NEG_INFINITY;
+            for cell in 0..cells {
+                let key = &keys[cell * kv + head..cell * kv + head + d];
+                let score = dot(query, key) * scale;
+                max = max.max(score);
+                scores.push(score);
+            }
+            let mut total = 0.0;
+            for score in &mut scores {
+                *score = exp(*score - max);
+                total += *score;
+            }
+            let o = out.slice(t * c.embd + h * d..t * c.embd + (h + 1) * d);
+            o.fill(0.0);
+            for (cell, &p) in scores.iter().enumerate() {
+                let value = &values[cell * kv + head..cell * kv + head + d];
+                for (o, &v) in o.iter_mut().zip(value) {
+                    *o += p * v;
+                }
+            }
+            let inverse = 1.0 / total;
+            for o in o.iter_mut() {
+                *o *= inverse;
+            }
+        }
+    });
+}
+
+/// `Σ a·b` in 16 lanes, added in a fixed order (vectorized, and the same
+/// bits on every CPU: Rust never fuses or reorders these operations).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let chunks = a.chunks_exact(16).zip(b.chunks_exact(16));
+    for (a, b) in chunks {
+        for j in 0..16 {
+            lanes[j] += a[j] * b[j];
+        }
+    }
+    let mut tail = 0.0;
+    for (a, b) in a.chunks_exact(16).remainder().iter().zip(b.chunks_exact(16).remainder()) {
+        tail += a * b;
+    }
+    for width in [8, 4, 2, 1] {
+        for j in 0..width {
+            lanes[j] += lanes[j + width];
+        }
+    }
+    lanes[0] + tail
+}
+
+/// `e^x` in single precision without a libm call (so loops over it
+/// vectorize): Cephes' `expf` (range reduction by `ln 2`, degree-6
+/// polynomial), relative error ~2e-7.
+fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        p = p * r + c;
+    }
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// The perplexity of `ids`: `exp` of the mean negative log-likelihood of
+/// each token given the ones before it, in independent windows of `window`
+/// tokens (scoring every position after the first of each window).
+pub(crate) fn perplexity(weights: &Weights, ids: &[u32], window: usize, threads: usize) -> Result<f64, LocalError> {
+    let mut scratch = Scratch::default();
+    let (mut nll, mut scored) = (0.0f64, 0usize);
+    for chunk in ids.chunks(window.max(2)).filter(|c| c.len() > 1) {
+        let mut caches = [Cache::default()];
+        let tokens: Vec<Token> = chunk
+            .iter()
+            .enumerate()
+            .map(|(pos, &id)| Token {
+                id,
+                seq: 0,
+                pos,
+                logits: true,
+            })
+            .collect();
+        let logits = forward(weights, &tokens, &mut caches, threads, &mut scratch)?;
+        let vocab = weights.config.vocab;
+        for (i, &next) in chunk.iter().enumerate().skip(1) {
+            let row = &logits[(i - 1) * vocab..i * vocab];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let log_sum = row.iter().map(|&l| f64::from(l - max).exp()).sum::<f64>().ln();
+            nll += log_sum - f64::from(row[next as usize] - max);
+            scored += 1;
+        }
+    }
+    if scored == 0 {
+        return Err(bad("perplexity needs at least two tokens"));
+    }
+    Ok((nll / scored as f64).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_close_to_the_standard_library() {
+        for i in -2000..=2000 {
+            let x = i as f32 / 25.0;
+            let (got, want) = (exp(x), x.exp());
+            assert!((got - want).abs() <= 4e-7 * want, "{x}: {got} vs {want}");
+        }
+        assert_eq!(exp(-1000.0), exp(-87.0));
+    }
+
+    #[test]
+    fn dot_adds_every_product() {
+        let a: Vec<f32> = (0..70).map(|i| i as f32).collect();
+        let b = vec![2.0; 70];
+        assert_eq!(dot(&a, &b), (0..70).sum::<i32>() as f32 * 2.0);
+    }
+}

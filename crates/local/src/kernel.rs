@@ -1,0 +1,688 @@
+//! sluice's own quantized matrix product: 4-bit (Q4_1) and 8-bit (Q8_0)
+//! weights against 8-bit activations, for one token or a batch of them.
+//!
+//! Why by hand (issue 27, BENCHMARKS.md "Local model"): decoding SmolLM2 is
+//! the product of ~135 M quantized weights with each token's activations.
+//! llama.cpp's x86 kernel for Q4_1 takes one weight row against one token at
+//! a time (`ggml_vec_dot_q4_1_q8_1`): measured here it reaches ~18 G
+//! multiply-adds per second on one core, and eight tokens cost eight times
+//! one, so a batch of eight generated 1.07-1.27x one alone. No crate has a
+//! batched Q4_1 kernel (candle's was 20-30x slower still). This one lays
+//! the weights out at load so that one AVX-512 VNNI instruction multiplies
+//! four weights of each of 16 rows by four activations of one token
+//! (`vpdpbusd`: unsigned 4-bit weights × signed 8-bit activations, summed
+//! into 32-bit lanes), and unpacks a block of weights once for up to eight
+//! tokens: the weights are read from memory once per batch, not per token.
+//!
+//! Layout: rows in groups of [`GROUP`]; for each group and each block of 32
+//! columns, a record of 64-byte lines: the 16 rows' scales (`f16`), their
+//! minimums for Q4_1, then the quantized weights, row `i`'s four weights
+//! `k..k+4` at bytes `4i..4i+4` of a line. Q4_1 keeps the file's 4 bits
+//! (the low nibbles of line `1 + j` hold columns `4j..4j+4`, the high
+//! nibbles columns `16+4j..16+4j+4`), so the weights take the file's size.
+//!
+//! Every output is `Σ_blocks (d_w·d_a)·Σ(w·a) + m_w·s_a` (Q4_1) or
+//! `(d_w·d_a)·Σ(w·a)` (Q8_0), accumulated in block order with fused
+//! multiply-adds: the SIMD and the portable path give the same bits (tested),
+//! so greedy text does not depend on the CPU's instruction set, on the batch
+//! a token is in, or on how many threads share the rows.
+//!
+//! `unsafe` (the workspace forbids it; this module and `parallel` allow it):
+//! SIMD loads take raw pointers, and a `#[target_feature]` function is
+//! called after `is_x86_feature_detected!` says the CPU has the features.
+
+#![allow(unsafe_code)]
+
+use half::f16;
+
+use crate::parallel::Out;
+
+/// Rows interleaved in one record: one 512-bit register holds four weights
+/// of each.
+pub(crate) const GROUP: usize = 16;
+/// Columns per quantization block (GGML's Q4_1, Q8_0 and Q8_1).
+pub(crate) const BLOCK: usize = 32;
+/// Tokens multiplied against one unpacked block of weights.
+const TILE: usize = 8;
+
+/// GGML type ids.
+pub(crate) const GGML_F32: u32 = 0;
+pub(crate) const GGML_Q4_1: u32 = 3;
+pub(crate) const GGML_Q8_0: u32 = 8;
+
+/// A 64-byte-aligned line, so every record's loads are aligned.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Line([u8; 64]);
+
+/// The weights' quantization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// 32 weights: `f16` scale `d`, `f16` minimum `m`, 4-bit `q`: `d·q + m`.
+    Q4_1,
+    /// 32 weights: `f16` scale `d`, signed 8-bit `q`: `d·q`. Kept as
+    /// `q + 128` (unsigned for `vpdpbusd`), corrected by `128·Σa` per block.
+    Q8_0,
+}
+
+impl Format {
+    fn from_ggml(ty: u32) -> Option<Self> {
+        match ty {
+            GGML_Q4_1 => Some(Self::Q4_1),
+            GGML_Q8_0 => Some(Self::Q8_0),
+            _ => None,
+        }
+    }
+
+    /// Bytes of one block of 32 in a GGUF file.
+    fn file_bytes(self) -> usize {
+        match self {
+            Self::Q4_1 => 20,
+            Self::Q8_0 => 34,
+        }
+    }
+
+    /// Lines of one record: the scales, then the weights.
+    fn lines(self) -> usize {
+        match self {
+            Self::Q4_1 => 1 + 4,
+            Self::Q8_0 => 1 + 8,
+        }
+    }
+}
+
+/// A quantized `rows × cols` matrix in the interleaved layout.
+pub(crate) struct Matrix {
+    format: Format,
+    rows: usize,
+    cols: usize,
+    data: Vec<Line>,
+}
+
+impl std::fmt::Debug for Matrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Matrix")
+            .field("format", &self.format)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Matrix {
+    /// Repacks a GGUF tensor of GGML type `ty` (`rows` rows of `cols`, row
+    /// after row of blocks, as GGUF stores them).
+    pub(crate) fn from_gguf(ty: u32, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self, String> {
+        let format = Format::from_ggml(ty)
+            .ok_or_else(|| format!("GGML type {ty} (only Q4_1 and Q8_0 matrices run)"))?;
+        if rows % GROUP != 0 || cols % BLOCK != 0 || rows == 0 || cols == 0 {
+            return Err(format!(
+                "a {rows}×{cols} matrix (rows must be a multiple of {GROUP}, columns of {BLOCK})"
+            ));
+        }
+        let blocks = cols / BLOCK;
+        let size = format.file_bytes();
+        if bytes.len() != rows * blocks * size {
+            return Err(format!("{} bytes for a {rows}×{cols} {format:?} matrix", bytes.len()));
+        }
+        let lines = format.lines();
+        let mut data = vec![Line([0; 64]); rows / GROUP * blocks * lines];
+        for (g, group) in data.chunks_exact_mut(blocks * lines).enumerate() {
+            for (b, record) in group.chunks_exact_mut(lines).enumerate() {
+                for i in 0..GROUP {
+                    let at = ((g * GROUP + i) * blocks + b) * size;
+                    let block = &bytes[at..at + size];
+                    // Scales at bytes 2i of line 0, minimums at 32 + 2i.
+                    record[0].0[2 * i..2 * i + 2].copy_from_slice(&block[0..2]);
+                    match format {
+                        Format::Q4_1 => {
+                            record[0].0[32 + 2 * i..32 + 2 * i + 2].copy_from_slice(&block[2..4]);
+                            let qs = &block[4..20];
+                            for k in 0..BLOCK {
+                                let q = if k < 16 { qs[k] & 0x0F } else { qs[k - 16] >> 4 };
+                                let (line, shift) = ((k % 16) / 4, if k < 16 { 0 } else { 4 });
+                                record[1 + line].0[4 * i + k % 4] |= q << shift;
+                            }
+                        }
+                        Format::Q8_0 => {
+                            for k in 0..BLOCK {
+                                record[1 + k / 4].0[4 * i + k % 4] = block[2 + k] ^ 0x80;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            format,
+            rows,
+            cols,
+            data,
+        })
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Groups of [`GROUP`] rows: the unit in which threads share the rows.
+    pub(crate) fn groups(&self) -> usize {
+        self.rows / GROUP
+    }
+
+    fn blocks(&self) -> usize {
+        self.cols / BLOCK
+    }
+
+    fn record(&self, group: usize, block: usize) -> &[Line] {
+        let lines = self.format.lines();
+        let at = (group * self.blocks() + block) * lines;
+        &self.data[at..at + lines]
+    }
+
+    /// Row `row` dequantized into `out` (an embedding lookup).
+    pub(crate) fn dequantize_row(&self, row: usize, out: &mut [f32]) {
+        let (g, i) = (row / GROUP, row % GROUP);
+        for (b, out) in out[..self.cols].chunks_exact_mut(BLOCK).enumerate() {
+            let record = self.record(g, b);
+            let d = scale(record, i);
+            for (k, out) in out.iter_mut().enumerate() {
+                let u = weight(self.format, record, i, k);
+                *out = match self.format {
+                    Format::Q4_1 => d * f32::from(u) + minimum(record, i),
+                    Format::Q8_0 => d * f32::from(i16::from(u) - 128),
+                };
+            }
+        }
+    }
+}
+
+fn scale(record: &[Line], row: usize) -> f32 {
+    f16::from_le_bytes([record[0].0[2 * row], record[0].0[2 * row + 1]]).to_f32()
+}
+
+fn minimum(record: &[Line], row: usize) -> f32 {
+    f16::from_le_bytes([record[0].0[32 + 2 * row], record[0].0[32 + 2 * row + 1]]).to_f32()
+}
+
+/// The unsigned weight at column `k` of row `row` of a record.
+fn weight(format: Format, record: &[Line], row: usize, k: usize) -> u8 {
+    match format {
+        Format::Q4_1 => {
+            let byte = record[1 + (k % 16) / 4].0[4 * row + k % 4];
+            if k < 16 { byte & 0x0F } else { byte >> 4 }
+        }
+        Format::Q8_0 => record[1 + k / 4].0[4 * row + k % 4],
+    }
+}
+
+/// Tokens' activations quantized to 8 bits per block of 32 (GGML's Q8_1:
+/// scale `d = max|x| / 127`, `q = round(x / d)`, and `s = d·Σq`).
+#[derive(Debug, Default)]
+pub(crate) struct Quantized {
+    cols: usize,
+    q: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+    sum: Vec<i32>,
+}
+
+impl Quantized {
+    /// Room for `tokens` rows of `cols` (a multiple of [`BLOCK`]).
+    pub(crate) fn reset(&mut self, tokens: usize, cols: usize) {
+        debug_assert_eq!(cols % BLOCK, 0);
+        self.cols = cols;
+        self.q.resize(tokens * cols, 0);
+        let blocks = tokens * cols / BLOCK;
+        self.d.resize(blocks, 0.0);
+        self.s.resize(blocks, 0.0);
+        self.sum.resize(blocks, 0);
+    }
+
+    pub(crate) fn tokens(&self) -> usize {
+        self.q.len().checked_div(self.cols).unwrap_or(0)
+    }
+
+    /// Quantizes `x` (one token's `cols` values) into row `token`.
+    pub(crate) fn set(&mut self, token: usize, x: &[f32]) {
+        let blocks = self.cols / BLOCK;
+        let q = &mut self.q[token * self.cols..(token + 1) * self.cols];
+        let at = token * blocks;
+        for (b, (x, q)) in x.chunks_exact(BLOCK).zip(q.chunks_exact_mut(BLOCK)).enumerate() {
+            let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut total = 0i32;
+            for (q, &x) in q.iter_mut().zip(x) {
+                // Round half to even without a libm call: adding and taking
+                // away 1.5·2^23 leaves the nearest integer (|x·inverse| ≤ 127).
+                let v = (x * inverse + 12_582_912.0) - 12_582_912.0;
+                *q = v as i8;
+                total += i32::from(*q);
+            }
+            self.d[at + b] = d;
+            self.sum[at + b] = total;
+            self.s[at + b] = d * total as f32;
+        }
+    }
+}
+
+/// How a product meets its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// `out = W·x`.
+    Store,
+    /// `out += W·x` (a residual connection).
+    Add,
+}
+
+/// Rows `groups` (in groups of [`GROUP`]) of `W·x` for every token of `x`:
+/// token `t`'s row `r` goes to `out[t * stride + r]`.
+///
+/// Threads may share one `out` when their `groups` do not overlap.
+pub(crate) fn product(
+    w: &Matrix,
+    x: &Quantized,
+    groups: std::ops::Range<usize>,
+    out: &Out,
+    stride: usize,
+    write: Write,
+) {
+    assert_eq!(w.cols, x.cols, "the activations' width is the matrix's");
+    assert!(groups.end <= w.groups());
+    let tokens = x.tokens();
+    assert!(tokens == 0 || (tokens - 1) * stride + w.rows <= out.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512_vnni() {
+        for g in groups {
+            let mut t = 0;
+            while t < tokens {
+                let n = TILE.min(tokens - t);
+                // SAFETY: the CPU has the features (checked above); `record`
+                // and the activations' bounds are checked by `group_avx512`'s
+                // slicing, and `out` holds every token's rows (asserted).
+                unsafe { avx512::group(w, x, g, t, n, out, stride, write) };
+                t += n;
+            }
+        }
+        return;
+    }
+    for g in groups {
+        for t in 0..tokens {
+            group_portable(w, x, g, t, out, stride, write);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512_vnni() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::env::var_os("SLUICE_PORTABLE_KERNEL").is_none()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+    })
+}
+
+/// One group's 16 rows for token `t`, one weight at a time, in the same
+/// order of rounding as the SIMD path.
+fn group_portable(
+    w: &Matrix,
+    x: &Quantized,
+    g: usize,
+    t: usize,
+    out: &Out,
+    stride: usize,
+    write: Write,
+) {
+    let blocks = w.blocks();
+    let a = &x.q[t * x.cols..(t + 1) * x.cols];
+    for i in 0..GROUP {
+        let mut acc = 0.0f32;
+        for b in 0..blocks {
+            let record = w.record(g, b);
+            let ab = &a[b * BLOCK..(b + 1) * BLOCK];
+            let mut sum: i32 = (0..BLOCK)
+                .map(|k| i32::from(weight(w.format, record, i, k)) * i32::from(ab[k]))
+                .sum();
+            let da = x.d[t * blocks + b];
+            match w.format {
+                Format::Q4_1 => {
+                    acc = (sum as f32).mul_add(scale(record, i) * da, acc);
+                    acc = minimum(record, i).mul_add(x.s[t * blocks + b], acc);
+                }
+                Format::Q8_0 => {
+                    sum -= 128 * x.sum[t * blocks + b];
+                    acc = (sum as f32).mul_add(scale(record, i) * da, acc);
+                }
+            }
+        }
+        let at = t * stride + g * GROUP + i;
+        match write {
+            Write::Store => out.set(at, acc),
+            Write::Add => out.set(at, out.get(at) + acc),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, Format, GROUP, Matrix, Quantized, Write};
+    use crate::parallel::Out;
+
+    /// Group `g` for tokens `t..t + n` (`n` ≤ 8).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VNNI; `out` holds `(t + n - 1) * stride
+    /// + w.rows` values.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn group(
+        w: &Matrix,
+        x: &Quantized,
+        g: usize,
+        t: usize,
+        n: usize,
+        out: &Out,
+        stride: usize,
+        write: Write,
+    ) {
+        macro_rules! dispatch {
+            ($($n:literal)*) => {
+                match (w.format, n) {
+                    $((Format::Q4_1, $n) => unsafe { q4_1::<$n>(w, x, g, t, out, stride, write) },)*
+                    $((Format::Q8_0, $n) => unsafe { q8_0::<$n>(w, x, g, t, out, stride, write) },)*
+                    _ => unreachable!("at most eight tokens at once"),
+                }
+            };
+        }
+        dispatch!(1 2 3 4 5 6 7 8);
+    }
+
+    /// The four bytes of token `t`'s activations `k..k+4` of block `b`,
+    /// broadcast to every lane.
+    #[inline(always)]
+    fn activations(x: &Quantized, t: usize, b: usize) -> [i32; 8] {
+        let at = t * x.cols + b * BLOCK;
+        let q = &x.q[at..at + BLOCK];
+        std::array::from_fn(|s| {
+            i32::from_le_bytes([q[4 * s] as u8, q[4 * s + 1] as u8, q[4 * s + 2] as u8, q[4 * s + 3] as u8])
+        })
+    }
+
+    /// Σ over the 8 steps of `w[s] · a[s]`, in two chains (the instruction's
+    /// latency is longer than its throughput).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn dot(w: &[__m512i; 8], a: &[i32; 8]) -> __m512i {
+        let zero = _mm512_setzero_si512();
+        let mut even = _mm512_dpbusd_epi32(zero, w[0], _mm512_set1_epi32(a[0]));
+        let mut odd = _mm512_dpbusd_epi32(zero, w[1], _mm512_set1_epi32(a[1]));
+        for s in (2..8).step_by(2) {
+            even = _mm512_dpbusd_epi32(even, w[s], _mm512_set1_epi32(a[s]));
+            odd = _mm512_dpbusd_epi32(odd, w[s + 1], _mm512_set1_epi32(a[s + 1]));
+        }
+        _mm512_add_epi32(even, odd)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn store<const N: usize>(
+        acc: &[__m512; N],
+        g: usize,
+        t: usize,
+        out: &Out,
+        stride: usize,
+        write: Write,
+    ) {
+        for (n, acc) in acc.iter().enumerate() {
+            let at = (t + n) * stride + g * GROUP;
+            let p = out.ptr(at, GROUP);
+            // SAFETY: `out.ptr` checked that 16 values from `at` are in it.
+            unsafe {
+                let v = match write {
+                    Write::Store => *acc,
+                    Write::Add => _mm512_add_ps(_mm512_loadu_ps(p), *acc),
+                };
+                _mm512_storeu_ps(p, v);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q4_1<const N: usize>(
+        w: &Matrix,
+        x: &Quantized,
+        g: usize,
+        t: usize,
+        out: &Out,
+        stride: usize,
+        write: Write,
+    ) {
+        let blocks = w.blocks();
+        let low = _mm512_set1_epi8(0x0F);
+        let mut acc = [_mm512_setzero_ps(); N];
+        for b in 0..blocks {
+            let record = w.record(g, b);
+            // SAFETY: a Q4_1 record is 5 aligned lines.
+            let (d, m, packed) = unsafe {
+                let head = record[0].0.as_ptr();
+                (
+                    _mm512_cvtph_ps(_mm256_load_si256(head.cast())),
+                    _mm512_cvtph_ps(_mm256_load_si256(head.add(32).cast())),
+                    [1, 2, 3, 4].map(|l| _mm512_load_si512(record[l].0.as_ptr().cast())),
+                )
+            };
+            let weights: [__m512i; 8] = std::array::from_fn(|s| {
+                if s < 4 {
+                    _mm512_and_si512(packed[s], low)
+                } else {
+                    _mm512_and_si512(_mm512_srli_epi16(packed[s - 4], 4), low)
+                }
+            });
+            for (n, acc) in acc.iter_mut().enumerate() {
+                let sum = dot(&weights, &activations(x, t + n, b));
+                let at = (t + n) * blocks + b;
+                let scale = _mm512_mul_ps(d, _mm512_set1_ps(x.d[at]));
+                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, *acc);
+                *acc = _mm512_fmadd_ps(m, _mm512_set1_ps(x.s[at]), *acc);
+            }
+        }
+        // SAFETY: the caller's bounds.
+        unsafe { store(&acc, g, t, out, stride, write) };
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn q8_0<const N: usize>(
+        w: &Matrix,
+        x: &Quantized,
+        g: usize,
+        t: usize,
+        out: &Out,
+        stride: usize,
+        write: Write,
+    ) {
+        let blocks = w.blocks();
+        let mut acc = [_mm512_setzero_ps(); N];
+        for b in 0..blocks {
+            let record = w.record(g, b);
+            // SAFETY: a Q8_0 record is 9 aligned lines.
+            let (d, weights) = unsafe {
+                (
+                    _mm512_cvtph_ps(_mm256_load_si256(record[0].0.as_ptr().cast())),
+                    std::array::from_fn::<_, 8, _>(|s| {
+                        _mm512_load_si512(record[1 + s].0.as_ptr().cast())
+                    }),
+                )
+            };
+            for (n, acc) in acc.iter_mut().enumerate() {
+                let at = (t + n) * blocks + b;
+                let sum = _mm512_sub_epi32(
+                    dot(&weights, &activations(x, t + n, b)),
+                    _mm512_set1_epi32(128 * x.sum[at]),
+                );
+                let scale = _mm512_mul_ps(d, _mm512_set1_ps(x.d[at]));
+                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, *acc);
+            }
+        }
+        // SAFETY: the caller's bounds.
+        unsafe { store(&acc, g, t, out, stride, write) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic stream of bytes.
+    fn bytes(n: usize, mut seed: u64) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (seed >> 33) as u8
+            })
+            .collect()
+    }
+
+    /// A GGUF tensor of random blocks with small, finite `f16` scales.
+    fn tensor(format: Format, rows: usize, cols: usize) -> Vec<u8> {
+        let size = format.file_bytes();
+        let mut data = bytes(rows * cols / BLOCK * size, 7);
+        for block in data.chunks_exact_mut(size) {
+            let d = f16::from_f32(0.01 + f32::from(block[0]) / 4096.0);
+            block[0..2].copy_from_slice(&d.to_le_bytes());
+            if format == Format::Q4_1 {
+                let m = f16::from_f32(-0.05 + f32::from(block[2]) / 8192.0);
+                block[2..4].copy_from_slice(&m.to_le_bytes());
+            }
+        }
+        data
+    }
+
+    fn dequantized(format: Format, rows: usize, cols: usize, data: &[u8]) -> Vec<f32> {
+        let m = Matrix::from_gguf(
+            match format {
+                Format::Q4_1 => GGML_Q4_1,
+                Format::Q8_0 => GGML_Q8_0,
+            },
+            rows,
+            cols,
+            data,
+        )
+        .unwrap();
+        let mut out = vec![0.0; rows * cols];
+        for (r, row) in out.chunks_exact_mut(cols).enumerate() {
+            m.dequantize_row(r, row);
+        }
+        out
+    }
+
+    #[test]
+    fn repacking_keeps_every_weight() {
+        let (rows, cols) = (32, 64);
+        let data = tensor(Format::Q4_1, rows, cols);
+        let w = dequantized(Format::Q4_1, rows, cols, &data);
+        // Row 17, block 1, as the file has it.
+        let block = &data[(17 * 2 + 1) * 20..(17 * 2 + 2) * 20];
+        let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+        let m = f16::from_le_bytes([block[2], block[3]]).to_f32();
+        for k in 0..32 {
+            let q = if k < 16 { block[4 + k] & 15 } else { block[4 + k - 16] >> 4 };
+            assert_eq!(w[17 * cols + 32 + k], d * f32::from(q) + m);
+        }
+        let data = tensor(Format::Q8_0, rows, cols);
+        let w = dequantized(Format::Q8_0, rows, cols, &data);
+        let block = &data[(5 * 2) * 34..(5 * 2 + 1) * 34];
+        let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+        for k in 0..32 {
+            assert_eq!(w[5 * cols + k], d * f32::from(block[2 + k] as i8));
+        }
+    }
+
+    fn activations(tokens: usize, cols: usize) -> (Vec<f32>, Quantized) {
+        let x: Vec<f32> = bytes(tokens * cols, 3)
+            .iter()
+            .map(|&b| (f32::from(b) - 127.5) / 40.0)
+            .collect();
+        let mut q = Quantized::default();
+        q.reset(tokens, cols);
+        for (t, row) in x.chunks_exact(cols).enumerate() {
+            q.set(t, row);
+        }
+        (x, q)
+    }
+
+    fn run(m: &Matrix, q: &Quantized, portable: bool) -> Vec<f32> {
+        let mut out = vec![0.0; q.tokens() * m.rows];
+        let shared = Out::new(&mut out);
+        if portable {
+            for g in 0..m.groups() {
+                for t in 0..q.tokens() {
+                    group_portable(m, q, g, t, &shared, m.rows, Write::Store);
+                }
+            }
+        } else {
+            product(m, q, 0..m.groups(), &shared, m.rows, Write::Store);
+        }
+        out
+    }
+
+    #[test]
+    fn products_match_the_dequantized_weights_and_both_paths_agree_bit_for_bit() {
+        let (rows, cols, tokens) = (48, 96, 11);
+        for format in [Format::Q4_1, Format::Q8_0] {
+            let data = tensor(format, rows, cols);
+            let ty = if format == Format::Q4_1 { GGML_Q4_1 } else { GGML_Q8_0 };
+            let m = Matrix::from_gguf(ty, rows, cols, &data).unwrap();
+            let w = dequantized(format, rows, cols, &data);
+            let (x, q) = activations(tokens, cols);
+            let fast = run(&m, &q, false);
+            assert_eq!(fast, run(&m, &q, true), "{format:?}: SIMD and portable differ");
+            for t in 0..tokens {
+                for r in 0..rows {
+                    let exact: f32 = (0..cols).map(|k| w[r * cols + k] * x[t * cols + k]).sum();
+                    let got = fast[t * rows + r];
+                    // Rounding an activation moves it by at most half its
+                    // block's step.
+                    let tolerance: f32 = (0..cols)
+                        .map(|k| w[r * cols + k].abs() * q.d[t * cols / BLOCK + k / BLOCK] / 2.0)
+                        .sum::<f32>()
+                        + 1e-4;
+                    assert!((got - exact).abs() < tolerance, "{format:?} t{t} r{r}: {got} vs {exact}");
+                }
+            }
+            // One token alone gives the same bits as in the batch.
+            for t in [0, 5, 10] {
+                let mut one = Quantized::default();
+                one.reset(1, cols);
+                one.set(0, &x[t * cols..(t + 1) * cols]);
+                assert_eq!(run(&m, &one, false), fast[t * rows..(t + 1) * rows]);
+            }
+        }
+    }
+
+    #[test]
+    fn adding_accumulates_into_the_output() {
+        let (rows, cols) = (16, 32);
+        let m = Matrix::from_gguf(GGML_Q4_1, rows, cols, &tensor(Format::Q4_1, rows, cols)).unwrap();
+        let (_, q) = activations(1, cols);
+        let stored = run(&m, &q, false);
+        let mut out = vec![1.5; rows];
+        product(&m, &q, 0..1, &Out::new(&mut out), rows, Write::Add);
+        for (a, s) in out.iter().zip(&stored) {
+            assert_eq!(*a, 1.5 + s);
+        }
+    }
+
+    #[test]
+    fn shapes_that_do_not_fit_the_layout_are_refused() {
+        assert!(Matrix::from_gguf(GGML_Q4_1, 15, 32, &vec![0; 15 * 20]).is_err());
+        assert!(Matrix::from_gguf(GGML_Q4_1, 16, 33, &[]).is_err());
+        assert!(Matrix::from_gguf(GGML_F32, 16, 32, &vec![0; 16 * 32 * 4]).is_err());
+        assert!(Matrix::from_gguf(GGML_Q8_0, 16, 32, &vec![0; 10]).is_err());
+    }
+}
