@@ -18,6 +18,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::LocalError;
+use crate::attention::{Heads, head, rms_norm, swiglu};
 use crate::gguf::{Layout, TensorInfo};
 use crate::kernel::{GGML_F32, Matrix, Quantized, Write, product};
 use crate::parallel::{Out, Team, with_team};
@@ -345,9 +346,7 @@ pub(crate) fn forward<'s>(
             for t in 0..n {
                 let row = t * c.ffn..(t + 1) * c.ffn;
                 let gate = &mut s.gate[row.clone()];
-                for (g, &u) in gate.iter_mut().zip(&s.up[row]) {
-                    *g = *g / (1.0 + exp(-*g)) * u;
-                }
+                swiglu(gate, &s.up[row]);
                 s.hq.set(t, gate);
             }
             products(team, &s.hq, &mut [(&layer.down, &mut s.x[..], Write::Add)]);
@@ -401,14 +400,6 @@ fn norm_into(c: &Config, x: &[f32], weight: &[f32], out: &mut Quantized) {
     }
 }
 
-fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let mean = dot(x, x) / x.len() as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
-    for ((o, &x), &w) in out.iter_mut().zip(x).zip(weight) {
-        *o = x * scale * w;
-    }
-}
-
 /// The rotation angles' cosines and sines of each token's position.
 fn rope_table(c: &Config, tokens: &[Token], table: &mut Vec<(f32, f32)>) {
     let half = c.head_dim / 2;
@@ -444,7 +435,6 @@ fn attend(
     let out = Out::new(out);
     let work = tokens.len() * c.heads;
     let group = c.heads / c.kv_heads;
-    let scale = 1.0 / (c.head_dim as f32).sqrt();
     let (d, kv) = (c.head_dim, c.kv_dim());
     team.run(&|id| {
         let mut scores = Vec::new();
@@ -452,75 +442,16 @@ fn attend(
             let (t, h) = (item / c.heads, item % c.heads);
             let token = tokens[t];
             let cache = &caches[token.seq];
-            let (keys, values) = (&cache.k[layer], &cache.v[layer]);
-            let query = &q[t * c.embd + h * d..t * c.embd + (h + 1) * d];
-            let head = (h / group) * d;
-            let cells = token.pos + 1;
-            scores.clear();
-            let mut max = f32::NEG_INFINITY;
-            for cell in 0..cells {
-                let key = &keys[cell * kv + head..cell * kv + head + d];
-                let score = dot(query, key) * scale;
-                max = max.max(score);
-                scores.push(score);
-            }
-            let mut total = 0.0;
-            for score in &mut scores {
-                *score = exp(*score - max);
-                total += *score;
-            }
-            let o = out.slice(t * c.embd + h * d..t * c.embd + (h + 1) * d);
-            o.fill(0.0);
-            for (cell, &p) in scores.iter().enumerate() {
-                let value = &values[cell * kv + head..cell * kv + head + d];
-                for (o, &v) in o.iter_mut().zip(value) {
-                    *o += p * v;
-                }
-            }
-            let inverse = 1.0 / total;
-            for o in o.iter_mut() {
-                *o *= inverse;
-            }
+            let heads = Heads {
+                keys: &cache.k[layer],
+                values: &cache.v[layer],
+                stride: kv,
+                offset: (h / group) * d,
+            };
+            let at = t * c.embd + h * d..t * c.embd + (h + 1) * d;
+            head(&q[at.clone()], heads, token.pos + 1, &mut scores, out.slice(at));
         }
     });
-}
-
-/// `Σ a·b` in 16 lanes, added in a fixed order (vectorized, and the same
-/// bits on every CPU: Rust never fuses or reorders these operations).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let chunks = a.chunks_exact(16).zip(b.chunks_exact(16));
-    for (a, b) in chunks {
-        for j in 0..16 {
-            lanes[j] += a[j] * b[j];
-        }
-    }
-    let mut tail = 0.0;
-    for (a, b) in a.chunks_exact(16).remainder().iter().zip(b.chunks_exact(16).remainder()) {
-        tail += a * b;
-    }
-    for width in [8, 4, 2, 1] {
-        for j in 0..width {
-            lanes[j] += lanes[j + width];
-        }
-    }
-    lanes[0] + tail
-}
-
-/// `e^x` in single precision without a libm call (so loops over it
-/// vectorize): Cephes' `expf` (range reduction by `ln 2`, degree-6
-/// polynomial), relative error ~2e-7.
-fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
-        p = p * r + c;
-    }
-    let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
 /// The perplexity of `ids`: `exp` of the mean negative log-likelihood of
@@ -555,26 +486,4 @@ pub(crate) fn perplexity(weights: &Weights, ids: &[u32], window: usize, threads:
         return Err(bad("perplexity needs at least two tokens"));
     }
     Ok((nll / scored as f64).exp())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exp_is_close_to_the_standard_library() {
-        for i in -2000..=2000 {
-            let x = i as f32 / 25.0;
-            let (got, want) = (exp(x), x.exp());
-            assert!((got - want).abs() <= 4e-7 * want, "{x}: {got} vs {want}");
-        }
-        assert_eq!(exp(-1000.0), exp(-87.0));
-    }
-
-    #[test]
-    fn dot_adds_every_product() {
-        let a: Vec<f32> = (0..70).map(|i| i as f32).collect();
-        let b = vec![2.0; 70];
-        assert_eq!(dot(&a, &b), (0..70).sum::<i32>() as f32 * 2.0);
-    }
 }

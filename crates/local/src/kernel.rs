@@ -314,6 +314,17 @@ pub(crate) fn product(
     }
 }
 
+/// Whether the CPU has AVX-512F (and the kernel may use it:
+/// `SLUICE_PORTABLE_KERNEL` set turns every SIMD path off, to compare).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::env::var_os("SLUICE_PORTABLE_KERNEL").is_none() && is_x86_feature_detected!("avx512f")
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 fn has_avx512_vnni() -> bool {
     use std::sync::OnceLock;

@@ -44,6 +44,8 @@
 //! # Ok::<(), sluice_local::LocalError>(())
 //! ```
 
+#[cfg(feature = "engine")]
+mod attention;
 pub mod chat;
 #[cfg(feature = "engine")]
 mod convert;
