@@ -45,28 +45,39 @@ pub(crate) struct Heads<'a> {
     pub(crate) values: &'a [f32],
     pub(crate) stride: usize,
     pub(crate) offset: usize,
+    pub(crate) len: usize,
 }
 
-/// One head's attention: `out = Σ_cells softmax(q·k / √d) v` over the first
-/// `cells` cells.
-pub(crate) fn head(query: &[f32], cache: Heads<'_>, cells: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
+/// The attention of a group of heads that share their keys and values
+/// (`queries` and `out` hold `n` heads of `d` one after the other):
+/// `out = Σ_cells softmax(q·k / √d) v` over the first `cells` cells.
+pub(crate) fn group(queries: &[f32], cache: Heads<'_>, cells: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if query.len() == 64 && crate::kernel::has_avx512() {
-        // SAFETY: the CPU has AVX-512F (checked); `head_64` checks its
-        // slices' bounds.
-        return unsafe { avx512::head_64(query, cache, cells, scores, out) };
+    if crate::kernel::has_avx512() {
+        // SAFETY (each arm): the CPU has AVX-512F (checked); `group_64`
+        // checks its slices' bounds.
+        match queries.len() {
+            64 => return unsafe { avx512::group_64::<1>(queries, cache, cells, scores, out) },
+            128 => return unsafe { avx512::group_64::<2>(queries, cache, cells, scores, out) },
+            192 => return unsafe { avx512::group_64::<3>(queries, cache, cells, scores, out) },
+            256 => return unsafe { avx512::group_64::<4>(queries, cache, cells, scores, out) },
+            _ => {}
+        }
     }
-    match query.len() {
-        64 => head_sized::<64>(query, cache, cells, scores, out),
-        128 => head_sized::<128>(query, cache, cells, scores, out),
-        _ => head_any(query, cache, cells, scores, out),
+    for (query, out) in queries.chunks_exact(cache.len).zip(out.chunks_exact_mut(cache.len)) {
+        match cache.len {
+            64 => head_sized::<64>(query, cache, cells, scores, out),
+            128 => head_sized::<128>(query, cache, cells, scores, out),
+            _ => head_any(query, cache, cells, scores, out),
+        }
     }
 }
 
-/// The head of 64 (SmolLM2's) with AVX-512: the same operations in the same
-/// order as `head_sized::<64>` (a test compares the bits), with the
-/// per-cell sums written out, which the compiler did not vectorize well
-/// (a quarter of a batched step).
+/// Groups of up to four heads of 64 (SmolLM2's: three) with AVX-512: each
+/// head's operations in the same order as `head_sized::<64>` (a test
+/// compares the bits), with the per-cell sums written out, which the
+/// compiler did not vectorize well (a quarter of a batched step), and each
+/// key and value loaded once for the group.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -84,38 +95,55 @@ mod avx512 {
         _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)))
     }
 
+    /// Four vectors of the 64 values at `at`.
+    #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) fn head_64(query: &[f32], cache: Heads<'_>, cells: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
-        let load = |s: &[f32], at: usize| -> [__m512; 4] {
-            let s: &[f32; 64] = s[at..at + 64].try_into().expect("a head of 64 in the cache");
-            // SAFETY: 64 values (checked above).
-            std::array::from_fn(|i| unsafe { _mm512_loadu_ps(s.as_ptr().add(16 * i)) })
-        };
-        let q = load(query, 0);
+    fn load(s: &[f32], at: usize) -> [__m512; 4] {
+        let s: &[f32; 64] = s[at..at + 64].try_into().expect("a head of 64");
+        // SAFETY: 64 values (checked above).
+        std::array::from_fn(|i| unsafe { _mm512_loadu_ps(s.as_ptr().add(16 * i)) })
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn group_64<const G: usize>(
+        queries: &[f32],
+        cache: Heads<'_>,
+        cells: usize,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        assert_eq!(cache.len, 64);
+        let q: [[__m512; 4]; G] = std::array::from_fn(|h| load(queries, 64 * h));
         let scale = 1.0 / 8.0;
-        scores.resize(cells, 0.0);
-        for (cell, score) in scores.iter_mut().enumerate() {
+        scores.resize(G * cells, 0.0);
+        for cell in 0..cells {
             let k = load(cache.keys, cell * cache.stride + cache.offset);
-            let mut lanes = _mm512_mul_ps(q[0], k[0]);
-            for i in 1..4 {
-                lanes = _mm512_add_ps(lanes, _mm512_mul_ps(q[i], k[i]));
+            for (h, q) in q.iter().enumerate() {
+                let mut lanes = _mm512_mul_ps(q[0], k[0]);
+                for i in 1..4 {
+                    lanes = _mm512_add_ps(lanes, _mm512_mul_ps(q[i], k[i]));
+                }
+                scores[h * cells + cell] = reduce(lanes) * scale;
             }
-            *score = reduce(lanes) * scale;
         }
-        let total = softmax(scores);
-        let mut acc = [_mm512_setzero_ps(); 4];
-        for (cell, &p) in scores.iter().enumerate() {
+        let totals: [f32; G] = std::array::from_fn(|h| softmax(&mut scores[h * cells..(h + 1) * cells]));
+        let mut acc = [[_mm512_setzero_ps(); 4]; G];
+        for cell in 0..cells {
             let v = load(cache.values, cell * cache.stride + cache.offset);
-            let p = _mm512_set1_ps(p);
-            for i in 0..4 {
-                acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(p, v[i]));
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let p = _mm512_set1_ps(scores[h * cells + cell]);
+                for i in 0..4 {
+                    acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(p, v[i]));
+                }
             }
         }
-        let inverse = _mm512_set1_ps(1.0 / total);
-        let out: &mut [f32; 64] = (&mut out[..64]).try_into().expect("a head of 64");
-        for (i, acc) in acc.iter().enumerate() {
-            // SAFETY: 64 values (checked above).
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), _mm512_mul_ps(*acc, inverse)) };
+        let out: &mut [f32] = &mut out[..64 * G];
+        for (h, acc) in acc.iter().enumerate() {
+            let inverse = _mm512_set1_ps(1.0 / totals[h]);
+            for (i, acc) in acc.iter().enumerate() {
+                // SAFETY: 64 values per head (the slice above).
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(64 * h + 16 * i), _mm512_mul_ps(*acc, inverse)) };
+            }
         }
     }
 }
@@ -290,21 +318,26 @@ mod tests {
         let (stride, cells) = (192, 37);
         let keys: Vec<f32> = (0..stride * cells).map(|_| next() * 4.0).collect();
         let values: Vec<f32> = (0..stride * cells).map(|_| next()).collect();
-        let query: Vec<f32> = (0..64).map(|_| next() * 4.0).collect();
+        let queries: Vec<f32> = (0..192).map(|_| next() * 4.0).collect();
         let cache = Heads {
             keys: &keys,
             values: &values,
             stride,
             offset: 64,
+            len: 64,
         };
-        let (mut scores, mut fast, mut portable) = (Vec::new(), [0.0f32; 64], [0.0f32; 64]);
-        head(&query, cache, cells, &mut scores, &mut fast);
-        head_sized::<64>(&query, cache, cells, &mut scores, &mut portable);
-        assert_eq!(fast, portable);
-        let mut any = [0.0f32; 64];
-        head_any(&query, cache, cells, &mut scores, &mut any);
-        for (a, b) in any.iter().zip(&portable) {
-            assert!((a - b).abs() < 1e-5);
+        // A group of three heads, as SmolLM2's.
+        let (mut scores, mut fast) = (Vec::new(), vec![0.0f32; 192]);
+        group(&queries, cache, cells, &mut scores, &mut fast);
+        for (query, fast) in queries.chunks_exact(64).zip(fast.chunks_exact(64)) {
+            let mut portable = [0.0f32; 64];
+            head_sized::<64>(query, cache, cells, &mut scores, &mut portable);
+            assert_eq!(fast, portable);
+            let mut any = [0.0f32; 64];
+            head_any(query, cache, cells, &mut scores, &mut any);
+            for (a, b) in any.iter().zip(&portable) {
+                assert!((a - b).abs() < 1e-5);
+            }
         }
     }
 
@@ -319,15 +352,16 @@ mod tests {
             values: &values,
             stride: 16,
             offset: 0,
+            len: 16,
         };
         let (mut scores, mut out) = (Vec::new(), [0.0f32; 16]);
-        head(&query, cache, 2, &mut scores, &mut out);
+        group(&query, cache, 2, &mut scores, &mut out);
         // Scores 0 and 16 / 4 = 4: weights 1 / (1 + e^4) and e^4 / (1 + e^4).
         let w = 1.0 / (1.0 + 4f32.exp());
         let want = 10.0 * w + 20.0 * (1.0 - w);
         assert!(out.iter().all(|&o| (o - want).abs() < 1e-4), "{out:?} vs {want}");
         // The first cell alone: its own value.
-        head(&query, cache, 1, &mut scores, &mut out);
+        group(&query, cache, 1, &mut scores, &mut out);
         assert!(out.iter().all(|&o| (o - 10.0).abs() < 1e-5));
     }
 }

@@ -18,7 +18,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::LocalError;
-use crate::attention::{Heads, head, rms_norm, swiglu};
+use crate::attention::{self, Heads, rms_norm, swiglu};
 use crate::gguf::{Layout, TensorInfo};
 use crate::kernel::{GGML_F32, Matrix, Quantized, Write, product};
 use crate::parallel::{Out, Team, with_team};
@@ -433,23 +433,25 @@ fn attend(
     out: &mut [f32],
 ) {
     let out = Out::new(out);
-    let work = tokens.len() * c.heads;
+    // One item per token and group of heads sharing a key/value head.
+    let work = tokens.len() * c.kv_heads;
     let group = c.heads / c.kv_heads;
     let (d, kv) = (c.head_dim, c.kv_dim());
     team.run(&|id| {
         let mut scores = Vec::new();
         for item in team.share(id, work) {
-            let (t, h) = (item / c.heads, item % c.heads);
+            let (t, g) = (item / c.kv_heads, item % c.kv_heads);
             let token = tokens[t];
             let cache = &caches[token.seq];
             let heads = Heads {
                 keys: &cache.k[layer],
                 values: &cache.v[layer],
                 stride: kv,
-                offset: (h / group) * d,
+                offset: g * d,
+                len: d,
             };
-            let at = t * c.embd + h * d..t * c.embd + (h + 1) * d;
-            head(&q[at.clone()], heads, token.pos + 1, &mut scores, out.slice(at));
+            let at = t * c.embd + g * group * d..t * c.embd + (g + 1) * group * d;
+            attention::group(&q[at.clone()], heads, token.pos + 1, &mut scores, out.slice(at));
         }
     });
 }
