@@ -414,30 +414,43 @@ mod avx512 {
         dispatch!(1 2 3 4 5 6 7 8);
     }
 
-    /// The four bytes of token `t`'s activations `k..k+4` of block `b`,
-    /// broadcast to every lane.
+    /// Token `t`'s 32 activations of block `b`.
     #[inline(always)]
-    fn activations(x: &Quantized, t: usize, b: usize) -> [i32; 8] {
+    fn activations(x: &Quantized, t: usize, b: usize) -> &[i8; BLOCK] {
         let at = t * x.cols + b * BLOCK;
-        let q = &x.q[at..at + BLOCK];
-        std::array::from_fn(|s| {
-            i32::from_le_bytes([q[4 * s] as u8, q[4 * s + 1] as u8, q[4 * s + 2] as u8, q[4 * s + 3] as u8])
-        })
+        x.q[at..at + BLOCK].try_into().expect("a block of activations")
     }
 
-    /// Σ over the 8 steps of `w[s] · a[s]`, in two chains (the instruction's
-    /// latency is longer than its throughput).
+    /// Σ over the 8 steps of `w[s] · a[4s..4s+4]` (each four activations
+    /// broadcast to every row's lane: the load folds into `vpdpbusd`), in
+    /// two chains (the instruction's latency is longer than its throughput).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    fn dot(w: &[__m512i; 8], a: &[i32; 8]) -> __m512i {
+    fn dot(w: &[__m512i; 8], a: &[i8; BLOCK]) -> __m512i {
+        // SAFETY: steps 0-7 read bytes 0-31 of the 32.
+        let step = |s: usize| _mm512_set1_epi32(unsafe { a.as_ptr().cast::<i32>().add(s).read_unaligned() });
         let zero = _mm512_setzero_si512();
-        let mut even = _mm512_dpbusd_epi32(zero, w[0], _mm512_set1_epi32(a[0]));
-        let mut odd = _mm512_dpbusd_epi32(zero, w[1], _mm512_set1_epi32(a[1]));
+        let mut even = _mm512_dpbusd_epi32(zero, w[0], step(0));
+        let mut odd = _mm512_dpbusd_epi32(zero, w[1], step(1));
         for s in (2..8).step_by(2) {
-            even = _mm512_dpbusd_epi32(even, w[s], _mm512_set1_epi32(a[s]));
-            odd = _mm512_dpbusd_epi32(odd, w[s + 1], _mm512_set1_epi32(a[s + 1]));
+            even = _mm512_dpbusd_epi32(even, w[s], step(s));
+            odd = _mm512_dpbusd_epi32(odd, w[s + 1], step(s + 1));
         }
         _mm512_add_epi32(even, odd)
+    }
+
+    /// Runs `$body` for columns `0..N` as straight-line code, so that each
+    /// column's accumulator stays in a register.
+    macro_rules! columns {
+        ($n:ident, $body:block) => {
+            columns!(@ $n, $body, 0 1 2 3 4 5 6 7)
+        };
+        (@ $n:ident, $body:block, $($i:literal)*) => {
+            $(if $i < N {
+                let $n = $i;
+                $body
+            })*
+        };
     }
 
     #[inline]
@@ -495,13 +508,13 @@ mod avx512 {
                     _mm512_and_si512(_mm512_srli_epi16(packed[s - 4], 4), low)
                 }
             });
-            for (n, acc) in acc.iter_mut().enumerate() {
-                let sum = dot(&weights, &activations(x, t + n, b));
+            columns!(n, {
+                let sum = dot(&weights, activations(x, t + n, b));
                 let at = (t + n) * blocks + b;
                 let scale = _mm512_mul_ps(d, _mm512_set1_ps(x.d[at]));
-                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, *acc);
-                *acc = _mm512_fmadd_ps(m, _mm512_set1_ps(x.s[at]), *acc);
-            }
+                acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, acc[n]);
+                acc[n] = _mm512_fmadd_ps(m, _mm512_set1_ps(x.s[at]), acc[n]);
+            });
         }
         // SAFETY: the caller's bounds.
         unsafe { store(&acc, g, t, out, stride, write) };
@@ -530,15 +543,15 @@ mod avx512 {
                     }),
                 )
             };
-            for (n, acc) in acc.iter_mut().enumerate() {
+            columns!(n, {
                 let at = (t + n) * blocks + b;
                 let sum = _mm512_sub_epi32(
-                    dot(&weights, &activations(x, t + n, b)),
+                    dot(&weights, activations(x, t + n, b)),
                     _mm512_set1_epi32(128 * x.sum[at]),
                 );
                 let scale = _mm512_mul_ps(d, _mm512_set1_ps(x.d[at]));
-                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, *acc);
-            }
+                acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, acc[n]);
+            });
         }
         // SAFETY: the caller's bounds.
         unsafe { store(&acc, g, t, out, stride, write) };
