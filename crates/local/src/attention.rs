@@ -14,28 +14,7 @@
 
 #![allow(unsafe_code)]
 
-/// Runs `f` compiled with AVX-512 when the CPU has it: `f` is inlined into a
-/// function built with the feature, whose code it then becomes.
-macro_rules! dispatch {
-    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {
-        pub(crate) fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn generic($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn wide($($arg: $ty),*) {
-                    generic($($arg),*)
-                }
-                if crate::kernel::has_avx512() {
-                    // SAFETY: the CPU has AVX-512F (checked).
-                    return unsafe { wide($($arg),*) };
-                }
-            }
-            generic($($arg),*)
-        }
-    };
-}
+use crate::kernel::dispatch;
 
 /// Where one head's keys and values are: cell `c`'s are at
 /// `c * stride + offset`, `len` values each.

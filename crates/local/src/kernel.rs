@@ -45,6 +45,30 @@ pub(crate) const BLOCK: usize = 32;
 /// Tokens multiplied against one unpacked block of weights.
 const TILE: usize = 8;
 
+/// Runs `f` compiled with AVX-512 when the CPU has it: `f` is inlined into a
+/// function built with the feature, whose code it then becomes.
+macro_rules! dispatch {
+    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        pub(crate) fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn wide($($arg: $ty),*) {
+                    generic($($arg),*)
+                }
+                if crate::kernel::has_avx512() {
+                    // SAFETY: the CPU has AVX-512F (checked).
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
+pub(crate) use dispatch;
+
 /// GGML type ids.
 pub(crate) const GGML_F32: u32 = 0;
 pub(crate) const GGML_Q4_1: u32 = 3;
@@ -246,25 +270,52 @@ impl Quantized {
     /// Quantizes `x` (one token's `cols` values) into row `token`.
     pub(crate) fn set(&mut self, token: usize, x: &[f32]) {
         let blocks = self.cols / BLOCK;
-        let q = &mut self.q[token * self.cols..(token + 1) * self.cols];
-        let at = token * blocks;
-        for (b, (x, q)) in x.chunks_exact(BLOCK).zip(q.chunks_exact_mut(BLOCK)).enumerate() {
-            let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut total = 0i32;
-            for (q, &x) in q.iter_mut().zip(x) {
-                // Round half to even without a libm call: adding and taking
-                // away 1.5·2^23 leaves the nearest integer (|x·inverse| ≤ 127).
-                let v = (x * inverse + 12_582_912.0) - 12_582_912.0;
-                *q = v as i8;
-                total += i32::from(*q);
-            }
-            self.d[at + b] = d;
-            self.sum[at + b] = total;
-            self.s[at + b] = d * total as f32;
-        }
+        let (row, at) = (token * self.cols..(token + 1) * self.cols, token * blocks..(token + 1) * blocks);
+        quantize(
+            x,
+            &mut self.q[row],
+            &mut self.d[at.clone()],
+            &mut self.s[at.clone()],
+            &mut self.sum[at],
+        );
     }
+}
+
+/// Quantizes one token's row: per block of 32, `d = max|x| / 127`,
+/// `q = round(x / d)` (half to even), `sum = Σq`, `s = d·sum`.
+fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], sum: &mut [i32]) {
+    for (b, (x, q)) in x.chunks_exact(BLOCK).zip(q.chunks_exact_mut(BLOCK)).enumerate() {
+        let x: &[f32; BLOCK] = x.try_into().expect("a block");
+        let q: &mut [i8; BLOCK] = q.try_into().expect("a block");
+        let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let scale = amax / 127.0;
+        let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        #[cfg(target_arch = "x86_64")]
+        let total = if has_avx512() {
+            // SAFETY: the CPU has AVX-512F and BW (checked).
+            unsafe { avx512::round(x, inverse, q) }
+        } else {
+            round(x, inverse, q)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let total = round(x, inverse, q);
+        d[b] = scale;
+        sum[b] = total;
+        s[b] = scale * total as f32;
+    }
+}
+
+/// `q = round(x · inverse)`, half to even, without a libm call: adding and
+/// taking away 1.5·2^23 leaves the nearest integer (|x·inverse| ≤ 127).
+/// Returns `Σq`.
+fn round(x: &[f32; BLOCK], inverse: f32, q: &mut [i8; BLOCK]) -> i32 {
+    let mut total = 0;
+    for (q, &x) in q.iter_mut().zip(x) {
+        let v = (x * inverse + 12_582_912.0) - 12_582_912.0;
+        *q = v as i8;
+        total += i32::from(*q);
+    }
+    total
 }
 
 /// How a product meets its output.
@@ -451,6 +502,26 @@ mod avx512 {
                 $body
             })*
         };
+    }
+
+    /// `round`, 32 values in two vectors: the same operations, so the same
+    /// bytes.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) fn round(x: &[f32; BLOCK], inverse: f32, q: &mut [i8; BLOCK]) -> i32 {
+        let magic = _mm512_set1_ps(12_582_912.0);
+        let inverse = _mm512_set1_ps(inverse);
+        let mut total = _mm512_setzero_si512();
+        for half in 0..2 {
+            // SAFETY: 16 values at 16·half of 32.
+            let v = unsafe { _mm512_loadu_ps(x.as_ptr().add(16 * half)) };
+            let v = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(v, inverse), magic), magic);
+            // Whole numbers in -127..=127: the conversion is exact.
+            let n = _mm512_cvtps_epi32(v);
+            total = _mm512_add_epi32(total, n);
+            // SAFETY: 16 bytes at 16·half of 32.
+            unsafe { _mm_storeu_si128(q.as_mut_ptr().add(16 * half).cast(), _mm512_cvtepi32_epi8(n)) };
+        }
+        _mm512_reduce_add_epi32(total)
     }
 
     #[inline]
@@ -687,6 +758,31 @@ mod tests {
                 assert_eq!(run(&m, &one, false), fast[t * rows..(t + 1) * rows]);
             }
         }
+    }
+
+    #[test]
+    fn both_roundings_give_the_same_bytes() {
+        let x: Vec<f32> = bytes(32 * 64, 11).iter().map(|&b| (f32::from(b) - 128.0) / 7.0).collect();
+        for (i, block) in x.chunks_exact(BLOCK).enumerate() {
+            let block: &[f32; BLOCK] = block.try_into().unwrap();
+            // Exact halves come up when the inverse scale is a whole number.
+            let inverse = if i % 2 == 0 { 2.0 } else { 127.0 / 18.3 };
+            let (mut a, mut b) = ([0i8; BLOCK], [0i8; BLOCK]);
+            let total = round(block, inverse, &mut a);
+            #[cfg(target_arch = "x86_64")]
+            if has_avx512() {
+                // SAFETY: the CPU has the features (checked).
+                assert_eq!(unsafe { avx512::round(block, inverse, &mut b) }, total);
+                assert_eq!(a, b);
+            }
+            assert_eq!(total, a.iter().map(|&q| i32::from(q)).sum::<i32>());
+        }
+        // Half to even.
+        let mut q = [0i8; BLOCK];
+        let mut x = [0.0f32; BLOCK];
+        x[..4].copy_from_slice(&[0.5, 1.5, 2.5, -0.5]);
+        round(&x, 1.0, &mut q);
+        assert_eq!(q[..4], [0, 2, 2, 0]);
     }
 
     #[test]
