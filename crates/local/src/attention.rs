@@ -30,7 +30,13 @@ pub(crate) struct Heads<'a> {
 /// The attention of a group of heads that share their keys and values
 /// (`queries` and `out` hold `n` heads of `d` one after the other):
 /// `out = Σ_cells softmax(q·k / √d) v` over the first `cells` cells.
-pub(crate) fn group(queries: &[f32], cache: Heads<'_>, cells: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
+pub(crate) fn group(
+    queries: &[f32],
+    cache: Heads<'_>,
+    cells: usize,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernel::has_avx512() {
         // SAFETY (each arm): the CPU has AVX-512F (checked); `group_64`
@@ -43,7 +49,10 @@ pub(crate) fn group(queries: &[f32], cache: Heads<'_>, cells: usize, scores: &mu
             _ => {}
         }
     }
-    for (query, out) in queries.chunks_exact(cache.len).zip(out.chunks_exact_mut(cache.len)) {
+    for (query, out) in queries
+        .chunks_exact(cache.len)
+        .zip(out.chunks_exact_mut(cache.len))
+    {
         match cache.len {
             64 => head_sized::<64>(query, cache, cells, scores, out),
             128 => head_sized::<128>(query, cache, cells, scores, out),
@@ -105,7 +114,8 @@ mod avx512 {
                 scores[h * cells + cell] = reduce(lanes) * scale;
             }
         }
-        let totals: [f32; G] = std::array::from_fn(|h| softmax(&mut scores[h * cells..(h + 1) * cells]));
+        let totals: [f32; G] =
+            std::array::from_fn(|h| softmax(&mut scores[h * cells..(h + 1) * cells]));
         let mut acc = [[_mm512_setzero_ps(); 4]; G];
         for cell in 0..cells {
             let v = load(cache.values, cell * cache.stride + cache.offset);
@@ -121,14 +131,25 @@ mod avx512 {
             let inverse = _mm512_set1_ps(1.0 / totals[h]);
             for (i, acc) in acc.iter().enumerate() {
                 // SAFETY: 64 values per head (the slice above).
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(64 * h + 16 * i), _mm512_mul_ps(*acc, inverse)) };
+                unsafe {
+                    _mm512_storeu_ps(
+                        out.as_mut_ptr().add(64 * h + 16 * i),
+                        _mm512_mul_ps(*acc, inverse),
+                    )
+                };
             }
         }
     }
 }
 
 #[inline(always)]
-fn head_sized<const D: usize>(query: &[f32], cache: Heads<'_>, cells: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
+fn head_sized<const D: usize>(
+    query: &[f32],
+    cache: Heads<'_>,
+    cells: usize,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
     let query: &[f32; D] = query.try_into().expect("a head of D");
     let key = |cell: usize| -> &[f32; D] {
         let at = cell * cache.stride + cache.offset;
@@ -242,7 +263,12 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     let mut tail = 0.0;
-    for (a, b) in a.chunks_exact(16).remainder().iter().zip(b.chunks_exact(16).remainder()) {
+    for (a, b) in a
+        .chunks_exact(16)
+        .remainder()
+        .iter()
+        .zip(b.chunks_exact(16).remainder())
+    {
         tail += a * b;
     }
     reduce(lanes) + tail
@@ -259,7 +285,13 @@ pub(crate) fn exp(x: f32) -> f32 {
     let n = (x * LOG2E + 12_582_912.0) - 12_582_912.0;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let mut p = 1.987_569_1e-4f32;
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_65,
+        0.5,
+    ] {
         p = p * r + c;
     }
     let y = p * r * r + r + 1.0;
@@ -325,7 +357,11 @@ mod tests {
         // Two cells: the query matches the second key far better.
         let query = [1.0f32; 16];
         let keys: Vec<f32> = [0.0f32; 16].iter().chain(&[1.0f32; 16]).copied().collect();
-        let values: Vec<f32> = [10.0f32; 16].iter().chain(&[20.0f32; 16]).copied().collect();
+        let values: Vec<f32> = [10.0f32; 16]
+            .iter()
+            .chain(&[20.0f32; 16])
+            .copied()
+            .collect();
         let cache = Heads {
             keys: &keys,
             values: &values,
@@ -338,7 +374,10 @@ mod tests {
         // Scores 0 and 16 / 4 = 4: weights 1 / (1 + e^4) and e^4 / (1 + e^4).
         let w = 1.0 / (1.0 + 4f32.exp());
         let want = 10.0 * w + 20.0 * (1.0 - w);
-        assert!(out.iter().all(|&o| (o - want).abs() < 1e-4), "{out:?} vs {want}");
+        assert!(
+            out.iter().all(|&o| (o - want).abs() < 1e-4),
+            "{out:?} vs {want}"
+        );
         // The first cell alone: its own value.
         group(&query, cache, 1, &mut scores, &mut out);
         assert!(out.iter().all(|&o| (o - 10.0).abs() < 1e-5));

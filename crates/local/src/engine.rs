@@ -133,7 +133,13 @@ impl<'m> Batcher<'m> {
         if tokens.is_empty() {
             return;
         }
-        match forward(self.weights, &tokens, &mut self.caches, self.threads, &mut self.scratch) {
+        match forward(
+            self.weights,
+            &tokens,
+            &mut self.caches,
+            self.threads,
+            &mut self.scratch,
+        ) {
             Ok(_) => self.sample(),
             Err(error) => {
                 // Only a bug can bring a batch the model refuses: every

@@ -79,7 +79,8 @@ impl Weights {
             message: e.to_string(),
         };
         let mut file = BufReader::new(std::fs::File::open(path).map_err(io)?);
-        let layout = Layout::read(&mut file).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let layout =
+            Layout::read(&mut file).map_err(|e| bad(format!("{}: {e}", path.display())))?;
         let meta = &layout.metadata;
         let number = |key: &str| {
             meta.get(&format!("llama.{key}"))
@@ -97,7 +98,9 @@ impl Weights {
         let kv_heads = number("attention.head_count_kv").unwrap_or(heads);
         let head_dim = embd / heads;
         if head_dim * heads != embd || heads % kv_heads != 0 || head_dim % 16 != 0 {
-            return Err(bad(format!("{heads} heads over {kv_heads} key/value heads of {embd}")));
+            return Err(bad(format!(
+                "{heads} heads over {kv_heads} key/value heads of {embd}"
+            )));
         }
         let mut config = Config {
             layers: number("block_count")?,
@@ -180,7 +183,12 @@ impl<R: Read + Seek> Tensors<'_, R> {
     }
 
     /// A matrix of `rows × cols` (GGUF lists the columns first).
-    fn matrix(&mut self, name: &str, rows: Option<usize>, cols: Option<usize>) -> Result<Matrix, LocalError> {
+    fn matrix(
+        &mut self,
+        name: &str,
+        rows: Option<usize>,
+        cols: Option<usize>,
+    ) -> Result<Matrix, LocalError> {
         let (tensor, data) = self.bytes(name)?;
         let dims: Vec<usize> = tensor.dims.iter().map(|&d| d as usize).collect();
         let [c, r] = dims[..] else {
@@ -195,9 +203,15 @@ impl<R: Read + Seek> Tensors<'_, R> {
     fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, LocalError> {
         let (tensor, data) = self.bytes(name)?;
         if tensor.ty != GGML_F32 || tensor.elements() != len as u64 {
-            return Err(bad(format!("{name}: {:?} of type {}, not {len} f32", tensor.dims, tensor.ty)));
+            return Err(bad(format!(
+                "{name}: {:?} of type {}, not {len} f32",
+                tensor.dims, tensor.ty
+            )));
         }
-        Ok(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        Ok(data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
     }
 }
 
@@ -298,7 +312,9 @@ pub(crate) fn forward<'s>(
     let s = scratch;
     s.x.resize(n * c.embd, 0.0);
     for (t, token) in tokens.iter().enumerate() {
-        weights.embed.dequantize_row(token.id as usize, &mut s.x[t * c.embd..(t + 1) * c.embd]);
+        weights
+            .embed
+            .dequantize_row(token.id as usize, &mut s.x[t * c.embd..(t + 1) * c.embd]);
     }
     rope_table(&c, tokens, &mut s.rope);
     s.q.resize(n * c.embd, 0.0);
@@ -313,7 +329,11 @@ pub(crate) fn forward<'s>(
             products(
                 team,
                 &s.xq,
-                &mut [(&layer.q, &mut s.q[..], Write::Store), (&layer.k, &mut s.k[..], Write::Store), (&layer.v, &mut s.v[..], Write::Store)],
+                &mut [
+                    (&layer.q, &mut s.q[..], Write::Store),
+                    (&layer.k, &mut s.k[..], Write::Store),
+                    (&layer.v, &mut s.v[..], Write::Store),
+                ],
             );
             let half = c.head_dim / 2;
             for (t, token) in tokens.iter().enumerate() {
@@ -321,7 +341,10 @@ pub(crate) fn forward<'s>(
                 for head in s.q[t * c.embd..(t + 1) * c.embd].chunks_exact_mut(c.head_dim) {
                     rotate(head, angles);
                 }
-                let (k, v) = (&mut s.k[t * c.kv_dim()..(t + 1) * c.kv_dim()], &s.v[t * c.kv_dim()..(t + 1) * c.kv_dim()]);
+                let (k, v) = (
+                    &mut s.k[t * c.kv_dim()..(t + 1) * c.kv_dim()],
+                    &s.v[t * c.kv_dim()..(t + 1) * c.kv_dim()],
+                );
                 for head in k.chunks_exact_mut(c.head_dim) {
                     rotate(head, angles);
                 }
@@ -340,7 +363,10 @@ pub(crate) fn forward<'s>(
             products(
                 team,
                 &s.xq,
-                &mut [(&layer.gate, &mut s.gate[..], Write::Store), (&layer.up, &mut s.up[..], Write::Store)],
+                &mut [
+                    (&layer.gate, &mut s.gate[..], Write::Store),
+                    (&layer.up, &mut s.up[..], Write::Store),
+                ],
             );
             s.hq.reset(n, c.ffn);
             for t in 0..n {
@@ -356,12 +382,21 @@ pub(crate) fn forward<'s>(
         s.xq.reset(wanted.len(), c.embd);
         let mut row = vec![0.0; c.embd];
         for (i, &t) in wanted.iter().enumerate() {
-            rms_norm(&s.x[t * c.embd..(t + 1) * c.embd], &weights.norm, c.eps, &mut row);
+            rms_norm(
+                &s.x[t * c.embd..(t + 1) * c.embd],
+                &weights.norm,
+                c.eps,
+                &mut row,
+            );
             s.xq.set(i, &row);
         }
         s.logits.resize(wanted.len() * c.vocab, 0.0);
         let output = weights.output.as_ref().unwrap_or(&weights.embed);
-        products(team, &s.xq, &mut [(output, &mut s.logits[..], Write::Store)]);
+        products(
+            team,
+            &s.xq,
+            &mut [(output, &mut s.logits[..], Write::Store)],
+        );
     });
     Ok(&s.logits)
 }
@@ -451,7 +486,13 @@ fn attend(
                 len: d,
             };
             let at = t * c.embd + g * group * d..t * c.embd + (g + 1) * group * d;
-            attention::group(&q[at.clone()], heads, token.pos + 1, &mut scores, out.slice(at));
+            attention::group(
+                &q[at.clone()],
+                heads,
+                token.pos + 1,
+                &mut scores,
+                out.slice(at),
+            );
         }
     });
 }
@@ -459,7 +500,12 @@ fn attend(
 /// The perplexity of `ids`: `exp` of the mean negative log-likelihood of
 /// each token given the ones before it, in independent windows of `window`
 /// tokens (scoring every position after the first of each window).
-pub(crate) fn perplexity(weights: &Weights, ids: &[u32], window: usize, threads: usize) -> Result<f64, LocalError> {
+pub(crate) fn perplexity(
+    weights: &Weights,
+    ids: &[u32],
+    window: usize,
+    threads: usize,
+) -> Result<f64, LocalError> {
     let mut scratch = Scratch::default();
     let (mut nll, mut scored) = (0.0f64, 0usize);
     for chunk in ids.chunks(window.max(2)).filter(|c| c.len() > 1) {
@@ -479,7 +525,11 @@ pub(crate) fn perplexity(weights: &Weights, ids: &[u32], window: usize, threads:
         for (i, &next) in chunk.iter().enumerate().skip(1) {
             let row = &logits[(i - 1) * vocab..i * vocab];
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let log_sum = row.iter().map(|&l| f64::from(l - max).exp()).sum::<f64>().ln();
+            let log_sum = row
+                .iter()
+                .map(|&l| f64::from(l - max).exp())
+                .sum::<f64>()
+                .ln();
             nll += log_sum - f64::from(row[next as usize] - max);
             scored += 1;
         }

@@ -87,6 +87,9 @@ pub(crate) enum Format {
     /// 32 weights: `f16` scale `d`, signed 8-bit `q`: `d·q`. Kept as
     /// `q + 128` (unsigned for `vpdpbusd`), corrected by `128·Σa` per block.
     Q8_0,
+    /// Plain `f32` weights against unquantized activations: the reference
+    /// that the quantized formats' perplexity is measured against (slow).
+    F32,
 }
 
 impl Format {
@@ -94,6 +97,7 @@ impl Format {
         match ty {
             GGML_Q4_1 => Some(Self::Q4_1),
             GGML_Q8_0 => Some(Self::Q8_0),
+            GGML_F32 => Some(Self::F32),
             _ => None,
         }
     }
@@ -103,6 +107,7 @@ impl Format {
         match self {
             Self::Q4_1 => 20,
             Self::Q8_0 => 34,
+            Self::F32 => 128,
         }
     }
 
@@ -111,16 +116,19 @@ impl Format {
         match self {
             Self::Q4_1 => 1 + 4,
             Self::Q8_0 => 1 + 8,
+            Self::F32 => 0,
         }
     }
 }
 
-/// A quantized `rows × cols` matrix in the interleaved layout.
+/// A quantized `rows × cols` matrix in the interleaved layout (or `f32`
+/// rows).
 pub(crate) struct Matrix {
     format: Format,
     rows: usize,
     cols: usize,
     data: Vec<Line>,
+    floats: Vec<f32>,
 }
 
 impl std::fmt::Debug for Matrix {
@@ -136,9 +144,14 @@ impl std::fmt::Debug for Matrix {
 impl Matrix {
     /// Repacks a GGUF tensor of GGML type `ty` (`rows` rows of `cols`, row
     /// after row of blocks, as GGUF stores them).
-    pub(crate) fn from_gguf(ty: u32, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self, String> {
+    pub(crate) fn from_gguf(
+        ty: u32,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Self, String> {
         let format = Format::from_ggml(ty)
-            .ok_or_else(|| format!("GGML type {ty} (only Q4_1 and Q8_0 matrices run)"))?;
+            .ok_or_else(|| format!("GGML type {ty} (only Q4_1, Q8_0 and F32 matrices run)"))?;
         if rows % GROUP != 0 || cols % BLOCK != 0 || rows == 0 || cols == 0 {
             return Err(format!(
                 "a {rows}×{cols} matrix (rows must be a multiple of {GROUP}, columns of {BLOCK})"
@@ -147,7 +160,22 @@ impl Matrix {
         let blocks = cols / BLOCK;
         let size = format.file_bytes();
         if bytes.len() != rows * blocks * size {
-            return Err(format!("{} bytes for a {rows}×{cols} {format:?} matrix", bytes.len()));
+            return Err(format!(
+                "{} bytes for a {rows}×{cols} {format:?} matrix",
+                bytes.len()
+            ));
+        }
+        if format == Format::F32 {
+            return Ok(Self {
+                format,
+                rows,
+                cols,
+                data: Vec::new(),
+                floats: bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            });
         }
         let lines = format.lines();
         let mut data = vec![Line([0; 64]); rows / GROUP * blocks * lines];
@@ -163,7 +191,11 @@ impl Matrix {
                             record[0].0[32 + 2 * i..32 + 2 * i + 2].copy_from_slice(&block[2..4]);
                             let qs = &block[4..20];
                             for k in 0..BLOCK {
-                                let q = if k < 16 { qs[k] & 0x0F } else { qs[k - 16] >> 4 };
+                                let q = if k < 16 {
+                                    qs[k] & 0x0F
+                                } else {
+                                    qs[k - 16] >> 4
+                                };
                                 let (line, shift) = ((k % 16) / 4, if k < 16 { 0 } else { 4 });
                                 record[1 + line].0[4 * i + k % 4] |= q << shift;
                             }
@@ -173,6 +205,7 @@ impl Matrix {
                                 record[1 + k / 4].0[4 * i + k % 4] = block[2 + k] ^ 0x80;
                             }
                         }
+                        Format::F32 => unreachable!("f32 rows are kept as they are"),
                     }
                 }
             }
@@ -182,6 +215,7 @@ impl Matrix {
             rows,
             cols,
             data,
+            floats: Vec::new(),
         })
     }
 
@@ -206,6 +240,10 @@ impl Matrix {
 
     /// Row `row` dequantized into `out` (an embedding lookup).
     pub(crate) fn dequantize_row(&self, row: usize, out: &mut [f32]) {
+        if self.format == Format::F32 {
+            out[..self.cols].copy_from_slice(&self.floats[row * self.cols..(row + 1) * self.cols]);
+            return;
+        }
         let (g, i) = (row / GROUP, row % GROUP);
         for (b, out) in out[..self.cols].chunks_exact_mut(BLOCK).enumerate() {
             let record = self.record(g, b);
@@ -214,7 +252,7 @@ impl Matrix {
                 let u = weight(self.format, record, i, k);
                 *out = match self.format {
                     Format::Q4_1 => d * f32::from(u) + minimum(record, i),
-                    Format::Q8_0 => d * f32::from(i16::from(u) - 128),
+                    Format::Q8_0 | Format::F32 => d * f32::from(i16::from(u) - 128),
                 };
             }
         }
@@ -236,7 +274,7 @@ fn weight(format: Format, record: &[Line], row: usize, k: usize) -> u8 {
             let byte = record[1 + (k % 16) / 4].0[4 * row + k % 4];
             if k < 16 { byte & 0x0F } else { byte >> 4 }
         }
-        Format::Q8_0 => record[1 + k / 4].0[4 * row + k % 4],
+        Format::Q8_0 | Format::F32 => record[1 + k / 4].0[4 * row + k % 4],
     }
 }
 
@@ -245,6 +283,8 @@ fn weight(format: Format, record: &[Line], row: usize, k: usize) -> u8 {
 #[derive(Debug, Default)]
 pub(crate) struct Quantized {
     cols: usize,
+    /// The values themselves, for `f32` matrices.
+    x: Vec<f32>,
     q: Vec<i8>,
     d: Vec<f32>,
     s: Vec<f32>,
@@ -256,6 +296,7 @@ impl Quantized {
     pub(crate) fn reset(&mut self, tokens: usize, cols: usize) {
         debug_assert_eq!(cols % BLOCK, 0);
         self.cols = cols;
+        self.x.resize(tokens * cols, 0.0);
         self.q.resize(tokens * cols, 0);
         let blocks = tokens * cols / BLOCK;
         self.d.resize(blocks, 0.0);
@@ -270,7 +311,11 @@ impl Quantized {
     /// Quantizes `x` (one token's `cols` values) into row `token`.
     pub(crate) fn set(&mut self, token: usize, x: &[f32]) {
         let blocks = self.cols / BLOCK;
-        let (row, at) = (token * self.cols..(token + 1) * self.cols, token * blocks..(token + 1) * blocks);
+        let (row, at) = (
+            token * self.cols..(token + 1) * self.cols,
+            token * blocks..(token + 1) * blocks,
+        );
+        self.x[row.clone()].copy_from_slice(x);
         quantize(
             x,
             &mut self.q[row],
@@ -284,7 +329,11 @@ impl Quantized {
 /// Quantizes one token's row: per block of 32, `d = max|x| / 127`,
 /// `q = round(x / d)` (half to even), `sum = Σq`, `s = d·sum`.
 fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], sum: &mut [i32]) {
-    for (b, (x, q)) in x.chunks_exact(BLOCK).zip(q.chunks_exact_mut(BLOCK)).enumerate() {
+    for (b, (x, q)) in x
+        .chunks_exact(BLOCK)
+        .zip(q.chunks_exact_mut(BLOCK))
+        .enumerate()
+    {
         let x: &[f32; BLOCK] = x.try_into().expect("a block");
         let q: &mut [i8; BLOCK] = q.try_into().expect("a block");
         let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -343,6 +392,20 @@ pub(crate) fn product(
     assert!(groups.end <= w.groups());
     let tokens = x.tokens();
     assert!(tokens == 0 || (tokens - 1) * stride + w.rows <= out.len());
+    if w.format == Format::F32 {
+        for t in 0..tokens {
+            let x = &x.x[t * x.cols..(t + 1) * x.cols];
+            let rows = groups.start * GROUP..groups.end * GROUP;
+            let out = out.slice(t * stride + rows.start..t * stride + rows.end);
+            float_rows(
+                &w.floats[rows.start * w.cols..rows.end * w.cols],
+                x,
+                out,
+                write == Write::Add,
+            );
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if has_avx512_vnni() {
         for g in groups {
@@ -364,6 +427,13 @@ pub(crate) fn product(
         }
     }
 }
+
+dispatch!(float_rows(w: &[f32], x: &[f32], out: &mut [f32], add: bool) {
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len())) {
+        let v = crate::attention::dot(row, x);
+        *o = if add { *o + v } else { v };
+    }
+});
 
 /// Whether the CPU has AVX-512F (and the kernel may use it:
 /// `SLUICE_PORTABLE_KERNEL` set turns every SIMD path off, to compare).
@@ -415,7 +485,7 @@ fn group_portable(
                     acc = (sum as f32).mul_add(scale(record, i) * da, acc);
                     acc = minimum(record, i).mul_add(x.s[t * blocks + b], acc);
                 }
-                Format::Q8_0 => {
+                Format::Q8_0 | Format::F32 => {
                     sum -= 128 * x.sum[t * blocks + b];
                     acc = (sum as f32).mul_add(scale(record, i) * da, acc);
                 }
@@ -458,7 +528,7 @@ mod avx512 {
                 match (w.format, n) {
                     $((Format::Q4_1, $n) => unsafe { q4_1::<$n>(w, x, g, t, out, stride, write) },)*
                     $((Format::Q8_0, $n) => unsafe { q8_0::<$n>(w, x, g, t, out, stride, write) },)*
-                    _ => unreachable!("at most eight tokens at once"),
+                    _ => unreachable!("at most eight tokens at once, of quantized weights"),
                 }
             };
         }
@@ -469,7 +539,9 @@ mod avx512 {
     #[inline(always)]
     fn activations(x: &Quantized, t: usize, b: usize) -> &[i8; BLOCK] {
         let at = t * x.cols + b * BLOCK;
-        x.q[at..at + BLOCK].try_into().expect("a block of activations")
+        x.q[at..at + BLOCK]
+            .try_into()
+            .expect("a block of activations")
     }
 
     /// Σ over the 8 steps of `w[s] · a[4s..4s+4]` (each four activations
@@ -479,7 +551,9 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     fn dot(w: &[__m512i; 8], a: &[i8; BLOCK]) -> __m512i {
         // SAFETY: steps 0-7 read bytes 0-31 of the 32.
-        let step = |s: usize| _mm512_set1_epi32(unsafe { a.as_ptr().cast::<i32>().add(s).read_unaligned() });
+        let step = |s: usize| {
+            _mm512_set1_epi32(unsafe { a.as_ptr().cast::<i32>().add(s).read_unaligned() })
+        };
         let zero = _mm512_setzero_si512();
         let mut even = _mm512_dpbusd_epi32(zero, w[0], step(0));
         let mut odd = _mm512_dpbusd_epi32(zero, w[1], step(1));
@@ -519,7 +593,12 @@ mod avx512 {
             let n = _mm512_cvtps_epi32(v);
             total = _mm512_add_epi32(total, n);
             // SAFETY: 16 bytes at 16·half of 32.
-            unsafe { _mm_storeu_si128(q.as_mut_ptr().add(16 * half).cast(), _mm512_cvtepi32_epi8(n)) };
+            unsafe {
+                _mm_storeu_si128(
+                    q.as_mut_ptr().add(16 * half).cast(),
+                    _mm512_cvtepi32_epi8(n),
+                )
+            };
         }
         _mm512_reduce_add_epi32(total)
     }
@@ -637,7 +716,9 @@ mod tests {
     fn bytes(n: usize, mut seed: u64) -> Vec<u8> {
         (0..n)
             .map(|_| {
-                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
                 (seed >> 33) as u8
             })
             .collect()
@@ -686,7 +767,11 @@ mod tests {
         let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
         let m = f16::from_le_bytes([block[2], block[3]]).to_f32();
         for k in 0..32 {
-            let q = if k < 16 { block[4 + k] & 15 } else { block[4 + k - 16] >> 4 };
+            let q = if k < 16 {
+                block[4 + k] & 15
+            } else {
+                block[4 + k - 16] >> 4
+            };
             assert_eq!(w[17 * cols + 32 + k], d * f32::from(q) + m);
         }
         let data = tensor(Format::Q8_0, rows, cols);
@@ -731,12 +816,20 @@ mod tests {
         let (rows, cols, tokens) = (48, 96, 11);
         for format in [Format::Q4_1, Format::Q8_0] {
             let data = tensor(format, rows, cols);
-            let ty = if format == Format::Q4_1 { GGML_Q4_1 } else { GGML_Q8_0 };
+            let ty = if format == Format::Q4_1 {
+                GGML_Q4_1
+            } else {
+                GGML_Q8_0
+            };
             let m = Matrix::from_gguf(ty, rows, cols, &data).unwrap();
             let w = dequantized(format, rows, cols, &data);
             let (x, q) = activations(tokens, cols);
             let fast = run(&m, &q, false);
-            assert_eq!(fast, run(&m, &q, true), "{format:?}: SIMD and portable differ");
+            assert_eq!(
+                fast,
+                run(&m, &q, true),
+                "{format:?}: SIMD and portable differ"
+            );
             for t in 0..tokens {
                 for r in 0..rows {
                     let exact: f32 = (0..cols).map(|k| w[r * cols + k] * x[t * cols + k]).sum();
@@ -747,7 +840,10 @@ mod tests {
                         .map(|k| w[r * cols + k].abs() * q.d[t * cols / BLOCK + k / BLOCK] / 2.0)
                         .sum::<f32>()
                         + 1e-4;
-                    assert!((got - exact).abs() < tolerance, "{format:?} t{t} r{r}: {got} vs {exact}");
+                    assert!(
+                        (got - exact).abs() < tolerance,
+                        "{format:?} t{t} r{r}: {got} vs {exact}"
+                    );
                 }
             }
             // One token alone gives the same bits as in the batch.
@@ -762,7 +858,10 @@ mod tests {
 
     #[test]
     fn both_roundings_give_the_same_bytes() {
-        let x: Vec<f32> = bytes(32 * 64, 11).iter().map(|&b| (f32::from(b) - 128.0) / 7.0).collect();
+        let x: Vec<f32> = bytes(32 * 64, 11)
+            .iter()
+            .map(|&b| (f32::from(b) - 128.0) / 7.0)
+            .collect();
         for (i, block) in x.chunks_exact(BLOCK).enumerate() {
             let block: &[f32; BLOCK] = block.try_into().unwrap();
             // Exact halves come up when the inverse scale is a whole number.
@@ -788,7 +887,8 @@ mod tests {
     #[test]
     fn adding_accumulates_into_the_output() {
         let (rows, cols) = (16, 32);
-        let m = Matrix::from_gguf(GGML_Q4_1, rows, cols, &tensor(Format::Q4_1, rows, cols)).unwrap();
+        let m =
+            Matrix::from_gguf(GGML_Q4_1, rows, cols, &tensor(Format::Q4_1, rows, cols)).unwrap();
         let (_, q) = activations(1, cols);
         let stored = run(&m, &q, false);
         let mut out = vec![1.5; rows];
