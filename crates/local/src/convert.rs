@@ -210,8 +210,8 @@ fn size_of(tensor: &TensorInfo, ty: u32) -> Option<u64> {
     match ty {
         0 => Some(n * 4),
         1 => Some(n * 2),
-        Q4_1 if n % BLOCK as u64 == 0 => Some(n / BLOCK as u64 * Q4_1_BYTES as u64),
-        Q8_0 if n % BLOCK as u64 == 0 => Some(n / BLOCK as u64 * Q8_0_BYTES as u64),
+        Q4_1 if n.is_multiple_of(BLOCK as u64) => Some(n / BLOCK as u64 * Q4_1_BYTES as u64),
+        Q8_0 if n.is_multiple_of(BLOCK as u64) => Some(n / BLOCK as u64 * Q8_0_BYTES as u64),
         _ => None,
     }
 }

@@ -152,7 +152,7 @@ impl Matrix {
     ) -> Result<Self, String> {
         let format = Format::from_ggml(ty)
             .ok_or_else(|| format!("GGML type {ty} (only Q4_1, Q8_0 and F32 matrices run)"))?;
-        if rows % GROUP != 0 || cols % BLOCK != 0 || rows == 0 || cols == 0 {
+        if !rows.is_multiple_of(GROUP) || !cols.is_multiple_of(BLOCK) || rows == 0 || cols == 0 {
             return Err(format!(
                 "a {rows}×{cols} matrix (rows must be a multiple of {GROUP}, columns of {BLOCK})"
             ));
@@ -744,6 +744,7 @@ mod tests {
             match format {
                 Format::Q4_1 => GGML_Q4_1,
                 Format::Q8_0 => GGML_Q8_0,
+                Format::F32 => GGML_F32,
             },
             rows,
             cols,
@@ -903,6 +904,6 @@ mod tests {
         assert!(Matrix::from_gguf(GGML_Q4_1, 15, 32, &vec![0; 15 * 20]).is_err());
         assert!(Matrix::from_gguf(GGML_Q4_1, 16, 33, &[]).is_err());
         assert!(Matrix::from_gguf(GGML_F32, 16, 32, &vec![0; 16 * 32 * 4]).is_err());
-        assert!(Matrix::from_gguf(GGML_Q8_0, 16, 32, &vec![0; 10]).is_err());
+        assert!(Matrix::from_gguf(GGML_Q8_0, 16, 32, &[0; 10]).is_err());
     }
 }

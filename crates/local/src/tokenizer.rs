@@ -347,15 +347,15 @@ impl GgufTokenizer {
                 prev[next[i]] = i;
             }
             let p = prev[i];
-            if p < n {
-                if let Some(m) = self.merges.get(&(ids[p], ids[i])) {
-                    heap.push(Reverse((m.rank, p)));
-                }
+            if p < n
+                && let Some(m) = self.merges.get(&(ids[p], ids[i]))
+            {
+                heap.push(Reverse((m.rank, p)));
             }
-            if next[i] < n {
-                if let Some(m) = self.merges.get(&(ids[i], ids[next[i]])) {
-                    heap.push(Reverse((m.rank, i)));
-                }
+            if next[i] < n
+                && let Some(m) = self.merges.get(&(ids[i], ids[next[i]]))
+            {
+                heap.push(Reverse((m.rank, i)));
             }
         }
         out.extend(ids.into_iter().filter(|&id| id != u32::MAX));
