@@ -116,15 +116,15 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn speed(path: &std::path::Path, threads: usize, runs: usize) {
-    // One slot of 768 cells (the 512-token prompt and its first token, in
-    // llama.cpp's 256-cell steps), served by a pool as practice runs are: one
-    // llama.cpp context, kept warm between requests, as llama-bench keeps its.
+    // One slot of 768 cells (the 512-token prompt and its first token),
+    // served by a pool as practice runs are, kept warm between requests, as
+    // llama-bench keeps its context.
     let (model, pool) = pool(path, threads, 1, 768);
     let pp_messages = conversation(&model, 512);
     let tg_messages = conversation(&model, 256);
     let (mut pp, mut tg) = (vec![], vec![]);
     let (mut pp_tokens, mut tg_context, mut tg_tokens) = (0, 0, 0);
-    // One untimed run of each warms the page cache and llama.cpp's buffers.
+    // One untimed run of each warms the caches and the scratch buffers.
     for run in 0..=runs {
         let g = alone(&pool, &pp_messages, greedy(1));
         pp_tokens = g.prompt_tokens;

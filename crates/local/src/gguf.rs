@@ -5,7 +5,8 @@
 //! Written here (a hundred lines of a simple, versioned format) because the
 //! tokenizer and the chat template must work without the inference engine
 //! (the `engine` feature), and the crates that read GGUF either bring a whole
-//! ML framework (candle, llama.cpp) or want the whole 98 MB file in memory.
+//! ML framework (candle, llama.cpp) or want the whole 98 MB file in memory;
+//! the engine reads the tensors through [`Layout`] too.
 //! Layout (GGUF v2 and v3, little-endian): magic `GGUF`, version `u32`, tensor
 //! count `u64`, key/value count `u64`, then each key (a string: `u64` length
 //! and UTF-8 bytes), its type (`u32`) and its value.

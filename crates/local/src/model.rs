@@ -20,14 +20,17 @@ pub struct LoadOptions {
     /// Key/value cells (token positions) of each of a pool's slots: the
     /// longest prompt plus answer one request may have, which is also
     /// [`LocalModel::context_length`]. A [`Pool`](crate::Pool) allocates them
-    /// for every slot when it starts (about 23 KB per cell for SmolLM2-135M:
-    /// 8 slots of 2,048 cells hold 377 MB). Default (`0`): the model's
-    /// context length (8,192 for SmolLM2, about 190 MB per slot).
+    /// as a request's tokens come in and frees them when it ends (46 KB per
+    /// cell for SmolLM2-135M, keys and values in `f32`: 8 slots of 2,048
+    /// cells, all full, hold 755 MB). Default (`0`): the model's context
+    /// length (8,192 for SmolLM2).
     pub cache_tokens: usize,
     /// Run a Q4_1 file's weights re-quantized to Q8_0 (converted once and
-    /// cached in the model cache's `converted/` folder): about twice the
-    /// prompt rate at the file's perplexity, for 44 MiB more memory and no
-    /// faster generation. Other files run as they are. Default: off.
+    /// cached in the model cache's `converted/` folder). With this crate's
+    /// kernels it is slower than the file's Q4_1 (more bytes per weight:
+    /// BENCHMARKS.md, "Local model") at about the same perplexity, and holds
+    /// 50 MiB more; kept for comparing formats. Other files run as they are.
+    /// Default: off.
     pub requantize_q8_0: bool,
 }
 
@@ -42,7 +45,7 @@ impl Default for LoadOptions {
 }
 
 /// A GGUF chat model loaded into memory: its quantized weights (memory-mapped
-/// by llama.cpp) and its tokenizer.
+/// by `sluice-local`'s kernels, repacked at load) and its tokenizer.
 ///
 /// Generate through a [`Pool`](crate::Pool), which batches concurrent
 /// requests, or one at a time with [`LocalModel::generate`].
@@ -204,8 +207,7 @@ impl LocalModel {
             budget,
             sampler,
         } = self.prepare(messages, params)?;
-        // A cache just large enough, in llama.cpp's 256-cell granularity.
-        let cells = (prompt.len() + budget).next_multiple_of(256);
+        let cells = prompt.len() + budget;
         let mut result = None;
         {
             let mut batcher = Batcher::new(

@@ -155,8 +155,8 @@ impl Pool {
             .as_ref()
             .expect("the queue lives as long as the pool");
         if queue.send(job).is_err() {
-            // Only when the scheduler died, which a panic in llama.cpp's
-            // wrapper could cause.
+            // Only when the scheduler died, which only a bug (a panic in the
+            // engine) could cause.
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(LocalError::Stopped);
         }

@@ -22,13 +22,11 @@ fn greedy(max_tokens: u32) -> SamplingParams {
     }
 }
 
-/// A question the quantized model answers, whatever SIMD level llama.cpp
-/// was built for. (France is not one: SmolLM2-135M says "The capital of
-/// France is Paris." on the `f32` weights and on Q4_1 built for AVX2, but
-/// "Le Grand Château, also known as the City of Light, ..." on Q4_1 and on
-/// Q8_0 built with AVX-512 and VNNI, whose 8-bit products round otherwise.
-/// Japan gets "The capital of Japan is Tokyo." from all four. The perplexity
-/// test measures the difference on a whole text.)
+/// A question the quantized model answers. (France was not one with
+/// llama.cpp, whose answer depended on the SIMD level it was built for:
+/// "Le Grand Château, also known as the City of Light, ..." with AVX-512.
+/// sluice's kernels give the same bits on every CPU, and CI runs this test
+/// on the portable ones too.)
 fn question() -> Vec<ChatMessage> {
     vec![ChatMessage::new("user", "What is the capital of Japan?")]
 }
@@ -201,8 +199,8 @@ fn greedy_text_is_the_same_on_one_and_two_threads() {
 }
 
 /// Class notes of about 700 tokens: a conversation that carries them runs
-/// its attention over more than 512 cached tokens, where llama.cpp's CPU
-/// flash attention would switch paths between one sequence and several.
+/// its attention over more than 512 cached tokens and prompts longer than
+/// one step.
 fn notes() -> String {
     [
         "The water cycle moves water between the oceans, the air and the land.",

@@ -1,6 +1,6 @@
 //! Quality stays: the perplexity of the weights the engine runs (the file's
 //! Q4_1 blocks, and the same re-quantized to Q8_0 at load, multiplied by
-//! llama.cpp's quantized kernels against 8-bit activations) against the
+//! sluice's quantized kernels against 8-bit activations) against the
 //! file's own weights dequantized to `f32` exactly (written here as an `f32`
 //! GGUF, run by the same engine's `f32` kernels), on a fixed English text of
 //! a few thousand tokens.

@@ -2,7 +2,7 @@
 //!
 //! The model is loaded once, when the [`Provider`](super::Provider) is built,
 //! and runs in a [`Pool`]: one scheduler thread that batches up to [`SLOTS`]
-//! requests into each forward pass (llama.cpp spreads each pass over the
+//! requests into each forward pass (sluice-local spreads each pass over the
 //! cores itself). `max_concurrency` is the number of requests accepted at a
 //! time, running and waiting together; past it a call fails at once with
 //! [`ProviderError::RateLimited`] (HTTP 429 from the gateway) instead of
