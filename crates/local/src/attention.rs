@@ -14,14 +14,17 @@
 
 #![allow(unsafe_code)]
 
+use half::f16;
+
 use crate::kernel::dispatch;
 
 /// Where one head's keys and values are: cell `c`'s are at
-/// `c * stride + offset`, `len` values each.
+/// `c * stride + offset`, `len` values each, in `f16` (half the memory of a
+/// class's caches; converting to `f32` is exact).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Heads<'a> {
-    pub(crate) keys: &'a [f32],
-    pub(crate) values: &'a [f32],
+    pub(crate) keys: &'a [f16],
+    pub(crate) values: &'a [f16],
     pub(crate) stride: usize,
     pub(crate) offset: usize,
     pub(crate) len: usize,
@@ -70,6 +73,8 @@ pub(crate) fn group(
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use half::f16;
+
     use super::{Heads, softmax};
 
     /// `reduce`'s order: halves first.
@@ -92,6 +97,17 @@ mod avx512 {
         std::array::from_fn(|i| unsafe { _mm512_loadu_ps(s.as_ptr().add(16 * i)) })
     }
 
+    /// The 64 `f16` values at `at`, as four vectors of `f32`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load_f16(s: &[f16], at: usize) -> [__m512; 4] {
+        let s: &[f16; 64] = s[at..at + 64].try_into().expect("a head of 64");
+        // SAFETY: 64 values of 2 bytes (checked above).
+        std::array::from_fn(|i| unsafe {
+            _mm512_cvtph_ps(_mm256_loadu_si256(s.as_ptr().add(16 * i).cast()))
+        })
+    }
+
     #[target_feature(enable = "avx512f")]
     pub(super) fn group_64<const G: usize>(
         queries: &[f32],
@@ -105,7 +121,7 @@ mod avx512 {
         let scale = 1.0 / 8.0;
         scores.resize(G * cells, 0.0);
         for cell in 0..cells {
-            let k = load(cache.keys, cell * cache.stride + cache.offset);
+            let k = load_f16(cache.keys, cell * cache.stride + cache.offset);
             for (h, q) in q.iter().enumerate() {
                 let mut lanes = _mm512_mul_ps(q[0], k[0]);
                 for i in 1..4 {
@@ -118,7 +134,7 @@ mod avx512 {
             std::array::from_fn(|h| softmax(&mut scores[h * cells..(h + 1) * cells]));
         let mut acc = [[_mm512_setzero_ps(); 4]; G];
         for cell in 0..cells {
-            let v = load(cache.values, cell * cache.stride + cache.offset);
+            let v = load_f16(cache.values, cell * cache.stride + cache.offset);
             for (h, acc) in acc.iter_mut().enumerate() {
                 let p = _mm512_set1_ps(scores[h * cells + cell]);
                 for i in 0..4 {
@@ -151,20 +167,19 @@ fn head_sized<const D: usize>(
     out: &mut [f32],
 ) {
     let query: &[f32; D] = query.try_into().expect("a head of D");
-    let key = |cell: usize| -> &[f32; D] {
+    let row = |s: &[f16], cell: usize| -> [f32; D] {
         let at = cell * cache.stride + cache.offset;
-        cache.keys[at..at + D].try_into().expect("in the cache")
+        std::array::from_fn(|j| s[at + j].to_f32())
     };
     let scale = 1.0 / (D as f32).sqrt();
     scores.resize(cells, 0.0);
     for (cell, score) in scores.iter_mut().enumerate() {
-        *score = dot_sized(query, key(cell)) * scale;
+        *score = dot_sized(query, &row(cache.keys, cell)) * scale;
     }
     let mut acc = [0.0f32; D];
     let total = softmax(scores);
     for (cell, &p) in scores.iter().enumerate() {
-        let at = cell * cache.stride + cache.offset;
-        let value: &[f32; D] = cache.values[at..at + D].try_into().expect("in the cache");
+        let value = row(cache.values, cell);
         for j in 0..D {
             acc[j] += p * value[j];
         }
@@ -179,16 +194,18 @@ fn head_sized<const D: usize>(
 fn head_any(query: &[f32], cache: Heads<'_>, cells: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
     let d = query.len();
     let scale = 1.0 / (d as f32).sqrt();
+    let row = |s: &[f16], cell: usize| -> Vec<f32> {
+        let at = cell * cache.stride + cache.offset;
+        s[at..at + d].iter().map(|v| v.to_f32()).collect()
+    };
     scores.resize(cells, 0.0);
     for (cell, score) in scores.iter_mut().enumerate() {
-        let at = cell * cache.stride + cache.offset;
-        *score = dot(query, &cache.keys[at..at + d]) * scale;
+        *score = dot(query, &row(cache.keys, cell)) * scale;
     }
     let total = softmax(scores);
     out.fill(0.0);
     for (cell, &p) in scores.iter().enumerate() {
-        let at = cell * cache.stride + cache.offset;
-        for (o, &v) in out.iter_mut().zip(&cache.values[at..at + d]) {
+        for (o, v) in out.iter_mut().zip(row(cache.values, cell)) {
             *o += p * v;
         }
     }
@@ -327,8 +344,8 @@ mod tests {
             (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
         };
         let (stride, cells) = (192, 37);
-        let keys: Vec<f32> = (0..stride * cells).map(|_| next() * 4.0).collect();
-        let values: Vec<f32> = (0..stride * cells).map(|_| next()).collect();
+        let keys: Vec<f16> = (0..stride * cells).map(|_| f16::from_f32(next() * 4.0)).collect();
+        let values: Vec<f16> = (0..stride * cells).map(|_| f16::from_f32(next())).collect();
         let queries: Vec<f32> = (0..192).map(|_| next() * 4.0).collect();
         let cache = Heads {
             keys: &keys,
@@ -356,12 +373,8 @@ mod tests {
     fn a_head_attends_by_softmax_weights() {
         // Two cells: the query matches the second key far better.
         let query = [1.0f32; 16];
-        let keys: Vec<f32> = [0.0f32; 16].iter().chain(&[1.0f32; 16]).copied().collect();
-        let values: Vec<f32> = [10.0f32; 16]
-            .iter()
-            .chain(&[20.0f32; 16])
-            .copied()
-            .collect();
+        let keys: Vec<f16> = [0.0f32; 16].iter().chain(&[1.0f32; 16]).map(|&v| f16::from_f32(v)).collect();
+        let values: Vec<f16> = [10.0f32; 16].iter().chain(&[20.0f32; 16]).map(|&v| f16::from_f32(v)).collect();
         let cache = Heads {
             keys: &keys,
             values: &values,

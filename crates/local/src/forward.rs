@@ -17,10 +17,12 @@
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use half::f16;
+
 use crate::LocalError;
 use crate::attention::{self, Heads, rms_norm, swiglu};
 use crate::gguf::{Layout, TensorInfo};
-use crate::kernel::{GGML_F32, Matrix, Quantized, Write, product};
+use crate::kernel::{GGML_F32, Matrix, Quantized, Write, product, to_f16};
 use crate::parallel::{Out, Team, with_team};
 
 /// The model's shape, from the GGUF metadata.
@@ -216,12 +218,13 @@ impl<R: Read + Seek> Tensors<'_, R> {
 }
 
 /// One sequence's keys and values, layer by layer: `len` cells of
-/// `kv_dim` values each.
+/// `kv_dim` values each, in `f16` (as llama.cpp keeps them: half the memory
+/// of `f32` for a class's eight caches, and half the bytes attention reads).
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     len: usize,
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    k: Vec<Vec<f16>>,
+    v: Vec<Vec<f16>>,
 }
 
 impl Cache {
@@ -239,7 +242,7 @@ impl Cache {
         self.k.resize_with(config.layers, Vec::new);
         self.v.resize_with(config.layers, Vec::new);
         for layer in self.k.iter_mut().chain(&mut self.v) {
-            layer.resize(len * config.kv_dim(), 0.0);
+            layer.resize(len * config.kv_dim(), f16::ZERO);
         }
         self.len = len;
     }
@@ -350,8 +353,8 @@ pub(crate) fn forward<'s>(
                 }
                 let cache = &mut caches[token.seq];
                 let cell = token.pos * c.kv_dim()..(token.pos + 1) * c.kv_dim();
-                cache.k[l][cell.clone()].copy_from_slice(k);
-                cache.v[l][cell].copy_from_slice(v);
+                to_f16(k, &mut cache.k[l][cell.clone()]);
+                to_f16(v, &mut cache.v[l][cell]);
             }
             attend(team, &c, l, tokens, caches, &s.q, &mut s.attention);
             s.xq.reset(n, c.embd);
