@@ -344,7 +344,9 @@ mod tests {
             (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
         };
         let (stride, cells) = (192, 37);
-        let keys: Vec<f16> = (0..stride * cells).map(|_| f16::from_f32(next() * 4.0)).collect();
+        let keys: Vec<f16> = (0..stride * cells)
+            .map(|_| f16::from_f32(next() * 4.0))
+            .collect();
         let values: Vec<f16> = (0..stride * cells).map(|_| f16::from_f32(next())).collect();
         let queries: Vec<f32> = (0..192).map(|_| next() * 4.0).collect();
         let cache = Heads {
@@ -373,8 +375,16 @@ mod tests {
     fn a_head_attends_by_softmax_weights() {
         // Two cells: the query matches the second key far better.
         let query = [1.0f32; 16];
-        let keys: Vec<f16> = [0.0f32; 16].iter().chain(&[1.0f32; 16]).map(|&v| f16::from_f32(v)).collect();
-        let values: Vec<f16> = [10.0f32; 16].iter().chain(&[20.0f32; 16]).map(|&v| f16::from_f32(v)).collect();
+        let keys: Vec<f16> = [0.0f32; 16]
+            .iter()
+            .chain(&[1.0f32; 16])
+            .map(|&v| f16::from_f32(v))
+            .collect();
+        let values: Vec<f16> = [10.0f32; 16]
+            .iter()
+            .chain(&[20.0f32; 16])
+            .map(|&v| f16::from_f32(v))
+            .collect();
         let cache = Heads {
             keys: &keys,
             values: &values,
