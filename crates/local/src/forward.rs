@@ -328,7 +328,7 @@ pub(crate) fn forward<'s>(
     s.up.resize(n * c.ffn, 0.0);
     with_team(threads, |team| {
         for (l, layer) in weights.layers.iter().enumerate() {
-            norm_into(&c, &s.x, &layer.attn_norm, &mut s.xq);
+            norm_into(team, &c, &s.x, &layer.attn_norm, &mut s.xq);
             products(
                 team,
                 &s.xq,
@@ -358,11 +358,14 @@ pub(crate) fn forward<'s>(
             }
             attend(team, &c, l, tokens, caches, &s.q, &mut s.attention);
             s.xq.reset(n, c.embd);
-            for t in 0..n {
-                s.xq.set(t, &s.attention[t * c.embd..(t + 1) * c.embd]);
-            }
+            let (rows, attention) = (s.xq.rows(), &s.attention);
+            team.run(&|id| {
+                for t in team.share(id, n) {
+                    rows.set(t, &attention[t * c.embd..(t + 1) * c.embd]);
+                }
+            });
             products(team, &s.xq, &mut [(&layer.o, &mut s.x[..], Write::Add)]);
-            norm_into(&c, &s.x, &layer.ffn_norm, &mut s.xq);
+            norm_into(team, &c, &s.x, &layer.ffn_norm, &mut s.xq);
             products(
                 team,
                 &s.xq,
@@ -372,12 +375,15 @@ pub(crate) fn forward<'s>(
                 ],
             );
             s.hq.reset(n, c.ffn);
-            for t in 0..n {
-                let row = t * c.ffn..(t + 1) * c.ffn;
-                let gate = &mut s.gate[row.clone()];
-                swiglu(gate, &s.up[row]);
-                s.hq.set(t, gate);
-            }
+            let (rows, gate, up) = (s.hq.rows(), Out::new(&mut s.gate), &s.up);
+            team.run(&|id| {
+                for t in team.share(id, n) {
+                    let row = t * c.ffn..(t + 1) * c.ffn;
+                    let gate = gate.slice(row.clone());
+                    swiglu(gate, &up[row]);
+                    rows.set(t, gate);
+                }
+            });
             products(team, &s.hq, &mut [(&layer.down, &mut s.x[..], Write::Add)]);
         }
         // The final norm and the output product, for the tokens that ask.
@@ -428,14 +434,17 @@ fn products(team: &Team<'_>, x: &Quantized, jobs: &mut [(&Matrix, &mut [f32], Wr
 }
 
 /// Each token's RMS norm times `weight`, quantized into `out`.
-fn norm_into(c: &Config, x: &[f32], weight: &[f32], out: &mut Quantized) {
+fn norm_into(team: &Team<'_>, c: &Config, x: &[f32], weight: &[f32], out: &mut Quantized) {
     let n = x.len() / c.embd;
     out.reset(n, c.embd);
-    let mut row = vec![0.0; c.embd];
-    for t in 0..n {
-        rms_norm(&x[t * c.embd..(t + 1) * c.embd], weight, c.eps, &mut row);
-        out.set(t, &row);
-    }
+    let rows = out.rows();
+    team.run(&|id| {
+        let mut row = vec![0.0; c.embd];
+        for t in team.share(id, n) {
+            rms_norm(&x[t * c.embd..(t + 1) * c.embd], weight, c.eps, &mut row);
+            rows.set(t, &row);
+        }
+    });
 }
 
 /// The rotation angles' cosines and sines of each token's position.

@@ -326,6 +326,62 @@ impl Quantized {
     }
 }
 
+/// A [`Quantized`]'s rows, filled by several threads at once, each its own
+/// tokens.
+pub(crate) struct Rows<'a> {
+    cols: usize,
+    x: *mut f32,
+    q: *mut i8,
+    d: *mut f32,
+    s: *mut f32,
+    sum: *mut i32,
+    tokens: usize,
+    _rows: std::marker::PhantomData<&'a mut Quantized>,
+}
+
+// SAFETY: threads write disjoint tokens' rows (the callers' contract, as
+// with `Out`), and the team's step boundaries order them.
+unsafe impl Sync for Rows<'_> {}
+
+impl Quantized {
+    /// The rows, for threads to fill each its own tokens with
+    /// [`Rows::set`].
+    pub(crate) fn rows(&mut self) -> Rows<'_> {
+        Rows {
+            cols: self.cols,
+            x: self.x.as_mut_ptr(),
+            q: self.q.as_mut_ptr(),
+            d: self.d.as_mut_ptr(),
+            s: self.s.as_mut_ptr(),
+            sum: self.sum.as_mut_ptr(),
+            tokens: self.tokens(),
+            _rows: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Rows<'_> {
+    /// [`Quantized::set`]; no other thread may set `token` in the same step.
+    pub(crate) fn set(&self, token: usize, x: &[f32]) {
+        assert!(token < self.tokens && x.len() == self.cols);
+        let blocks = self.cols / BLOCK;
+        // SAFETY: in bounds (asserted: the buffers hold `tokens` rows), and
+        // no other thread touches this token's row during the step.
+        unsafe {
+            let row = |p: *mut f32| std::slice::from_raw_parts_mut(p.add(token * self.cols), self.cols);
+            let at = |p: *mut f32| std::slice::from_raw_parts_mut(p.add(token * blocks), blocks);
+            row(self.x).copy_from_slice(x);
+            quantize(
+                x,
+                std::slice::from_raw_parts_mut(self.q.add(token * self.cols), self.cols),
+                at(self.d),
+                at(self.s),
+                std::slice::from_raw_parts_mut(self.sum.add(token * blocks), blocks),
+            );
+        }
+    }
+}
+
 /// Quantizes one token's row: per block of 32, `d = max|x| / 127`,
 /// `q = round(x / d)` (half to even), `sum = Σq`, `s = d·sum`.
 fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], sum: &mut [i32]) {
