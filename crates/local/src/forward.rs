@@ -217,12 +217,16 @@ impl<R: Read + Seek> Tensors<'_, R> {
     }
 }
 
-/// One sequence's keys and values, layer by layer: `len` cells of
-/// `kv_dim` values each, in `f16` (as llama.cpp keeps them: half the memory
-/// of `f32` for a class's eight caches, and half the bytes attention reads).
+/// One sequence's keys and values: per layer and key/value head, `len`
+/// cells of `head_dim` values, in `f16` (as llama.cpp keeps them: half the
+/// memory of `f32` for a class's eight caches, and half the bytes attention
+/// reads). A head's cells lie one after the other, so attention reads each
+/// head's keys as one stream (with the heads interleaved per cell, a batch's
+/// attention waited on memory a quarter of its time).
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     len: usize,
+    /// `[layer * kv_heads + head]`.
     k: Vec<Vec<f16>>,
     v: Vec<Vec<f16>>,
 }
@@ -239,10 +243,11 @@ impl Cache {
     }
 
     fn grow(&mut self, config: &Config, len: usize) {
-        self.k.resize_with(config.layers, Vec::new);
-        self.v.resize_with(config.layers, Vec::new);
-        for layer in self.k.iter_mut().chain(&mut self.v) {
-            layer.resize(len * config.kv_dim(), f16::ZERO);
+        let heads = config.layers * config.kv_heads;
+        self.k.resize_with(heads, Vec::new);
+        self.v.resize_with(heads, Vec::new);
+        for head in self.k.iter_mut().chain(&mut self.v) {
+            head.resize(len * config.head_dim, f16::ZERO);
         }
         self.len = len;
     }
@@ -352,9 +357,12 @@ pub(crate) fn forward<'s>(
                     rotate(head, angles);
                 }
                 let cache = &mut caches[token.seq];
-                let cell = token.pos * c.kv_dim()..(token.pos + 1) * c.kv_dim();
-                to_f16(k, &mut cache.k[l][cell.clone()]);
-                to_f16(v, &mut cache.v[l][cell]);
+                let cell = token.pos * c.head_dim..(token.pos + 1) * c.head_dim;
+                let heads = k.chunks_exact(c.head_dim).zip(v.chunks_exact(c.head_dim));
+                for (h, (k, v)) in heads.enumerate() {
+                    to_f16(k, &mut cache.k[l * c.kv_heads + h][cell.clone()]);
+                    to_f16(v, &mut cache.v[l * c.kv_heads + h][cell.clone()]);
+                }
             }
             attend(team, &c, l, tokens, caches, &s.q, &mut s.attention);
             s.xq.reset(n, c.embd);
@@ -483,7 +491,7 @@ fn attend(
     // One item per token and group of heads sharing a key/value head.
     let work = tokens.len() * c.kv_heads;
     let group = c.heads / c.kv_heads;
-    let (d, kv) = (c.head_dim, c.kv_dim());
+    let d = c.head_dim;
     team.run(&|id| {
         let mut scores = Vec::new();
         for item in team.share(id, work) {
@@ -491,10 +499,10 @@ fn attend(
             let token = tokens[t];
             let cache = &caches[token.seq];
             let heads = Heads {
-                keys: &cache.k[layer],
-                values: &cache.v[layer],
-                stride: kv,
-                offset: g * d,
+                keys: &cache.k[layer * c.kv_heads + g],
+                values: &cache.v[layer * c.kv_heads + g],
+                stride: d,
+                offset: 0,
                 len: d,
             };
             let at = t * c.embd + g * group * d..t * c.embd + (g + 1) * group * d;
