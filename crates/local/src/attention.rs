@@ -194,7 +194,10 @@ mod avx512 {
         let mut products = [[_mm512_setzero_ps(); 16]; G];
         for start in (0..whole).step_by(16) {
             for i in 0..16 {
-                prefetch(cache.keys, (start + i + AHEAD) * cache.stride + cache.offset);
+                prefetch(
+                    cache.keys,
+                    (start + i + AHEAD) * cache.stride + cache.offset,
+                );
                 let k = load_f16(cache.keys, (start + i) * cache.stride + cache.offset);
                 for (h, q) in q.iter().enumerate() {
                     products[h][i] = lanes(&k, q);

@@ -1,11 +1,11 @@
-//! Re-quantizing a file's weights once, at load, to the format the engine
-//! runs fastest at the file's quality, cached on disk beside the models.
+//! Re-quantizing a file's weights once, at load, to Q8_0, cached on disk
+//! beside the models: an option ([`LoadOptions::requantize_q8_0`](crate::LoadOptions)),
+//! off by default, kept to compare formats.
 //!
-//! Why: SmolLM2's published file is Q4_1 (4 bits, a scale and a minimum per
-//! 32 weights), and llama.cpp's x86 kernels for Q4_1 are its slow ones: no
-//! repacked (interleaved) layout, and the minimum costs a second product per
-//! block. Measured on this 2-core machine with llama.cpp's own `llama-bench`
-//! and `llama-perplexity` (2026-12-07, load ~1.5; perplexity of the Apache
+//! Why it was written: with llama.cpp as the engine, whose x86 kernels for
+//! Q4_1 were its slow ones, Q8_0 doubled the prompt rate at the file's
+//! quality. Measured then with llama.cpp's own `llama-bench` and
+//! `llama-perplexity` (2026-12-07, load ~1.5; perplexity of the Apache
 //! License text, 512-token windows) on the file re-quantized by
 //! `llama-quantize --allow-requantize`:
 //!
@@ -13,33 +13,23 @@
 //! |---|---:|---:|---:|---:|
 //! | f32 (the Q4_1 weights, exact) | | | 15.78 | 513 |
 //! | Q4_1, the file | 237 / 469 | 123 / 143 | 15.85 (+0.5%) | 92 |
-//! | **Q8_0** | **505 / 981** | **139 / 153** | **15.90 (+0.8%)** | 136 |
+//! | Q8_0 | 505 / 981 | 139 / 153 | 15.90 (+0.8%) | 136 |
 //! | Q4_0 (repacked 8x8) | 916 / 1706 | 179 / 197 | 18.79 (+19%) | 86 |
 //! | IQ4_NL | 847 / 1623 | 167 / 204 | 18.85 (+19%) | 86 |
 //! | Q5_0 | 415 / 811 | 138 / 155 | 17.05 (+8%) | 98 |
 //! | Q5_1 | 221 / 448 | 134 / 163 | 17.61 (+12%) | 105 |
 //!
 //! Q8_0 holds every Q4_1 weight to within 1/254 of its block's largest, so
-//! it keeps the file's perplexity (the bar: within 3% of f32) while
-//! running the prompt twice as fast; the 4- and 5-bit formats with faster
-//! kernels lose 8-19% of perplexity on a model this small (K-quants do not
-//! apply: most of SmolLM2's rows have 576 weights, not a multiple of 256).
-//!
-//! It is an option ([`LoadOptions::requantize_q8_0`](crate::LoadOptions)),
-//! off by default, because the rest did not follow in sluice's own
-//! measurements (BENCHMARKS.md, "Local model"): generation is no faster (one
-//! token at a time reads 44 MiB more weights), the process holds 208 MiB
-//! instead of 164, batched generation gains less (llama.cpp's small-batch
-//! Q8_0 kernel, llamafile's tinyBLAS, is slower per token than its one-row
-//! product), and the different rounding of the activations changes some
-//! greedy answers (SmolLM2 answers "Which city is the capital of France?"
-//! without naming Paris). A class that sends long prompts gets its first
-//! tokens sooner with it (112 against 206 ms on one thread).
+//! it keeps the file's perplexity; the 4- and 5-bit formats with faster
+//! llama.cpp kernels lose 8-19% on a model this small (K-quants do not apply:
+//! most of SmolLM2's rows have 576 weights, not a multiple of 256). With
+//! sluice's own kernels (`kernel.rs`), which multiply Q4_1 as fast as Q8_0
+//! per weight, Q8_0 only reads more bytes: it is slower than the file's Q4_1
+//! (BENCHMARKS.md, "Local model"), hence off.
 //!
 //! Only Q4_1 files are converted; any other file runs as it is. The
 //! conversion is written here rather than called from llama.cpp's quantizer
-//! (`llama_model_quantize`, which llama-cpp-2 does not wrap; this workspace
-//! forbids `unsafe`): per block of 32 it is ggml's own arithmetic
+//! (`llama_model_quantize`, a C library): per block of 32 it is ggml's own arithmetic
 //! (`dequantize_row_q4_1`, then `quantize_row_q8_0_ref`: `d = max|w| / 127`,
 //! `q = round(w / d)`), so the copy is byte for byte what `llama-quantize
 //! --allow-requantize ... Q8_0` writes for these tensors (a test checks the

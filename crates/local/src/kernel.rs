@@ -368,7 +368,8 @@ impl Rows<'_> {
         // SAFETY: in bounds (asserted: the buffers hold `tokens` rows), and
         // no other thread touches this token's row during the step.
         unsafe {
-            let row = |p: *mut f32| std::slice::from_raw_parts_mut(p.add(token * self.cols), self.cols);
+            let row =
+                |p: *mut f32| std::slice::from_raw_parts_mut(p.add(token * self.cols), self.cols);
             let at = |p: *mut f32| std::slice::from_raw_parts_mut(p.add(token * blocks), blocks);
             row(self.x).copy_from_slice(x);
             quantize(

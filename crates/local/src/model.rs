@@ -15,14 +15,17 @@ use crate::tokenizer::GgufTokenizer;
 /// shares between its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// Threads per forward pass. Default: the machine's available parallelism.
+    /// Threads per forward pass. Default: the machine's available
+    /// parallelism, at most 8 (a forward pass starts its threads, and a
+    /// model this size has about 40 groups of 16 rows in its smaller
+    /// products to share out; more threads than that were not measured).
     pub threads: usize,
     /// Key/value cells (token positions) of each of a pool's slots: the
     /// longest prompt plus answer one request may have, which is also
     /// [`LocalModel::context_length`]. A [`Pool`](crate::Pool) allocates them
-    /// as a request's tokens come in and frees them when it ends (46 KB per
-    /// cell for SmolLM2-135M, keys and values in `f32`: 8 slots of 2,048
-    /// cells, all full, hold 755 MB). Default (`0`): the model's context
+    /// as a request's tokens come in and frees them when it ends (23 KB per
+    /// cell for SmolLM2-135M, keys and values in `f16`: 8 slots of 2,048
+    /// cells, all full, hold 377 MB). Default (`0`): the model's context
     /// length (8,192 for SmolLM2).
     pub cache_tokens: usize,
     /// Run a Q4_1 file's weights re-quantized to Q8_0 (converted once and
@@ -37,7 +40,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
-            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            threads: std::thread::available_parallelism().map_or(1, |n| usize::from(n).min(8)),
             cache_tokens: 0,
             requantize_q8_0: false,
         }

@@ -230,9 +230,9 @@ pub const MODEL_SETTINGS: &[Setting] = &[
         None,
         "boolean",
         "`false`",
-        "`local` only: run a Q4_1 file's weights re-quantized to Q8_0 (converted once, cached in the model cache): \
-         about twice the prompt rate and half the time to the first token at the file's perplexity, for 44 MiB \
-         more memory and no faster generation (BENCHMARKS.md, \"Local model\").",
+        "`local` only: run a Q4_1 file's weights re-quantized to Q8_0 (converted once, cached in the model cache), \
+         at about the file's perplexity. Slower than the file's Q4_1 with sluice's kernels (more bytes per weight) \
+         and 50 MiB more memory: kept to compare formats (BENCHMARKS.md, \"Local model\").",
     ),
     setting(
         "model",
