@@ -16,7 +16,7 @@
 
 use half::f16;
 
-use crate::kernel::dispatch;
+use crate::simd::{dispatch, dot, reduce};
 
 /// Where one head's keys and values are: cell `c`'s are at
 /// `c * stride + offset`, `len` values each, in `f16` (half the memory of a
@@ -41,7 +41,7 @@ pub(crate) fn group(
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernel::has_avx512() {
+    if crate::simd::has_avx512() {
         // SAFETY (each arm): the CPU has AVX-512F (checked); `group_64`
         // checks its slices' bounds.
         match queries.len() {
@@ -199,8 +199,8 @@ mod avx512 {
                     (start + i + AHEAD) * cache.stride + cache.offset,
                 );
                 let k = load_f16(cache.keys, (start + i) * cache.stride + cache.offset);
-                for (h, q) in q.iter().enumerate() {
-                    products[h][i] = lanes(&k, q);
+                for (products, q) in products.iter_mut().zip(&q) {
+                    products[i] = lanes(&k, q);
                 }
             }
             for (h, products) in products.iter().enumerate() {
@@ -334,17 +334,6 @@ fn dot_sized<const D: usize>(a: &[f32; D], b: &[f32; D]) -> f32 {
     reduce(lanes)
 }
 
-/// The 16 lanes' sum, halves first (the order of a vector reduction).
-#[inline(always)]
-fn reduce(mut lanes: [f32; 16]) -> f32 {
-    for width in [8, 4, 2, 1] {
-        for j in 0..width {
-            lanes[j] += lanes[j + width];
-        }
-    }
-    lanes[0]
-}
-
 dispatch!(swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + exp(-*g)) * u;
@@ -358,27 +347,6 @@ dispatch!(rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
         *o = x * scale * w;
     }
 });
-
-/// `Σ a·b` in 16 lanes, added in a fixed order.
-#[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    for (a, b) in a.chunks_exact(16).zip(b.chunks_exact(16)) {
-        for j in 0..16 {
-            lanes[j] += a[j] * b[j];
-        }
-    }
-    let mut tail = 0.0;
-    for (a, b) in a
-        .chunks_exact(16)
-        .remainder()
-        .iter()
-        .zip(b.chunks_exact(16).remainder())
-    {
-        tail += a * b;
-    }
-    reduce(lanes) + tail
-}
 
 /// `e^x` in single precision without a libm call (so loops over it
 /// vectorize): Cephes' `expf` (range reduction by `ln 2`, degree-6

@@ -36,6 +36,9 @@
 use half::f16;
 
 use crate::parallel::Out;
+use crate::simd::{dispatch, dot};
+#[cfg(target_arch = "x86_64")]
+use crate::simd::{has_avx512, has_avx512_vnni};
 
 /// Rows interleaved in one record: one 512-bit register holds four weights
 /// of each.
@@ -44,30 +47,6 @@ pub(crate) const GROUP: usize = 16;
 pub(crate) const BLOCK: usize = 32;
 /// Tokens multiplied against one unpacked block of weights.
 const TILE: usize = 8;
-
-/// Runs `f` compiled with AVX-512 when the CPU has it: `f` is inlined into a
-/// function built with the feature, whose code it then becomes.
-macro_rules! dispatch {
-    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {
-        pub(crate) fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn generic($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn wide($($arg: $ty),*) {
-                    generic($($arg),*)
-                }
-                if crate::kernel::has_avx512() {
-                    // SAFETY: the CPU has AVX-512F (checked).
-                    return unsafe { wide($($arg),*) };
-                }
-            }
-            generic($($arg),*)
-        }
-    };
-}
-pub(crate) use dispatch;
 
 /// GGML type ids.
 pub(crate) const GGML_F32: u32 = 0;
@@ -487,7 +466,7 @@ pub(crate) fn product(
 
 dispatch!(float_rows(w: &[f32], x: &[f32], out: &mut [f32], add: bool) {
     for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len())) {
-        let v = crate::attention::dot(row, x);
+        let v = dot(row, x);
         *o = if add { *o + v } else { v };
     }
 });
@@ -504,29 +483,6 @@ pub(crate) fn to_f16(src: &[f32], dst: &mut [f16]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = f16::from_f32(s);
     }
-}
-
-/// Whether the CPU has AVX-512F (and the kernel may use it:
-/// `SLUICE_PORTABLE_KERNEL` set turns every SIMD path off, to compare).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx512() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::env::var_os("SLUICE_PORTABLE_KERNEL").is_none() && is_x86_feature_detected!("avx512f")
-    })
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx512_vnni() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::env::var_os("SLUICE_PORTABLE_KERNEL").is_none()
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni")
-    })
 }
 
 /// One group's 16 rows for token `t`, one weight at a time, in the same

@@ -68,6 +68,8 @@ mod parallel;
 mod pool;
 #[cfg(feature = "engine")]
 mod sample;
+#[cfg(feature = "engine")]
+mod simd;
 mod tokenizer;
 
 pub use chat::ChatMessage;
