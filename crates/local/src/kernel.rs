@@ -458,9 +458,7 @@ pub(crate) fn product(
         return;
     }
     for g in groups {
-        for t in 0..tokens {
-            group_portable(w, x, g, t, out, stride, write);
-        }
+        group_portable(w, x, g, out, stride, write);
     }
 }
 
@@ -485,43 +483,54 @@ pub(crate) fn to_f16(src: &[f32], dst: &mut [f16]) {
     }
 }
 
-/// One group's 16 rows for token `t`, one weight at a time, in the same
-/// order of rounding as the SIMD path.
-fn group_portable(
-    w: &Matrix,
-    x: &Quantized,
-    g: usize,
-    t: usize,
-    out: &Out,
-    stride: usize,
-    write: Write,
-) {
-    let blocks = w.blocks();
-    let a = &x.q[t * x.cols..(t + 1) * x.cols];
-    for i in 0..GROUP {
-        let mut acc = 0.0f32;
-        for b in 0..blocks {
-            let record = w.record(g, b);
-            let ab = &a[b * BLOCK..(b + 1) * BLOCK];
-            let mut sum: i32 = (0..BLOCK)
-                .map(|k| i32::from(weight(w.format, record, i, k)) * i32::from(ab[k]))
-                .sum();
-            let da = x.d[t * blocks + b];
-            match w.format {
-                Format::Q4_1 => {
-                    acc = (sum as f32).mul_add(scale(record, i) * da, acc);
-                    acc = minimum(record, i).mul_add(x.s[t * blocks + b], acc);
-                }
-                Format::Q8_0 | Format::F32 => {
-                    sum -= 128 * x.sum[t * blocks + b];
-                    acc = (sum as f32).mul_add(scale(record, i) * da, acc);
+/// One group's 16 rows for every token, in the same order of rounding as
+/// the SIMD path: each block's weights unpacked once, then each token's
+/// integer sums (which the compiler vectorizes for the baseline CPU).
+fn group_portable(w: &Matrix, x: &Quantized, g: usize, out: &Out, stride: usize, write: Write) {
+    let (blocks, tokens) = (w.blocks(), x.tokens());
+    let mut acc = vec![[0.0f32; GROUP]; tokens];
+    let mut weights = [[0u8; BLOCK]; GROUP];
+    for b in 0..blocks {
+        let record = w.record(g, b);
+        for (i, row) in weights.iter_mut().enumerate() {
+            *row = std::array::from_fn(|k| weight(w.format, record, i, k));
+        }
+        let d: [f32; GROUP] = std::array::from_fn(|i| scale(record, i));
+        let m: [f32; GROUP] = std::array::from_fn(|i| match w.format {
+            Format::Q4_1 => minimum(record, i),
+            Format::Q8_0 | Format::F32 => 0.0,
+        });
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let at = t * blocks + b;
+            let a: &[i8; BLOCK] = x.q[at * BLOCK..(at + 1) * BLOCK]
+                .try_into()
+                .expect("a block");
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let mut sum: i32 = weights[i]
+                    .iter()
+                    .zip(a)
+                    .map(|(&w, &a)| i32::from(w) * i32::from(a))
+                    .sum();
+                match w.format {
+                    Format::Q4_1 => {
+                        *acc = (sum as f32).mul_add(d[i] * x.d[at], *acc);
+                        *acc = m[i].mul_add(x.s[at], *acc);
+                    }
+                    Format::Q8_0 | Format::F32 => {
+                        sum -= 128 * x.sum[at];
+                        *acc = (sum as f32).mul_add(d[i] * x.d[at], *acc);
+                    }
                 }
             }
         }
-        let at = t * stride + g * GROUP + i;
-        match write {
-            Write::Store => out.set(at, acc),
-            Write::Add => out.set(at, out.get(at) + acc),
+    }
+    for (t, acc) in acc.iter().enumerate() {
+        for (i, &acc) in acc.iter().enumerate() {
+            let at = t * stride + g * GROUP + i;
+            match write {
+                Write::Store => out.set(at, acc),
+                Write::Add => out.set(at, out.get(at) + acc),
+            }
         }
     }
 }
@@ -870,9 +879,7 @@ mod tests {
         let shared = Out::new(&mut out);
         if portable {
             for g in 0..m.groups() {
-                for t in 0..q.tokens() {
-                    group_portable(m, q, g, t, &shared, m.rows, Write::Store);
-                }
+                group_portable(m, q, g, &shared, m.rows, Write::Store);
             }
         } else {
             product(m, q, 0..m.groups(), &shared, m.rows, Write::Store);
