@@ -1,13 +1,14 @@
 //! A team of threads for one forward pass, and the output buffer they share.
 //!
 //! Why by hand: a forward pass of SmolLM2 runs ~250 parallel steps per token
-//! (seven products, attention and the norms in each of 30 layers), each a few
-//! microseconds of work at one token. rayon wakes its workers through a
-//! condition variable (a futex: 5-20 µs per step here, as long as the work);
-//! `std::sync::Barrier` likewise. The team's workers spin on an atomic epoch
-//! for the length of one forward pass (they exist only inside it, so they
-//! never spin while the model is idle), which hands a step to the other core
-//! in well under a microsecond; under oversubscription they yield.
+//! (the products, attention and the per-token work of 30 layers), each a few
+//! microseconds at one token. The team's workers spin on an atomic epoch for
+//! the length of one forward pass (they exist only inside it, so they never
+//! spin while the model is idle), and yield under oversubscription. Measured
+//! with a scratch harness on this 2-core machine (2026-12-07; 50,000 steps
+//! of 2 µs of work on each of 2 threads): this team 2.15 µs per step,
+//! `rayon::join` 2.78 µs, `std::sync::Barrier` 23 µs: rayon's overhead is
+//! 0.6 µs a step, 0.15 ms of a ~3 ms token.
 //!
 //! Determinism: a step's work is split by index ([`Team::share`]); each output
 //! is computed by one thread with the same instructions whatever the number
