@@ -16,7 +16,7 @@
 
 use half::f16;
 
-use crate::simd::{dispatch, dot, reduce};
+use crate::simd::{dispatch, dot, f16_to_f32, reduce};
 
 /// Where one head's keys and values are: cell `c`'s are at
 /// `c * stride + offset`, `len` values each, in `f16` (half the memory of a
@@ -52,17 +52,18 @@ pub(crate) fn group(
             _ => {}
         }
     }
-    for (query, out) in queries
-        .chunks_exact(cache.len)
-        .zip(out.chunks_exact_mut(cache.len))
-    {
+    portable(queries, cache, cells, scores, out);
+}
+
+dispatch!(portable(queries: &[f32], cache: Heads<'_>, cells: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
+    for (query, out) in queries.chunks_exact(cache.len).zip(out.chunks_exact_mut(cache.len)) {
         match cache.len {
             64 => head_sized::<64>(query, cache, cells, scores, out),
             128 => head_sized::<128>(query, cache, cells, scores, out),
             _ => head_any(query, cache, cells, scores, out),
         }
     }
-}
+});
 
 /// Groups of up to four heads of 64 (SmolLM2's: three) with AVX-512: each
 /// head's operations in the same order as `head_sized::<64>` (a test
@@ -258,7 +259,7 @@ fn head_sized<const D: usize>(
     let query: &[f32; D] = query.try_into().expect("a head of D");
     let row = |s: &[f16], cell: usize| -> [f32; D] {
         let at = cell * cache.stride + cache.offset;
-        std::array::from_fn(|j| s[at + j].to_f32())
+        std::array::from_fn(|j| f16_to_f32(s[at + j]))
     };
     let scale = 1.0 / (D as f32).sqrt();
     scores.resize(cells, 0.0);
@@ -285,7 +286,7 @@ fn head_any(query: &[f32], cache: Heads<'_>, cells: usize, scores: &mut Vec<f32>
     let scale = 1.0 / (d as f32).sqrt();
     let row = |s: &[f16], cell: usize| -> Vec<f32> {
         let at = cell * cache.stride + cache.offset;
-        s[at..at + d].iter().map(|v| v.to_f32()).collect()
+        s[at..at + d].iter().map(|&v| f16_to_f32(v)).collect()
     };
     scores.resize(cells, 0.0);
     for (cell, score) in scores.iter_mut().enumerate() {

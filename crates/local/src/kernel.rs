@@ -23,7 +23,7 @@
 //!
 //! Every output is `Σ_blocks (d_w·d_a)·Σ(w·a) + m_w·s_a` (Q4_1) or
 //! `(d_w·d_a)·Σ(w·a)` (Q8_0), accumulated in block order with fused
-//! multiply-adds: the SIMD and the portable path give the same bits (tested),
+//! multiply-adds: the AVX-512, AVX2 and portable paths give the same bits (tested),
 //! so greedy text does not depend on the CPU's instruction set, on the batch
 //! a token is in, or on how many threads share the rows.
 //!
@@ -38,7 +38,7 @@ use half::f16;
 use crate::parallel::Out;
 use crate::simd::{dispatch, dot};
 #[cfg(target_arch = "x86_64")]
-use crate::simd::{has_avx512, has_avx512_vnni};
+use crate::simd::{has_avx2, has_avx512};
 
 /// Rows interleaved in one record: one 512-bit register holds four weights
 /// of each.
@@ -443,7 +443,7 @@ pub(crate) fn product(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if has_avx512_vnni() {
+    if has_avx512() {
         for g in groups {
             let mut t = 0;
             while t < tokens {
@@ -453,6 +453,22 @@ pub(crate) fn product(
                 // slicing, and `out` holds every token's rows (asserted).
                 unsafe { avx512::group(w, x, g, t, n, out, stride, write) };
                 t += n;
+            }
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        for g in groups {
+            for half in 0..2 {
+                let mut t = 0;
+                while t < tokens {
+                    let n = avx2::TILE.min(tokens - t);
+                    // SAFETY: the CPU has AVX2, FMA and F16C (checked above);
+                    // the bounds as for AVX-512.
+                    unsafe { avx2::group(w, x, g, half, t, n, out, stride, write) };
+                    t += n;
+                }
             }
         }
         return;
@@ -530,6 +546,133 @@ fn group_portable(w: &Matrix, x: &Quantized, g: usize, out: &Out, stride: usize,
             match write {
                 Write::Store => out.set(at, acc),
                 Write::Add => out.set(at, out.get(at) + acc),
+            }
+        }
+    }
+}
+
+/// The products with AVX2 (x86-64-v3 CPUs without AVX-512): each record
+/// in two halves of 8 rows, `vpmaddubsw` and `vpmaddwd` for `vpdpbusd`
+/// (the same 32-bit sums: a pair of 4-bit weights by 8-bit activations
+/// cannot saturate 16 bits; Q8_0 multiplies `|q|` by `a·sign(q)`, as ggml
+/// does, whose pairs cannot either), then the same float operations, so
+/// the same bits.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, Format, GROUP, Matrix, Quantized, Write};
+    use crate::parallel::Out;
+
+    /// Tokens per unpacked half record (16 registers).
+    pub(super) const TILE: usize = 4;
+
+    /// Rows `8·half..8·half + 8` of group `g` for tokens `t..t + n`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `out` holds `(t + n - 1) * stride +
+    /// w.rows` values.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn group(
+        w: &Matrix,
+        x: &Quantized,
+        g: usize,
+        half: usize,
+        t: usize,
+        n: usize,
+        out: &Out,
+        stride: usize,
+        write: Write,
+    ) {
+        macro_rules! dispatch {
+            ($($n:literal)*) => {
+                match n {
+                    $($n => unsafe { half_group::<$n>(w, x, g, half, t, out, stride, write) },)*
+                    _ => unreachable!("at most four tokens at once"),
+                }
+            };
+        }
+        dispatch!(1 2 3 4);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn half_group<const N: usize>(
+        w: &Matrix,
+        x: &Quantized,
+        g: usize,
+        half: usize,
+        t: usize,
+        out: &Out,
+        stride: usize,
+        write: Write,
+    ) {
+        let blocks = w.blocks();
+        let low = _mm256_set1_epi8(0x0F);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); N];
+        for b in 0..blocks {
+            let record = w.record(g, b);
+            // SAFETY: a record's lines are 64 aligned bytes; this half's
+            // scales are 16 bytes at 16·half (minimums 32 further), its
+            // weights 32 bytes at 32·half of each line.
+            let (d, m, weights) = unsafe {
+                let head = record[0].0.as_ptr();
+                let d = _mm256_cvtph_ps(_mm_load_si128(head.add(16 * half).cast()));
+                let m = _mm256_cvtph_ps(_mm_load_si128(head.add(32 + 16 * half).cast()));
+                let line = |l: usize| _mm256_load_si256(record[l].0.as_ptr().add(32 * half).cast());
+                let weights: [__m256i; 8] = match w.format {
+                    Format::Q4_1 => std::array::from_fn(|s| {
+                        if s < 4 {
+                            _mm256_and_si256(line(1 + s), low)
+                        } else {
+                            _mm256_and_si256(_mm256_srli_epi16(line(1 + s - 4), 4), low)
+                        }
+                    }),
+                    // Back to the signed `q` (stored as `q + 128`).
+                    _ => std::array::from_fn(|s| {
+                        _mm256_xor_si256(line(1 + s), _mm256_set1_epi8(-128))
+                    }),
+                };
+                (d, m, weights)
+            };
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let at = (t + i) * blocks + b;
+                let a = &x.q[at * BLOCK..(at + 1) * BLOCK];
+                let mut sum = _mm256_setzero_si256();
+                for (s, &w8) in weights.iter().enumerate() {
+                    let a = _mm256_set1_epi32(i32::from_le_bytes([
+                        a[4 * s] as u8,
+                        a[4 * s + 1] as u8,
+                        a[4 * s + 2] as u8,
+                        a[4 * s + 3] as u8,
+                    ]));
+                    let pairs = match w.format {
+                        Format::Q4_1 => _mm256_maddubs_epi16(w8, a),
+                        _ => {
+                            _mm256_maddubs_epi16(_mm256_sign_epi8(w8, w8), _mm256_sign_epi8(a, w8))
+                        }
+                    };
+                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+                }
+                let scale = _mm256_mul_ps(d, _mm256_set1_ps(x.d[at]));
+                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, *acc);
+                if w.format == Format::Q4_1 {
+                    *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(x.s[at]), *acc);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            let at = (t + i) * stride + g * GROUP + 8 * half;
+            let p = out.ptr(at, 8);
+            // SAFETY: `out.ptr` checked that 8 values from `at` are in it.
+            unsafe {
+                let v = match write {
+                    Write::Store => *acc,
+                    Write::Add => _mm256_add_ps(_mm256_loadu_ps(p), *acc),
+                };
+                _mm256_storeu_ps(p, v);
             }
         }
     }
@@ -921,6 +1064,27 @@ mod tests {
                         "{format:?} t{t} r{r}: {got} vs {exact}"
                     );
                 }
+            }
+            // The AVX2 products too, where the CPU has them.
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+            {
+                let mut out = vec![0.0; tokens * rows];
+                let shared = Out::new(&mut out);
+                for g in 0..m.groups() {
+                    for half in 0..2 {
+                        for t in (0..tokens).step_by(avx2::TILE) {
+                            let n = avx2::TILE.min(tokens - t);
+                            // SAFETY: the CPU has the features (checked).
+                            unsafe {
+                                avx2::group(&m, &q, g, half, t, n, &shared, rows, Write::Store)
+                            };
+                        }
+                    }
+                }
+                assert_eq!(out, fast, "{format:?}: AVX2 and the others differ");
             }
             // One token alone gives the same bits as in the batch.
             for t in [0, 5, 10] {
