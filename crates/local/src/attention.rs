@@ -52,6 +52,18 @@ pub(crate) fn group(
             _ => {}
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::has_avx2() {
+        // SAFETY (each arm): the CPU has AVX2, FMA and F16C (checked);
+        // `group_64` checks its slices' bounds.
+        match queries.len() {
+            64 => return unsafe { avx2::group_64::<1>(queries, cache, cells, scores, out) },
+            128 => return unsafe { avx2::group_64::<2>(queries, cache, cells, scores, out) },
+            192 => return unsafe { avx2::group_64::<3>(queries, cache, cells, scores, out) },
+            256 => return unsafe { avx2::group_64::<4>(queries, cache, cells, scores, out) },
+            _ => {}
+        }
+    }
     portable(queries, cache, cells, scores, out);
 }
 
@@ -248,6 +260,99 @@ mod avx512 {
     }
 }
 
+/// Groups of heads of 64 with AVX2 (CPUs without AVX-512): `head_sized::<64>`'s
+/// operations in its order, 16 lanes held as two halves of 8 (bit-equal,
+/// tested), each key and value loaded and converted once for the group.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use half::f16;
+
+    use super::{Heads, softmax};
+
+    /// `reduce`'s order on 16 lanes held as `lo` (0-7) and `hi` (8-15).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn reduce(lo: __m256, hi: __m256) -> f32 {
+        let h = _mm256_add_ps(lo, hi);
+        let x = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        let x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+        _mm_cvtss_f32(_mm_add_ss(x, _mm_shuffle_ps(x, x, 1)))
+    }
+
+    /// Eight vectors of the 64 values at `at`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn load(s: &[f32], at: usize) -> [__m256; 8] {
+        let s: &[f32; 64] = s[at..at + 64].try_into().expect("a head of 64");
+        // SAFETY: 64 values (checked above).
+        std::array::from_fn(|i| unsafe { _mm256_loadu_ps(s.as_ptr().add(8 * i)) })
+    }
+
+    /// The 64 `f16` values at `at`, as eight vectors of `f32`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn load_f16(s: &[f16], at: usize) -> [__m256; 8] {
+        let s: &[f16; 64] = s[at..at + 64].try_into().expect("a head of 64");
+        // SAFETY: 64 values of 2 bytes (checked above).
+        std::array::from_fn(|i| unsafe {
+            _mm256_cvtph_ps(_mm_loadu_si128(s.as_ptr().add(8 * i).cast()))
+        })
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn group_64<const G: usize>(
+        queries: &[f32],
+        cache: Heads<'_>,
+        cells: usize,
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        assert_eq!(cache.len, 64);
+        let q: [[__m256; 8]; G] = std::array::from_fn(|h| load(queries, 64 * h));
+        let scale = 1.0 / 8.0;
+        scores.resize(G * cells, 0.0);
+        for cell in 0..cells {
+            let k = load_f16(cache.keys, cell * cache.stride + cache.offset);
+            for (h, q) in q.iter().enumerate() {
+                let mut lo = _mm256_mul_ps(q[0], k[0]);
+                let mut hi = _mm256_mul_ps(q[1], k[1]);
+                for i in 1..4 {
+                    lo = _mm256_add_ps(lo, _mm256_mul_ps(q[2 * i], k[2 * i]));
+                    hi = _mm256_add_ps(hi, _mm256_mul_ps(q[2 * i + 1], k[2 * i + 1]));
+                }
+                scores[h * cells + cell] = reduce(lo, hi) * scale;
+            }
+        }
+        let totals: [f32; G] =
+            std::array::from_fn(|h| softmax(&mut scores[h * cells..(h + 1) * cells]));
+        let mut acc = [[_mm256_setzero_ps(); 8]; G];
+        for cell in 0..cells {
+            let v = load_f16(cache.values, cell * cache.stride + cache.offset);
+            for (h, acc) in acc.iter_mut().enumerate() {
+                let p = _mm256_set1_ps(scores[h * cells + cell]);
+                for i in 0..8 {
+                    acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(p, v[i]));
+                }
+            }
+        }
+        let out: &mut [f32] = &mut out[..64 * G];
+        for (h, acc) in acc.iter().enumerate() {
+            let inverse = _mm256_set1_ps(1.0 / totals[h]);
+            for (i, acc) in acc.iter().enumerate() {
+                // SAFETY: 64 values per head (the slice above).
+                unsafe {
+                    _mm256_storeu_ps(
+                        out.as_mut_ptr().add(64 * h + 8 * i),
+                        _mm256_mul_ps(*acc, inverse),
+                    )
+                };
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn head_sized<const D: usize>(
     query: &[f32],
@@ -417,6 +522,16 @@ mod tests {
         // A group of three heads, as SmolLM2's.
         let (mut scores, mut fast) = (Vec::new(), vec![0.0f32; 192]);
         group(&queries, cache, cells, &mut scores, &mut fast);
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+        {
+            let mut wide = vec![0.0f32; 192];
+            // SAFETY: the CPU has the features (checked).
+            unsafe { avx2::group_64::<3>(&queries, cache, cells, &mut scores, &mut wide) };
+            assert_eq!(wide, fast);
+        }
         for (query, fast) in queries.chunks_exact(64).zip(fast.chunks_exact(64)) {
             let mut portable = [0.0f32; 64];
             head_sized::<64>(query, cache, cells, &mut scores, &mut portable);
