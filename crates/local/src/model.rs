@@ -47,8 +47,9 @@ impl Default for LoadOptions {
     }
 }
 
-/// A GGUF chat model loaded into memory: its quantized weights (memory-mapped
-/// by `sluice-local`'s kernels, repacked at load) and its tokenizer.
+/// A GGUF chat model loaded into memory: its quantized weights (read from the
+/// file and repacked for this crate's kernels, in memory of the file's size)
+/// and its tokenizer.
 ///
 /// Generate through a [`Pool`](crate::Pool), which batches concurrent
 /// requests, or one at a time with [`LocalModel::generate`].
