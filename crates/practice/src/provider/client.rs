@@ -22,7 +22,11 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Below the keep-alive of the servers in front of models: uvicorn
+        // (vLLM, LiteLLM) closes an idle connection after 5 s, sluice's own
+        // server after 10 s. A pooled connection the server has just closed
+        // fails the next request on it (retried, unless `max_retries = 0`).
+        .pool_idle_timeout(Duration::from_secs(4))
         .pool_max_idle_per_host(32)
         .tcp_keepalive(Duration::from_secs(60))
         .build()
