@@ -47,6 +47,7 @@ use half::f16;
 
 use crate::LocalError;
 use crate::gguf::{Layout, Metadata, TensorInfo};
+use crate::kernel::{GGML_Q4_1, GGML_Q8_0, tensor_bytes};
 
 /// `general.file_type` of a mostly-Q4_1 file (llama.cpp's
 /// `LLAMA_FTYPE_MOSTLY_Q4_1`), and of a mostly-Q8_0 one.
@@ -56,8 +57,6 @@ const MOSTLY_Q8_0: u32 = 7;
 /// GGML tensor types: Q4_1 blocks (f16 scale, f16 minimum, 16 bytes of
 /// nibbles: 20 bytes per 32 weights) and Q8_0 blocks (f16 scale, 32 signed
 /// bytes: 34 bytes per 32 weights).
-const Q4_1: u32 = 3;
-const Q8_0: u32 = 8;
 const BLOCK: usize = 32;
 const Q4_1_BYTES: usize = 20;
 const Q8_0_BYTES: usize = 34;
@@ -145,7 +144,11 @@ fn write_q8_0(from: &Path, to: &Path) -> Result<(), LocalError> {
     let mut table = Vec::new();
     let mut offset = 0u64;
     for tensor in &layout.tensors {
-        let ty = if tensor.ty == Q4_1 { Q8_0 } else { tensor.ty };
+        let ty = if tensor.ty == GGML_Q4_1 {
+            GGML_Q8_0
+        } else {
+            tensor.ty
+        };
         TensorInfo {
             ty,
             offset,
@@ -153,7 +156,8 @@ fn write_q8_0(from: &Path, to: &Path) -> Result<(), LocalError> {
         }
         .write_entry(&mut table);
         offset = (offset
-            + size_of(tensor, ty).ok_or_else(|| bad(format!("tensor {:?}", tensor.name)))?)
+            + tensor_bytes(ty, tensor.elements())
+                .ok_or_else(|| bad(format!("tensor {:?}", tensor.name)))?)
         .next_multiple_of(align);
     }
 
@@ -165,8 +169,9 @@ fn write_q8_0(from: &Path, to: &Path) -> Result<(), LocalError> {
         pad(&mut out, &mut at, align)?;
         for tensor in &layout.tensors {
             reader.seek(SeekFrom::Start(layout.data_start + tensor.offset))?;
-            let size = size_of(tensor, tensor.ty).expect("sized when the table was written");
-            if tensor.ty == Q4_1 {
+            let size = tensor_bytes(tensor.ty, tensor.elements())
+                .expect("sized when the table was written");
+            if tensor.ty == GGML_Q4_1 {
                 let mut q4 = [0u8; Q4_1_BYTES];
                 for _ in 0..size / Q4_1_BYTES as u64 {
                     reader.read_exact(&mut q4)?;
@@ -191,19 +196,6 @@ fn pad(out: &mut impl Write, at: &mut u64, align: u64) -> std::io::Result<()> {
     out.write_all(&vec![0; (to - *at) as usize])?;
     *at = to;
     Ok(())
-}
-
-/// The bytes of `tensor` as type `ty`: f32, f16 and the two block formats
-/// (the types in SmolLM2's Q4_1 file); `None` for any other.
-fn size_of(tensor: &TensorInfo, ty: u32) -> Option<u64> {
-    let n = tensor.elements();
-    match ty {
-        0 => Some(n * 4),
-        1 => Some(n * 2),
-        Q4_1 if n.is_multiple_of(BLOCK as u64) => Some(n / BLOCK as u64 * Q4_1_BYTES as u64),
-        Q8_0 if n.is_multiple_of(BLOCK as u64) => Some(n / BLOCK as u64 * Q8_0_BYTES as u64),
-        _ => None,
-    }
 }
 
 /// One Q4_1 block as a Q8_0 block, with ggml's arithmetic: the 32 weights

@@ -140,7 +140,7 @@ impl<'m> Batcher<'m> {
             self.threads,
             &mut self.scratch,
         ) {
-            Ok(_) => self.sample(),
+            Ok(()) => self.sample(),
             Err(error) => {
                 // Only a bug can bring a batch the model refuses: every
                 // running sequence fails, and the next ones start clean.

@@ -22,7 +22,7 @@ use half::f16;
 use crate::LocalError;
 use crate::attention::{self, Heads, rms_norm, swiglu};
 use crate::gguf::{Layout, TensorInfo};
-use crate::kernel::{GGML_F32, Matrix, Quantized, Write, product, to_f16};
+use crate::kernel::{GGML_F32, Matrix, Quantized, Write, product, tensor_bytes, to_f16};
 use crate::parallel::{Out, Team, with_team};
 
 /// The model's shape, from the GGUF metadata.
@@ -170,12 +170,8 @@ impl<R: Read + Seek> Tensors<'_, R> {
             .iter()
             .find(|t| t.name == name)
             .ok_or_else(|| bad(format!("the GGUF file has no tensor {name}")))?;
-        let size = match tensor.ty {
-            GGML_F32 => tensor.elements() * 4,
-            crate::kernel::GGML_Q4_1 => tensor.elements() / 32 * 20,
-            crate::kernel::GGML_Q8_0 => tensor.elements() / 32 * 34,
-            ty => return Err(bad(format!("{name}: GGML type {ty} is not supported"))),
-        };
+        let size = tensor_bytes(tensor.ty, tensor.elements())
+            .ok_or_else(|| bad(format!("{name}: GGML type {} is not supported", tensor.ty)))?;
         let mut data = vec![0; usize::try_from(size).map_err(bad)?];
         self.file
             .seek(SeekFrom::Start(self.layout.data_start + tensor.offset))
@@ -287,15 +283,15 @@ impl Scratch {
 }
 
 /// Runs `tokens` through the model, appending their keys and values to
-/// `caches[token.seq]`; returns the logits of the tokens that want them, one
-/// row of `vocab` each, in batch order.
-pub(crate) fn forward<'s>(
+/// `caches[token.seq]`; leaves the logits of the tokens that want them in
+/// [`Scratch::logits`], one row of `vocab` each, in batch order.
+pub(crate) fn forward(
     weights: &Weights,
     tokens: &[Token],
     caches: &mut [Cache],
     threads: usize,
-    scratch: &'s mut Scratch,
-) -> Result<&'s [f32], LocalError> {
+    scratch: &mut Scratch,
+) -> Result<(), LocalError> {
     let c = weights.config;
     // Each sequence's tokens continue its cache, in order.
     let mut next: Vec<usize> = caches.iter().map(Cache::len).collect();
@@ -415,7 +411,7 @@ pub(crate) fn forward<'s>(
             &mut [(output, &mut s.logits[..], Write::Store)],
         );
     });
-    Ok(&s.logits)
+    Ok(())
 }
 
 /// `W·x` for each (matrix, output, write) on the team, the matrices' row
@@ -540,7 +536,8 @@ pub(crate) fn perplexity(
                 logits: true,
             })
             .collect();
-        let logits = forward(weights, &tokens, &mut caches, threads, &mut scratch)?;
+        forward(weights, &tokens, &mut caches, threads, &mut scratch)?;
+        let logits = scratch.logits();
         let vocab = weights.config.vocab;
         for (i, &next) in chunk.iter().enumerate().skip(1) {
             let row = &logits[(i - 1) * vocab..i * vocab];

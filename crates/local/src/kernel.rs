@@ -52,6 +52,23 @@ const TILE: usize = 8;
 pub(crate) const GGML_F32: u32 = 0;
 pub(crate) const GGML_Q4_1: u32 = 3;
 pub(crate) const GGML_Q8_0: u32 = 8;
+const GGML_F16: u32 = 1;
+
+/// Bytes of `elements` values of GGML type `ty` in a GGUF file; `None` for a
+/// type sluice-local does not read, or a count that is not whole blocks.
+pub(crate) fn tensor_bytes(ty: u32, elements: u64) -> Option<u64> {
+    match ty {
+        GGML_F32 => Some(elements * 4),
+        GGML_F16 => Some(elements * 2),
+        _ => {
+            let format = Format::from_ggml(ty)?;
+            let block = BLOCK as u64;
+            elements
+                .is_multiple_of(block)
+                .then(|| elements / block * format.file_bytes() as u64)
+        }
+    }
+}
 
 /// A 64-byte-aligned line, so every record's loads are aligned.
 #[repr(C, align(64))]
@@ -289,19 +306,7 @@ impl Quantized {
 
     /// Quantizes `x` (one token's `cols` values) into row `token`.
     pub(crate) fn set(&mut self, token: usize, x: &[f32]) {
-        let blocks = self.cols / BLOCK;
-        let (row, at) = (
-            token * self.cols..(token + 1) * self.cols,
-            token * blocks..(token + 1) * blocks,
-        );
-        self.x[row.clone()].copy_from_slice(x);
-        quantize(
-            x,
-            &mut self.q[row],
-            &mut self.d[at.clone()],
-            &mut self.s[at.clone()],
-            &mut self.sum[at],
-        );
+        self.rows().set(token, x);
     }
 }
 
@@ -365,6 +370,8 @@ impl Rows<'_> {
 /// Quantizes one token's row: per block of 32, `d = max|x| / 127`,
 /// `q = round(x / d)` (half to even), `sum = Σq`, `s = d·sum`.
 fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], sum: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    let wide = has_avx512();
     for (b, (x, q)) in x
         .chunks_exact(BLOCK)
         .zip(q.chunks_exact_mut(BLOCK))
@@ -376,7 +383,7 @@ fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], sum: &mut [i3
         let scale = amax / 127.0;
         let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         #[cfg(target_arch = "x86_64")]
-        let total = if has_avx512() {
+        let total = if wide {
             // SAFETY: the CPU has AVX-512F and BW (checked).
             unsafe { avx512::round(x, inverse, q) }
         } else {
@@ -707,8 +714,8 @@ mod avx512 {
         macro_rules! dispatch {
             ($($n:literal)*) => {
                 match (w.format, n) {
-                    $((Format::Q4_1, $n) => unsafe { q4_1::<$n>(w, x, g, t, out, stride, write) },)*
-                    $((Format::Q8_0, $n) => unsafe { q8_0::<$n>(w, x, g, t, out, stride, write) },)*
+                    $((Format::Q4_1, $n) => unsafe { columns::<true, $n>(w, x, g, t, out, stride, write) },)*
+                    $((Format::Q8_0, $n) => unsafe { columns::<false, $n>(w, x, g, t, out, stride, write) },)*
                     _ => unreachable!("at most eight tokens at once, of quantized weights"),
                 }
             };
@@ -845,8 +852,9 @@ mod avx512 {
         }
     }
 
+    /// Group `g` for tokens `t..t + N`, of Q4_1 weights (`Q4_1`) or Q8_0.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q4_1<const N: usize>(
+    unsafe fn columns<const Q4_1: bool, const N: usize>(
         w: &Matrix,
         x: &Quantized,
         g: usize,
@@ -861,66 +869,38 @@ mod avx512 {
         for b in 0..blocks {
             let record = w.record(g, b);
             prefetch(w, g, b);
-            // SAFETY: a Q4_1 record is 5 aligned lines.
-            let (d, m, packed) = unsafe {
+            let line = |l: usize| {
+                // SAFETY: a record's lines are 64 aligned bytes.
+                unsafe { _mm512_load_si512(record[l].0.as_ptr().cast()) }
+            };
+            // SAFETY: the scales (and Q4_1's minimums) are line 0's two
+            // halves of 32 bytes.
+            let (d, m) = unsafe {
                 let head = record[0].0.as_ptr();
                 (
                     _mm512_cvtph_ps(_mm256_load_si256(head.cast())),
                     _mm512_cvtph_ps(_mm256_load_si256(head.add(32).cast())),
-                    [1, 2, 3, 4].map(|l| _mm512_load_si512(record[l].0.as_ptr().cast())),
                 )
             };
-            let weights: [__m512i; 8] = std::array::from_fn(|s| {
-                if s < 4 {
-                    _mm512_and_si512(packed[s], low)
-                } else {
-                    _mm512_and_si512(_mm512_srli_epi16(packed[s - 4], 4), low)
+            // Q4_1: line 1 + j holds steps j (low nibbles) and j + 4 (high);
+            // Q8_0: line 1 + s holds step s.
+            let weights: [__m512i; 8] = std::array::from_fn(|s| match (Q4_1, s < 4) {
+                (true, true) => _mm512_and_si512(line(1 + s), low),
+                (true, false) => _mm512_and_si512(_mm512_srli_epi16(line(1 + s - 4), 4), low),
+                (false, _) => line(1 + s),
+            });
+            columns!(n, {
+                let at = (t + n) * blocks + b;
+                let mut sum = dot(&weights, activations(x, t + n, b));
+                if !Q4_1 {
+                    // The weights are `q + 128`.
+                    sum = _mm512_sub_epi32(sum, _mm512_set1_epi32(128 * x.sum[at]));
                 }
-            });
-            columns!(n, {
-                let sum = dot(&weights, activations(x, t + n, b));
-                let at = (t + n) * blocks + b;
                 let scale = _mm512_mul_ps(d, _mm512_set1_ps(x.d[at]));
                 acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, acc[n]);
-                acc[n] = _mm512_fmadd_ps(m, _mm512_set1_ps(x.s[at]), acc[n]);
-            });
-        }
-        // SAFETY: the caller's bounds.
-        unsafe { store(&acc, g, t, out, stride, write) };
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn q8_0<const N: usize>(
-        w: &Matrix,
-        x: &Quantized,
-        g: usize,
-        t: usize,
-        out: &Out,
-        stride: usize,
-        write: Write,
-    ) {
-        let blocks = w.blocks();
-        let mut acc = [_mm512_setzero_ps(); N];
-        for b in 0..blocks {
-            let record = w.record(g, b);
-            prefetch(w, g, b);
-            // SAFETY: a Q8_0 record is 9 aligned lines.
-            let (d, weights) = unsafe {
-                (
-                    _mm512_cvtph_ps(_mm256_load_si256(record[0].0.as_ptr().cast())),
-                    std::array::from_fn::<_, 8, _>(|s| {
-                        _mm512_load_si512(record[1 + s].0.as_ptr().cast())
-                    }),
-                )
-            };
-            columns!(n, {
-                let at = (t + n) * blocks + b;
-                let sum = _mm512_sub_epi32(
-                    dot(&weights, activations(x, t + n, b)),
-                    _mm512_set1_epi32(128 * x.sum[at]),
-                );
-                let scale = _mm512_mul_ps(d, _mm512_set1_ps(x.d[at]));
-                acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, acc[n]);
+                if Q4_1 {
+                    acc[n] = _mm512_fmadd_ps(m, _mm512_set1_ps(x.s[at]), acc[n]);
+                }
             });
         }
         // SAFETY: the caller's bounds.
